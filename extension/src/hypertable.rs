@@ -1,0 +1,258 @@
+//! Hypertables on native range partitioning: create_hypertable, chunks, maintenance, retention.
+//! The DDL orchestration is SQL (sql/hypertable.sql): it is a sequence of catalog look-ups and
+//! DDL statements, which PL/pgSQL expresses directly and which keeps every identifier behind
+//! regclass or format('%I'). Rust holds the arithmetic it calls (time_bucket).
+
+use pgrx::prelude::*;
+
+extension_sql_file!("../../sql/catalog.sql", name = "catalog");
+extension_sql_file!(
+    "../../sql/hypertable.sql",
+    name = "hypertable",
+    requires = ["catalog", "time_bucket_variants"]
+);
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn count(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).unwrap().unwrap_or(-1)
+    }
+
+    #[pg_test]
+    fn empty_table_becomes_hypertable_and_any_timestamp_inserts() {
+        Spi::run("CREATE TABLE m (ts timestamptz NOT NULL, sat text, value float8)").unwrap();
+        Spi::run("SELECT * FROM tidewatch.create_hypertable('m', 'ts', interval '1 day')").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'm'::regclass"),
+            1
+        );
+        // Chunks for today and 3 days ahead, plus the default partition.
+        assert_eq!(count("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'm'::regclass AND NOT is_default"), 4);
+        assert_eq!(count("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'm'::regclass AND is_default"), 1);
+        // Far past and far future rows land in the default partition, never fail.
+        Spi::run(
+            "INSERT INTO m VALUES (now(), 'SAT1', 1), ('1990-01-01', 'SAT1', 2), ('2190-06-01', 'SAT2', 3),
+                                  ('infinity', 'SAT3', 4)",
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM m"), 4);
+        assert_eq!(count("SELECT count(*) FROM ONLY m_default"), 3);
+        // Maintenance moves the finite ones into their chunks; no row is lost.
+        let moved = count("SELECT rows_moved FROM tidewatch.run_maintenance('m')");
+        assert_eq!(moved, 2);
+        assert_eq!(count("SELECT count(*) FROM m"), 4);
+        assert_eq!(count("SELECT count(*) FROM ONLY m_default"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'm'::regclass AND range_start = '1990-01-01'"),
+            1
+        );
+    }
+
+    #[pg_test]
+    fn migrate_data_keeps_rows_indexes_defaults_constraints_grants_comments() {
+        Spi::run(
+            "CREATE ROLE tw_reader;
+             CREATE TABLE legacy (id bigserial, ts timestamptz NOT NULL, v float8 DEFAULT 42 CHECK (v > -1000),
+                                  PRIMARY KEY (id, ts));
+             CREATE INDEX legacy_v_idx ON legacy (v);
+             COMMENT ON TABLE legacy IS 'legacy metrics';
+             COMMENT ON COLUMN legacy.v IS 'the value';
+             GRANT SELECT ON legacy TO tw_reader;
+             INSERT INTO legacy (ts, v) SELECT t, random() FROM generate_series(now() - interval '10 days', now(), interval '1 hour') t;",
+        )
+        .unwrap();
+        let before = count("SELECT count(*) FROM legacy");
+        let sum_before = Spi::get_one::<f64>("SELECT sum(v) FROM legacy")
+            .unwrap()
+            .unwrap();
+        Spi::run("SELECT * FROM tidewatch.create_hypertable('legacy', 'ts', migrate_data => true)")
+            .unwrap();
+        assert_eq!(count("SELECT count(*) FROM legacy"), before);
+        assert_eq!(
+            Spi::get_one::<f64>("SELECT sum(v) FROM legacy")
+                .unwrap()
+                .unwrap(),
+            sum_before
+        );
+        assert_eq!(count("SELECT count(*) FROM ONLY legacy_default"), 0);
+        assert!(count("SELECT count(*) FROM tidewatch.show_chunks('legacy')") >= 11);
+        assert_eq!(count("SELECT count(*) FROM pg_indexes WHERE tablename = 'legacy' AND indexname IN ('legacy_pkey', 'legacy_v_idx')"), 2);
+        assert_eq!(
+            Spi::get_one::<String>("SELECT obj_description('legacy'::regclass, 'pg_class')")
+                .unwrap()
+                .unwrap(),
+            "legacy metrics"
+        );
+        assert_eq!(
+            Spi::get_one::<String>("SELECT col_description('legacy'::regclass, 3)")
+                .unwrap()
+                .unwrap(),
+            "the value"
+        );
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT has_table_privilege('tw_reader', 'legacy', 'SELECT')")
+                .unwrap(),
+            Some(true)
+        );
+        // The serial sequence still belongs to the table and continues after the old rows.
+        Spi::run("INSERT INTO legacy (ts) VALUES (now())").unwrap();
+        assert_eq!(count("SELECT count(DISTINCT id) FROM legacy"), before + 1);
+        assert_eq!(
+            Spi::get_one::<f64>("SELECT v FROM legacy ORDER BY id DESC LIMIT 1").unwrap(),
+            Some(42.0)
+        );
+        assert_eq!(count("SELECT count(*) FROM pg_constraint WHERE conrelid = 'legacy'::regclass AND conname = 'legacy_v_check'"), 1);
+    }
+
+    #[pg_test]
+    fn declared_partitioned_table_is_adopted() {
+        Spi::run(
+            "CREATE TABLE p (ts timestamp NOT NULL, v int) PARTITION BY RANGE (ts);
+             CREATE TABLE p_old PARTITION OF p FOR VALUES FROM ('2020-01-01 06:00') TO ('2020-01-02 06:00');
+             SELECT * FROM tidewatch.create_hypertable('p', 'ts', interval '1 day');
+             INSERT INTO p VALUES ('2020-01-01 03:00', 1), ('2020-01-02 12:00', 2), ('2020-01-01 12:00', 3);",
+        )
+        .unwrap();
+        Spi::run("SELECT * FROM tidewatch.run_maintenance('p')").unwrap();
+        // Chunks around the hand-made partition are clipped to it.
+        assert_eq!(count("SELECT count(*) FROM ONLY p_default"), 0);
+        assert_eq!(count("SELECT count(*) FROM p"), 3);
+        assert_eq!(count("SELECT count(*) FROM p_old"), 1);
+    }
+
+    #[pg_test]
+    fn queries_prune_chunks() {
+        Spi::run(
+            "CREATE TABLE q (ts timestamptz NOT NULL, v int);
+             SELECT * FROM tidewatch.create_hypertable('q', 'ts', interval '1 day');
+             INSERT INTO q SELECT t, 1 FROM generate_series(now() - interval '20 days', now(), interval '1 hour') t;
+             SELECT * FROM tidewatch.run_maintenance('q');",
+        )
+        .unwrap();
+        // A closed range inside one past day touches exactly that day's chunk (and not the
+        // default partition, which the planner can exclude when chunks cover the range).
+        let day = Spi::get_one::<String>(
+            "SELECT (tidewatch.time_bucket('1 day', now()) - interval '5 days')::text",
+        )
+        .unwrap()
+        .unwrap();
+        let plan = Spi::explain(&format!(
+            "SELECT count(*) FROM q WHERE ts >= '{day}' AND ts < '{day}'::timestamptz + interval '12 hours'"
+        ))
+        .unwrap();
+        let text = format!("{:?}", plan.0);
+        let scanned = text.matches("\"Relation Name\"").count();
+        let all = count("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'q'::regclass")
+            as usize;
+        assert!(
+            scanned == 1 && all > 20,
+            "scanned {scanned} of {all}: {text}"
+        );
+    }
+
+    #[pg_test]
+    fn drop_chunks_and_retention_policy() {
+        Spi::run(
+            "CREATE TABLE runs (ts timestamptz NOT NULL, msg text);
+             SELECT * FROM tidewatch.create_hypertable('runs', 'ts', interval '1 day');
+             INSERT INTO runs SELECT t, 'x' FROM generate_series(now() - interval '30 days', now(), interval '1 hour') t;
+             SELECT * FROM tidewatch.run_maintenance('runs');",
+        )
+        .unwrap();
+        let total = count("SELECT count(*) FROM runs");
+        let old = count("SELECT count(*) FROM runs WHERE ts < tidewatch.time_bucket('1 day', now() - interval '7 days')");
+        let job =
+            Spi::get_one::<i32>("SELECT tidewatch.add_retention_policy('runs', interval '7 days')")
+                .unwrap()
+                .unwrap();
+        Spi::run(&format!("CALL tidewatch.run_job({job})")).unwrap();
+        assert_eq!(count("SELECT count(*) FROM runs"), total - old);
+        assert_eq!(
+            count("SELECT count(*) FROM runs WHERE ts < now() - interval '8 days'"),
+            0
+        );
+        assert_eq!(
+            count(&format!(
+                "SELECT total_successes FROM tidewatch.job_stats WHERE job_id = {job}"
+            )),
+            1
+        );
+        Spi::run("SELECT tidewatch.remove_retention_policy('runs')").unwrap();
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tidewatch.jobs WHERE job_id = {job}"
+            )),
+            0
+        );
+    }
+
+    #[pg_test(error = "drop_chunks needs older_than or newer_than")]
+    fn drop_chunks_without_bound_is_an_error() {
+        Spi::run("CREATE TABLE d (ts timestamptz NOT NULL); SELECT * FROM tidewatch.create_hypertable('d', 'ts')").unwrap();
+        Spi::run("SELECT tidewatch.drop_chunks('d')").unwrap();
+    }
+
+    #[pg_test(error = "table \"public.full_t\" is not empty")]
+    fn rows_without_migrate_data_is_an_error() {
+        Spi::run(
+            "CREATE TABLE full_t (ts timestamptz NOT NULL); INSERT INTO full_t VALUES (now())",
+        )
+        .unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('full_t', 'ts')").unwrap();
+    }
+
+    #[pg_test(error = "column \"name\" has type text, not timestamptz, timestamp or date")]
+    fn non_time_column_is_an_error() {
+        Spi::run("CREATE TABLE w (ts timestamptz, name text)").unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('w', 'name')").unwrap();
+    }
+
+    #[pg_test(error = "invalid chunk_time_interval: -01:00:00")]
+    fn negative_interval_is_an_error() {
+        Spi::run("CREATE TABLE w2 (ts timestamptz)").unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('w2', 'ts', interval '-1 hour')").unwrap();
+    }
+
+    #[pg_test(error = "relation \"does_not_exist\" does not exist")]
+    fn missing_table_is_an_error() {
+        Spi::run("SELECT tidewatch.create_hypertable('does_not_exist', 'ts')").unwrap();
+    }
+
+    #[pg_test(error = "table \"public.twice\" is already a hypertable")]
+    fn twice_is_an_error_unless_if_not_exists() {
+        Spi::run("CREATE TABLE twice (ts timestamptz NOT NULL)").unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('twice', 'ts')").unwrap();
+        let created = Spi::get_one::<bool>(
+            "SELECT created FROM tidewatch.create_hypertable('twice', 'ts', if_not_exists => true)",
+        )
+        .unwrap();
+        assert_eq!(created, Some(false));
+        Spi::run("SELECT tidewatch.create_hypertable('twice', 'ts')").unwrap();
+    }
+
+    #[pg_test]
+    fn hostile_table_name_is_quoted_everywhere() {
+        Spi::run(
+            r#"CREATE TABLE y (a int);
+               CREATE TABLE "x; DROP TABLE y" ("t; --" timestamptz NOT NULL, v int);
+               SELECT * FROM tidewatch.create_hypertable('"x; DROP TABLE y"', 't; --', interval '1 hour');
+               INSERT INTO "x; DROP TABLE y" VALUES ('1999-01-01', 1), (now(), 2);
+               SELECT * FROM tidewatch.run_maintenance('"x; DROP TABLE y"');
+               SELECT tidewatch.drop_chunks('"x; DROP TABLE y"', older_than => '2000-01-01'::timestamptz);"#,
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM y"), 0);
+        assert_eq!(count(r#"SELECT count(*) FROM "x; DROP TABLE y""#), 1);
+    }
+
+    #[pg_test]
+    fn dropping_a_hypertable_cleans_the_catalog() {
+        Spi::run("CREATE TABLE gone (ts timestamptz NOT NULL); SELECT * FROM tidewatch.create_hypertable('gone', 'ts')").unwrap();
+        Spi::run("DROP TABLE gone").unwrap();
+        assert_eq!(count("SELECT count(*) FROM tidewatch.hypertable"), 0);
+        assert_eq!(count("SELECT count(*) FROM tidewatch.job"), 0);
+    }
+}

@@ -1,0 +1,32 @@
+//! The `tidewatch` PostgreSQL extension. This file is a table of contents: one module per SQL
+//! feature, each a thin layer over the plain crates in `crates/` and the SQL in `sql/`.
+
+mod errors;
+mod hypertable;
+mod jobs;
+mod scheduler;
+mod time_bucket;
+
+::pgrx::pg_module_magic!(name, version);
+
+/// Registers the GUCs and, when loaded through `shared_preload_libraries`, the scheduler
+/// background workers. Everything else works without preloading.
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    scheduler::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![
+            "shared_preload_libraries = 'tidewatch'",
+            "tidewatch.scheduler_databases = 'pgrx_tests'",
+            "tidewatch.scheduler_naptime = 200",
+        ]
+    }
+}

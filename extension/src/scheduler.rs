@@ -1,0 +1,222 @@
+//! The job scheduler: one background worker per database listed in
+//! `tidewatch.scheduler_databases` (when the library is in `shared_preload_libraries`).
+//!
+//! Each scheduler wakes every `tidewatch.scheduler_naptime` milliseconds, asks
+//! `tidewatch._due_jobs()` for due jobs and runs each in its own short-lived dynamic background
+//! worker connected as the job's owner. So a job runs with its owner's rights, in its own
+//! transaction, and a job that crashes its process only fails that run: the scheduler records it
+//! (`tidewatch._job_crashed`) and goes on.
+
+use pgrx::bgworkers::{
+    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+};
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::prelude::*;
+use std::ffi::CString;
+use std::time::Duration;
+
+static SCHEDULER_DATABASES: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+static SCHEDULER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
+static SCHEDULER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"tidewatch.scheduler_databases",
+        c"Databases in which the tidewatch job scheduler runs (comma-separated).",
+        c"One background worker per database; it sleeps while the extension is not installed there. \
+          Needs tidewatch in shared_preload_libraries; changing it needs a restart.",
+        &SCHEDULER_DATABASES,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"tidewatch.scheduler_naptime",
+        c"How often (milliseconds) the tidewatch scheduler looks for due jobs.",
+        c"",
+        &SCHEDULER_NAPTIME_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_bool_guc(
+        c"tidewatch.scheduler_enabled",
+        c"Whether the tidewatch scheduler runs due jobs.",
+        c"When off, schedulers keep running but start no job; CALL tidewatch.run_job() still works.",
+        &SCHEDULER_ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+
+    // Background workers can only be registered while the postmaster loads the library.
+    if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        return;
+    }
+    for db in database_list() {
+        BackgroundWorkerBuilder::new(&format!("tidewatch scheduler {db}"))
+            .set_type("tidewatch scheduler")
+            .set_function("tidewatch_scheduler_main")
+            .set_library("tidewatch")
+            .set_extra(&db)
+            .enable_spi_access()
+            .set_start_time(BgWorkerStartTime::RecoveryFinished)
+            .set_restart_time(Some(Duration::from_secs(10)))
+            .load();
+    }
+}
+
+fn database_list() -> Vec<String> {
+    let raw = SCHEDULER_DATABASES
+        .get()
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty() && s.len() < 64)
+        .map(String::from)
+        .collect()
+}
+
+fn naptime() -> Duration {
+    Duration::from_millis(u64::try_from(SCHEDULER_NAPTIME_MS.get()).unwrap_or(1000))
+}
+
+/// Due jobs of this database, or none while the extension is not installed here.
+fn due_jobs() -> Vec<(i32, pg_sys::Oid)> {
+    BackgroundWorker::transaction(|| {
+        let installed = Spi::get_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'tidewatch')",
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+        if !installed {
+            return Vec::new();
+        }
+        Spi::connect(|client| {
+            let mut out = Vec::new();
+            if let Ok(rows) = client.select(
+                "SELECT job_id, owner FROM tidewatch._due_jobs(16)",
+                None,
+                &[],
+            ) {
+                for row in rows {
+                    if let (Ok(Some(id)), Ok(Some(owner))) =
+                        (row.get::<i32>(1), row.get::<pg_sys::Oid>(2))
+                    {
+                        out.push((id, owner));
+                    }
+                }
+            }
+            out
+        })
+    })
+}
+
+fn record_crash(job_id: i32, started: TimestampWithTimeZone, reason: &str) {
+    BackgroundWorker::transaction(|| {
+        let _ = Spi::run_with_args(
+            "SELECT tidewatch._job_crashed($1, $2, $3)",
+            &[job_id.into(), started.into(), reason.into()],
+        );
+    });
+}
+
+/// Did the run that began at `started` record its outcome?
+fn run_recorded(job_id: i32, started: TimestampWithTimeZone) -> bool {
+    BackgroundWorker::transaction(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT coalesce((SELECT last_finish >= $2 FROM tidewatch.job_stat WHERE job_id = $1), false)",
+            &[job_id.into(), started.into()],
+        )
+        .ok()
+        .flatten()
+        .unwrap_or(true)
+    })
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let db = BackgroundWorker::get_extra().to_string();
+    BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    log!("tidewatch scheduler started in database \"{db}\"");
+    let dboid = unsafe { pg_sys::MyDatabaseId };
+
+    while BackgroundWorker::wait_latch(Some(naptime())) {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if !SCHEDULER_ENABLED.get() {
+            continue;
+        }
+        for (job_id, owner) in due_jobs() {
+            if BackgroundWorker::sigterm_received() {
+                break;
+            }
+            let started = BackgroundWorker::transaction(|| {
+                Spi::get_one::<TimestampWithTimeZone>("SELECT clock_timestamp()")
+            });
+            let Ok(Some(started)) = started else {
+                continue;
+            };
+            let spawned = BackgroundWorkerBuilder::new(&format!("tidewatch job {job_id}"))
+                .set_type("tidewatch job")
+                .set_function("tidewatch_job_main")
+                .set_library("tidewatch")
+                .set_argument(job_id.into_datum())
+                .set_extra(&format!("{} {}", dboid.to_u32(), owner.to_u32()))
+                .enable_spi_access()
+                .set_restart_time(None)
+                .set_notify_pid(unsafe { pg_sys::MyProcPid })
+                .load_dynamic();
+            match spawned {
+                Ok(worker) => {
+                    let _ = worker.wait_for_shutdown();
+                    if !run_recorded(job_id, started) {
+                        record_crash(
+                            job_id,
+                            started,
+                            "the job's worker process exited without recording an outcome",
+                        );
+                    }
+                }
+                Err(_) => {
+                    warning!(
+                        "tidewatch scheduler: could not start a worker for job {job_id}; \
+                         raise max_worker_processes"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    log!("tidewatch scheduler in database \"{db}\" is stopping");
+}
+
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tidewatch_job_main(arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let job_id = unsafe { i32::from_datum(arg, false) }.unwrap_or(0);
+    let mut parts = BackgroundWorker::get_extra()
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok());
+    let (Some(dboid), Some(useroid)) = (parts.next(), parts.next()) else {
+        warning!("tidewatch job worker started without database and role");
+        return;
+    };
+    BackgroundWorker::connect_worker_to_spi_by_oid(
+        Some(pg_sys::Oid::from(dboid)),
+        Some(pg_sys::Oid::from(useroid)),
+    );
+    BackgroundWorker::transaction(|| {
+        // _execute_job catches the job's own errors; anything else ends this process only.
+        let _ = Spi::run_with_args(
+            "SELECT tidewatch._execute_job($1, true, pg_catalog.current_setting('search_path'))",
+            &[job_id.into()],
+        );
+    });
+}

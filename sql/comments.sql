@@ -1,0 +1,68 @@
+-- COMMENT ON every public function, so that \df+ and \dv+ explain them. One sentence of what,
+-- one of how.
+
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, timestamptz) IS
+'Start of the time bucket of the given width that holds ts, as TimescaleDB computes it. Buckets are aligned in UTC to Monday 2000-01-03 (months to 2000-01-01).';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, timestamptz, timestamptz) IS
+'Start of the time bucket that holds ts, with buckets aligned to origin instead of Monday 2000-01-03. Month widths use only the month of origin.';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, timestamptz, interval) IS
+'Start of the time bucket that holds ts, with buckets shifted by offset. Computed as time_bucket(width, ts - offset) + offset.';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, timestamptz, text, timestamptz, interval) IS
+'Start of the time bucket that holds ts, on wall-clock time in the given time zone (days start at local midnight across DST). Optional origin and offset as in the other variants.';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, timestamp) IS
+'Start of the time bucket of the given width that holds ts, as TimescaleDB computes it. Aligned to 2000-01-03 00:00 (months to 2000-01-01).';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, timestamp, timestamp) IS
+'Start of the time bucket that holds ts, with buckets aligned to origin. Month widths use only the month of origin.';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, timestamp, interval) IS
+'Start of the time bucket that holds ts, with buckets shifted by offset. Computed as time_bucket(width, ts - offset) + offset.';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, date) IS
+'First day of the bucket of whole days or months that holds the date. Aligned to Monday 2000-01-03 (months to 2000-01-01).';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, date, date) IS
+'First day of the bucket that holds the date, with buckets aligned to origin. The width must be whole days or months.';
+COMMENT ON FUNCTION tidewatch.time_bucket(interval, date, interval) IS
+'First day of the bucket that holds the date, with buckets shifted by offset. Computed as time_bucket(width, date - offset) + offset.';
+
+COMMENT ON FUNCTION tidewatch.create_hypertable(regclass, name, interval, boolean, boolean) IS
+'Turns a table into a hypertable partitioned by range on time_column into chunks of chunk_time_interval. Works on empty tables, on tables declared PARTITION BY RANGE, and with migrate_data => true on tables with rows; adds a default partition and a maintenance job.';
+COMMENT ON FUNCTION tidewatch.show_chunks(regclass, timestamptz, timestamptz) IS
+'Chunks of a hypertable, oldest first, optionally only those entirely older than older_than or starting at or after newer_than. The default partition is never listed.';
+COMMENT ON FUNCTION tidewatch.show_chunks(regclass, interval, interval) IS
+'Chunks of a hypertable entirely older than now() - older_than (and starting after now() - newer_than). The default partition is never listed.';
+COMMENT ON FUNCTION tidewatch.drop_chunks(regclass, timestamptz, timestamptz) IS
+'Drops the chunks show_chunks lists for the same bounds and returns their names. Rows of that range still waiting in the default partition are deleted too; at least one bound is required.';
+COMMENT ON FUNCTION tidewatch.drop_chunks(regclass, interval, interval) IS
+'Drops the chunks entirely older than now() - older_than and returns their names. Rows of that range still waiting in the default partition are deleted too.';
+COMMENT ON FUNCTION tidewatch.run_maintenance(regclass, integer) IS
+'Creates chunks for now and chunks_ahead intervals ahead, and moves rows out of the default partition into new chunks (up to max_chunks). Each move is transactional, so every row stays visible; the maintenance job calls this.';
+COMMENT ON PROCEDURE tidewatch.policy_maintenance(integer, jsonb) IS
+'Job procedure: runs run_maintenance for the hypertable config->>''hypertable_id''. Added by create_hypertable.';
+COMMENT ON PROCEDURE tidewatch.policy_retention(integer, jsonb) IS
+'Job procedure: drops chunks older than config->>''drop_after'' from the hypertable config->>''hypertable_id''. Added by add_retention_policy.';
+COMMENT ON FUNCTION tidewatch.add_retention_policy(regclass, interval, boolean, interval) IS
+'Adds a job that drops chunks of the hypertable older than drop_after and returns its job id. Runs every min(chunk interval, 1 day) unless schedule_interval says otherwise.';
+COMMENT ON FUNCTION tidewatch.remove_retention_policy(regclass, boolean) IS
+'Removes the retention job of a hypertable. Errors if there is none, unless if_exists.';
+
+COMMENT ON FUNCTION tidewatch.add_job(regproc, interval, jsonb, timestamptz, boolean, interval, integer, text) IS
+'Schedules a procedure or function (job_id integer, config jsonb) to run every schedule_interval as the calling role, and returns the job id. Failures are recorded and retried after retry_period, doubling up to 5 schedule intervals; max_retries consecutive failures unschedule the job.';
+COMMENT ON FUNCTION tidewatch.alter_job(integer, interval, jsonb, timestamptz, boolean, interval, integer, boolean) IS
+'Changes the schedule, config, next start, retry settings or scheduled flag of a job; NULL keeps a setting. Returns the job as it now is.';
+COMMENT ON FUNCTION tidewatch.delete_job(integer, boolean) IS
+'Deletes a job and its statistics. Errors on an unknown id, unless if_exists.';
+COMMENT ON PROCEDURE tidewatch.run_job(integer) IS
+'Runs a job now in this session and records the outcome in tidewatch.job_stats. A failure is reported as a WARNING with the error and does not change the schedule.';
+
+COMMENT ON VIEW tidewatch.hypertables IS 'Hypertables with their time column, chunk interval, number of chunks, covered range, size, row estimate and retention.';
+COMMENT ON VIEW tidewatch.chunks IS 'Chunks (and default partitions) of every hypertable with their range, size and row estimate.';
+COMMENT ON VIEW tidewatch.jobs IS 'Scheduled jobs: procedure, owner, schedule, retry settings, config and next start.';
+COMMENT ON VIEW tidewatch.job_stats IS 'Latest run of every job: start, finish, status, duration, error, next start and running totals.';
+
+COMMENT ON FUNCTION tidewatch._partitions(regclass) IS 'Internal: partitions of a table with their parsed range.';
+COMMENT ON FUNCTION tidewatch._hypertable(regclass) IS 'Internal: catalog row of a hypertable, or an error.';
+COMMENT ON FUNCTION tidewatch._chunk_name(regclass, timestamptz, interval) IS 'Internal: a free name for a new chunk.';
+COMMENT ON FUNCTION tidewatch._ensure_chunk(regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp, moving its rows out of the default partition.';
+COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval) IS 'Internal: swaps a plain table for a partitioned one with the same rows, indexes, constraints, grants and comments.';
+COMMENT ON FUNCTION tidewatch._on_sql_drop() IS 'Internal: removes catalog rows of dropped hypertables.';
+COMMENT ON FUNCTION tidewatch._execute_job(integer, boolean, text) IS 'Internal: runs a job, records its outcome and computes its next start.';
+COMMENT ON FUNCTION tidewatch._due_jobs(integer) IS 'Internal: jobs the scheduler should run now.';
+COMMENT ON FUNCTION tidewatch._job_crashed(integer, timestamptz, text) IS 'Internal: records a job run whose process died.';
