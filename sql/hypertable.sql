@@ -391,8 +391,7 @@ BEGIN
         RAISE NOTICE 'tidewatch: migrated % rows of "%" into % chunks', rowcount, relation, (SELECT count(*) FROM _tw_bucket);
     END IF;
 
-    -- Swap.
-    DELETE FROM tidewatch.hypertable WHERE relid = tmp;
+    -- Swap. The catalog row made for tmp stays: renaming keeps the table's oid.
     EXECUTE format('DROP TABLE %s', relation);
     EXECUTE format('ALTER TABLE %s RENAME TO %I', tmp, relname);
     EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', nsp, relname, owner_name);
@@ -533,8 +532,6 @@ BEGIN
             END IF;
         END IF;
         target := tidewatch._convert_to_partitioned(relation, time_column, chunk_time_interval);
-        INSERT INTO tidewatch.hypertable (relid, time_column, time_type, chunk_interval)
-            VALUES (target, time_column, col.typ, chunk_time_interval);
         default_name := left(rel.relname, 55) || '_default';
         EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', rel.nspname, default_name, target);
     END IF;

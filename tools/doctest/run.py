@@ -30,6 +30,7 @@ PSQL_ARGS = [
     "-X", "-q", "-w",
     "-v", "ON_ERROR_STOP=0",
     "-v", "VERBOSITY=default",
+    "-v", "SHOW_CONTEXT=never",
     "--pset=pager=off",
 ]
 

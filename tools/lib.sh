@@ -1,0 +1,74 @@
+# Shared by tools/demo.sh, tools/test.sh and benches: dependencies, build, local clusters.
+# shellcheck shell=bash
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# A target dir outside the clone keeps rebuilds incremental across fresh clones.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tidewatch-target}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PG_CONFIG=${PG_CONFIG:-/usr/bin/pg_config}
+PGRX_VERSION=0.18.1
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# apt packages, cargo-pgrx and `cargo pgrx init`, each only when missing.
+ensure_deps() {
+    local need=() p
+    for p in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo; do
+        dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+    done
+    if [ ${#need[@]} -gt 0 ]; then
+        say "installing ${need[*]}"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+    if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
+        say "installing cargo-pgrx $PGRX_VERSION (about 7 minutes)"
+        cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+    fi
+    if ! grep -qs '^pg15' "${PGRX_HOME:-$HOME/.pgrx}/config.toml"; then
+        say "pointing pgrx at the system PostgreSQL 15"
+        cargo pgrx init --pg15 "$PG_CONFIG" >/dev/null
+    fi
+}
+
+# Build and install the extension into the system PostgreSQL 15 (debug unless $1 = --release).
+install_extension() {
+    say "building and installing the tidewatch extension ${1:-}"
+    (cd "$REPO/extension" && cargo pgrx install --pg-config "$PG_CONFIG" ${1:-} >/dev/null)
+}
+
+# cluster_start DIR PORT DBNAMES: a cluster owned by postgres on 127.0.0.1:PORT with tidewatch
+# preloaded and its scheduler running in the comma-separated DBNAMES.
+cluster_start() {
+    local dir=$1 port=$2 dbs=$3
+    as_root install -d -o postgres -g postgres "$dir"
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        as_root runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+    fi
+    as_root tee "$dir/data/postgresql.auto.conf" >/dev/null <<CONF
+port = $port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$dir'
+shared_preload_libraries = 'tidewatch'
+tidewatch.scheduler_databases = '$dbs'
+tidewatch.scheduler_naptime = 500
+max_worker_processes = 16
+lc_messages = 'C'
+timezone = 'UTC'
+log_min_messages = warning
+CONF
+    cluster_stop "$dir"
+    as_root runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+}
+
+cluster_stop() {
+    local dir=$1
+    if [ -f "$dir/data/postmaster.pid" ]; then
+        as_root runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+}

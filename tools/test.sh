@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Every test of Tidewatch, as README.md describes and .ci/run calls:
+#   1. crate unit and property tests (cargo test)
+#   2. the doc-test runner's own unit tests
+#   3. the extension's #[pg_test]s (cargo pgrx test pg15)
+#   4. docs/*.md: every ```sql block executed against the installed extension
+#   5. tests/: integration tests against a real cluster (scheduler, concurrency, COPY)
+# Ends with one line "total: N passed, M failed"; exits non-zero if anything failed.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO"
+
+TEST_DIR=${TIDEWATCH_TEST_DIR:-/var/tmp/tidewatch-test}
+TEST_PORT=${TIDEWATCH_TEST_PORT:-55443}
+passed=0 failed=0 stage_failed=()
+LOG=$(mktemp -d)
+
+# count LOGFILE: add up "N passed; M failed" (cargo), "doctest: N passed, M failed" and
+# unittest's "Ran N tests" / "FAILED (failures=a, errors=b)".
+count() {
+    local f=$1 p q
+    read -r p q < <(awk '
+        /^test result: / { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) q += $i } }
+        /^doctest: [0-9]+ passed, [0-9]+ failed/ { p += $2; q += $4 }
+        /^Ran [0-9]+ tests? in/ { ran += $2 }
+        /^FAILED \(/ { s = $0; while (match(s, /(failures|errors)=[0-9]+/)) { n = substr(s, RSTART, RLENGTH); sub(/.*=/, "", n); uq += n; s = substr(s, RSTART + RLENGTH) } }
+        END { print p + ran - uq, q + uq }' "$f")
+    passed=$((passed + p)); failed=$((failed + q))
+}
+
+stage() {
+    local name=$1; shift
+    say "$name"
+    local out="$LOG/$(echo "$name" | tr -c 'a-z0-9' '_').log"
+    if "$@" 2>&1 | tee "$out"; then :; else
+        stage_failed+=("$name")
+        # A stage that failed without reporting a failed test still counts as one failure.
+        grep -qE '([1-9][0-9]* failed|FAILED \()' "$out" || failed=$((failed + 1))
+    fi
+    count "$out"
+}
+
+ensure_deps
+
+stage "crate tests" cargo test --workspace --exclude tidewatch -j 2
+stage "doc-test runner unit tests" python3 -m unittest discover -s tools/doctest -p 'test_*.py'
+
+as_root install -d -o postgres -g postgres "$TEST_DIR"
+stage "extension pg_tests" bash -c "cd extension && cargo pgrx test pg15 --runas postgres --pgdata '$TEST_DIR/pgrx'"
+
+install_extension
+cluster_start "$TEST_DIR/cluster" "$TEST_PORT" "doctest_jobs,tidewatch_it"
+trap 'cluster_stop "$TEST_DIR/cluster"' EXIT
+DSN="host=127.0.0.1 port=$TEST_PORT user=postgres"
+stage "docs" python3 tools/doctest/run.py --dsn "$DSN dbname=postgres" docs/
+stage "integration tests" env TIDEWATCH_DSN="$DSN" python3 -m unittest discover -s tests -p 'test_*.py' -v
+
+if [ ${#stage_failed[@]} -gt 0 ]; then
+    say "failed stages: ${stage_failed[*]}"
+fi
+echo "total: $passed passed, $failed failed"
+[ ${#stage_failed[@]} -eq 0 ] && [ "$failed" -eq 0 ]
