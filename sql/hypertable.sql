@@ -104,6 +104,7 @@ RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
+SET lock_timeout = '2s'
 AS $$
 DECLARE
     h tidewatch.hypertable;
@@ -134,6 +135,13 @@ BEGIN
         WHERE NOT p.is_default AND p.range_start > ts;
     hi := coalesce(hi, tidewatch.time_bucket(h.chunk_interval, ts) + h.chunk_interval);
 
+    -- Readers and writers must not plan with the old partition list and then execute with a
+    -- snapshot taken after this transaction: a reader would miss the moved rows, a writer that
+    -- routed a row to the default partition would fail its partition check. Locking the parent
+    -- (ONLY: every query locks it first) makes them wait before planning, so they see the new
+    -- chunk and the moved rows together. lock_timeout keeps us from queueing behind long queries.
+    EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', relation);
+
     SELECT n.nspname, r.rolname INTO nsp, owner_name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.oid = c.relowner
         WHERE c.oid = relation;
@@ -145,9 +153,6 @@ BEGIN
     EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', nsp, chunk_name, owner_name);
 
     IF default_part IS NOT NULL THEN
-        -- Block writers to the default partition (readers go on) until the chunk is attached,
-        -- so no row of this range can land there in between.
-        EXECUTE format('LOCK TABLE %s IN EXCLUSIVE MODE', default_part);
         SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
             FROM pg_attribute a
             WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
@@ -188,11 +193,21 @@ BEGIN
         RAISE EXCEPTION 'max_chunks must be a positive integer, not %', coalesce(max_chunks::text, 'NULL')
             USING ERRCODE = '22023';
     END IF;
+    -- One maintainer per hypertable at a time (the job and a manual call would otherwise
+    -- deadlock: each reads the default partition, then wants the hypertable exclusively).
+    PERFORM pg_advisory_xact_lock(hashtext('tidewatch.run_maintenance'), relation::oid::integer);
     SELECT count(*) INTO before_count FROM tidewatch._partitions(relation) WHERE NOT is_default;
 
-    FOR i IN 0 .. h.chunks_ahead LOOP
-        PERFORM tidewatch._ensure_chunk(relation, tidewatch.time_bucket(h.chunk_interval, now()) + h.chunk_interval * i);
-    END LOOP;
+    BEGIN
+        FOR i IN 0 .. h.chunks_ahead LOOP
+            PERFORM tidewatch._ensure_chunk(relation, tidewatch.time_bucket(h.chunk_interval, now()) + h.chunk_interval * i);
+        END LOOP;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE NOTICE 'tidewatch: "%" is busy (lock timeout); chunks will be created at the next maintenance', relation;
+        chunks_created := 0; rows_moved := 0; rows_left_in_default := NULL;
+        RETURN NEXT;
+        RETURN;
+    END;
 
     SELECT p.chunk INTO default_part FROM tidewatch._partitions(relation) p WHERE p.is_default;
     IF default_part IS NOT NULL THEN
@@ -201,7 +216,12 @@ BEGIN
             INTO buckets USING h.chunk_interval;
         FOREACH t IN ARRAY coalesce(buckets, '{}') LOOP
             EXIT WHEN n >= max_chunks;
-            moved := tidewatch._ensure_chunk(relation, t);
+            BEGIN
+                moved := tidewatch._ensure_chunk(relation, t);
+            EXCEPTION WHEN lock_not_available THEN
+                RAISE NOTICE 'tidewatch: "%" is busy (lock timeout); the rest moves at the next maintenance', relation;
+                EXIT;
+            END;
             -- A bucket may be split around existing partitions: cover what is left of it.
             FOR guard IN 1 .. 100 LOOP
                 DECLARE

@@ -61,7 +61,7 @@ pub fn init() {
             .set_extra(&db)
             .enable_spi_access()
             .set_start_time(BgWorkerStartTime::RecoveryFinished)
-            .set_restart_time(Some(Duration::from_secs(10)))
+            .set_restart_time(Some(Duration::from_secs(5)))
             .load();
     }
 }
@@ -179,7 +179,7 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
                         record_crash(
                             job_id,
                             started,
-                            "the job's worker process exited without recording an outcome",
+                            "the job's worker process ended (terminated or crashed) without recording an outcome; see the server log",
                         );
                     }
                 }
@@ -194,12 +194,18 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
         }
     }
     log!("tidewatch scheduler in database \"{db}\" is stopping");
+    // The postmaster never restarts a worker that exits with 0. Exit with 1 so that a scheduler
+    // terminated on its own (pg_terminate_backend, DROP DATABASE ... WITH (FORCE)) comes back;
+    // at server shutdown nothing is restarted anyway.
+    unsafe { pg_sys::proc_exit(1) };
 }
 
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn tidewatch_job_main(arg: pg_sys::Datum) {
-    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    // SIGTERM keeps PostgreSQL's default for background workers (end the process at once), so
+    // pg_terminate_backend() stops a runaway job; SIGINT (pg_cancel_backend) cancels its query.
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
     let job_id = unsafe { i32::from_datum(arg, false) }.unwrap_or(0);
     let mut parts = BackgroundWorker::get_extra()
         .split_whitespace()

@@ -1,0 +1,48 @@
+"""The background scheduler runs due jobs as their owner, backs off on failure, and survives a
+job that kills its own process."""
+import unittest
+
+from pgtest import fresh_database, one, psql, require_cluster, wait_for
+
+
+@require_cluster
+class Scheduler(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        fresh_database()
+        psql("DROP ROLE IF EXISTS tw_it_owner; CREATE ROLE tw_it_owner LOGIN;", db="postgres")
+        psql("CREATE TABLE ran (job_id int, who text, at timestamptz DEFAULT clock_timestamp());"
+             "GRANT ALL ON ran TO tw_it_owner; GRANT CREATE ON SCHEMA public TO tw_it_owner;"
+             "CREATE PROCEDURE note(job_id int, config jsonb) LANGUAGE sql"
+             "  AS $$ INSERT INTO ran (job_id, who) VALUES (job_id, current_user) $$;"
+             "CREATE PROCEDURE suicide(job_id int, config jsonb) LANGUAGE sql"
+             "  AS $$ SELECT pg_terminate_backend(pg_backend_pid()) $$;"
+             "CREATE FUNCTION fails(job_id int, config jsonb) RETURNS void LANGUAGE sql AS 'SELECT 1/0';")
+
+    def test_job_runs_as_its_owner(self):
+        job = one("SET ROLE tw_it_owner; SELECT tidewatch.add_job('note', interval '1 second')")
+        self.assertTrue(wait_for(lambda: int(one(f"SELECT count(*) FROM ran WHERE job_id = {job}")) >= 2),
+                        "the scheduler did not run the job twice within the timeout")
+        self.assertEqual(psql(f"SELECT DISTINCT who FROM ran WHERE job_id = {job}"), [["tw_it_owner"]])
+        psql(f"SELECT tidewatch.delete_job({job})")
+
+    def test_failures_back_off_and_crashes_are_recorded(self):
+        failing = one("SELECT tidewatch.add_job('fails', interval '1 hour', retry_period => interval '1 second')")
+        crashing = one("SELECT tidewatch.add_job('suicide', interval '1 hour', retry_period => interval '1 hour')")
+        healthy = one("SELECT tidewatch.add_job('note', interval '1 second')")
+        self.assertTrue(wait_for(lambda: int(one(f"SELECT total_failures FROM tidewatch.job_stats WHERE job_id = {failing}")) >= 3))
+        self.assertTrue(wait_for(lambda: one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {crashing}") == "failed"))
+        # Backoff doubles: the gap before the 3rd try is about twice the gap before the 2nd.
+        stat = psql(f"SELECT last_error, consecutive_failures FROM tidewatch.job_stats WHERE job_id = {failing}")[0]
+        self.assertEqual(stat[0], "division by zero")
+        err = one(f"SELECT last_error FROM tidewatch.job_stats WHERE job_id = {crashing}")
+        self.assertIn("terminat", err + one(f"SELECT coalesce(last_error_sqlstate, '') FROM tidewatch.job_stats WHERE job_id = {crashing}"))
+        # The scheduler is still alive: the healthy job keeps running after the crash.
+        before = int(one(f"SELECT count(*) FROM ran WHERE job_id = {healthy}"))
+        self.assertTrue(wait_for(lambda: int(one(f"SELECT count(*) FROM ran WHERE job_id = {healthy}")) >= before + 2))
+        for j in (failing, crashing, healthy):
+            psql(f"SELECT tidewatch.delete_job({j})")
+
+
+if __name__ == "__main__":
+    unittest.main()
