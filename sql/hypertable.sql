@@ -48,7 +48,7 @@ $$;
 -- The catalog row of a hypertable, or a clear error.
 CREATE FUNCTION tidewatch._hypertable(relation regclass)
 RETURNS tidewatch.hypertable
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -572,7 +572,7 @@ $$;
 
 CREATE FUNCTION tidewatch.show_chunks(relation regclass, older_than timestamptz DEFAULT NULL, newer_than timestamptz DEFAULT NULL)
 RETURNS SETOF regclass
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.chunk FROM tidewatch._partitions((tidewatch._hypertable(relation)).relid) p
@@ -584,7 +584,7 @@ $$;
 
 CREATE FUNCTION tidewatch.show_chunks(relation regclass, older_than interval, newer_than interval DEFAULT NULL)
 RETURNS SETOF regclass
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT tidewatch.show_chunks(relation, now() - older_than, now() - newer_than) $$;
 

@@ -249,6 +249,40 @@ mod tests {
     }
 
     #[pg_test]
+    fn read_only_functions_are_parallel_safe_and_writers_are_not() {
+        let wrong = Spi::get_one::<String>(
+            "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
+             WHERE p.pronamespace = 'tidewatch'::regnamespace
+               AND ((p.proname IN ('show_chunks', 'time_bucket', '_partitions', '_hypertable') AND p.proparallel <> 's')
+                 OR (p.proname IN ('create_hypertable', 'drop_chunks', 'run_maintenance', 'add_job', '_ensure_chunk')
+                     AND p.proparallel = 's'))",
+        )
+        .unwrap();
+        assert_eq!(wrong, None);
+    }
+
+    #[pg_test]
+    fn failed_create_hypertable_changes_nothing() {
+        Spi::run("CREATE TABLE keep (id int PRIMARY KEY, ts timestamptz NOT NULL); INSERT INTO keep VALUES (1, now())").unwrap();
+        // Runs in a subtransaction so that the error can be observed and the test go on.
+        Spi::run(
+            "DO $$ BEGIN PERFORM tidewatch.create_hypertable('keep', 'ts', migrate_data => true);
+                   EXCEPTION WHEN feature_not_supported THEN NULL; END $$",
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM keep"), 1);
+        assert_eq!(
+            count("SELECT count(*) FROM pg_class WHERE relname = 'keep' AND relkind = 'r'"),
+            1
+        );
+        assert_eq!(count("SELECT count(*) FROM tidewatch.hypertable"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM pg_class WHERE relname LIKE 'keep%' AND relkind = 'p'"),
+            0
+        );
+    }
+
+    #[pg_test]
     fn dropping_a_hypertable_cleans_the_catalog() {
         Spi::run("CREATE TABLE gone (ts timestamptz NOT NULL); SELECT * FROM tidewatch.create_hypertable('gone', 'ts')").unwrap();
         Spi::run("DROP TABLE gone").unwrap();
