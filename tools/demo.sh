@@ -68,7 +68,7 @@ WHERE ts >= tidewatch.time_bucket('1 day', now()) - interval '2 days'
 tour "4. time_bucket roll-ups: hourly mean and spread of SCH.M1 on SAT2 over the last 12 hours" -c "
 SELECT tidewatch.time_bucket('1 hour', ts) AS hour, round(avg(value)::numeric, 3) AS mean,
        round(stddev(value)::numeric, 3) AS sd, count(*) AS samples
-FROM telemetry WHERE satellite = 'SAT2' AND metric = 'SCH.M1' AND ts > now() - interval '12 hours'
+FROM telemetry WHERE satellite = 'SAT2' AND metric = 'SCH.M1' AND ts > now() - interval '12 hours' AND ts <= now()
 GROUP BY 1 ORDER BY 1;"
 
 tour "   ... and daily error counts of the ETL pipelines, by local day in New York" -c "
