@@ -10,6 +10,21 @@ const POW10: [f64; 16] = [
 /// Largest magnitude of `v·10^d` handled by the integer fast path (2^53).
 const EXACT_LIMIT: f64 = 9_007_199_254_740_992.0;
 
+/// Writes `buf` to `out` once it holds 64 KiB, so generators stream with bounded memory.
+pub fn flush_if_full<W: Write>(out: &mut W, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    if buf.len() >= 1 << 16 {
+        out.write_all(buf)?;
+        buf.clear();
+    }
+    Ok(())
+}
+
+/// Writes what is left in `buf` and flushes `out`.
+pub fn finish<W: Write>(out: &mut W, buf: &[u8]) -> std::io::Result<()> {
+    out.write_all(buf)?;
+    out.flush()
+}
+
 /// Number of decimals that gives about `sig` significant digits for values of
 /// typical magnitude `magnitude` (clamped to `0..=9`).
 pub fn decimals_for(magnitude: f64, sig: i32) -> u32 {

@@ -676,12 +676,8 @@ pub fn write_devices_csv<W: Write>(cfg: &DevicesConfig, out: &mut W) -> Result<u
         }
         buf.push(b'\n');
         count += 1;
-        if buf.len() >= 1 << 16 {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
+        crate::csv::flush_if_full(out, &mut buf)?;
     }
-    out.write_all(&buf)?;
-    out.flush()?;
+    crate::csv::finish(out, &buf)?;
     Ok(count)
 }

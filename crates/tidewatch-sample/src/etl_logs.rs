@@ -891,13 +891,9 @@ pub fn write_logs_csv<W: Write>(cfg: &EtlConfig, out: &mut W) -> Result<u64> {
         write_field(&mut buf, &row.message);
         buf.push(b'\n');
         count += 1;
-        if buf.len() >= 1 << 16 {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
+        crate::csv::flush_if_full(out, &mut buf)?;
     }
-    out.write_all(&buf)?;
-    out.flush()?;
+    crate::csv::finish(out, &buf)?;
     Ok(count)
 }
 

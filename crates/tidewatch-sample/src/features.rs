@@ -231,12 +231,8 @@ pub fn write_features_csv<W: Write>(cfg: &FeaturesConfig, out: &mut W) -> Result
         buf.extend_from_slice(if row.f_bool { b"true" } else { b"false" });
         buf.push(b'\n');
         count += 1;
-        if buf.len() >= 1 << 16 {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
+        crate::csv::flush_if_full(out, &mut buf)?;
     }
-    out.write_all(&buf)?;
-    out.flush()?;
+    crate::csv::finish(out, &buf)?;
     Ok(count)
 }

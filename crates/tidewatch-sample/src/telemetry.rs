@@ -696,12 +696,8 @@ pub fn write_rows_csv<W: Write>(rows: TelemetryRows, out: &mut W) -> Result<u64>
         write_fixed(&mut buf, row.value, decimals[row.series]);
         buf.push(b'\n');
         count += 1;
-        if buf.len() >= 1 << 16 {
-            out.write_all(&buf)?;
-            buf.clear();
-        }
+        crate::csv::flush_if_full(out, &mut buf)?;
     }
-    out.write_all(&buf)?;
-    out.flush()?;
+    crate::csv::finish(out, &buf)?;
     Ok(count)
 }
