@@ -1,9 +1,11 @@
 //! The `tidewatch` PostgreSQL extension. This file is a table of contents: one module per SQL
 //! feature, each a thin layer over the plain crates in `crates/` and the SQL in `sql/`.
 
+mod aggregate;
 mod errors;
 mod hypertable;
 mod jobs;
+mod quality;
 mod scheduler;
 mod time_bucket;
 
