@@ -66,3 +66,20 @@ COMMENT ON FUNCTION tidewatch._on_sql_drop() IS 'Internal: removes catalog rows 
 COMMENT ON FUNCTION tidewatch._execute_job(integer, boolean, text) IS 'Internal: runs a job, records its outcome and computes its next start.';
 COMMENT ON FUNCTION tidewatch._due_jobs(integer) IS 'Internal: jobs the scheduler should run now.';
 COMMENT ON FUNCTION tidewatch._job_crashed(integer, timestamptz, text) IS 'Internal: records a job run whose process died.';
+
+COMMENT ON FUNCTION tidewatch.drift(float8[], float8[], text, float8) IS
+'Drift between a reference and a current numeric sample with one of Evidently''s stattests (ks, wasserstein, psi, jensenshannon, kl_div, anderson, mannw, t_test, ed, hellinger, chisquare, z, g_test, fisher_exact, TVD, or auto), with scipy''s numbers. NULL elements are skipped; NaN and infinities are dropped; threshold NULL means Evidently''s default for the method.';
+COMMENT ON FUNCTION tidewatch.drift(text[], text[], text, float8) IS
+'Drift between a reference and a current categorical sample (chisquare, z, fisher_exact, g_test, psi, kl_div, jensenshannon, TVD, hellinger, or auto), categories seen in one window only included. NULL elements are skipped.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean) IS
+'Drift of a numeric column between rows with is_current false (reference) and true (current), method auto. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean, text, float8) IS
+'Drift of a numeric column between reference rows (is_current false) and current rows (true) with the given method and threshold (NULL: the method''s default). Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean) IS
+'Drift of a categorical column between reference rows (is_current false) and current rows (true), method auto. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean, text, float8) IS
+'Drift of a categorical column between reference and current rows with the given method and threshold. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON FUNCTION tidewatch.drift_report(regclass, tstzrange, tstzrange, name[], name, jsonb) IS
+'One drift test per column between two time windows of a table: every numeric, text and boolean column except the time column unless columns says otherwise. methods maps column names (or "*") to stattest names, and "thresholds" to per-column thresholds.';
+COMMENT ON FUNCTION tidewatch.drift_summary(regclass, tstzrange, tstzrange, name[], name, jsonb, float8) IS
+'Dataset verdict of drift_report: number of columns, drifted columns, their share, and dataset_drift when the share is at least drift_share (0.5, as Evidently).';

@@ -14,6 +14,8 @@ mod numeric;
 
 use serde::Serialize;
 
+pub mod samples;
+
 /// Stattest names accepted by [`numeric_drift`] / [`categorical_drift`] (Evidently spelling).
 pub const METHODS: &[&str] = &[
     "ks",
