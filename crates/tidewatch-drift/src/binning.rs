@@ -114,7 +114,7 @@ pub(crate) fn fkeys(x: &[f64]) -> Vec<FKey> {
 /// ref+cur and histogram shares; else shares of the distinct values (categorical path).
 pub(crate) fn binned_numeric(r: &[f64], c: &[f64], fill: bool) -> (Vec<f64>, Vec<f64>) {
     let mut u = r.to_vec();
-    u.sort_by(f64::total_cmp);
+    u.sort_unstable_by(f64::total_cmp);
     u.dedup_by(|a, b| a == b);
     let (mut rp, mut cp) = if u.len() > 20 {
         let comb: Vec<f64> = r.iter().chain(c.iter()).copied().collect();

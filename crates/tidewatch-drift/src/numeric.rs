@@ -5,7 +5,7 @@ use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
 fn sorted(x: &[f64]) -> Vec<f64> {
     let mut v = x.to_vec();
-    v.sort_by(f64::total_cmp);
+    v.sort_unstable_by(f64::total_cmp);
     v
 }
 
@@ -79,13 +79,33 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
 fn cdf_distance(a: &[f64], b: &[f64], p: u8) -> f64 {
     let s1 = sorted(a);
     let s2 = sorted(b);
-    let mut all: Vec<f64> = s1.iter().chain(s2.iter()).copied().collect();
-    all.sort_by(f64::total_cmp);
+    // Merge the two sorted samples (O(n)) instead of sorting their concatenation.
+    let mut all = Vec::with_capacity(s1.len() + s2.len());
+    let (mut i, mut j) = (0, 0);
+    while i < s1.len() && j < s2.len() {
+        if s1[i].total_cmp(&s2[j]).is_le() {
+            all.push(s1[i]);
+            i += 1;
+        } else {
+            all.push(s2[j]);
+            j += 1;
+        }
+    }
+    all.extend_from_slice(&s1[i..]);
+    all.extend_from_slice(&s2[j..]);
+    // count_le(s, x) for increasing x, with two monotone pointers instead of binary searches.
+    let (mut i, mut j) = (0, 0);
     let mut acc = 0.0;
     for w in all.windows(2) {
         let delta = w[1] - w[0];
-        let u = count_le(&s1, w[0]) as f64 / s1.len() as f64;
-        let v = count_le(&s2, w[0]) as f64 / s2.len() as f64;
+        while i < s1.len() && s1[i] <= w[0] {
+            i += 1;
+        }
+        while j < s2.len() && s2[j] <= w[0] {
+            j += 1;
+        }
+        let u = i as f64 / s1.len() as f64;
+        let v = j as f64 / s2.len() as f64;
         acc += if p == 1 {
             (u - v).abs() * delta
         } else {
@@ -227,7 +247,7 @@ pub(crate) fn normal_cdf(x: f64) -> f64 {
 pub(crate) fn anderson_ksamp(samples: &[&[f64]]) -> Option<(f64, f64)> {
     let k = samples.len() as f64;
     let mut z: Vec<f64> = samples.iter().flat_map(|s| s.iter().copied()).collect();
-    z.sort_by(f64::total_cmp);
+    z.sort_unstable_by(f64::total_cmp);
     let nn = z.len();
     let mut zstar = z.clone();
     zstar.dedup();
@@ -358,7 +378,7 @@ fn polyfit2(x: &[f64], y: &[f64]) -> [f64; 3] {
 /// histograms h1, h2; s = sum sqrt(h1 h2) * bin_width clipped to [0,1]; H = sqrt(1 - s).
 pub(crate) fn hellinger_numeric(a: &[f64], b: &[f64]) -> f64 {
     let mut keys: Vec<f64> = a.iter().chain(b.iter()).copied().collect();
-    keys.sort_by(f64::total_cmp);
+    keys.sort_unstable_by(f64::total_cmp);
     keys.dedup();
     let edges = crate::binning::sturges_edges(&keys);
     let h1 = crate::binning::density(a, &edges);
