@@ -1,5 +1,6 @@
 -- drift_report and drift_summary: one drift_agg per column over a reference and a current
--- window of a table, in one scan of the two windows. Identifiers only via regclass and %I.
+-- window of a table, all in one scan of the two windows. Identifiers only via regclass and %I,
+-- methods only via %L.
 
 CREATE FUNCTION tidewatch.drift_report(
     relation regclass,
@@ -20,8 +21,14 @@ DECLARE
     kind text;
     m text;
     th float8;
-    r record;
     unknown text;
+    names name[] := '{}';
+    types regtype[] := '{}';
+    aggs text[] := '{}';
+    thresholds float8[] := '{}';
+    nulls text[] := '{}';
+    results tidewatch.drift_result[];
+    null_counts bigint[];
 BEGIN
     IF relation IS NULL OR reference IS NULL OR current IS NULL THEN
         RAISE EXCEPTION 'relation, reference and current must not be NULL' USING ERRCODE = '22004';
@@ -51,6 +58,8 @@ BEGIN
         END IF;
     END IF;
 
+    -- One scan of both windows computes every column's test: the select list holds one
+    -- drift_agg and two NULL counts per column.
     FOR col IN
         SELECT a.attname, a.atttypid::regtype AS typ, t.typcategory AS cat
         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
@@ -66,17 +75,27 @@ BEGIN
         END IF;
         m := coalesce(methods ->> col.attname::text, methods ->> '*', 'auto');
         th := (methods -> 'thresholds' ->> col.attname::text)::float8;
-        EXECUTE format(
-            'SELECT (tidewatch.drift_agg(%s, %I <@ $2, $3, $4)).*,
-                    count(*) FILTER (WHERE %I <@ $1 AND %I IS NULL) AS rn, count(*) FILTER (WHERE %I <@ $2 AND %I IS NULL) AS cn
-             FROM %s WHERE (%I <@ $1 OR %I <@ $2)',
+        names := names || col.attname;
+        types := types || col.typ;
+        thresholds := thresholds || th;
+        aggs := aggs || format('tidewatch.drift_agg(%s, %I <@ $2, %L, $3[%s])',
             CASE kind WHEN 'num' THEN format('%I::float8', col.attname) ELSE format('%I::text', col.attname) END,
-            tcol, tcol, col.attname, tcol, col.attname, relation, tcol, tcol)
-        INTO r USING reference, current, m, th;
-        column_name := col.attname; column_type := col.typ; method := r.method; statistic := r.statistic;
-        p_value := r.p_value; threshold := r.threshold; drifted := r.drifted;
-        reference_count := r.reference_count; current_count := r.current_count;
-        reference_nulls := r.rn; current_nulls := r.cn;
+            tcol, m, cardinality(names));
+        nulls := nulls || format('count(*) FILTER (WHERE %I <@ $1 AND %I IS NULL), count(*) FILTER (WHERE %I <@ $2 AND %I IS NULL)',
+            tcol, col.attname, tcol, col.attname);
+    END LOOP;
+    IF cardinality(names) = 0 THEN
+        RETURN;
+    END IF;
+    EXECUTE format('SELECT ARRAY[%s]::tidewatch.drift_result[], ARRAY[%s]::bigint[] FROM %s WHERE (%I <@ $1 OR %I <@ $2)',
+                   array_to_string(aggs, ', '), array_to_string(nulls, ', '), relation, tcol, tcol)
+        INTO results, null_counts USING reference, current, thresholds;
+    FOR i IN 1 .. cardinality(names) LOOP
+        column_name := names[i]; column_type := types[i];
+        method := results[i].method; statistic := results[i].statistic; p_value := results[i].p_value;
+        threshold := results[i].threshold; drifted := results[i].drifted;
+        reference_count := results[i].reference_count; current_count := results[i].current_count;
+        reference_nulls := null_counts[2 * i - 1]; current_nulls := null_counts[2 * i];
         RETURN NEXT;
     END LOOP;
 END
