@@ -91,6 +91,15 @@ CALL tidewatch.run_job(:retention_job);
 SELECT count(*) AS rows_after, min(ts) AS oldest_after FROM etl_log;
 SQL
 
-say "Not in the tour yet (open issues): anomaly detection, drift statistics, log classification, the HTTP service."
+tour "7. Drift: has SCH.M1 changed against the same hours a week ago? KS per satellite (the slow trends of the sample data show up)" -c "
+SELECT satellite, (d).method, round((d).statistic::numeric, 4) AS statistic, (d).p_value, (d).drifted,
+       (d).reference_count, (d).current_count
+FROM (SELECT satellite, tidewatch.drift_agg(value, ts >= now() - interval '1 day', 'ks', NULL) AS d
+      FROM telemetry
+      WHERE metric = 'SCH.M1' AND ((ts >= now() - interval '1 day' AND ts < now())
+                                OR (ts >= now() - interval '8 days' AND ts < now() - interval '7 days'))
+      GROUP BY satellite) s ORDER BY 1;"
+
+say "Not in the tour yet (open issues): anomaly detection, log classification in SQL, the HTTP service."
 say "The demo cluster keeps running: ${PSQL[*]}"
 say "Stop it with: bash tools/demo.sh stop"
