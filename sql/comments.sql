@@ -83,3 +83,10 @@ COMMENT ON FUNCTION tidewatch.drift_report(regclass, tstzrange, tstzrange, name[
 'One drift test per column between two time windows of a table: every numeric, text and boolean column except the time column unless columns says otherwise. methods maps column names (or "*") to stattest names, and "thresholds" to per-column thresholds.';
 COMMENT ON FUNCTION tidewatch.drift_summary(regclass, tstzrange, tstzrange, name[], name, jsonb, float8) IS
 'Dataset verdict of drift_report: number of columns, drifted columns, their share, and dataset_drift when the share is at least drift_share (0.5, as Evidently).';
+
+COMMENT ON FUNCTION tidewatch.log_template(text) IS
+'The message with its variable parts (numbers, ids, IP addresses, paths, URLs, e-mails, times, durations, sizes, key=value values, quoted strings) replaced by <*>. Lines with the same template differ only in parameters.';
+COMMENT ON FUNCTION tidewatch.log_header(text) IS
+'Splits a log line into format, timestamp (as written), level, component and message; knows syslog (RFC 3164 and 5424), log4j/logback, Python logging and JSON lines, else format plain.';
+COMMENT ON FUNCTION tidewatch.classify_log(text, text) IS
+'Error class of a log message (connection, timeout, authentication, resource, data_quality, schema, upstream, configuration, syntax, lock, unknown) with severity, the position of the rule that matched, and a confidence. Only the built-in ruleset default exists so far.';

@@ -100,6 +100,6 @@ FROM (SELECT satellite, tidewatch.drift_agg(value, ts >= now() - interval '1 day
                                 OR (ts >= now() - interval '8 days' AND ts < now() - interval '7 days'))
       GROUP BY satellite) s ORDER BY 1;"
 
-say "Not in the tour yet (open issues): anomaly detection, log classification in SQL, the HTTP service."
+say "Not in the tour yet (open issues): anomaly detection, stateful log mining and monitors, the HTTP service."
 say "The demo cluster keeps running: ${PSQL[*]}"
 say "Stop it with: bash tools/demo.sh stop"

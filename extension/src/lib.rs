@@ -6,6 +6,7 @@ mod drift;
 mod errors;
 mod hypertable;
 mod jobs;
+mod logs;
 mod quality;
 mod scheduler;
 mod time_bucket;
