@@ -100,6 +100,13 @@ FROM (SELECT satellite, tidewatch.drift_agg(value, ts >= now() - interval '1 day
                                 OR (ts >= now() - interval '8 days' AND ts < now() - interval '7 days'))
       GROUP BY satellite) s ORDER BY 1;"
 
+tour "8. Logs: error classes of the ETL errors of the last 7 days, and their most common templates" -c "
+SELECT c.category, c.severity, count(*) AS lines
+FROM etl_log, LATERAL tidewatch.classify_log(message) c
+WHERE level = 'ERROR' GROUP BY 1, 2 ORDER BY 3 DESC;" -c "
+SELECT tidewatch.log_template(message) AS template, count(*) AS lines
+FROM etl_log WHERE level = 'ERROR' GROUP BY 1 ORDER BY 2 DESC LIMIT 5;"
+
 say "Not in the tour yet (open issues): anomaly detection, stateful log mining and monitors, the HTTP service."
 say "The demo cluster keeps running: ${PSQL[*]}"
 say "Stop it with: bash tools/demo.sh stop"
