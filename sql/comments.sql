@@ -90,3 +90,39 @@ COMMENT ON FUNCTION tidewatch.log_header(text) IS
 'Splits a log line into format, timestamp (as written), level, component and message; knows syslog (RFC 3164 and 5424), log4j/logback, Python logging and JSON lines, else format plain.';
 COMMENT ON FUNCTION tidewatch.classify_log(text, text) IS
 'Error class of a log message (connection, timeout, authentication, resource, data_quality, schema, upstream, configuration, syntax, lock, unknown) with severity, the position of the rule that matched, and a confidence. Only the built-in ruleset default exists so far.';
+
+-- Anomaly scoring
+COMMENT ON FUNCTION tidewatch.detect_anomalies(regclass, name, name[], name, timestamptz, timestamptz, text, jsonb) IS
+'Scores every row of a table or hypertable per series (labels from series_columns) with a causal detector and returns each point with its expected value, normal band, score in [0,1] and anomaly flag. Runs as one GROUP BY scan with tidewatch.anomaly_agg; time_column defaults to the hypertable''s.';
+COMMENT ON AGGREGATE tidewatch.anomaly_agg(timestamptz, float8) IS
+'Collects a series'' points and scores them in time order; expand the result with tidewatch.anomaly_points(). Parallel safe (combine, serialize, deserialize), so it works over any query or view.';
+COMMENT ON AGGREGATE tidewatch.anomaly_agg(timestamptz, float8, text) IS
+'Collects a series'' points and scores them in time order; expand the result with tidewatch.anomaly_points(). Parallel safe (combine, serialize, deserialize), so it works over any query or view.';
+COMMENT ON AGGREGATE tidewatch.anomaly_agg(timestamptz, float8, text, jsonb) IS
+'Collects a series'' points and scores them in time order; expand the result with tidewatch.anomaly_points(). Parallel safe (combine, serialize, deserialize), so it works over any query or view.';
+COMMENT ON FUNCTION tidewatch.anomaly_points(bytea) IS
+'Expands the result of tidewatch.anomaly_agg into one row per point: ts, value, expected, lower, upper, score, is_anomaly, kind. Non-finite and NULL inputs are skipped (see anomaly_skipped).';
+COMMENT ON FUNCTION tidewatch.anomaly_skipped(bytea) IS
+'Number of input rows tidewatch.anomaly_agg skipped: NULL time or value, NaN or ±Infinity. They never enter the detector state.';
+COMMENT ON AGGREGATE tidewatch.anomaly_score(timestamptz, float8) IS
+'Window form: anomaly_score(ts, value) OVER (PARTITION BY series ORDER BY ts) is the score in [0,1] of each row given only the rows before it. Streaming, bounded state; order-dependent, so it has no combine function.';
+COMMENT ON AGGREGATE tidewatch.anomaly_score(timestamptz, float8, text) IS
+'Window form: anomaly_score(ts, value) OVER (PARTITION BY series ORDER BY ts) is the score in [0,1] of each row given only the rows before it. Streaming, bounded state; order-dependent, so it has no combine function.';
+COMMENT ON AGGREGATE tidewatch.anomaly_score(timestamptz, float8, text, jsonb) IS
+'Window form: anomaly_score(ts, value) OVER (PARTITION BY series ORDER BY ts) is the score in [0,1] of each row given only the rows before it. Streaming, bounded state; order-dependent, so it has no combine function.';
+COMMENT ON FUNCTION tidewatch.train_detector(text, regclass, name, name[], interval, text, jsonb) IS
+'Trains one model per series on the last train_interval of data (ending at the newest row not after now()) and stores them in tidewatch.models under name, replacing earlier ones. Returns the number of per-series models trained.';
+COMMENT ON FUNCTION tidewatch.score(text, jsonb, timestamptz, float8) IS
+'Anomaly score in [0,1] of value at ts under the trained model name for the series with these labels. The model is not updated; STABLE because it reads tidewatch.models.';
+COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8) IS
+'-1 if the trained model name flags value at ts as an outlier for this series, +1 if it is an inlier (as scikit-learn predict does). Errors with a hint when the model or series is unknown.';
+COMMENT ON FUNCTION tidewatch.monitor(text, regclass, name, name[], text, jsonb, name, interval) IS
+'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies, visible at commit. Adds a job that turns silent series into missing_data episodes; returns its id.';
+COMMENT ON FUNCTION tidewatch.unmonitor(text, boolean) IS
+'Stops a monitor: drops its trigger, its job and its per-series state. Recorded episodes are kept.';
+COMMENT ON PROCEDURE tidewatch.policy_monitor(integer, jsonb) IS
+'Job of a monitor: series silent for longer than config.missing_after (default 5 times their usual spacing, at least 1 minute) become missing_data episodes, which end when data resumes.';
+COMMENT ON FUNCTION tidewatch.record_event(text, text, timestamptz, text, jsonb, jsonb) IS
+'Records an event (source drift, log_template, log_burst or user) in tidewatch.events, so that explain_anomaly cites it when it overlaps an episode. Returns the event id.';
+COMMENT ON FUNCTION tidewatch.explain_anomaly(bigint, interval) IS
+'Ranked reasons for an anomaly episode, each with jsonb evidence: the detector and its band and sigmas, the kind, what the series usually does at that hour, episodes of series sharing labels within the window, and overlapping drift and log events.';

@@ -2,6 +2,7 @@
 //! feature, each a thin layer over the plain crates in `crates/` and the SQL in `sql/`.
 
 mod aggregate;
+mod anomaly;
 mod drift;
 mod errors;
 mod hypertable;

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 mod model;
+pub mod monitor;
 pub use model::{detect, BatchResult, Model, Params};
 
 /// Method names accepted by [`Model::new`].
@@ -111,7 +112,9 @@ impl AnomalyError {
             AnomalyError::ParamsNotObject { .. } => {
                 "pass params as a jsonb object, e.g. '{\"threshold\": 0.6}'".to_string()
             }
-            AnomalyError::CorruptState(_) => "retrain the model or recreate the monitor".to_string(),
+            AnomalyError::CorruptState(_) => {
+                "retrain the model or recreate the monitor".to_string()
+            }
         }
     }
 }

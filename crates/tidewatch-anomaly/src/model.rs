@@ -20,7 +20,12 @@ pub struct Params {
 
 impl Default for Params {
     fn default() -> Self {
-        Params { threshold: 0.5, window: 128, warmup: 16, alpha: 0.05 }
+        Params {
+            threshold: 0.5,
+            window: 128,
+            warmup: 16,
+            alpha: 0.05,
+        }
     }
 }
 
@@ -33,7 +38,11 @@ impl Params {
         let obj = match v {
             serde_json::Value::Null => return Ok(p),
             serde_json::Value::Object(o) => o,
-            other => return Err(AnomalyError::ParamsNotObject { got: other.to_string() }),
+            other => {
+                return Err(AnomalyError::ParamsNotObject {
+                    got: other.to_string(),
+                })
+            }
         };
         for (k, val) in obj {
             let num = || {
@@ -59,7 +68,12 @@ impl Params {
                     }
                     p.alpha = x;
                 }
-                _ => return Err(AnomalyError::UnknownParam { key: k.clone(), method: method.to_string() }),
+                _ => {
+                    return Err(AnomalyError::UnknownParam {
+                        key: k.clone(),
+                        method: method.to_string(),
+                    })
+                }
             }
         }
         Ok(p)
@@ -67,7 +81,10 @@ impl Params {
 }
 
 fn invalid(k: &str, reason: &str) -> AnomalyError {
-    AnomalyError::InvalidParam { key: k.to_string(), reason: reason.to_string() }
+    AnomalyError::InvalidParam {
+        key: k.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 fn int_in(k: &str, x: f64, lo: usize, hi: usize) -> Result<usize, AnomalyError> {
@@ -96,7 +113,10 @@ pub struct Robust {
 
 impl Robust {
     fn new(p: Params) -> Self {
-        Robust { buf: VecDeque::with_capacity(p.window), p }
+        Robust {
+            buf: VecDeque::with_capacity(p.window),
+            p,
+        }
     }
 
     fn score(&self, value: f64) -> Scored {
@@ -110,7 +130,11 @@ impl Robust {
         }
         let mad = median(&mut v) * 1.4826;
         // MAD = 0 (a mostly constant window): fall back to a scale relative to the level.
-        let scale = if mad > 0.0 { mad } else { 1e-9 * med.abs().max(1.0) };
+        let scale = if mad > 0.0 {
+            mad
+        } else {
+            1e-9 * med.abs().max(1.0)
+        };
         let z = (value - med) / scale;
         let score = calibrate(z);
         let outside = z.abs() > 3.0;
@@ -162,7 +186,11 @@ impl Ewma {
             return Scored::warming_up();
         }
         let sd = self.var.sqrt();
-        let scale = if sd > 0.0 { sd } else { 1e-9 * self.mean.abs().max(1.0) };
+        let scale = if sd > 0.0 {
+            sd
+        } else {
+            1e-9 * self.mean.abs().max(1.0)
+        };
         let z = (value - self.mean) / scale;
         let score = calibrate(z);
         let outside = z.abs() > 3.0;
@@ -205,10 +233,17 @@ impl Model {
         let p = Params::from_json(method, params)?;
         match method {
             "auto" | "robust" => Ok(Model::Robust(Robust::new(p))),
-            "ewma" => Ok(Model::Ewma(Ewma { p, n: 0, mean: 0.0, var: 0.0 })),
+            "ewma" => Ok(Model::Ewma(Ewma {
+                p,
+                n: 0,
+                mean: 0.0,
+                var: 0.0,
+            })),
             _ => {
                 debug_assert!(!METHODS.contains(&method));
-                Err(AnomalyError::UnknownMethod { name: method.to_string() })
+                Err(AnomalyError::UnknownMethod {
+                    name: method.to_string(),
+                })
             }
         }
     }
@@ -263,7 +298,10 @@ pub fn detect(
 ) -> Result<BatchResult, AnomalyError> {
     let mut m = Model::new(method, params)?;
     points.sort_by_key(|p| p.0);
-    let mut out = BatchResult { points: Vec::with_capacity(points.len()), skipped: 0 };
+    let mut out = BatchResult {
+        points: Vec::with_capacity(points.len()),
+        skipped: 0,
+    };
     for (ts, v) in points {
         if !v.is_finite() {
             out.skipped += 1;

@@ -1,0 +1,262 @@
+//! Per-series state of a real-time monitor: the detector, and the episode it may have open.
+//!
+//! An episode opens at a point whose score reaches the threshold (`is_anomaly`), extends while
+//! points stay outside the normal band, and closes after `CLOSE_AFTER` consecutive normal points.
+//! Late rows (older than the newest point seen) are scored against the current state but not
+//! learned from, so the state stays causal; they are counted, never dropped.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{AnomalyError, Kind, Model, Scored};
+
+/// Normal points in a row that close an open episode.
+pub const CLOSE_AFTER: u32 = 3;
+
+/// One anomaly episode, as the extension writes it to `tidewatch.anomalies`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub peak_at: i64,
+    pub peak_value: f64,
+    pub expected: f64,
+    pub lower: f64,
+    pub upper: f64,
+    /// Highest score seen in the episode.
+    pub score: f64,
+    /// Deviation at the peak, in robust sigmas.
+    pub sigma: f64,
+    pub kind: Kind,
+    /// Points in the episode.
+    pub points: u64,
+    /// The episode was already open before this batch (update it rather than insert).
+    #[serde(default)]
+    pub existing: bool,
+    /// The episode is still open after this batch.
+    #[serde(default)]
+    pub open: bool,
+}
+
+impl Episode {
+    fn start(ts: i64, value: f64, s: &Scored) -> Self {
+        Episode {
+            started_at: ts,
+            ended_at: ts,
+            peak_at: ts,
+            peak_value: value,
+            expected: s.expected,
+            lower: s.lower,
+            upper: s.upper,
+            score: s.score,
+            sigma: s.sigma,
+            kind: s.kind.unwrap_or(if s.sigma >= 0.0 {
+                Kind::Spike
+            } else {
+                Kind::Dip
+            }),
+            points: 1,
+            existing: false,
+            open: true,
+        }
+    }
+
+    fn extend(&mut self, ts: i64, value: f64, s: &Scored) {
+        self.ended_at = self.ended_at.max(ts);
+        self.points += 1;
+        self.score = self.score.max(s.score);
+        if s.sigma.abs() > self.sigma.abs() {
+            self.peak_at = ts;
+            self.peak_value = value;
+            self.sigma = s.sigma;
+            self.expected = s.expected;
+            self.lower = s.lower;
+            self.upper = s.upper;
+        }
+    }
+
+    /// info / warning / critical from the peak score.
+    pub fn severity(&self) -> &'static str {
+        if self.score >= 0.9 {
+            "critical"
+        } else if self.score >= 0.7 {
+            "warning"
+        } else {
+            "info"
+        }
+    }
+}
+
+/// Everything a monitor keeps per series.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MonitorState {
+    model: Model,
+    open: Option<Episode>,
+    normal_run: u32,
+    /// Newest timestamp learned from.
+    pub last_ts: Option<i64>,
+    /// Exponentially weighted spacing between points, in µs (0 until two points).
+    pub spacing_us: f64,
+    pub n: u64,
+    pub late: u64,
+    pub skipped: u64,
+}
+
+/// What one batch did to a series.
+#[derive(Clone, Debug, Default)]
+pub struct StepOutcome {
+    /// Episodes opened, extended or closed by the batch, in time order.
+    pub episodes: Vec<Episode>,
+    pub scored: u64,
+    pub late: u64,
+    pub skipped: u64,
+}
+
+impl MonitorState {
+    pub fn new(method: &str, params: &serde_json::Value) -> Result<Self, AnomalyError> {
+        Ok(MonitorState {
+            model: Model::new(method, params)?,
+            open: None,
+            normal_run: 0,
+            last_ts: None,
+            spacing_us: 0.0,
+            n: 0,
+            late: 0,
+            skipped: 0,
+        })
+    }
+
+    /// Score a batch of points (any order; sorted here by time, stable for duplicates).
+    pub fn step(&mut self, mut points: Vec<(i64, f64)>) -> StepOutcome {
+        points.sort_by_key(|p| p.0);
+        let mut out = StepOutcome::default();
+        let mut touched: Vec<Episode> = Vec::new();
+        if let Some(e) = self.open.as_mut() {
+            e.existing = true;
+        }
+        let had_open = self.open.is_some();
+        let mut open_touched = false;
+        for (ts, v) in points {
+            if !v.is_finite() {
+                out.skipped += 1;
+                self.skipped += 1;
+                continue;
+            }
+            let late = self.last_ts.is_some_and(|last| ts < last);
+            let s = if late {
+                out.late += 1;
+                self.late += 1;
+                self.model.score(ts, v)
+            } else {
+                if let Some(last) = self.last_ts {
+                    let dt = (ts - last) as f64;
+                    self.spacing_us = if self.spacing_us == 0.0 {
+                        dt
+                    } else {
+                        0.9 * self.spacing_us + 0.1 * dt
+                    };
+                }
+                self.last_ts = Some(ts);
+                self.n += 1;
+                self.model.update(ts, v)
+            };
+            out.scored += 1;
+            match self.open.as_mut() {
+                Some(e) if s.outside || s.is_anomaly => {
+                    e.extend(ts, v, &s);
+                    self.normal_run = 0;
+                    open_touched = true;
+                }
+                Some(_) => {
+                    self.normal_run += 1;
+                    open_touched = true;
+                    if self.normal_run >= CLOSE_AFTER {
+                        if let Some(mut e) = self.open.take() {
+                            e.open = false;
+                            touched.push(e);
+                        }
+                        self.normal_run = 0;
+                    }
+                }
+                None if s.is_anomaly => {
+                    self.open = Some(Episode::start(ts, v, &s));
+                    self.normal_run = 0;
+                    open_touched = true;
+                }
+                None => {}
+            }
+        }
+        if let Some(e) = &self.open {
+            if open_touched || !had_open {
+                touched.push(e.clone());
+            }
+        }
+        out.episodes = touched;
+        out
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self, AnomalyError> {
+        serde_json::from_slice(b).map_err(|e| AnomalyError::CorruptState(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noisy(n: usize) -> Vec<(i64, f64)> {
+        (0..n)
+            .map(|i| (i as i64 * 1_000_000, 10.0 + ((i * 7919) % 13) as f64 * 0.1))
+            .collect()
+    }
+
+    #[test]
+    fn one_spike_opens_and_closes_one_episode() {
+        let mut st =
+            MonitorState::new("robust", &serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"));
+        let mut pts = noisy(200);
+        pts[150].1 = 100.0;
+        let out = st.step(pts);
+        assert_eq!(out.episodes.len(), 1, "{:?}", out.episodes);
+        let e = &out.episodes[0];
+        assert_eq!(e.peak_at, 150_000_000);
+        assert!(!e.open && !e.existing);
+        assert_eq!(e.kind, Kind::Spike);
+    }
+
+    #[test]
+    fn episode_spanning_batches_is_marked_existing() {
+        let mut st =
+            MonitorState::new("robust", &serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"));
+        let mut pts = noisy(100);
+        pts[99].1 = 100.0;
+        let first = st.step(pts);
+        assert_eq!(first.episodes.len(), 1);
+        assert!(first.episodes[0].open && !first.episodes[0].existing);
+        let next: Vec<(i64, f64)> = (100..110).map(|i| (i * 1_000_000, 10.3)).collect();
+        let second = st.step(next);
+        assert_eq!(second.episodes.len(), 1);
+        assert!(second.episodes[0].existing && !second.episodes[0].open);
+        // Round trip keeps the state.
+        let back = MonitorState::from_bytes(&st.to_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.n, 110);
+    }
+
+    #[test]
+    fn late_and_non_finite_points_are_counted_not_learned() {
+        let mut st =
+            MonitorState::new("ewma", &serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"));
+        st.step(noisy(50));
+        let out = st.step(vec![
+            (10, 10.0),
+            (60_000_000, f64::NAN),
+            (61_000_000, f64::INFINITY),
+        ]);
+        assert_eq!((out.late, out.skipped, out.scored), (1, 2, 1));
+        assert_eq!(st.n, 50);
+        assert_eq!(st.last_ts, Some(49_000_000));
+    }
+}
