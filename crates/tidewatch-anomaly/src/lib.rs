@@ -13,12 +13,27 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod auto;
+pub mod detectors;
+pub mod iforest;
 mod model;
 pub mod monitor;
-pub use model::{detect, BatchResult, Model, Params};
+pub mod peer;
+pub mod tail;
+pub mod window;
+pub use iforest::{IForestParams, IsolationForest};
+pub use model::{detect, BatchResult, Model, Params, StreamForest, STATE_VERSION};
+pub use peer::{peer_outliers, PeerResult, PEER_METHODS};
 
 /// Method names accepted by [`Model::new`].
-pub const METHODS: &[&str] = &["auto", "robust", "ewma"];
+pub const METHODS: &[&str] = &[
+    "auto",
+    "robust",
+    "ewma",
+    "seasonal",
+    "changepoint",
+    "iforest",
+];
 
 /// What kind of anomaly a point or episode is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

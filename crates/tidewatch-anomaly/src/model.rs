@@ -1,8 +1,10 @@
 //! The detector enum the extension stores as rows, and batch detection.
 
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
 
+use crate::auto::{Auto, AutoConfig};
+use crate::detectors::{verdict, Cusum, Ewma, Robust, Seasonal};
+use crate::iforest::{IForestParams, IsolationForest};
 use crate::{AnomalyError, Kind, Scored, METHODS};
 
 /// Parameters common to all methods, parsed from a JSON object.
@@ -16,6 +18,14 @@ pub struct Params {
     pub warmup: usize,
     /// EWMA smoothing factor in (0, 1).
     pub alpha: f64,
+    /// Seasonal period in samples (0 = find it).
+    pub period: usize,
+    /// Isolation forest: number of trees, subsample size and seed.
+    pub trees: usize,
+    pub sample_size: usize,
+    pub seed: u64,
+    /// `auto`: points of the gating window (one alarm per event).
+    pub refractory: usize,
 }
 
 impl Default for Params {
@@ -25,12 +35,27 @@ impl Default for Params {
             window: 128,
             warmup: 16,
             alpha: 0.05,
+            period: 0,
+            trees: 100,
+            sample_size: 256,
+            seed: 42,
+            refractory: AutoConfig::default().refractory,
         }
     }
 }
 
 impl Params {
-    pub const KEYS: &'static [&'static str] = &["threshold", "window", "warmup", "alpha"];
+    pub const KEYS: &'static [&'static str] = &[
+        "threshold",
+        "window",
+        "warmup",
+        "alpha",
+        "period",
+        "trees",
+        "sample_size",
+        "seed",
+        "refractory",
+    ];
 
     /// Parse `params` for `method`; unknown keys and out-of-range values are errors.
     pub fn from_json(method: &str, v: &serde_json::Value) -> Result<Self, AnomalyError> {
@@ -68,6 +93,11 @@ impl Params {
                     }
                     p.alpha = x;
                 }
+                "period" => p.period = int_in(k, num()?, 0, crate::detectors::MAX_PERIOD)?,
+                "trees" => p.trees = int_in(k, num()?, 1, 10_000)?,
+                "sample_size" => p.sample_size = int_in(k, num()?, 2, 100_000)?,
+                "seed" => p.seed = int_in(k, num()?, 0, 1 << 52)? as u64,
+                "refractory" => p.refractory = int_in(k, num()?, 1, 100_000)?,
                 _ => {
                     return Err(AnomalyError::UnknownParam {
                         key: k.clone(),
@@ -94,190 +124,192 @@ fn int_in(k: &str, x: f64, lo: usize, hi: usize) -> Result<usize, AnomalyError> 
     Ok(x as usize)
 }
 
-/// Map a deviation in robust sigmas to [0, 1]: 0 below 3σ, 0.5 at 5σ, → 1 far out.
-fn calibrate(z: f64) -> f64 {
-    let a = z.abs();
-    if a <= 3.0 {
-        0.0
-    } else {
-        1.0 - (-(a - 3.0) * std::f64::consts::LN_2 / 2.0).exp()
-    }
-}
-
-/// Robust rolling median / MAD z-score (Hampel filter; Hampel 1974, MAD scaled by 1.4826).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Robust {
+/// Streaming isolation forest on (value, first difference): trained on the first
+/// `max(window, 64)` points, then fixed (bounded state).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StreamForest {
     p: Params,
-    buf: VecDeque<f64>,
+    last: f64,
+    train: Vec<Vec<f64>>,
+    forest: Option<IsolationForest>,
 }
 
-impl Robust {
-    fn new(p: Params) -> Self {
-        Robust {
-            buf: VecDeque::with_capacity(p.window),
-            p,
-        }
+impl StreamForest {
+    fn row(&self, value: f64) -> Option<Vec<f64>> {
+        self.last
+            .is_finite()
+            .then(|| vec![value, value - self.last])
     }
 
     fn score(&self, value: f64) -> Scored {
-        if self.buf.len() < self.p.warmup {
+        let (Some(f), Some(row)) = (&self.forest, self.row(value)) else {
             return Scored::warming_up();
-        }
-        let mut v: Vec<f64> = self.buf.iter().copied().collect();
-        let med = median(&mut v);
-        for x in v.iter_mut() {
-            *x = (*x - med).abs();
-        }
-        let mad = median(&mut v) * 1.4826;
-        // MAD = 0 (a mostly constant window): fall back to a scale relative to the level.
-        let scale = if mad > 0.0 {
-            mad
-        } else {
-            1e-9 * med.abs().max(1.0)
         };
-        let z = (value - med) / scale;
-        let score = calibrate(z);
-        let outside = z.abs() > 3.0;
+        let s = f.score(&row);
+        let score = ((s - 0.5) * 2.0).clamp(0.0, 1.0);
+        let outside = score >= self.p.threshold;
         Scored {
-            expected: med,
-            lower: med - 3.0 * scale,
-            upper: med + 3.0 * scale,
+            expected: self.last,
+            lower: f64::NAN,
+            upper: f64::NAN,
             score,
-            sigma: z,
-            is_anomaly: score >= self.p.threshold,
+            sigma: 0.0,
+            is_anomaly: outside,
             outside,
-            kind: outside.then(|| if z > 0.0 { Kind::Spike } else { Kind::Dip }),
+            kind: outside.then_some(if value >= self.last {
+                Kind::Spike
+            } else {
+                Kind::Dip
+            }),
         }
     }
 
     fn learn(&mut self, value: f64) {
-        if self.buf.len() == self.p.window {
-            self.buf.pop_front();
+        if self.forest.is_none() {
+            if let Some(r) = self.row(value) {
+                self.train.push(r);
+            }
+            if self.train.len() >= self.p.window.max(64) {
+                let fp = IForestParams {
+                    trees: self.p.trees,
+                    sample_size: self.p.sample_size,
+                    seed: self.p.seed,
+                };
+                self.forest = IsolationForest::fit(&self.train, &fp).ok();
+                self.train = Vec::new();
+            }
         }
-        self.buf.push_back(value);
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    let n = v.len();
-    let mid = n / 2;
-    let (_, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
-    let m = *m;
-    if n % 2 == 1 {
-        m
-    } else {
-        let lo = v[..mid].iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        (lo + m) / 2.0
-    }
-}
-
-/// Exponentially weighted mean and variance (West 1979 / Finch 2009 incremental form).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Ewma {
-    p: Params,
-    n: u64,
-    mean: f64,
-    var: f64,
-}
-
-impl Ewma {
-    fn score(&self, value: f64) -> Scored {
-        if (self.n as usize) < self.p.warmup {
-            return Scored::warming_up();
-        }
-        let sd = self.var.sqrt();
-        let scale = if sd > 0.0 {
-            sd
-        } else {
-            1e-9 * self.mean.abs().max(1.0)
-        };
-        let z = (value - self.mean) / scale;
-        let score = calibrate(z);
-        let outside = z.abs() > 3.0;
-        Scored {
-            expected: self.mean,
-            lower: self.mean - 3.0 * scale,
-            upper: self.mean + 3.0 * scale,
-            score,
-            sigma: z,
-            is_anomaly: score >= self.p.threshold,
-            outside,
-            kind: outside.then(|| if z > 0.0 { Kind::Spike } else { Kind::Dip }),
-        }
-    }
-
-    fn learn(&mut self, value: f64) {
-        if self.n == 0 {
-            self.mean = value;
-            self.var = 0.0;
-        } else {
-            let a = self.p.alpha;
-            let d = value - self.mean;
-            self.mean += a * d;
-            self.var = (1.0 - a) * (self.var + a * d * d);
-        }
-        self.n += 1;
+        self.last = value;
     }
 }
 
 /// A per-series detector, stored as a row by the extension.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub enum Model {
+    Auto(Box<Auto>),
     Robust(Robust),
     Ewma(Ewma),
+    Seasonal(Seasonal),
+    Changepoint(Cusum),
+    IForest(StreamForest),
 }
+
+/// Version byte leading [`Model::to_bytes`].
+pub const STATE_VERSION: u8 = 1;
 
 impl Model {
     /// Build the detector for `method` (see [`METHODS`]) with JSON `params`.
     pub fn new(method: &str, params: &serde_json::Value) -> Result<Model, AnomalyError> {
+        if !METHODS.contains(&method) {
+            return Err(AnomalyError::UnknownMethod {
+                name: method.to_string(),
+            });
+        }
         let p = Params::from_json(method, params)?;
-        match method {
-            "auto" | "robust" => Ok(Model::Robust(Robust::new(p))),
-            "ewma" => Ok(Model::Ewma(Ewma {
+        Ok(match method {
+            "auto" => Model::Auto(Box::new(Auto::new(AutoConfig {
+                threshold: p.threshold,
+                period: p.period,
+                refractory: p.refractory,
+                ..AutoConfig::default()
+            }))),
+            "robust" => Model::Robust(Robust::new(p)),
+            "ewma" => Model::Ewma(Ewma::new(p)),
+            "seasonal" => Model::Seasonal(Seasonal::new(p)),
+            "changepoint" => Model::Changepoint(Cusum::new(p)),
+            _ => Model::IForest(StreamForest {
                 p,
-                n: 0,
-                mean: 0.0,
-                var: 0.0,
-            })),
-            _ => {
-                debug_assert!(!METHODS.contains(&method));
-                Err(AnomalyError::UnknownMethod {
-                    name: method.to_string(),
-                })
-            }
+                last: f64::NAN,
+                train: Vec::new(),
+                forest: None,
+            }),
+        })
+    }
+
+    /// The method name of this model.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Model::Auto(_) => "auto",
+            Model::Robust(_) => "robust",
+            Model::Ewma(_) => "ewma",
+            Model::Seasonal(_) => "seasonal",
+            Model::Changepoint(_) => "changepoint",
+            Model::IForest(_) => "iforest",
         }
     }
 
     /// Score `value` at `ts` (µs since the epoch) against the past, without learning from it.
+    /// For `auto` this is the ungated score.
     pub fn score(&self, _ts: i64, value: f64) -> Scored {
         if !value.is_finite() {
             return Scored::warming_up();
         }
         match self {
+            Model::Auto(d) => d.score(value),
             Model::Robust(d) => d.score(value),
             Model::Ewma(d) => d.score(value),
+            Model::Seasonal(d) => d.score(value),
+            Model::Changepoint(d) => d.score(value),
+            Model::IForest(d) => d.score(value),
         }
     }
 
     /// Score then learn from the point. Non-finite values are neither scored nor learned.
+    #[inline]
     pub fn update(&mut self, ts: i64, value: f64) -> Scored {
         if !value.is_finite() {
             return Scored::warming_up();
         }
-        let s = self.score(ts, value);
         match self {
-            Model::Robust(d) => d.learn(value),
-            Model::Ewma(d) => d.learn(value),
+            Model::Auto(d) => d.update(ts, value),
+            Model::Robust(d) => {
+                let s = d.score(value);
+                d.learn(value);
+                s
+            }
+            Model::Ewma(d) => {
+                let s = d.score(value);
+                d.learn(value);
+                s
+            }
+            Model::Seasonal(d) => {
+                let s = d.score(value);
+                d.learn(ts, value);
+                s
+            }
+            Model::Changepoint(d) => {
+                let s = d.score(value);
+                d.learn(value);
+                s
+            }
+            Model::IForest(d) => {
+                let s = d.score(value);
+                d.learn(value);
+                s
+            }
         }
-        s
     }
 
+    /// Compact, versioned state: one version byte then postcard (varint) encoding.
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut out = vec![STATE_VERSION];
+        match postcard::to_allocvec(self) {
+            Ok(b) => out.extend_from_slice(&b),
+            Err(_) => out.clear(),
+        }
+        out
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Model, AnomalyError> {
-        serde_json::from_slice(b).map_err(|e| AnomalyError::CorruptState(e.to_string()))
+        match b.split_first() {
+            Some((&STATE_VERSION, rest)) => {
+                postcard::from_bytes(rest).map_err(|e| AnomalyError::CorruptState(e.to_string()))
+            }
+            Some((v, _)) => Err(AnomalyError::CorruptState(format!(
+                "state version {v}, this build reads version {STATE_VERSION}"
+            ))),
+            None => Err(AnomalyError::CorruptState("empty state".to_string())),
+        }
     }
 }
 
@@ -309,5 +341,90 @@ pub fn detect(
         }
         out.points.push((ts, v, m.update(ts, v)));
     }
+    match method {
+        "seasonal" => batch_seasonal(&m, &mut out),
+        "changepoint" => batch_changepoints(&m, &mut out),
+        _ => {}
+    }
     Ok(out)
+}
+
+/// Batch `seasonal`: MSTL decomposition (`augurs-mstl`; Bandara, Hyndman & Bergmeir 2021) with the
+/// periods found by `augurs-seasons` (or `period`), scored by the robust z of the remainder. This
+/// is a two-sided (non-causal) fit of the whole series; when no period fits (fewer than two full
+/// periods) the streaming scores are kept.
+fn batch_seasonal(m: &Model, out: &mut BatchResult) {
+    use augurs_core::Fit as _;
+    use augurs_seasons::Detector as _;
+    let Model::Seasonal(sd) = m else { return };
+    let y: Vec<f64> = out.points.iter().map(|p| p.1).collect();
+    let periods: Vec<usize> = if sd.p.period > 0 {
+        vec![sd.p.period]
+    } else {
+        augurs_seasons::PeriodogramDetector::builder()
+            .min_period(2)
+            .build()
+            .detect(&y)
+            .into_iter()
+            .map(|p| p as usize)
+            .take(2)
+            .collect()
+    };
+    let mut periods: Vec<usize> = periods
+        .into_iter()
+        .map(|p| crate::detectors::refine_period(&y, p))
+        .collect();
+    periods.dedup();
+    periods.retain(|&p| p >= 2 && p * 2 < y.len());
+    if periods.is_empty() {
+        return;
+    }
+    // Robust STL inner loops (Cleveland et al. 1990) so the anomalies do not leak into the profile.
+    let mut stl = augurs_mstl::stlrs::StlParams::new();
+    stl.robust(true);
+    let mut mp = augurs_mstl::stlrs::MstlParams::new();
+    mp.stl_params(stl);
+    let model = augurs_mstl::MSTLModel::naive(periods).mstl_params(mp);
+    let Ok(fit) = model.fit(&y) else { return };
+    let res = fit.fit();
+    let rem: Vec<f64> = res.remainder().iter().map(|&v| v as f64).collect();
+    let mut w = crate::window::SortedWindow::new(rem.len().max(1));
+    rem.iter().for_each(|&r| w.push(r));
+    let med = w.median();
+    let scale = w.scale_around(med);
+    for (i, pt) in out.points.iter_mut().enumerate() {
+        let expected = pt.1 - rem[i] + med;
+        let mut s = verdict(pt.1, expected, scale, sd.p.threshold);
+        if s.outside && s.score < 0.9 {
+            s.kind = Some(Kind::SeasonalBreak);
+        }
+        pt.2 = s;
+    }
+}
+
+/// Batch `changepoint`: Bayesian online changepoint detection (Adams & MacKay 2007, via
+/// `augurs-changepoint`, Normal-Gamma prior on standardised values) marks level shifts on top of
+/// the streaming CUSUM scores.
+fn batch_changepoints(m: &Model, out: &mut BatchResult) {
+    use augurs_changepoint::Detector as _;
+    let Model::Changepoint(c) = m else { return };
+    if out.points.len() < 8 {
+        return;
+    }
+    let mut w = crate::window::SortedWindow::new(out.points.len());
+    out.points.iter().for_each(|p| w.push(p.1));
+    let med = w.median();
+    let scale = w.scale_around(med);
+    let y: Vec<f64> = out.points.iter().map(|p| (p.1 - med) / scale).collect();
+    let mut det = augurs_changepoint::NormalGammaDetector::default();
+    for i in det.detect_changepoints(&y) {
+        if i == 0 || i >= out.points.len() {
+            continue;
+        }
+        let s = &mut out.points[i].2;
+        s.score = s.score.max(c.base.p.threshold.max(0.5));
+        s.is_anomaly = true;
+        s.outside = true;
+        s.kind = Some(Kind::LevelShift);
+    }
 }

@@ -8,12 +8,17 @@ use std::collections::BTreeMap;
 pub(crate) fn sturges_edges(a: &[f64]) -> Vec<f64> {
     let amin = a.iter().copied().fold(f64::INFINITY, f64::min);
     let amax = a.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    sturges_edges_from(amin, amax, a.len())
+}
+
+/// [`sturges_edges`] from the minimum, maximum and size of the sample alone.
+pub(crate) fn sturges_edges_from(amin: f64, amax: f64, len: usize) -> Vec<f64> {
     let (mut lo, mut hi) = (amin, amax);
     if lo == hi {
         lo -= 0.5;
         hi += 0.5;
     }
-    let width = (amax - amin) / ((a.len() as f64).log2() + 1.0);
+    let width = (amax - amin) / ((len as f64).log2() + 1.0);
     let nbins = if width != 0.0 {
         ((hi - lo) / width).ceil() as usize
     } else {

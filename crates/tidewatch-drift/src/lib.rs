@@ -9,12 +9,21 @@
 
 mod binning;
 mod categorical;
+mod cvm;
+mod epps;
 mod kolmogorov;
 mod numeric;
+mod sketch;
 
 use serde::Serialize;
 
+pub mod profile;
 pub mod samples;
+
+pub use profile::{
+    categorical_drift_against_profile, numeric_drift_against_profile, CategoricalProfile,
+    NumericProfile, NumericValues, Profile,
+};
 
 /// Stattest names accepted by [`numeric_drift`] / [`categorical_drift`] (Evidently spelling).
 pub const METHODS: &[&str] = &[
@@ -24,9 +33,11 @@ pub const METHODS: &[&str] = &[
     "jensenshannon",
     "kl_div",
     "anderson",
+    "cramer_von_mises",
     "mannw",
     "t_test",
     "ed",
+    "es",
     "hellinger",
     "chisquare",
     "z",
@@ -36,7 +47,16 @@ pub const METHODS: &[&str] = &[
 ];
 
 /// Methods that only make sense for numeric columns.
-pub const NUMERIC_ONLY: &[&str] = &["ks", "wasserstein", "anderson", "mannw", "t_test", "ed"];
+pub const NUMERIC_ONLY: &[&str] = &[
+    "ks",
+    "wasserstein",
+    "anderson",
+    "cramer_von_mises",
+    "mannw",
+    "t_test",
+    "ed",
+    "es",
+];
 
 /// Errors of the drift API.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -117,6 +137,8 @@ fn defaults(method: &str) -> Option<(&'static str, ScoreKind, f64, Rule)> {
         "kl_div" => ("kl_div", Distance, 0.1, Rule::Ge),
         "psi" => ("psi", Distance, 0.1, Rule::Ge),
         "anderson" => ("anderson", PValue, 0.1, Rule::Lt),
+        "cramer_von_mises" => ("cramer_von_mises", PValue, 0.1, Rule::Le),
+        "es" => ("es", PValue, 0.05, Rule::Lt),
         "fisher_exact" => ("fisher_exact", PValue, 0.1, Rule::Lt),
         "g_test" => ("g_test", PValue, 0.1, Rule::Lt),
         "hellinger" => ("hellinger", Distance, 0.1, Rule::Ge),
@@ -337,6 +359,18 @@ fn numeric_on_clean(method: &str, r: &[f64], c: &[f64]) -> Result<DriftResult, D
             })?;
             make(method, t, Some(p))
         }
+        "cramer_von_mises" => {
+            let (t, p) = cvm::cramervonmises_2samp(r, c);
+            make(method, t, Some(p))
+        }
+        "es" => match epps::epps_singleton_2samp(r, c) {
+            epps::Es::Value(w, p) => make(method, w, Some(p)),
+            epps::Es::TooSmall => make(method, f64::NAN, Some(f64::NAN)),
+            epps::Es::ZeroIqr => Err(DriftError::NotApplicable {
+                method: "es",
+                reason: "the pooled interquartile range is 0",
+            }),
+        },
         "psi" => {
             let (a, b) = binning::binned_numeric(r, c, true);
             make(method, binning::psi(&a, &b), None)
@@ -411,6 +445,19 @@ pub mod raw {
     /// scipy `ttest_ind` (Student): (t, p).
     pub fn ttest_ind(a: &[f64], b: &[f64]) -> (f64, f64) {
         crate::numeric::t_test(a, b)
+    }
+    /// scipy `cramervonmises_2samp` (method='auto'): (T, p); (NaN, NaN) with < 2 values.
+    pub fn cramervonmises_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
+        crate::cvm::cramervonmises_2samp(a, b)
+    }
+    /// scipy `epps_singleton_2samp` (t = (0.4, 0.8)): (W, p); (NaN, NaN) with < 5 values;
+    /// None when the pooled IQR is 0 (scipy raises `LinAlgError`).
+    pub fn epps_singleton_2samp(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
+        match crate::epps::epps_singleton_2samp(a, b) {
+            crate::epps::Es::Value(w, p) => Some((w, p)),
+            crate::epps::Es::TooSmall => Some((f64::NAN, f64::NAN)),
+            crate::epps::Es::ZeroIqr => None,
+        }
     }
     /// scipy `anderson_ksamp` midrank: (statistic, p) or None with < 2 distinct values.
     pub fn anderson_ksamp(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {

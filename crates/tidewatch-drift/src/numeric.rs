@@ -23,6 +23,12 @@ fn count_lt(s: &[f64], v: f64) -> usize {
 /// (two-sided, method='auto'): exact lattice-path count when max(n1,n2) <= 10000
 /// (D rounded to h/lcm), else `kstwo.sf(D, round(n1*n2/(n1+n2)))`.
 pub(crate) fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let d = ks_statistic(a, b);
+    ks_pvalue(d, a.len() as i64, b.len() as i64)
+}
+
+/// D = max |F1 - F2| over the pooled points (scipy's max(cdf1 - cdf2) vs -min).
+pub(crate) fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     let s1 = sorted(a);
     let s2 = sorted(b);
     let (n1, n2) = (s1.len() as i64, s2.len() as i64);
@@ -36,7 +42,16 @@ pub(crate) fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
         min_s = min_s.min(d);
     }
     let min_s = (-min_s).clamp(0.0, 1.0);
-    let mut d = if min_s > max_s { min_s } else { max_s };
+    if min_s > max_s {
+        min_s
+    } else {
+        max_s
+    }
+}
+
+/// The p-value step of scipy `ks_2samp` for a statistic `d` between samples of sizes n1, n2:
+/// returns (d, possibly rounded to h/lcm on the exact path, p).
+pub(crate) fn ks_pvalue(mut d: f64, n1: i64, n2: i64) -> (f64, f64) {
     let g = gcd(n1, n2);
     let mut prob = f64::NAN;
     let mut exact_ok = false;
@@ -143,10 +158,12 @@ pub(crate) fn t_test(a: &[f64], b: &[f64]) -> (f64, f64) {
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     let m1 = a.iter().sum::<f64>() / n1;
     let m2 = b.iter().sum::<f64>() / n2;
-    let v1 = a.iter().map(|x| (x - m1) * (x - m1)).sum::<f64>() / (n1 - 1.0);
-    let v2 = b.iter().map(|x| (x - m2) * (x - m2)).sum::<f64>() / (n2 - 1.0);
+    // Pooled variance from the sums of squares, so that a one-value sample contributes 0
+    // instead of 0 * NaN (scipy 1.17 gives a finite t for n1 = 1, n2 >= 2).
+    let ss1 = a.iter().map(|x| (x - m1) * (x - m1)).sum::<f64>();
+    let ss2 = b.iter().map(|x| (x - m2) * (x - m2)).sum::<f64>();
     let df = n1 + n2 - 2.0;
-    let sp2 = ((n1 - 1.0) * v1 + (n2 - 1.0) * v2) / df;
+    let sp2 = (ss1 + ss2) / df;
     let t = (m1 - m2) / (sp2 * (1.0 / n1 + 1.0 / n2)).sqrt();
     if !t.is_finite() || df <= 0.0 {
         return (t, f64::NAN);

@@ -167,6 +167,7 @@ impl<T: Value> Samples<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

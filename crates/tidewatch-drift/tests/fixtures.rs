@@ -158,9 +158,11 @@ const EV_METHODS: &[&str] = &[
     "jensenshannon",
     "hellinger",
     "anderson",
+    "cramer_von_mises",
     "mannw",
     "t_test",
     "ed",
+    "es",
     "chisquare",
     "z",
     "g_test",
@@ -316,6 +318,32 @@ fn check_case(t: &mut Tally, case: &str, csv: &Path, json: &Path) {
                 tp,
                 num(&sc["ttest_ind"]["pvalue"]).unwrap_or(f64::NAN),
             );
+        }
+        if let Some(s) = num(&sc["cramervonmises_2samp"]["statistic"]) {
+            let (ts, tp) = raw::cramervonmises_2samp(&r, &c);
+            t.stat(case, "cramervonmises", ts, s);
+            t.p(
+                case,
+                "cramervonmises",
+                tp,
+                num(&sc["cramervonmises_2samp"]["pvalue"]).unwrap_or(f64::NAN),
+            );
+        }
+        let es = &sc["epps_singleton_2samp"];
+        match (num(&es["statistic"]), raw::epps_singleton_2samp(&r, &c)) {
+            (Some(s), Some((w, p))) => {
+                t.stat(case, "epps_singleton", w, s);
+                t.p(
+                    case,
+                    "epps_singleton",
+                    p,
+                    num(&es["pvalue"]).unwrap_or(f64::NAN),
+                );
+            }
+            (None, None) if es.get("error").is_some() => t.checks += 1,
+            (want, got) => t.failures.push(format!(
+                "{case}: epps_singleton got {got:?}, oracle {want:?} {es}"
+            )),
         }
         if let Some(s) = num(&sc["anderson_ksamp"]["statistic"]) {
             match raw::anderson_ksamp(&r, &c) {

@@ -74,6 +74,46 @@ struct Pattern {
     need_digit: bool,
     /// Only mask when the match contains whitespace or a digit (quoted strings).
     need_space_or_digit: bool,
+    /// Characters (see [`features`]) every match must contain: a line lacking one of them
+    /// skips the pattern without running it.
+    need: u16,
+}
+
+const F_DIGIT: u16 = 1;
+const F_COLON: u16 = 1 << 1;
+const F_DOT: u16 = 1 << 2;
+const F_DASH: u16 = 1 << 3;
+const F_AT: u16 = 1 << 4;
+const F_SLASH: u16 = 1 << 5;
+const F_DQUOTE: u16 = 1 << 6;
+const F_SQUOTE: u16 = 1 << 7;
+const F_EQ: u16 = 1 << 8;
+const F_BRACKET: u16 = 1 << 9;
+const F_UNDERSCORE: u16 = 1 << 10;
+/// `:` or `-` (MAC addresses)
+const F_SEP: u16 = 1 << 11;
+
+/// Which of the characters the patterns require occur in `s` (one pass over the bytes).
+/// Masking only removes text, so this stays an upper bound while patterns are applied.
+fn features(s: &str) -> u16 {
+    let mut f = 0;
+    for &b in s.as_bytes() {
+        f |= match b {
+            b'0'..=b'9' => F_DIGIT,
+            b':' => F_COLON | F_SEP,
+            b'.' => F_DOT,
+            b'-' => F_DASH | F_SEP,
+            b'@' => F_AT,
+            b'/' | b'\\' => F_SLASH,
+            b'"' => F_DQUOTE,
+            b'\'' => F_SQUOTE,
+            b'=' => F_EQ,
+            b'[' => F_BRACKET,
+            b'_' => F_UNDERSCORE,
+            _ => 0,
+        };
+    }
+    f
 }
 
 fn patterns() -> &'static [Pattern] {
@@ -86,6 +126,7 @@ fn patterns() -> &'static [Pattern] {
             keep_prefix: false,
             need_digit: false,
             need_space_or_digit: false,
+            need: 0,
         };
         let mut v = vec![
             mk(r#"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s"'<>\]\)]+"#, MaskKind::Url),
@@ -148,13 +189,47 @@ fn patterns() -> &'static [Pattern] {
         let mut dq = mk(r#""[^"\n]*""#, MaskKind::Quoted);
         dq.need_space_or_digit = true;
         v.push(dq);
-        let mut sq = mk(r"'[^'\n]*'", MaskKind::Quoted);
+        // not across a double quote: interleaved quotes would mask differently on a second pass
+        let mut sq = mk(r#"'[^'"\n]*'"#, MaskKind::Quoted);
         sq.need_space_or_digit = true;
         v.push(sq);
-        // key=value: keep `key=`, mask the value (quoted value may contain spaces).
-        let mut kv = mk(r#"(\b[A-Za-z_][\w.\-]*=)("[^"]*"|'[^']*'|[^\s,;)\]\}"']+)"#, MaskKind::KeyValue);
+        // key=value: keep `key=`, mask the value (quoted value may contain spaces). Text glued
+        // to a closing quote belongs to the value (`k=''*` -> `k=<*>`), so that masking a
+        // template again changes nothing (template_of is idempotent; see tests/fuzz.rs).
+        let mut kv = mk(
+            r#"(\b[A-Za-z_][\w.\-]*=)((?:"[^"]*"|'[^']*')?[^\s,;)\]\}"']*)"#,
+            MaskKind::KeyValue,
+        );
         kv.keep_prefix = true;
         v.push(kv);
+        // Required characters, in the order of the patterns above.
+        let needs = [
+            F_COLON | F_SLASH,          // URL
+            F_AT | F_DOT,               // e-mail
+            F_DASH,                     // UUID
+            F_DIGIT,                    // ISO date-time
+            F_DIGIT | F_COLON,          // month-name date-time
+            F_SEP,                      // MAC
+            F_DIGIT | F_COLON,          // clock time
+            F_DOT,                      // host name
+            F_BRACKET | F_COLON,        // bracketed IPv6
+            F_COLON,                    // IPv6
+            F_COLON,                    // compressed IPv6
+            F_DIGIT | F_DOT,            // IPv4
+            F_DIGIT | F_UNDERSCORE,     // block id
+            F_DIGIT | F_UNDERSCORE,     // job id
+            F_DIGIT,                    // 0x hex
+            F_DIGIT,                    // duration / size
+            F_DIGIT,                    // long hex (digit required)
+            F_SLASH,                    // path
+            F_DQUOTE,                   // "quoted"
+            F_SQUOTE,                   // 'quoted'
+            F_EQ,                       // key=value
+        ];
+        assert_eq!(needs.len(), v.len(), "one requirement per pattern");
+        for (p, n) in v.iter_mut().zip(needs) {
+            p.need = n;
+        }
         v
     })
 }
@@ -197,8 +272,9 @@ fn sanitise(message: &str, max_len: usize) -> String {
 fn mask_patterns(text: String) -> (String, Vec<(String, MaskKind)>) {
     let mut table: Vec<(String, MaskKind)> = Vec::new();
     let mut s = text;
+    let feats = features(&s);
     for p in patterns() {
-        if !p.re.is_match(&s) {
+        if p.need & feats != p.need || !p.re.is_match(&s) {
             continue;
         }
         let replaced = p.re.replace_all(&s, |c: &Captures| {
@@ -213,7 +289,7 @@ fn mask_patterns(text: String) -> (String, Vec<(String, MaskKind)>) {
             };
             let has_digit = var.chars().any(|ch| ch.is_ascii_digit());
             let skip = (p.need_digit && !has_digit)
-                || (p.need_space_or_digit && !has_digit && !var.contains(' '))
+                || (p.need_space_or_digit && !has_digit && !var.chars().any(char::is_whitespace))
                 || var.is_empty()
                 || var.chars().any(is_sentinel) && var.chars().count() == 1;
             let idx = SENTINEL_BASE as usize + table.len();

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Log template mining speed, side by side in one run (release build, one thread each):
+#   ours:  crates/tidewatch-logs/examples/bench_miner.rs — masking only, masking + miner, and the
+#          default classifier over the Content of the 8 Loghub-2k systems repeated to N lines;
+#   peer:  Drain3 0.9.11 (../shared/peers/drain3_peer.py --bench N, generic masks), which times
+#          add_log_message over the same 16,000 lines repeated (Content of _structured.csv).
+# Usage: bash benches/logs.sh [LINES] [REPEATS]   (defaults: 1000000 lines, 3 repeats; medians)
+# MEMORY_LINES (default 1000000) distinct lines go to examples/miner_memory for the peak RSS;
+# that worst case (every line a new cluster) takes about 10 minutes at 10^6 lines.
+# Skips, saying so, when ../shared (data or peer) is absent. Installs drain3 with pip if missing.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tidewatch-target}
+N=${1:-1000000}
+REPEATS=${2:-3}
+SHARED=${TIDEWATCH_SHARED:-$REPO/../shared}
+DATA=${LOGHUB_DATA:-$SHARED/data/loghub-2k}
+PEER=$SHARED/peers/drain3_peer.py
+
+if [ ! -d "$DATA" ]; then
+    echo "SKIP benches/logs.sh: Loghub-2k data not found at $DATA (set LOGHUB_DATA)"
+    exit 0
+fi
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+cargo build -q --release -p tidewatch-logs --example bench_miner --example miner_memory
+BIN=$CARGO_TARGET_DIR/release/examples/bench_miner
+
+mask=() miner=() cls=() peer=()
+PEER_OK=1
+if [ -f "$PEER" ]; then
+    if ! python3 -c 'import drain3' 2>/dev/null; then
+        echo "installing drain3==0.9.11 for the peer (benchmark only)" >&2
+        python3 -m pip install -q 'drain3==0.9.11' >/dev/null 2>&1 || PEER_OK=0
+    fi
+else
+    PEER_OK=0
+fi
+for _ in $(seq 1 "$REPEATS"); do
+    OUT=$("$BIN" "$N" "$DATA")
+    mask+=("$(awk '/^mask /     { sub("lines_per_sec=", "", $4); print $4 }' <<<"$OUT")")
+    miner+=("$(awk '/^miner /    { sub("lines_per_sec=", "", $4); print $4 }' <<<"$OUT")")
+    cls+=("$(awk '/^classify / { sub("lines_per_sec=", "", $4); print $4 }' <<<"$OUT")")
+    if [ "$PEER_OK" = 1 ]; then
+        P=$(python3 "$PEER" --data "$DATA" --bench "$N" --settings generic)
+        peer+=("$(sed -n 's/.*lines_per_sec=\([0-9,]*\).*/\1/p' <<<"$P" | tr -d ,)")
+    fi
+done
+MASK=$(printf '%s\n' "${mask[@]}" | median)
+MINER=$(printf '%s\n' "${miner[@]}" | median)
+CLS=$(printf '%s\n' "${cls[@]}" | median)
+MEMORY_LINES=${MEMORY_LINES:-1000000}
+MEM=$("$CARGO_TARGET_DIR/release/examples/miner_memory" "$MEMORY_LINES")
+
+echo "Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $N lines, medians of $REPEATS runs, one thread."
+echo
+echo "| workload | lines/s |"
+echo "|---|---|"
+echo "| ours: masking only | $MASK |"
+echo "| ours: masking + miner | $MINER |"
+echo "| ours: default classifier | $CLS |"
+if [ "$PEER_OK" = 1 ]; then
+    PEERM=$(printf '%s\n' "${peer[@]}" | median)
+    echo "| Drain3 0.9.11 (generic masks), add_log_message | $PEERM |"
+    echo
+    echo "ratio ours (masking + miner) / Drain3: $(awk -v a="$MINER" -v b="$PEERM" 'BEGIN { printf "%.1f", a / b }')x"
+else
+    echo
+    echo "(peer skipped: $PEER not found or drain3 not installable)"
+fi
+echo
+echo "Bounded memory, $MEMORY_LINES distinct lines, default cluster cap: $MEM"
