@@ -207,7 +207,8 @@ CREATE FUNCTION tidewatch.detect_anomalies(
     start timestamptz DEFAULT NULL,
     finish timestamptz DEFAULT NULL,
     method text DEFAULT 'auto',
-    params jsonb DEFAULT '{}')
+    params jsonb DEFAULT '{}',
+    anomalies_only boolean DEFAULT false)
 RETURNS TABLE (series jsonb, ts timestamptz, value float8, expected float8, lower float8,
                upper float8, score float8, is_anomaly boolean)
 LANGUAGE plpgsql STABLE
@@ -230,18 +231,18 @@ BEGIN
     IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
     IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
         RETURN QUERY EXECUTE format(
-            'SELECT ''{}''::jsonb, p.* FROM (SELECT tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
-            ' FROM %s WHERE %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b) p',
+            'SELECT ''{}''::jsonb, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly FROM (SELECT tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            ' FROM %s WHERE %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
             tcol, value_column, relation, cond)
-            USING method, params, start, finish;
+            USING method, params, start, finish, coalesce(anomalies_only, false);
     ELSE
         grp := (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s);
         RETURN QUERY EXECUTE format(
-            'SELECT %s, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly'
-            ' FROM (SELECT %s, tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
-            ' FROM %s WHERE %s GROUP BY %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b) p',
-            label, grp, tcol, value_column, relation, cond, grp)
-            USING method, params, start, finish;
+            'SELECT g.series, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly'
+            ' FROM (SELECT %s AS series, tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            ' FROM %s WHERE %s GROUP BY %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
+            label, tcol, value_column, relation, cond, grp)
+            USING method, params, start, finish, coalesce(anomalies_only, false);
     END IF;
 END
 $$;
@@ -375,15 +376,20 @@ DECLARE
     e jsonb;
     ep_id bigint;
     open_id bigint;
+    grp text;
 BEGIN
     SELECT * INTO m FROM tidewatch.monitors WHERE name = TG_ARGV[0];
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    -- Group by the raw label columns (cheaper than by jsonb) and lock series in that order.
+    grp := CASE WHEN cardinality(m.series_columns) = 0 THEN '' ELSE
+           ' GROUP BY ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(m.series_columns) c) ||
+           ' ORDER BY ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(m.series_columns) c) END;
     FOR r IN EXECUTE format(
         'SELECT %s AS series, array_agg(%I::timestamptz) AS ts, array_agg(%I::float8) AS vals'
-        ' FROM tidewatch_new_rows GROUP BY 1 ORDER BY 1',
-        tidewatch._series_columns(m.relid, m.value_column, m.series_columns), m.time_column, m.value_column)
+        ' FROM tidewatch_new_rows%s',
+        tidewatch._series_columns(m.relid, m.value_column, m.series_columns), m.time_column, m.value_column, grp)
     LOOP
         INSERT INTO tidewatch.monitor_state (monitor, series) VALUES (m.name, r.series) ON CONFLICT DO NOTHING;
         SELECT * INTO cur FROM tidewatch.monitor_state s WHERE s.monitor = m.name AND s.series = r.series FOR UPDATE;
@@ -577,7 +583,7 @@ BEGIN
             'reason', format('%s detector fired at %s: value %s against expected %s (normal band %s to %s), %s robust sigmas %s',
                              coalesce(m.method, e.detail ->> 'method', 'the'), peak, round(e.peak_value::numeric, 4),
                              round(e.expected::numeric, 4), round(e.lower::numeric, 4), round(e.upper::numeric, 4),
-                             round(abs(e.sigma)::numeric, 1), CASE WHEN e.sigma >= 0 THEN 'above' ELSE 'below' END),
+                             round(least(abs(e.sigma), 1e6)::numeric, 1), CASE WHEN e.sigma >= 0 THEN 'above' ELSE 'below' END),
             'evidence', jsonb_build_object('detector', coalesce(m.method, e.detail ->> 'method'), 'params', m.params,
                                            'value', e.peak_value, 'expected', e.expected, 'lower', e.lower,
                                            'upper', e.upper, 'sigma', e.sigma, 'score', e.score,

@@ -92,15 +92,15 @@ COMMENT ON FUNCTION tidewatch.classify_log(text, text) IS
 'Error class of a log message (connection, timeout, authentication, resource, data_quality, schema, upstream, configuration, syntax, lock, unknown) with severity, the position of the rule that matched, and a confidence. Only the built-in ruleset default exists so far.';
 
 -- Anomaly scoring
-COMMENT ON FUNCTION tidewatch.detect_anomalies(regclass, name, name[], name, timestamptz, timestamptz, text, jsonb) IS
-'Scores every row of a table or hypertable per series (labels from series_columns) with a causal detector and returns each point with its expected value, normal band, score in [0,1] and anomaly flag. Runs as one GROUP BY scan with tidewatch.anomaly_agg; time_column defaults to the hypertable''s.';
+COMMENT ON FUNCTION tidewatch.detect_anomalies(regclass, name, name[], name, timestamptz, timestamptz, text, jsonb, boolean) IS
+'Scores every row of a table or hypertable per series (labels from series_columns) with a causal detector and returns each point with its expected value, normal band, score in [0,1] and anomaly flag. Runs as one GROUP BY scan with tidewatch.anomaly_agg; time_column defaults to the hypertable''s; anomalies_only => true returns only the flagged points.';
 COMMENT ON AGGREGATE tidewatch.anomaly_agg(timestamptz, float8) IS
 'Collects a series'' points and scores them in time order; expand the result with tidewatch.anomaly_points(). Parallel safe (combine, serialize, deserialize), so it works over any query or view.';
 COMMENT ON AGGREGATE tidewatch.anomaly_agg(timestamptz, float8, text) IS
 'Collects a series'' points and scores them in time order; expand the result with tidewatch.anomaly_points(). Parallel safe (combine, serialize, deserialize), so it works over any query or view.';
 COMMENT ON AGGREGATE tidewatch.anomaly_agg(timestamptz, float8, text, jsonb) IS
 'Collects a series'' points and scores them in time order; expand the result with tidewatch.anomaly_points(). Parallel safe (combine, serialize, deserialize), so it works over any query or view.';
-COMMENT ON FUNCTION tidewatch.anomaly_points(bytea) IS
+COMMENT ON FUNCTION tidewatch.anomaly_points(bytea, boolean) IS
 'Expands the result of tidewatch.anomaly_agg into one row per point: ts, value, expected, lower, upper, score, is_anomaly, kind. Non-finite and NULL inputs are skipped (see anomaly_skipped).';
 COMMENT ON FUNCTION tidewatch.anomaly_skipped(bytea) IS
 'Number of input rows tidewatch.anomaly_agg skipped: NULL time or value, NaN or ±Infinity. They never enter the detector state.';

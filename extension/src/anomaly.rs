@@ -245,6 +245,7 @@ fn finite(x: f64) -> Option<f64> {
 #[pg_extern(immutable, parallel_safe, strict)]
 fn anomaly_points(
     batch: &[u8],
+    anomalies_only: default!(bool, false),
 ) -> TableIterator<
     'static,
     (
@@ -268,6 +269,7 @@ fn anomaly_points(
     }
     let rows: Vec<_> = batch[8..]
         .chunks_exact(POINT_BYTES)
+        .filter(|c| !anomalies_only || c[48] & 1 == 1)
         .map(|c| {
             let mut t = [0u8; 8];
             t.copy_from_slice(&c[..8]);
@@ -557,3 +559,292 @@ extension_sql_file!(
         anomaly_points
     ]
 );
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    fn count(sql: &str) -> i64 {
+        Spi::get_one::<i64>(sql).unwrap().unwrap_or(-1)
+    }
+
+    /// 2 series x 600 minutes of a slow sine plus deterministic jitter; one spike in series b.
+    fn load() {
+        Spi::run(
+            "CREATE TABLE t (ts timestamptz NOT NULL, s text, v float8);
+             SELECT setseed(0.42);
+             INSERT INTO t SELECT timestamptz '2026-01-01' + i * interval '1 minute', s,
+                    10 + sin(i / 40.0) + random() / 3
+                    + CASE WHEN s = 'b' AND i = 400 THEN 15 ELSE 0 END
+             FROM generate_series(0, 599) i, unnest(ARRAY['a', 'b']) s;",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn detect_finds_the_spike_in_its_series_only() {
+        load();
+        let flagged = Spi::get_two::<String, String>(
+            "SELECT series::text, ts::text FROM tidewatch.detect_anomalies('t', 'v', '{s}', 'ts')
+             WHERE is_anomaly",
+        )
+        .unwrap();
+        assert_eq!(
+            flagged,
+            (
+                Some(r#"{"s": "b"}"#.to_string()),
+                Some("2026-01-01 06:40:00+00".to_string())
+            )
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.detect_anomalies('t', 'v', '{s}', 'ts')"),
+            1200
+        );
+        // anomalies_only returns the same flagged points and nothing else.
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.detect_anomalies('t', 'v', '{s}', 'ts', anomalies_only => true)"),
+            count("SELECT count(*) FROM tidewatch.detect_anomalies('t', 'v', '{s}', 'ts') WHERE is_anomaly")
+        );
+    }
+
+    #[pg_test]
+    fn window_form_agrees_with_the_batch_form() {
+        load();
+        // The streaming window aggregate and the batch aggregate run the same causal detector.
+        let diff = count(
+            "WITH w AS (SELECT s, ts, tidewatch.anomaly_score(ts, v) OVER (PARTITION BY s ORDER BY ts) AS score FROM t),
+                  b AS (SELECT series ->> 's' AS s, ts, score FROM tidewatch.detect_anomalies('t', 'v', '{s}', 'ts'))
+             SELECT count(*) FROM w JOIN b USING (s, ts) WHERE abs(w.score - b.score) > 1e-12",
+        );
+        assert_eq!(diff, 0);
+    }
+
+    #[pg_test]
+    fn non_finite_and_null_values_are_skipped_and_counted() {
+        Spi::run(
+            "CREATE TABLE n (ts timestamptz, v float8);
+             SELECT setseed(0.42);
+             INSERT INTO n SELECT timestamptz '2026-01-01' + i * interval '1 minute', 5 + random() / 10
+             FROM generate_series(0, 99) i;
+             INSERT INTO n VALUES ('2026-01-01 00:30:30', 'NaN'), ('2026-01-01 00:31:30', 'Infinity'),
+                                  ('2026-01-01 00:32:30', '-Infinity'), ('2026-01-01 00:33:30', NULL),
+                                  (NULL, 1);",
+        )
+        .unwrap();
+        assert_eq!(
+            count("SELECT tidewatch.anomaly_skipped(tidewatch.anomaly_agg(ts, v)) FROM n"),
+            5
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.anomaly_points((SELECT tidewatch.anomaly_agg(ts, v) FROM n))"),
+            100
+        );
+        // The skipped values did not poison the state: no point is flagged.
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.detect_anomalies('n', 'v', time_column => 'ts') WHERE is_anomaly OR score <> score"),
+            0
+        );
+    }
+
+    #[pg_test]
+    fn empty_one_point_constant_and_unsorted_duplicate_input() {
+        Spi::run("CREATE TABLE e (ts timestamptz, v float8)").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.detect_anomalies('e', 'v', time_column => 'ts')"),
+            0
+        );
+        Spi::run("INSERT INTO e VALUES ('2026-01-01', 1)").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.detect_anomalies('e', 'v', time_column => 'ts') WHERE NOT is_anomaly AND score = 0"),
+            1
+        );
+        // A constant series (MAD = 0) gives no anomaly.
+        Spi::run(
+            "TRUNCATE e; INSERT INTO e SELECT timestamptz '2026-01-01' + i * interval '1 s', 7 FROM generate_series(0, 499) i",
+        )
+        .unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.detect_anomalies('e', 'v', time_column => 'ts') WHERE is_anomaly"),
+            0
+        );
+        // Unsorted input with duplicate timestamps: every row comes back, in time order.
+        Spi::run(
+            "TRUNCATE e; INSERT INTO e SELECT timestamptz '2026-01-01' + ((i * 37) % 200) * interval '1 s', i % 5
+             FROM generate_series(0, 399) i",
+        )
+        .unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.detect_anomalies('e', 'v', time_column => 'ts')"),
+            400
+        );
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM (SELECT ts, lag(ts) OVER () AS prev
+                 FROM tidewatch.anomaly_points((SELECT tidewatch.anomaly_agg(ts, v) FROM e))) x WHERE ts < prev"
+            ),
+            0
+        );
+    }
+
+    #[pg_test(error = "unknown method \"madd\"")]
+    fn unknown_anomaly_method_is_an_error() {
+        load();
+        Spi::run(
+            "SELECT * FROM tidewatch.detect_anomalies('t', 'v', '{s}', 'ts', method => 'madd')",
+        )
+        .unwrap();
+    }
+
+    #[pg_test(error = "unknown parameter \"windw\" for method \"robust\"")]
+    fn unknown_param_is_an_error() {
+        load();
+        Spi::run("SELECT * FROM tidewatch.detect_anomalies('t', 'v', '{s}', 'ts', method => 'robust', params => '{\"windw\": 5}')").unwrap();
+    }
+
+    #[pg_test(error = "value column \"s\" of \"public.t\" has type text, not a number")]
+    fn non_numeric_column_is_an_error() {
+        load();
+        Spi::run("SELECT * FROM tidewatch.detect_anomalies('t', 's', time_column => 'ts')")
+            .unwrap();
+    }
+
+    #[pg_test(error = "table \"public.t\" is not a hypertable, so time_column is required")]
+    fn plain_table_needs_a_time_column() {
+        load();
+        Spi::run("SELECT * FROM tidewatch.detect_anomalies('t', 'v')").unwrap();
+    }
+
+    #[pg_test]
+    fn trained_models_predict_and_score() {
+        load();
+        Spi::run("SELECT tidewatch.create_hypertable('t', 'ts', migrate_data => true)").unwrap();
+        assert_eq!(
+            Spi::get_one::<i32>("SELECT tidewatch.train_detector('m', 't', 'v', '{s}')").unwrap(),
+            Some(2)
+        );
+        assert_eq!(
+            count("SELECT sum(n)::bigint FROM tidewatch.models WHERE name = 'm'"),
+            1200
+        );
+        let (normal, outlier) = Spi::get_two::<i32, i32>(
+            "SELECT tidewatch.predict('m', '{\"s\": \"a\"}', '2026-01-01 10:00', 10.5),
+                    tidewatch.predict('m', '{\"s\": \"a\"}', '2026-01-01 10:00', 60)",
+        )
+        .unwrap();
+        assert_eq!((normal, outlier), (Some(1), Some(-1)));
+        let s = Spi::get_one::<f64>(
+            "SELECT tidewatch.score('m', '{\"s\": \"a\"}', '2026-01-01 10:00', 60)",
+        )
+        .unwrap()
+        .unwrap_or(-1.0);
+        assert!((0.5..=1.0).contains(&s), "{s}");
+        // Retraining replaces rather than duplicates.
+        Spi::run("SELECT tidewatch.train_detector('m', 't', 'v', '{s}')").unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.models WHERE name = 'm'"),
+            2
+        );
+    }
+
+    #[pg_test(error = "model \"m\" has no series {\"s\": \"zz\"}")]
+    fn unknown_series_is_an_error() {
+        load();
+        Spi::run("SELECT tidewatch.create_hypertable('t', 'ts', migrate_data => true)").unwrap();
+        Spi::run("SELECT tidewatch.train_detector('m', 't', 'v', '{s}')").unwrap();
+        Spi::run("SELECT tidewatch.predict('m', '{\"s\": \"zz\"}', now(), 1)").unwrap();
+    }
+
+    #[pg_test(error = "no rows to train model \"m\" on: \"public.e\" has no rows up to now")]
+    fn training_without_rows_is_an_error() {
+        Spi::run("CREATE TABLE e (ts timestamptz NOT NULL, v float8); SELECT tidewatch.create_hypertable('e', 'ts')")
+            .unwrap();
+        Spi::run("SELECT tidewatch.train_detector('m', 'e', 'v')").unwrap();
+    }
+
+    #[pg_test]
+    fn monitor_records_episodes_and_counts_late_rows() {
+        Spi::run(
+            "CREATE TABLE live (ts timestamptz NOT NULL, s text, v float8);
+             SELECT tidewatch.create_hypertable('live', 'ts');
+             SELECT tidewatch.monitor('mon', 'live', 'v', '{s}');
+             SELECT setseed(0.42);
+             INSERT INTO live SELECT timestamptz '2026-01-01' + i * interval '1 minute', 'a',
+                    10 + random() / 3 FROM generate_series(0, 299) i;
+             INSERT INTO live VALUES ('2026-01-01 05:00', 'a', 40);
+             INSERT INTO live SELECT timestamptz '2026-01-01 05:01' + i * interval '1 minute', 'a', 10 + random() / 3
+                    FROM generate_series(0, 59) i;
+             INSERT INTO live VALUES ('2026-01-01 00:10:30', 'a', 10.2), ('2026-01-01 06:10', 'a', 'NaN');",
+        )
+        .unwrap();
+        let (kind, peak) = Spi::get_two::<String, f64>(
+            "SELECT kind, peak_value FROM tidewatch.anomalies WHERE monitor = 'mon'",
+        )
+        .unwrap();
+        assert_eq!((kind.as_deref(), peak), (Some("spike"), Some(40.0)));
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.anomalies WHERE monitor = 'mon' AND ended_at IS NOT NULL AND NOT (detail ->> 'open')::boolean"),
+            1
+        );
+        let (n, late) = Spi::get_two::<i64, i64>(
+            "SELECT n, late FROM tidewatch.monitor_state WHERE monitor = 'mon'",
+        )
+        .unwrap();
+        // n counts scored rows, late ones included; late rows are not learned from.
+        assert_eq!((n, late), (Some(362), Some(1)));
+        assert_eq!(
+            count("SELECT skipped FROM tidewatch.monitor_state WHERE monitor = 'mon'"),
+            1
+        );
+        // unmonitor drops the trigger and the state, keeps the episodes.
+        Spi::run("SELECT tidewatch.unmonitor('mon')").unwrap();
+        Spi::run("INSERT INTO live VALUES ('2026-01-01 07:00', 'a', 99)").unwrap();
+        assert_eq!(count("SELECT count(*) FROM tidewatch.monitor_state"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.anomalies WHERE monitor = 'mon'"),
+            1
+        );
+    }
+
+    #[pg_test]
+    fn explain_cites_detector_usual_level_peers_and_events() {
+        Spi::run(
+            "CREATE TABLE live (ts timestamptz NOT NULL, sat text, metric text, v float8);
+             SELECT tidewatch.create_hypertable('live', 'ts');
+             SELECT tidewatch.monitor('mon', 'live', 'v', '{sat,metric}');
+             SELECT setseed(0.42);
+             INSERT INTO live SELECT timestamptz '2026-01-01' + i * interval '10 minutes', 'SAT2', m,
+                    10 + random() / 3 FROM generate_series(0, 431) i, unnest(ARRAY['M1', 'M2']) m;
+             INSERT INTO live VALUES ('2026-01-04 05:00', 'SAT2', 'M1', 40), ('2026-01-04 05:00', 'SAT2', 'M2', -20);
+             SELECT tidewatch.record_event('log_burst', '47 connection timeouts in the 5 minutes before',
+                                           '2026-01-04 04:58', 'etl', '{\"sat\": \"SAT2\"}');",
+        )
+        .unwrap();
+        let id = count("SELECT id FROM tidewatch.anomalies WHERE series ->> 'metric' = 'M1'");
+        let reasons = Spi::get_one::<String>(&format!(
+            "SELECT string_agg(rank || ': ' || reason, E'\\n' ORDER BY rank) FROM tidewatch.explain_anomaly({id})"
+        ))
+        .unwrap()
+        .unwrap_or_default();
+        assert!(
+            reasons.starts_with("1: auto detector fired at 2026-01-04 05:00:00+00: value 40.0000"),
+            "{reasons}"
+        );
+        assert!(reasons.contains("kind: spike"), "{reasons}");
+        assert!(
+            reasons.contains("at 5:00 UTC this series is usually"),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("1 other episode(s) of series sharing labels"),
+            "{reasons}"
+        );
+        assert!(reasons.contains("dip"), "{reasons}");
+        assert!(reasons.contains("log_burst event \"etl\""), "{reasons}");
+    }
+
+    #[pg_test(error = "no anomaly episode with id 424242")]
+    fn explaining_an_unknown_episode_is_an_error() {
+        Spi::run("SELECT * FROM tidewatch.explain_anomaly(424242)").unwrap();
+    }
+}

@@ -514,7 +514,7 @@ mod tests {
     }
 
     #[pg_test(
-        error = "unknown drift method \"madd\"; valid methods: ks, wasserstein, psi, jensenshannon, kl_div, anderson, mannw, t_test, ed, hellinger, chisquare, z, fisher_exact, g_test, TVD"
+        error = "unknown drift method \"madd\"; valid methods: ks, wasserstein, psi, jensenshannon, kl_div, anderson, cramer_von_mises, mannw, t_test, ed, es, hellinger, chisquare, z, fisher_exact, g_test, TVD"
     )]
     fn unknown_method_is_an_error() {
         Spi::run("SELECT * FROM tidewatch.drift(ARRAY[1.0], ARRAY[2.0], 'madd')").unwrap();

@@ -194,12 +194,26 @@ impl MonitorState {
         out
     }
 
+    /// Layout: the model's version byte, then postcard (compact, keeps NaN and ±inf exactly).
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        let mut out = vec![crate::STATE_VERSION];
+        match postcard::to_allocvec(self) {
+            Ok(b) => out.extend_from_slice(&b),
+            Err(_) => out.clear(),
+        }
+        out
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Self, AnomalyError> {
-        serde_json::from_slice(b).map_err(|e| AnomalyError::CorruptState(e.to_string()))
+        match b.split_first() {
+            Some((&crate::STATE_VERSION, rest)) => {
+                postcard::from_bytes(rest).map_err(|e| AnomalyError::CorruptState(e.to_string()))
+            }
+            Some((v, _)) => Err(AnomalyError::CorruptState(format!(
+                "unknown state version {v}"
+            ))),
+            None => Err(AnomalyError::CorruptState("empty state".into())),
+        }
     }
 }
 

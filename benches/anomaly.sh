@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Anomaly benchmarks, side by side in one run (release build, one cluster):
+#   1. detect_anomalies over ROWS rows x SERIES series in one hypertable, with auto and with the
+#      fastest method (ewma), against the limit `SELECT series_id, avg(value) ... GROUP BY` and
+#      against the pandas peer (../shared/peers/anomaly_pandas_peer.py, rolling MAD).
+#   2. The aggregate form with 0 and with 2 parallel workers.
+#   3. Peak backend RSS (VmHWM) of the detect_anomalies run.
+#   4. COPY of COPY_ROWS rows into a monitored hypertable against the same COPY unmonitored.
+# Usage: bash benches/anomaly.sh [ROWS] [SERIES] [REPEATS] [COPY_ROWS]
+#   (defaults 10000000 1000 3 1000000). Skips the peer, saying so, without ../shared.
+source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
+ROWS=${1:-10000000}
+SERIES=${2:-1000}
+REPEATS=${3:-3}
+COPY_ROWS=${4:-1000000}
+DIR=${TIDEWATCH_BENCH_DIR:-/var/tmp/tidewatch-bench}
+PORT=${TIDEWATCH_BENCH_PORT:-55444}
+PEER="$REPO/../shared/peers/anomaly_pandas_peer.py"
+
+ensure_deps
+install_extension --release
+cluster_start "$DIR" "$PORT" "postgres"
+trap 'cluster_stop "$DIR"' EXIT
+PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
+ms() { "${PSQL[@]}" -c '\timing on' "$@" 2>&1 | awk '/^Time: / { t = $2 } END { print t }'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+PER=$((ROWS / SERIES))
+
+say "generating $ROWS rows ($SERIES series x $PER points)"
+"${PSQL[@]}" <<SQL
+DROP EXTENSION IF EXISTS tidewatch CASCADE;
+CREATE EXTENSION tidewatch;
+DROP TABLE IF EXISTS metrics, live_plain, live_mon;
+CREATE TABLE metrics (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
+SELECT tidewatch.create_hypertable('metrics', 'ts', interval '7 days');
+SELECT setseed(0.42);
+INSERT INTO metrics
+SELECT s, timestamptz '2026-01-01' + i * interval '1 minute',
+       100 + 10 * sin(i / 229.0) + s % 7 + random() + CASE WHEN i % 2017 = 0 THEN 25 ELSE 0 END
+FROM generate_series(0, $PER - 1) i, generate_series(1, $SERIES) s;
+VACUUM ANALYZE metrics;
+CREATE TABLE live_plain (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
+SELECT tidewatch.create_hypertable('live_plain', 'ts', interval '7 days');
+CREATE TABLE live_mon (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
+SELECT tidewatch.create_hypertable('live_mon', 'ts', interval '7 days');
+SELECT tidewatch.monitor('bench', 'live_mon', 'value', '{series_id}');
+COPY (SELECT * FROM metrics ORDER BY ts, series_id LIMIT $COPY_ROWS) TO '$DIR/copy.csv' WITH (FORMAT csv);
+SQL
+
+scan=() auto=() only=() fast=() agg0=() agg2=() plain=() mon=()
+for r in $(seq 1 "$REPEATS"); do
+    scan+=("$(ms -c "SELECT series_id, avg(value) FROM metrics GROUP BY series_id" )")
+    auto+=("$(ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}')")")
+    only+=("$(ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")")
+    fast+=("$(ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma')")")
+    agg0+=("$(ms -c "SET max_parallel_workers_per_gather = 0" -c "SELECT count(*) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') FROM metrics GROUP BY series_id) s")")
+    agg2+=("$(ms -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SELECT count(*) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') FROM metrics GROUP BY series_id) s")")
+    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon; DELETE FROM tidewatch.monitor_state; DELETE FROM tidewatch.anomalies"
+    plain+=("$(ms -c "COPY live_plain FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+    mon+=("$(ms -c "COPY live_mon FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+done
+SCAN=$(printf '%s\n' "${scan[@]}" | median)
+AUTO=$(printf '%s\n' "${auto[@]}" | median)
+ONLY=$(printf '%s\n' "${only[@]}" | median)
+FAST=$(printf '%s\n' "${fast[@]}" | median)
+AGG0=$(printf '%s\n' "${agg0[@]}" | median)
+AGG2=$(printf '%s\n' "${agg2[@]}" | median)
+PLAIN=$(printf '%s\n' "${plain[@]}" | median)
+MON=$(printf '%s\n' "${mon[@]}" | median)
+PLAN2=$("${PSQL[@]}" -At -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
+        -c "EXPLAIN SELECT count(*) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') FROM metrics GROUP BY series_id) s" | grep -c "Partial" || true)
+RSS=$("${PSQL[@]}" -At <<'SQL' | tail -1
+SELECT pg_backend_pid() AS pid \gset
+SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}') \g /dev/null
+\setenv BACKEND_PID :pid
+\! awk '/VmHWM/ { printf "%.0f\n", $2 / 1024 }' /proc/$BACKEND_PID/status
+SQL
+)
+EPISODES=$("${PSQL[@]}" -At -c "SELECT count(*) FROM tidewatch.anomalies")
+
+PEER_OUT="(peer skipped: $PEER not found)"
+PEER_S=""
+if [ -f "$PEER" ]; then
+    say "installing the peer's Python packages (benchmark only)"
+    python3 -m pip install -q 'psycopg[binary]' 'pandas<3' numpy scikit-learn >/dev/null 2>&1 || true
+    PEER_OUT=$(python3 "$PEER" --dsn "host=127.0.0.1 port=$PORT user=postgres dbname=postgres" --table metrics \
+               --series-col series_id --time-col ts --value-col value --method mad 2>&1 | tail -4 || echo "(peer failed to run)")
+    PEER_S=$(printf '%s\n' "$PEER_OUT" | sed -n 's/.*peer_total_seconds=\([0-9.]*\).*/\1/p' | tail -1)
+fi
+PEER_RATIO=""
+[ -n "$PEER_S" ] && PEER_RATIO=$(awk -v p="$PEER_S" -v a="$AUTO" 'BEGIN { printf "%.1f", p * 1000 / a }')
+
+cat <<MD
+Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows, $SERIES series; medians of $REPEATS runs.
+
+| workload | ours | baseline | ratio |
+|---|---|---|---|
+| \`detect_anomalies\` auto vs \`SELECT series_id, avg(value) … GROUP BY series_id\` (≤ 1.5 wanted) | ${AUTO} ms | ${SCAN} ms | $(ratio "$AUTO" "$SCAN") |
+| \`detect_anomalies\` auto, \`anomalies_only => true\` vs the same scan | ${ONLY} ms | ${SCAN} ms | $(ratio "$ONLY" "$SCAN") |
+| \`detect_anomalies\` ewma (fastest) vs the same scan | ${FAST} ms | ${SCAN} ms | $(ratio "$FAST" "$SCAN") |
+| pandas peer (rolling MAD, fetch + score + write) vs \`detect_anomalies\` auto (≥ 20 wanted) | ${AUTO} ms | ${PEER_S:-n/a} s | ${PEER_RATIO:-n/a}× faster |
+| \`anomaly_agg\` GROUP BY series, 0 vs 2 parallel workers (plan has $PLAN2 partial node(s)) | ${AGG2} ms (2 workers) | ${AGG0} ms (0 workers) | $(ratio "$AGG0" "$AGG2")× speed-up |
+| COPY $COPY_ROWS rows, monitored vs unmonitored hypertable (throughput ≥ 0.7 wanted) | ${MON} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$MON") throughput |
+
+Peak backend RSS (VmHWM) after \`detect_anomalies\` auto on $ROWS rows: ${RSS} MiB. Episodes from the monitored COPY: $EPISODES.
+
+Peer output (same machine, same run):
+\`\`\`
+$PEER_OUT
+\`\`\`
+MD
