@@ -666,3 +666,59 @@ BEGIN
         ORDER BY 1;
 END
 $$;
+
+-- Which series behave unlike their siblings: bucket every series (mean per bucket), then compare
+-- the series bucket by bucket with augurs-outlier's MAD or DBSCAN detector.
+CREATE FUNCTION tidewatch.peer_outliers(
+    relation regclass,
+    value_column name,
+    series_columns name[],
+    bucket interval,
+    start timestamptz,
+    finish timestamptz,
+    method text DEFAULT 'mad',
+    sensitivity float8 DEFAULT 0.9)
+RETURNS TABLE (series jsonb, bucket_start timestamptz, value float8, score float8, is_outlier boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    label text;
+    tcol name;
+BEGIN
+    IF method IS NULL OR method NOT IN ('mad', 'dbscan') THEN
+        RAISE EXCEPTION 'unknown peer outlier method "%"', method
+            USING ERRCODE = '22023', HINT = 'valid methods: mad, dbscan';
+    END IF;
+    IF sensitivity IS NULL OR NOT (sensitivity > 0 AND sensitivity < 1) THEN
+        RAISE EXCEPTION 'sensitivity must be in (0, 1), got %', sensitivity
+            USING ERRCODE = '22023', HINT = 'Higher flags more; 0.9 is the default.';
+    END IF;
+    IF bucket IS NULL OR bucket <= interval '0' THEN
+        RAISE EXCEPTION 'bucket must be a positive interval, got %', bucket USING ERRCODE = '22023';
+    END IF;
+    IF start IS NULL OR finish IS NULL OR finish <= start THEN
+        RAISE EXCEPTION 'start and finish must be given, with start before finish' USING ERRCODE = '22023';
+    END IF;
+    IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
+        RAISE EXCEPTION 'peer_outliers needs series_columns to tell the series apart' USING ERRCODE = '22023',
+            HINT = 'Pass e.g. series_columns => ''{satellite}''.';
+    END IF;
+    label := tidewatch._series_columns(relation, value_column, series_columns);
+    tcol := tidewatch._time_column(relation, NULL::name);
+    RETURN QUERY EXECUTE format(
+        'WITH b AS (SELECT %s AS series, tidewatch.time_bucket($1, %I::timestamptz) AS bucket, avg(%I)::float8 AS v'
+        '           FROM %s WHERE %I >= $2 AND %I < $3 GROUP BY 1, 2),'
+        ' s AS (SELECT x.series, (row_number() OVER (ORDER BY x.series) - 1)::int AS si FROM (SELECT DISTINCT b.series FROM b) x),'
+        ' k AS (SELECT x.bucket, (row_number() OVER (ORDER BY x.bucket) - 1)::int AS bi FROM (SELECT DISTINCT b.bucket FROM b) x),'
+        ' grid AS (SELECT s.series, s.si, k.bucket, k.bi, b.v FROM s CROSS JOIN k LEFT JOIN b USING (series, bucket))'
+        ' SELECT g.series, g.bucket, g.v, p.score, p.is_outlier'
+        ' FROM (SELECT (SELECT count(*) FROM s)::int AS ns, (SELECT count(*) FROM k)::int AS nb,'
+        '              array_agg(grid.v ORDER BY grid.si, grid.bi) AS vals FROM grid) a'
+        ' CROSS JOIN LATERAL tidewatch._peer_outliers(a.ns, a.nb, a.vals, $4, $5) p'
+        ' JOIN grid g ON g.si = p.series_idx AND g.bi = p.bucket_idx'
+        ' ORDER BY g.bucket, g.series',
+        label, tcol, value_column, relation, tcol, tcol)
+        USING bucket, start, finish, method, sensitivity;
+END
+$$;

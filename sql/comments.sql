@@ -126,3 +126,5 @@ COMMENT ON FUNCTION tidewatch.record_event(text, text, timestamptz, text, jsonb,
 'Records an event (source drift, log_template, log_burst or user) in tidewatch.events, so that explain_anomaly cites it when it overlaps an episode. Returns the event id.';
 COMMENT ON FUNCTION tidewatch.explain_anomaly(bigint, interval) IS
 'Ranked reasons for an anomaly episode, each with jsonb evidence: the detector and its band and sigmas, the kind, what the series usually does at that hour, episodes of series sharing labels within the window, and overlapping drift and log events.';
+COMMENT ON FUNCTION tidewatch.peer_outliers(regclass, name, name[], interval, timestamptz, timestamptz, text, float8) IS
+'Which series behave unlike their siblings: averages every series per bucket between start and finish, then flags, bucket by bucket, the series that augurs-outlier''s MAD or DBSCAN detector finds outlying. Higher sensitivity flags more.';

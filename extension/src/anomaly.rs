@@ -544,6 +544,55 @@ fn _monitor_step(
     ))
 }
 
+/// Peer outliers over a series x bucket grid (row-major `vals`, NULL = missing bucket), with
+/// augurs-outlier's MAD or DBSCAN detector.
+#[pg_extern(immutable, parallel_safe)]
+fn _peer_outliers(
+    n_series: i32,
+    n_buckets: i32,
+    vals: Vec<Option<f64>>,
+    method: &str,
+    sensitivity: f64,
+) -> TableIterator<
+    'static,
+    (
+        name!(series_idx, i32),
+        name!(bucket_idx, i32),
+        name!(score, Option<f64>),
+        name!(is_outlier, bool),
+    ),
+> {
+    let (ns, nb) = (n_series.max(0) as usize, n_buckets.max(0) as usize);
+    if vals.len() != ns * nb {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "expected {} values for {ns} series x {nb} buckets, got {}",
+                ns * nb,
+                vals.len()
+            ),
+            None,
+            None,
+        );
+    }
+    if ns == 0 || nb == 0 {
+        return TableIterator::new(Vec::new());
+    }
+    let grid: Vec<Vec<f64>> = vals
+        .chunks(nb)
+        .map(|row| row.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        .collect();
+    let r =
+        tidewatch_anomaly::peer_outliers(&grid, method, sensitivity).unwrap_or_else(|e| raise(e));
+    let mut rows = Vec::with_capacity(ns * nb);
+    for (s, (flags, scores)) in r.flags.iter().zip(&r.scores).enumerate() {
+        for (b, (f, sc)) in flags.iter().zip(scores).enumerate() {
+            rows.push((s as i32, b as i32, finite(*sc), *f));
+        }
+    }
+    TableIterator::new(rows)
+}
+
 extension_sql_file!(
     "../../sql/anomaly.sql",
     name = "anomaly",
@@ -556,6 +605,7 @@ extension_sql_file!(
         _model_score,
         _model_verdict,
         _monitor_step,
+        _peer_outliers,
         anomaly_points
     ]
 );
