@@ -107,6 +107,47 @@ WHERE level = 'ERROR' GROUP BY 1, 2 ORDER BY 3 DESC;" -c "
 SELECT tidewatch.log_template(message) AS template, count(*) AS lines
 FROM etl_log WHERE level = 'ERROR' GROUP BY 1 ORDER BY 2 DESC LIMIT 5;"
 
-say "Not in the tour yet (open issues): anomaly detection, stateful log mining and monitors, the HTTP service."
+tour "9. Anomaly detection in batch: the strongest anomalies of SCH.M1..M3 over the last 2 days (auto detector, one scan)" -c "
+SELECT series ->> 'satellite' AS satellite, series ->> 'metric' AS metric, ts,
+       round(value::numeric, 3) AS value, round(expected::numeric, 3) AS expected, round(score::numeric, 2) AS score
+FROM tidewatch.detect_anomalies('telemetry', 'value', '{satellite,metric}',
+                                start => now() - interval '2 days', anomalies_only => true)
+WHERE series ->> 'metric' IN ('SCH.M1', 'SCH.M2', 'SCH.M3')
+ORDER BY score DESC, ts LIMIT 10;"
+
+tour "10. Trained models as rows: one per satellite for SCH.M1; predict -1 (outlier) or +1" <<'SQL'
+CREATE OR REPLACE VIEW sch_m1 AS SELECT ts, satellite, value FROM telemetry WHERE metric = 'SCH.M1';
+CREATE TABLE IF NOT EXISTS sch_m1_train AS SELECT * FROM sch_m1 WHERE ts >= now() - interval '3 days';
+SELECT tidewatch.create_hypertable('sch_m1_train', 'ts', migrate_data => true, if_not_exists => true) \g /dev/null
+SELECT tidewatch.train_detector('sch_m1', 'sch_m1_train', 'value', '{satellite}', interval '3 days') AS models_trained;
+SELECT series ->> 'satellite' AS satellite, n, trained_at::timestamp(0) FROM tidewatch.models WHERE name = 'sch_m1' ORDER BY 1;
+SELECT m.series ->> 'satellite' AS satellite, round(last.value::numeric, 3) AS latest,
+       tidewatch.predict('sch_m1', m.series, now(), last.value) AS latest_verdict,
+       tidewatch.predict('sch_m1', m.series, now(), last.value + 50) AS verdict_if_50_higher
+FROM tidewatch.models m,
+     LATERAL (SELECT value FROM sch_m1 WHERE satellite = m.series ->> 'satellite' ORDER BY ts DESC LIMIT 1) last
+WHERE m.name = 'sch_m1' ORDER BY 1;
+SQL
+
+tour "11. A real-time monitor: stream 6 hours of SAT2 telemetry into a monitored table, with a spike injected; episodes and their explanation" <<'SQL'
+SELECT tidewatch.unmonitor('live_sat2', if_exists => true) \g /dev/null
+DROP TABLE IF EXISTS live_sat2;
+CREATE TABLE live_sat2 (ts timestamptz NOT NULL, metric text, value float8);
+SELECT tidewatch.create_hypertable('live_sat2', 'ts') \g /dev/null
+SELECT tidewatch.monitor('live_sat2', 'live_sat2', 'value', '{metric}') AS missing_data_job;
+INSERT INTO live_sat2 SELECT ts, metric, value FROM telemetry
+WHERE satellite = 'SAT2' AND metric IN ('SCH.M1', 'SCH.M4') AND ts >= now() - interval '6 hours' AND ts < now() - interval '1 hour';
+INSERT INTO live_sat2 SELECT ts, metric, value + CASE WHEN ts = (SELECT min(ts) FROM telemetry WHERE ts >= now() - interval '30 minutes')
+                                                   AND metric = 'SCH.M1' THEN 25 ELSE 0 END
+FROM telemetry WHERE satellite = 'SAT2' AND metric IN ('SCH.M1', 'SCH.M4') AND ts >= now() - interval '1 hour';
+SELECT tidewatch.record_event('log_burst', 'ETL: burst of connection timeouts', now() - interval '31 minutes', 'etl_log', '{}');
+SELECT id, series ->> 'metric' AS metric, started_at::timestamp(0), ended_at::timestamp(0),
+       round(peak_value::numeric, 3) AS peak, severity, kind
+FROM tidewatch.anomalies WHERE monitor = 'live_sat2' ORDER BY score DESC, id LIMIT 5;
+SELECT rank, reason FROM tidewatch.explain_anomaly(
+    (SELECT id FROM tidewatch.anomalies WHERE monitor = 'live_sat2' ORDER BY peak_value DESC NULLS LAST LIMIT 1));
+SQL
+
+say "Not in the tour yet (open issues): stateful log mining and log monitors, drift monitors, the HTTP service."
 say "The demo cluster keeps running: ${PSQL[*]}"
 say "Stop it with: bash tools/demo.sh stop"

@@ -14,11 +14,18 @@
 //! every series. The combined evidence is S = −log10(min_i p_i · m) (Bonferroni over m features)
 //! and the raw score is S / (S + 4) (0.5 at p = 1e-4).
 //!
-//! Event gating: a point emits its score only if it opens an event, i.e. it is the first point
-//! above the on-level after a quiet period, or it beats the strongest emission of the current
-//! event by a factor of 10 in probability; otherwise the emitted score is 0. An event ends after
-//! `refractory` points without an outside point. `outside` stays true while the point is abnormal
-//! so the caller can extend the episode.
+//! Anomaly likelihood (HTM-style, Ahmad et al. 2017): the raw surprise r = S / (S + 4) is
+//! averaged over the last `lik_short` points and compared with the exponentially weighted mean
+//! and spread of that average (half-life `lik_half_life`, spread floored at `lik_min_std`); the
+//! emitted evidence is L = −log10 of the Gaussian tail probability and the score L / (L + 5)
+//! (0.5 at a tail probability of 1e-5). This makes a score mean the same on every series: a
+//! series that is often surprising needs a larger surprise to score high. Set `lik_short` = 0
+//! for the previous behaviour (score S / (S + 4)).
+//!
+//! Event gating (on L): a point emits its score only if L ≥ 1 and L beats the largest L of the
+//! last `refractory` points by `gate_margin` (log10 units); otherwise the emitted score is 0.
+//! After an alarm (L ≥ `s_hold`) the next `holdoff` points emit 0. `outside` (from S) stays true
+//! while the point is abnormal so the caller can extend the episode.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +36,8 @@ use crate::{Kind, Scored};
 /// Tunables of `auto` (the defaults are the product; the NAB example uses nothing else).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AutoConfig {
+    /// Sliding windows of the values and of the first differences (odd sizes: the MAD is then
+    /// one order statistic instead of the mean of two, about half the selection work).
     pub level_window: usize,
     pub diff_window: usize,
     pub short: usize,
@@ -47,6 +56,36 @@ pub struct AutoConfig {
     /// `refractory` points by `gate_margin` (log10 units).
     pub refractory: usize,
     pub gate_margin: f64,
+    /// The gating window remembers only emitted points (not the evidence of suppressed ones).
+    pub gate_emitted: bool,
+    /// Hold-off: after an emitted point with evidence ≥ `s_hold`, the next `holdoff` points emit 0
+    /// (one alarm per event; NAB-style windows are long compared with the gating window).
+    pub holdoff: usize,
+    pub s_hold: f64,
+    /// Anomaly likelihood (HTM-style, Ahmad et al. 2017): the mean of the raw surprise over the
+    /// last `lik_short` points is compared with the exponentially weighted mean and spread of that
+    /// short mean (half-life `lik_half_life` points, spread at least `lik_min_std`); the emitted
+    /// evidence is −log10 of its Gaussian tail probability. 0 disables the layer.
+    pub lik_short: usize,
+    pub lik_half_life: f64,
+    pub lik_min_std: f64,
+    pub lik_warmup: u64,
+    /// Raw surprise fed to the likelihood: S / (S + `lik_k`) for evidence S = −log10 p.
+    pub lik_k: f64,
+    /// Weight of the point's own evidence added to the likelihood evidence.
+    pub lik_mix: f64,
+    /// The tails learn from points whose evidence is below this (SPOT learns from normal points
+    /// only; a higher bound lets a tail that is too light catch up instead of locking in).
+    pub tail_learn_s: f64,
+    /// Model selection: the seasonal residual is also used when its recent mean evidence
+    /// (exponentially weighted, this half-life in points) is lower than the plain model's.
+    /// 0 disables.
+    pub select_half_life: f64,
+    /// Winsorised tail learning: when > 0 the tails learn from every point, each feature clipped
+    /// at the value whose tail probability is 10^−`tail_clip_s` (a lone anomaly moves the fit
+    /// by one bounded value; a persistent heavier regime is learned instead of locked out).
+    /// 0 = learn from normal points only.
+    pub tail_clip_s: f64,
     /// Score threshold for `is_anomaly`.
     pub threshold: f64,
 }
@@ -54,8 +93,8 @@ pub struct AutoConfig {
 impl Default for AutoConfig {
     fn default() -> Self {
         AutoConfig {
-            level_window: 256,
-            diff_window: 256,
+            level_window: 255,
+            diff_window: 255,
             short: 6,
             warmup: 24,
             period: 0,
@@ -64,8 +103,20 @@ impl Default for AutoConfig {
             tail_u: 2.5,
             tail_half_life: 20_000.0,
             s_outside: 3.0,
-            refractory: 30,
+            refractory: 20,
             gate_margin: 1.0,
+            gate_emitted: false,
+            holdoff: 20,
+            s_hold: 5.0,
+            lik_short: 2,
+            lik_half_life: 500.0,
+            lik_min_std: 0.1,
+            lik_warmup: 100,
+            lik_k: 4.0,
+            lik_mix: 0.0,
+            tail_learn_s: 3.0,
+            select_half_life: 0.0,
+            tail_clip_s: 0.0,
             threshold: 0.5,
         }
     }
@@ -138,10 +189,15 @@ impl Features {
         }
     }
 
-    fn learn(&mut self, x: f64, fs: Option<&[f64; 3]>) {
+    fn learn(&mut self, x: f64, fs: Option<&[f64; 3]>, clip: f64) {
         if let Some(fs) = fs {
             for (t, f) in self.tails.iter_mut().zip(fs) {
-                t.learn(*f);
+                let f = if clip > 0.0 {
+                    f.min(t.value_at_log10(-clip))
+                } else {
+                    *f
+                };
+                t.learn(f);
             }
         }
         if self.last.is_finite() {
@@ -174,6 +230,91 @@ pub struct Auto {
     /// Gating: (index, evidence) of the sliding maximum over the last `refractory` points,
     /// decreasing (a monotone deque, O(1) amortised).
     gate: std::collections::VecDeque<(u64, f64)>,
+    /// Hold-off: points before this index emit 0.
+    hold_until: u64,
+    lik: Likelihood,
+    /// Exponentially weighted mean evidence of the plain and the seasonal model.
+    ew_s: [f64; 2],
+}
+
+/// −log10 of the standard normal upper tail Q(z), ≥ 0.
+fn neg_log10_q(z: f64) -> f64 {
+    if !z.is_finite() {
+        return if z > 0.0 { 300.0 } else { 0.0 };
+    }
+    if z < 3.0 {
+        // Q(z) = ½ erfc(z/√2), erfc by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
+        let x = z.abs() / std::f64::consts::SQRT_2;
+        let t = 1.0 / (1.0 + 0.327_591_1 * x);
+        let poly = t
+            * (0.254_829_592
+                + t * (-0.284_496_736
+                    + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+        let erfc = poly * (-x * x).exp();
+        let q = if z >= 0.0 {
+            0.5 * erfc
+        } else {
+            1.0 - 0.5 * erfc
+        };
+        return -q.max(1e-300).log10();
+    }
+    // Asymptotic (Mills ratio) expansion.
+    let z2 = z * z;
+    let ln_q = -0.5 * z2 - (z * (std::f64::consts::TAU).sqrt()).ln()
+        + (1.0 - 1.0 / z2 + 3.0 / (z2 * z2) - 15.0 / (z2 * z2 * z2)).ln();
+    -ln_q / std::f64::consts::LN_10
+}
+
+/// The anomaly-likelihood layer (see [`AutoConfig::lik_short`]); O(`lik_short`) per point.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+struct Likelihood {
+    ring: std::collections::VecDeque<f64>,
+    mean: f64,
+    var: f64,
+    seen: u64,
+}
+
+impl Likelihood {
+    fn new() -> Self {
+        Likelihood {
+            ring: std::collections::VecDeque::new(),
+            mean: 0.0,
+            var: 0.0,
+            seen: 0,
+        }
+    }
+
+    /// The short mean after adding `r`.
+    fn short_mean(&self, cfg: &AutoConfig, r: f64) -> f64 {
+        let full = self.ring.len() >= cfg.lik_short;
+        let skip = usize::from(full);
+        let sum: f64 = self.ring.iter().skip(skip).sum::<f64>() + r;
+        sum / (self.ring.len() - skip + 1) as f64
+    }
+
+    /// Evidence (−log10 tail probability) of raw surprise `r`.
+    fn evidence(&self, cfg: &AutoConfig, r: f64) -> f64 {
+        if self.seen < cfg.lik_warmup {
+            return 0.0;
+        }
+        let m = self.short_mean(cfg, r);
+        let sd = self.var.sqrt().max(cfg.lik_min_std);
+        neg_log10_q((m - self.mean) / sd).min(50.0)
+    }
+
+    fn learn(&mut self, cfg: &AutoConfig, r: f64) {
+        let m = self.short_mean(cfg, r);
+        if self.ring.len() >= cfg.lik_short {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(r);
+        let a = (1.0 - (-std::f64::consts::LN_2 / cfg.lik_half_life.max(1.0)).exp())
+            .max(1.0 / (self.seen as f64 + 1.0));
+        let d = m - self.mean;
+        self.mean += a * d;
+        self.var = (1.0 - a) * (self.var + a * d * d);
+        self.seen += 1;
+    }
 }
 
 /// What [`Auto::evaluate`] computes for a point (before learning).
@@ -202,6 +343,9 @@ impl Auto {
             max_run: 0.0,
             changes: 0,
             gate: std::collections::VecDeque::new(),
+            hold_until: 0,
+            lik: Likelihood::new(),
+            ew_s: [0.0; 2],
             cfg,
         }
     }
@@ -237,7 +381,9 @@ impl Auto {
             }
         }
         // Use the seasonal residual when the seasonal model explains most of the spread.
-        let use_seas = seas.filter(|(_, e)| e.scale < self.cfg.seasonal_ratio * base.scale);
+        let better = self.cfg.select_half_life > 0.0 && self.ew_s[1] < self.ew_s[0];
+        let use_seas =
+            seas.filter(|(_, e)| better || e.scale < self.cfg.seasonal_ratio * base.scale);
         let (fe, expected, band) = match use_seas {
             Some((lag, e)) => (e, lag + e.med, 3.0 * e.scale),
             None => (base, base.med, 3.0 * base.scale),
@@ -292,6 +438,11 @@ impl Auto {
         match self.evaluate(value) {
             Some(e) => {
                 let mut sc = e.scored;
+                if self.cfg.lik_short > 0 {
+                    let l = self.lik.evidence(&self.cfg, e.s / (e.s + self.cfg.lik_k))
+                        + self.cfg.lik_mix * e.s;
+                    sc.score = l / (l + 5.0);
+                }
                 sc.is_anomaly = sc.score >= self.cfg.threshold;
                 sc
             }
@@ -311,27 +462,53 @@ impl Auto {
             while self.gate.front().is_some_and(|g| g.0 + r <= self.n) {
                 self.gate.pop_front();
             }
+            let s = if self.cfg.lik_short > 0 {
+                let raw = e.s / (e.s + self.cfg.lik_k);
+                let s = self.lik.evidence(&self.cfg, raw) + self.cfg.lik_mix * e.s;
+                self.lik.learn(&self.cfg, raw);
+                out.score = s / (s + 5.0);
+                s
+            } else {
+                e.s
+            };
             let prev = self.gate.front().map_or(0.0, |g| g.1);
-            if !(e.s >= 1.0 && e.s > prev + self.cfg.gate_margin) {
+            let emit = s >= 1.0 && s > prev + self.cfg.gate_margin && self.n >= self.hold_until;
+            if !emit {
                 out.score = 0.0;
+            } else if s >= self.cfg.s_hold {
+                self.hold_until = self.n + 1 + self.cfg.holdoff as u64;
             }
-            while self.gate.back().is_some_and(|g| g.1 <= e.s) {
+            let s = if emit || !self.cfg.gate_emitted {
+                s
+            } else {
+                0.0
+            };
+            while self.gate.back().is_some_and(|g| g.1 <= s) {
                 self.gate.pop_back();
             }
-            self.gate.push_back((self.n, e.s));
+            self.gate.push_back((self.n, s));
             if e.scored.outside {
                 clean = e.expected;
             }
             out.is_anomaly = out.score >= self.cfg.threshold;
+            if self.cfg.select_half_life > 0.0 {
+                if let Some(se) = &e.seas {
+                    let a = 1.0 - (-std::f64::consts::LN_2 / self.cfg.select_half_life).exp();
+                    self.ew_s[0] += a * (e.base.s.min(10.0) - self.ew_s[0]);
+                    self.ew_s[1] += a * (se.s.min(10.0) - self.ew_s[1]);
+                }
+            }
             // Tails learn from normal points only (SPOT does the same).
-            let normal = !e.scored.outside;
-            self.base.learn(value, normal.then_some(&e.base.fs));
+            let clip = self.cfg.tail_clip_s;
+            let normal = clip > 0.0 || e.s < self.cfg.tail_learn_s;
+            self.base.learn(value, normal.then_some(&e.base.fs), clip);
             if e.sres.is_finite() {
                 let fs = e.seas.as_ref().map(|f| f.fs);
-                self.seas.learn(e.sres, fs.as_ref().filter(|_| normal));
+                self.seas
+                    .learn(e.sres, fs.as_ref().filter(|_| normal), clip);
             }
         } else {
-            self.base.learn(value, None);
+            self.base.learn(value, None, 0.0);
         }
         self.learn_windows(ts, value, clean);
         out

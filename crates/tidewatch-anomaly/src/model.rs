@@ -195,7 +195,7 @@ pub enum Model {
 }
 
 /// Version byte leading [`Model::to_bytes`].
-pub const STATE_VERSION: u8 = 1;
+pub const STATE_VERSION: u8 = 2;
 
 impl Model {
     /// Build the detector for `method` (see [`METHODS`]) with JSON `params`.
@@ -344,9 +344,27 @@ pub fn detect(
     match method {
         "seasonal" => batch_seasonal(&m, &mut out),
         "changepoint" => batch_changepoints(&m, &mut out),
+        "auto" => place_alarms(&mut out.points),
         _ => {}
     }
     Ok(out)
+}
+
+/// `auto` weighs evidence over the last two points, so a one-point spike can raise its alarm on
+/// the point after it. In batch output the alarm is moved back onto the more deviant point just
+/// before, when that one is outside the band, so `is_anomaly` marks the anomalous value itself.
+fn place_alarms(points: &mut [(i64, f64, Scored)]) {
+    for i in 1..points.len() {
+        let (before, after) = points.split_at_mut(i);
+        let prev = &mut before[i - 1].2;
+        let cur = &mut after[0].2;
+        if cur.is_anomaly && !prev.is_anomaly && prev.outside && prev.sigma.abs() > cur.sigma.abs()
+        {
+            prev.is_anomaly = true;
+            prev.score = prev.score.max(cur.score);
+            cur.is_anomaly = false;
+        }
+    }
 }
 
 /// Batch `seasonal`: MSTL decomposition (`augurs-mstl`; Bandara, Hyndman & Bergmeir 2021) with the

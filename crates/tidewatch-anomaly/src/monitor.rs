@@ -99,6 +99,10 @@ pub struct MonitorState {
     pub n: u64,
     pub late: u64,
     pub skipped: u64,
+    /// The newest point learned from, with its verdict: `auto` can raise a spike's alarm on the
+    /// point after it, and the episode then starts at the spike.
+    #[serde(default)]
+    prev: Option<(i64, f64, Scored)>,
 }
 
 /// What one batch did to a series.
@@ -122,6 +126,7 @@ impl MonitorState {
             n: 0,
             late: 0,
             skipped: 0,
+            prev: None,
         })
     }
 
@@ -160,6 +165,10 @@ impl MonitorState {
                 self.model.update(ts, v)
             };
             out.scored += 1;
+            let prev = self.prev;
+            if !late {
+                self.prev = Some((ts, v, s));
+            }
             match self.open.as_mut() {
                 Some(e) if s.outside || s.is_anomaly => {
                     e.extend(ts, v, &s);
@@ -178,7 +187,18 @@ impl MonitorState {
                     }
                 }
                 None if s.is_anomaly => {
-                    self.open = Some(Episode::start(ts, v, &s));
+                    let mut e = match prev {
+                        Some((pt, pv, ps))
+                            if !late && ps.outside && ps.sigma.abs() > s.sigma.abs() =>
+                        {
+                            let mut e = Episode::start(pt, pv, &ps);
+                            e.extend(ts, v, &s);
+                            e
+                        }
+                        _ => Episode::start(ts, v, &s),
+                    };
+                    e.score = e.score.max(s.score);
+                    self.open = Some(e);
                     self.normal_run = 0;
                     open_touched = true;
                 }
@@ -239,6 +259,36 @@ mod tests {
         assert_eq!(e.peak_at, 150_000_000);
         assert!(!e.open && !e.existing);
         assert_eq!(e.kind, Kind::Spike);
+    }
+
+    #[test]
+    fn auto_episode_starts_and_peaks_at_the_spike() {
+        let mut st =
+            MonitorState::new("auto", &serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"));
+        // Deterministic pseudo-noise (a Weyl sequence), then one spike.
+        let mut x: u64 = 42;
+        let mut pts: Vec<(i64, f64)> = (0..2000)
+            .map(|i| {
+                // Knuth's MMIX LCG: uniform noise in [0, 1).
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                (
+                    i as i64 * 60_000_000,
+                    10.0 + (x >> 11) as f64 / (1u64 << 53) as f64,
+                )
+            })
+            .collect();
+        pts[1500].1 = 30.0;
+        let out = st.step(pts);
+        let spikes: Vec<_> = out
+            .episodes
+            .iter()
+            .filter(|e| e.peak_at == 1500 * 60_000_000)
+            .collect();
+        assert_eq!(spikes.len(), 1, "{:?}", out.episodes);
+        assert_eq!(spikes[0].started_at, 1500 * 60_000_000);
+        assert_eq!(spikes[0].peak_value, 30.0);
     }
 
     #[test]

@@ -70,6 +70,22 @@ impl GpdTail {
         (gamma, sigma)
     }
 
+    /// The value f with log10 P(F > f) = `l` (l < 0); `u` when the tail rate is below 10^l.
+    pub fn value_at_log10(&self, l: f64) -> f64 {
+        let rate = (self.k / self.n).clamp(1e-12, 1.0);
+        let ln_tail = l * std::f64::consts::LN_10 - rate.ln();
+        if ln_tail >= 0.0 {
+            return self.u;
+        }
+        let (g, s) = self.params();
+        let e = if g.abs() < 1e-6 {
+            -s * ln_tail
+        } else {
+            s * ((-g * ln_tail).exp() - 1.0) / g
+        };
+        self.u + e.max(0.0)
+    }
+
     /// log10 of P(F > f); 0 for f <= u.
     pub fn log10_sf(&self, f: f64) -> f64 {
         if f.is_nan() || f <= self.u {
@@ -113,5 +129,7 @@ mod tests {
         let p = 10f64.powf(t.log10_sf(5.0));
         assert!((p / (-5.0f64).exp() - 1.0).abs() < 0.15, "p {p}");
         assert_eq!(t.log10_sf(0.5), 0.0);
+        let f = t.value_at_log10(-3.0);
+        assert!((t.log10_sf(f) + 3.0).abs() < 1e-9, "f {f}");
     }
 }
