@@ -54,8 +54,8 @@ for r in $(seq 1 "$REPEATS"); do
     auto+=("$(ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}')")")
     only+=("$(ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")")
     fast+=("$(ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma')")")
-    agg0+=("$(ms -c "SET max_parallel_workers_per_gather = 0" -c "SELECT count(*) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') FROM metrics GROUP BY series_id) s")")
-    agg2+=("$(ms -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SELECT count(*) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') FROM metrics GROUP BY series_id) s")")
+    agg0+=("$(ms -c "SET max_parallel_workers_per_gather = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
+    agg2+=("$(ms -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
     "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon; DELETE FROM tidewatch.monitor_state; DELETE FROM tidewatch.anomalies"
     plain+=("$(ms -c "COPY live_plain FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
     mon+=("$(ms -c "COPY live_mon FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
@@ -69,7 +69,7 @@ AGG2=$(printf '%s\n' "${agg2[@]}" | median)
 PLAIN=$(printf '%s\n' "${plain[@]}" | median)
 MON=$(printf '%s\n' "${mon[@]}" | median)
 PLAN2=$("${PSQL[@]}" -At -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" \
-        -c "EXPLAIN SELECT count(*) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') FROM metrics GROUP BY series_id) s" | grep -c "Partial" || true)
+        -c "EXPLAIN SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s" | grep -c "Partial" || true)
 RSS=$("${PSQL[@]}" -At <<'SQL' | tail -1
 SELECT pg_backend_pid() AS pid \gset
 SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}') \g /dev/null
