@@ -22,9 +22,6 @@ install_extension --release
 cluster_start "$DIR" "$PORT" "postgres"
 trap 'cluster_stop "$DIR"' EXIT
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
-ms() { "${PSQL[@]}" -c '\timing on' "$@" 2>&1 | awk '/^Time: / { t = $2 } END { print t }'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 PER=$((ROWS / SERIES))
 
 say "generating $ROWS rows ($SERIES series x $PER points)"
@@ -50,15 +47,15 @@ SQL
 
 scan=() auto=() only=() fast=() agg0=() agg2=() plain=() mon=()
 for r in $(seq 1 "$REPEATS"); do
-    scan+=("$(ms -c "SELECT series_id, avg(value) FROM metrics GROUP BY series_id" )")
-    auto+=("$(ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}')")")
-    only+=("$(ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")")
-    fast+=("$(ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma')")")
-    agg0+=("$(ms -c "SET max_parallel_workers_per_gather = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
-    agg2+=("$(ms -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
+    scan+=("$(psql_ms -c "SELECT series_id, avg(value) FROM metrics GROUP BY series_id" )")
+    auto+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}')")")
+    only+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")")
+    fast+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma')")")
+    agg0+=("$(psql_ms -c "SET max_parallel_workers_per_gather = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
+    agg2+=("$(psql_ms -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
     "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon; DELETE FROM tidewatch.monitor_state; DELETE FROM tidewatch.anomalies"
-    plain+=("$(ms -c "COPY live_plain FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
-    mon+=("$(ms -c "COPY live_mon FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+    plain+=("$(psql_ms -c "COPY live_plain FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+    mon+=("$(psql_ms -c "COPY live_mon FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
 done
 SCAN=$(printf '%s\n' "${scan[@]}" | median)
 AUTO=$(printf '%s\n' "${auto[@]}" | median)

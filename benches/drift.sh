@@ -17,9 +17,6 @@ install_extension --release
 cluster_start "$DIR" "$PORT" "postgres"
 trap 'cluster_stop "$DIR"' EXIT
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
-ms() { "${PSQL[@]}" -c '\timing on' "$@" 2>&1 | awk '/^Time: / { t = $2 } END { print t }'; }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
 "${PSQL[@]}" <<'SQL'
 DROP EXTENSION IF EXISTS tidewatch CASCADE;
@@ -42,10 +39,10 @@ SQL
 
 limit=() three=() report=()
 for r in $(seq 1 "$REPEATS"); do
-    limit+=("$(ms -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FROM d1")")
-    three+=("$(ms -c "SELECT tidewatch.drift_agg(value, is_current, 'ks', NULL), tidewatch.drift_agg(value, is_current, 'psi', NULL),
+    limit+=("$(psql_ms -c "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value) FROM d1")")
+    three+=("$(psql_ms -c "SELECT tidewatch.drift_agg(value, is_current, 'ks', NULL), tidewatch.drift_agg(value, is_current, 'psi', NULL),
                              tidewatch.drift_agg(value, is_current, 'wasserstein', NULL) FROM d1")")
-    report+=("$(ms -c "SELECT * FROM tidewatch.drift_report('d10', tstzrange('2024-01-01', '2024-01-01'::timestamptz + interval '100000 seconds'),
+    report+=("$(psql_ms -c "SELECT * FROM tidewatch.drift_report('d10', tstzrange('2024-01-01', '2024-01-01'::timestamptz + interval '100000 seconds'),
                                tstzrange('2024-01-01'::timestamptz + interval '100000 seconds', '2024-01-03'), time_column => 'ts')")")
 done
 LIMIT=$(printf '%s\n' "${limit[@]}" | median)

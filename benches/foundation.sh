@@ -24,7 +24,6 @@ PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postg
 ms() {
     "${PSQL[@]}" -c '\timing on' "$@" 2>&1 | awk '/^Time: / { t = $2 } END { print t }'
 }
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 DATA="$DIR/rows.csv"
 FAR="$DIR/rows_far.csv"
@@ -98,7 +97,6 @@ done
 TBG=$(printf '%s\n' "${tbg[@]}" | median)
 DBG=$(printf '%s\n' "${dbg[@]}" | median)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 cat <<MD
 Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB, PostgreSQL $(${PSQL[@]} -At -c 'SHOW server_version'), tidewatch release build.
 Rows: $ROWS; medians of $REPEATS runs (time_bucket: $((REPEATS + 2)) runs).

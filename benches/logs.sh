@@ -8,9 +8,7 @@
 # MEMORY_LINES (default 1000000) distinct lines go to examples/miner_memory for the peak RSS;
 # that worst case (every line a new cluster) takes about 10 minutes at 10^6 lines.
 # Skips, saying so, when ../shared (data or peer) is absent. Installs drain3 with pip if missing.
-set -euo pipefail
-REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tidewatch-target}
+source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
 N=${1:-1000000}
 REPEATS=${2:-3}
 SHARED=${TIDEWATCH_SHARED:-$REPO/../shared}
@@ -21,7 +19,6 @@ if [ ! -d "$DATA" ]; then
     echo "SKIP benches/logs.sh: Loghub-2k data not found at $DATA (set LOGHUB_DATA)"
     exit 0
 fi
-median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 cargo build -q --release -p tidewatch-logs --example bench_miner --example miner_memory
 BIN=$CARGO_TARGET_DIR/release/examples/bench_miner
