@@ -128,3 +128,7 @@ COMMENT ON FUNCTION tidewatch.explain_anomaly(bigint, interval) IS
 'Ranked reasons for an anomaly episode, each with jsonb evidence: the detector and its band and sigmas, the kind, what the series usually does at that hour, episodes of series sharing labels within the window, and overlapping drift and log events.';
 COMMENT ON FUNCTION tidewatch.peer_outliers(regclass, name, name[], interval, timestamptz, timestamptz, text, float8) IS
 'Which series behave unlike their siblings: averages every series per bucket between start and finish, then flags, bucket by bucket, the series that augurs-outlier''s MAD or DBSCAN detector finds outlying. Higher sensitivity flags more.';
+COMMENT ON FUNCTION tidewatch.save_reference(text, regclass, tstzrange, name[]) IS
+'Saves a drift reference profile per column of a hypertable window in tidewatch.references (replacing one of the same name): exact values up to 100,000 (or 10,000 distinct), beyond that a quantile sketch whose KS error is at most 1e-4. Returns the number of columns saved.';
+COMMENT ON FUNCTION tidewatch.drift_report(regclass, text, tstzrange, name[], name, jsonb) IS
+'drift_report against a reference saved with save_reference: one row per saved column, comparing the current window with the profile. Exact profiles give the same numbers as the range form; sketched ones stay within the documented error.';

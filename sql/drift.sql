@@ -119,3 +119,150 @@ AS $$
            coalesce(count(*) FILTER (WHERE r.drifted)::float8 / nullif(count(*), 0) >= drift_share, false)
     FROM tidewatch.drift_report(relation, reference, current, columns, time_column, methods) r
 $$;
+
+-- Saved reference profiles (the "prepare reference data" step): one row per column.
+CREATE TABLE tidewatch.references (
+    name        text        NOT NULL,
+    column_name name        NOT NULL,
+    column_type regtype     NOT NULL,
+    relation    regclass,
+    time_range  tstzrange   NOT NULL,
+    n           bigint      NOT NULL,
+    nulls       bigint      NOT NULL,
+    exact       boolean     NOT NULL,
+    profile     bytea       NOT NULL,
+    owner       regrole     NOT NULL DEFAULT current_user::regrole,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (name, column_name)
+);
+COMMENT ON TABLE tidewatch.references IS 'Saved drift reference profiles, one row per (reference name, column): exact values up to 100,000 (or 10,000 distinct), beyond that a quantile sketch with documented error.';
+GRANT SELECT, INSERT, UPDATE, DELETE ON tidewatch.references TO PUBLIC;
+ALTER TABLE tidewatch.references ENABLE ROW LEVEL SECURITY;
+CREATE POLICY references_owner ON tidewatch.references
+    USING (true) WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+SELECT pg_catalog.pg_extension_config_dump('tidewatch.references', '');
+
+CREATE FUNCTION tidewatch.save_reference(name text, relation regclass, "window" tstzrange, columns name[] DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name;
+    col record;
+    prof bytea;
+    cnt bigint;
+    nnull bigint;
+    saved integer := 0;
+    unknown text;
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'reference name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF "window" IS NULL OR isempty("window") THEN
+        RAISE EXCEPTION 'the reference window is empty or NULL' USING ERRCODE = '22023',
+            HINT = 'Pass a tstzrange such as tstzrange(''2026-01-01'', ''2026-01-08'').';
+    END IF;
+    SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
+    IF tcol IS NULL THEN
+        RAISE EXCEPTION '"%" is not a hypertable', relation USING ERRCODE = '22023',
+            HINT = 'Make it one with tidewatch.create_hypertable(), or save the reference from a hypertable.';
+    END IF;
+    IF columns IS NOT NULL THEN
+        SELECT string_agg(quote_ident(c), ', ') INTO unknown FROM unnest(columns) c
+        WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
+        IF unknown IS NOT NULL THEN
+            RAISE EXCEPTION 'unknown columns of "%": %', relation, unknown USING ERRCODE = '42703';
+        END IF;
+    END IF;
+    DELETE FROM tidewatch.references r WHERE r.name = save_reference.name;
+    FOR col IN
+        SELECT a.attname, a.atttypid::regtype AS typ, t.typcategory AS cat
+        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attname <> tcol
+          AND (columns IS NULL OR a.attname = ANY (columns)) AND t.typcategory IN ('N', 'S', 'B')
+        ORDER BY a.attnum
+    LOOP
+        EXECUTE format('SELECT tidewatch._profile_agg(%I::%s, false), count(%I), count(*) - count(%I) FROM %s WHERE %I <@ $1',
+                       col.attname, CASE WHEN col.cat = 'N' THEN 'float8' ELSE 'text' END,
+                       col.attname, col.attname, relation, tcol)
+            INTO prof, cnt, nnull USING "window";
+        IF prof IS NULL THEN
+            RAISE EXCEPTION 'no rows of "%" in the reference window %', relation, "window"
+                USING ERRCODE = 'P0002', HINT = 'Check the window; it is [start, end) in tstzrange notation.';
+        END IF;
+        INSERT INTO tidewatch.references (name, column_name, column_type, relation, time_range, n, nulls, exact, profile)
+        VALUES (name, col.attname, col.typ, relation, "window", cnt, nnull, tidewatch._profile_is_exact(prof), prof);
+        saved := saved + 1;
+    END LOOP;
+    RETURN saved;
+END
+$$;
+
+-- drift_report against a saved reference: one scan of the current window per column.
+CREATE FUNCTION tidewatch.drift_report(
+    relation regclass,
+    reference text,
+    current tstzrange,
+    columns name[] DEFAULT NULL,
+    time_column name DEFAULT NULL,
+    methods jsonb DEFAULT '{}')
+RETURNS TABLE (column_name name, column_type regtype, method text, statistic float8, p_value float8,
+               threshold float8, drifted boolean, reference_count bigint, current_count bigint,
+               reference_nulls bigint, current_nulls bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name := time_column;
+    r record;
+    q record;
+    known text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM tidewatch.references x WHERE x.name = reference) THEN
+        -- A range literal such as '[2026-01-01,2026-01-08)' resolves to this overload: treat it as one.
+        IF reference ~ '^\s*[\[\(]' THEN
+            RETURN QUERY SELECT * FROM tidewatch.drift_report(relation, reference::tstzrange, current, columns, time_column, methods);
+            RETURN;
+        END IF;
+        SELECT string_agg(DISTINCT x.name, ', ') INTO known FROM tidewatch.references x;
+        RAISE EXCEPTION 'no saved reference named "%"', reference
+            USING ERRCODE = '42704', HINT = coalesce('Saved references: ' || known || '. ', '') || 'Save one with tidewatch.save_reference().';
+    END IF;
+    IF current IS NULL OR isempty(current) THEN
+        RAISE EXCEPTION 'the current window is empty or NULL' USING ERRCODE = '22023';
+    END IF;
+    IF tcol IS NULL THEN
+        SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
+    END IF;
+    IF tcol IS NULL THEN
+        RAISE EXCEPTION '"%" is not a hypertable, so time_column is needed', relation USING ERRCODE = '22023';
+    END IF;
+    FOR r IN SELECT x.* FROM tidewatch.references x
+             WHERE x.name = reference AND (columns IS NULL OR x.column_name = ANY (columns))
+             ORDER BY (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = x.column_name),
+                      x.column_name
+    LOOP
+        IF r.column_type IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'boolean'::regtype, 'name'::regtype) THEN
+            EXECUTE format('SELECT (s.d).*, s.cnulls FROM (SELECT tidewatch._drift_cat_profile($1, array_agg(%I::text), $2, $3) AS d,'
+                           ' count(*) - count(%I) AS cnulls FROM %s WHERE %I <@ $4) s',
+                           r.column_name, r.column_name, relation, tcol)
+                INTO q USING r.profile, coalesce(methods ->> r.column_name::text, methods ->> '*', 'auto'),
+                                       (methods -> 'thresholds' ->> r.column_name::text)::float8, current;
+        ELSE
+            EXECUTE format('SELECT (s.d).*, s.cnulls FROM (SELECT tidewatch._drift_num_profile($1, array_agg(%I::float8), $2, $3) AS d,'
+                           ' count(*) - count(%I) AS cnulls FROM %s WHERE %I <@ $4) s',
+                           r.column_name, r.column_name, relation, tcol)
+                INTO q USING r.profile, coalesce(methods ->> r.column_name::text, methods ->> '*', 'auto'),
+                                       (methods -> 'thresholds' ->> r.column_name::text)::float8, current;
+        END IF;
+        column_name := r.column_name; column_type := r.column_type;
+        method := q.method; statistic := q.statistic; p_value := q.p_value; threshold := q.threshold;
+        drifted := q.drifted; reference_count := q.reference_count; current_count := q.current_count;
+        reference_nulls := r.nulls; current_nulls := q.cnulls;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;

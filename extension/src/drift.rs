@@ -310,10 +310,101 @@ CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, method text
     ]
 );
 
+// ---------------------------------------------------------------------------------------------
+// Reference profiles (save_reference): the reference window of a column as a compact profile,
+// exact up to a documented size, a sketch beyond (see crates/tidewatch-drift/src/profile.rs).
+
+#[pg_extern(immutable, parallel_safe)]
+fn _profile_num_final(state: Internal) -> Option<Vec<u8>> {
+    // SAFETY: the state is a Samples<f64> (or NULL when no row came).
+    let s = unsafe { state.get::<Samples<f64>>() }?;
+    Some(tidewatch_drift::Profile::from_numeric(&s.reference).to_bytes())
+}
+
+#[pg_extern(immutable, parallel_safe)]
+fn _profile_cat_final(state: Internal) -> Option<Vec<u8>> {
+    // SAFETY: the state is a Samples<String> (or NULL when no row came).
+    let s = unsafe { state.get::<Samples<String>>() }?;
+    Some(tidewatch_drift::Profile::from_categorical(&s.reference).to_bytes())
+}
+
+fn profile(bytes: &[u8]) -> tidewatch_drift::Profile {
+    tidewatch_drift::Profile::from_bytes(bytes).unwrap_or_else(|e| {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+            format!("invalid reference profile: {e}"),
+            None,
+            Some("Save the reference again with tidewatch.save_reference().".into()),
+        )
+    })
+}
+
+/// Drift of a current window (array) against a saved numeric profile.
+#[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
+fn _drift_num_profile(
+    reference: &[u8],
+    current: Vec<Option<f64>>,
+    method: default!(Option<String>, "NULL"),
+    threshold: default!(Option<f64>, "NULL"),
+) -> pgrx::composite_type!('static, "drift_result") {
+    let cur: Vec<f64> = current.into_iter().flatten().collect();
+    finish(tidewatch_drift::numeric_drift_against_profile(
+        &profile(reference),
+        &cur,
+        method.as_deref().unwrap_or("auto"),
+        threshold,
+    ))
+}
+
+/// Drift of a current window (array) against a saved categorical profile.
+#[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
+fn _drift_cat_profile(
+    reference: &[u8],
+    current: Vec<Option<String>>,
+    method: default!(Option<String>, "NULL"),
+    threshold: default!(Option<f64>, "NULL"),
+) -> pgrx::composite_type!('static, "drift_result") {
+    let cur: Vec<String> = current.into_iter().flatten().collect();
+    finish(tidewatch_drift::categorical_drift_against_profile(
+        &profile(reference),
+        &cur,
+        method.as_deref().unwrap_or("auto"),
+        threshold,
+    ))
+}
+
+/// Whether a saved profile holds the exact values (else a sketch with documented error).
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _profile_is_exact(reference: &[u8]) -> bool {
+    profile(reference).is_exact()
+}
+
+extension_sql!(
+    r#"
+CREATE AGGREGATE tidewatch._profile_agg(value float8, is_current boolean) (
+    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
+    SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
+    FINALFUNC = tidewatch._profile_num_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._profile_agg(value text, is_current boolean) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
+    SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
+    FINALFUNC = tidewatch._profile_cat_final, PARALLEL = SAFE);
+"#,
+    name = "profile_aggregates",
+    requires = ["drift_aggregates", _profile_num_final, _profile_cat_final]
+);
+
 extension_sql_file!(
     "../../sql/drift.sql",
     name = "drift_report",
-    requires = ["drift_aggregates", "hypertable"]
+    requires = [
+        "drift_aggregates",
+        "profile_aggregates",
+        "hypertable",
+        _drift_num_profile,
+        _drift_cat_profile,
+        _profile_is_exact
+    ]
 );
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -528,5 +619,43 @@ mod tests {
     #[pg_test(error = "method \"ks\" needs numeric data, got categorical")]
     fn numeric_method_on_text_is_an_error() {
         Spi::run("SELECT * FROM tidewatch.drift(ARRAY['a'], ARRAY['b'], 'ks')").unwrap();
+    }
+
+    #[pg_test]
+    fn saved_reference_gives_the_range_forms_numbers() {
+        Spi::run(
+            "CREATE TABLE d (ts timestamptz NOT NULL, x float8, c text);
+             SELECT tidewatch.create_hypertable('d', 'ts');
+             SELECT setseed(0.3);
+             INSERT INTO d SELECT timestamptz '2026-01-01' + i * interval '1 minute',
+                    random() + CASE WHEN i >= 3000 THEN 0.05 ELSE 0 END, (ARRAY['a', 'b'])[1 + i % 2]
+             FROM generate_series(0, 5999) i;",
+        )
+        .unwrap();
+        let saved = Spi::get_one::<i32>(
+            "SELECT tidewatch.save_reference('r', 'd', tstzrange('2026-01-01', '2026-01-03 02:00'))",
+        )
+        .unwrap();
+        assert_eq!(saved, Some(2));
+        let differing = Spi::get_one::<i64>(
+            "WITH a AS (SELECT * FROM tidewatch.drift_report('d', 'r', tstzrange('2026-01-03 02:00', '2026-02-01'),
+                                                          methods => '{\"x\": \"ks\"}')),
+                  b AS (SELECT * FROM tidewatch.drift_report('d', tstzrange('2026-01-01', '2026-01-03 02:00'),
+                                                          tstzrange('2026-01-03 02:00', '2026-02-01'),
+                                                          methods => '{\"x\": \"ks\"}'))
+             SELECT count(*) FROM a FULL JOIN b USING (column_name)
+             WHERE a.method IS DISTINCT FROM b.method OR a.statistic IS DISTINCT FROM b.statistic
+                OR a.p_value IS DISTINCT FROM b.p_value OR a.drifted IS DISTINCT FROM b.drifted
+                OR a.reference_count IS DISTINCT FROM b.reference_count",
+        )
+        .unwrap();
+        assert_eq!(differing, Some(0));
+    }
+
+    #[pg_test(error = "no saved reference named \"nope\"")]
+    fn unknown_reference_is_an_error() {
+        Spi::run("CREATE TABLE d (ts timestamptz NOT NULL, x float8); SELECT tidewatch.create_hypertable('d', 'ts')")
+            .unwrap();
+        Spi::run("SELECT * FROM tidewatch.drift_report('d', 'nope', tstzrange(now(), now() + interval '1 day'))").unwrap();
     }
 }
