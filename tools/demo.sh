@@ -125,7 +125,7 @@ SELECT m.series ->> 'satellite' AS satellite, round(last.value::numeric, 3) AS l
        tidewatch.predict('sch_m1', m.series, now(), last.value) AS latest_verdict,
        tidewatch.predict('sch_m1', m.series, now(), last.value + 50) AS verdict_if_50_higher
 FROM tidewatch.models m,
-     LATERAL (SELECT value FROM sch_m1 WHERE satellite = m.series ->> 'satellite' ORDER BY ts DESC LIMIT 1) last
+     LATERAL (SELECT value FROM sch_m1 WHERE satellite = m.series ->> 'satellite' AND ts <= now() ORDER BY ts DESC LIMIT 1) last
 WHERE m.name = 'sch_m1' ORDER BY 1;
 SQL
 
