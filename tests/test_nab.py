@@ -1,4 +1,4 @@
-"""NAB through SQL: the default detector must not regress (a floor, not the issue's bar of 62).
+"""NAB through SQL: the default detector must keep the issue's bar (standard >= 62).
 
 Runs benches/nab.py (causal window aggregate over a hypertable, scored by ../shared/tools/nab_score.py).
 Skips, saying so, when ../shared is absent.
@@ -13,8 +13,9 @@ from pgtest import DSN, require_cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared")
-# Measured 60.02 on the 31-file set; scores move by about ±2 with small changes, so guard at 58.
-FLOOR = 58.0
+# Measured 64.45 on the 31-file set (the issue's bar is 62); scores move by about ±2 with small
+# changes, so guard at the bar.
+FLOOR = 62.0
 
 
 @require_cluster

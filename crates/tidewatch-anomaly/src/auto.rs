@@ -6,7 +6,10 @@
 //! 3. short mean: |mean of the last few points − median| / scale (sustained moderate shifts);
 //! 4. seasonal: the lag-P difference x_t − x̃_{t−P} against its own robust scale, where P is one
 //!    day in samples (from the sampling step) or `period`, and x̃ is the cleaned history (anomalous
-//!    points are replaced by their expected value so that an event does not echo one period later);
+//!    points are replaced by their expected value so that an event does not echo one period later),
+//!    divided by the typical |residual| of its phase of the day (`phase_buckets`: a quiet night and
+//!    a noisy day are judged on one scale); the seasonal model replaces the plain one when its
+//!    recent mean evidence is below `select_ratio` times the plain model's (`select_half_life`);
 //! 5. flatline: a run of identical values much longer than any run seen before.
 //!
 //! Each feature's tail is calibrated per series by a Generalized Pareto fit over a threshold
@@ -88,6 +91,30 @@ pub struct AutoConfig {
     pub tail_clip_s: f64,
     /// Score threshold for `is_anomaly`.
     pub threshold: f64,
+    /// Heteroscedastic seasonal residuals: when > 0, the day is cut into this many phase buckets
+    /// and the seasonal residual is divided by the typical |residual| of its phase bucket
+    /// (exponentially weighted, at least `phase_alpha` per update), so that a quiet night and a
+    /// noisy day are judged on the same scale.
+    #[serde(default)]
+    pub phase_buckets: usize,
+    #[serde(default = "default_phase_alpha")]
+    pub phase_alpha: f64,
+    /// Model selection by evidence (see `select_half_life`): the seasonal model is chosen when
+    /// its mean evidence is below this fraction of the plain model's.
+    #[serde(default = "default_select_ratio")]
+    pub select_ratio: f64,
+    /// 0 = the scale criterion (`seasonal_ratio`) also selects the seasonal model; 1 = only the
+    /// evidence criterion does (when `select_half_life` > 0).
+    #[serde(default)]
+    pub select_only_evidence: bool,
+}
+
+fn default_select_ratio() -> f64 {
+    1.0
+}
+
+fn default_phase_alpha() -> f64 {
+    0.05
 }
 
 impl Default for AutoConfig {
@@ -109,15 +136,19 @@ impl Default for AutoConfig {
             holdoff: 20,
             s_hold: 5.0,
             lik_short: 2,
-            lik_half_life: 500.0,
+            lik_half_life: 350.0,
             lik_min_std: 0.1,
             lik_warmup: 100,
             lik_k: 4.0,
             lik_mix: 0.0,
             tail_learn_s: 3.0,
-            select_half_life: 0.0,
+            select_half_life: 1000.0,
             tail_clip_s: 0.0,
             threshold: 0.5,
+            phase_buckets: 24,
+            phase_alpha: 0.05,
+            select_ratio: 0.2,
+            select_only_evidence: true,
         }
     }
 }
@@ -235,6 +266,9 @@ pub struct Auto {
     lik: Likelihood,
     /// Exponentially weighted mean evidence of the plain and the seasonal model.
     ew_s: [f64; 2],
+    /// Per phase bucket: typical |seasonal residual| and the number of updates.
+    #[serde(default)]
+    phase: Vec<(f64, u64)>,
 }
 
 /// −log10 of the standard normal upper tail Q(z), ≥ 0.
@@ -323,8 +357,9 @@ struct Eval {
     s: f64,
     expected: f64,
     base: FeatEval,
-    /// Seasonal residual and its features.
+    /// Seasonal residual (normalised by its phase scale), the raw one, and its features.
     sres: f64,
+    sraw: f64,
     seas: Option<FeatEval>,
 }
 
@@ -346,6 +381,7 @@ impl Auto {
             hold_until: 0,
             lik: Likelihood::new(),
             ew_s: [0.0; 2],
+            phase: Vec::new(),
             cfg,
         }
     }
@@ -363,16 +399,67 @@ impl Auto {
         }
     }
 
+    /// Phase bucket of the current point (None when phase scaling is off or no period).
+    fn phase_bucket(&self) -> Option<usize> {
+        let p = self.period;
+        (self.cfg.phase_buckets > 0 && p > 0 && p != usize::MAX)
+            .then(|| (self.n as usize % p) * self.cfg.phase_buckets / p)
+    }
+
+    /// (scale of the current phase bucket, mean scale over the known buckets); (1, 1) if off.
+    fn phase_scale(&self) -> (f64, f64) {
+        let Some(b) = self.phase_bucket() else {
+            return (1.0, 1.0);
+        };
+        const MIN: u64 = 4;
+        let (mut sum, mut k) = (0.0, 0usize);
+        for &(sc, c) in &self.phase {
+            if c >= MIN {
+                sum += sc;
+                k += 1;
+            }
+        }
+        if k == 0 || !sum.is_finite() || sum <= 0.0 {
+            return (1.0, 1.0);
+        }
+        let m = sum / k as f64;
+        let s = match self.phase.get(b) {
+            Some(&(sc, c)) if c >= MIN => sc,
+            _ => m,
+        };
+        (s.max(0.1 * m), m)
+    }
+
+    fn learn_phase(&mut self, sraw: f64) {
+        let Some(b) = self.phase_bucket() else {
+            return;
+        };
+        if self.phase.len() != self.cfg.phase_buckets {
+            self.phase = vec![(0.0, 0); self.cfg.phase_buckets];
+        }
+        let (sc, c) = self.phase[b];
+        let a = (1.0 / (c as f64 + 1.0)).max(self.cfg.phase_alpha);
+        let v = if c >= 4 && sc > 0.0 {
+            sraw.abs().min(4.0 * sc)
+        } else {
+            sraw.abs()
+        };
+        self.phase[b] = (sc + a * (v - sc), c + 1);
+    }
+
     fn evaluate(&self, value: f64) -> Option<Eval> {
         if (self.n as usize) < self.cfg.warmup || !self.base.ready() {
             return None;
         }
         let base = self.base.eval(value, self.cfg.short);
         let mut sres = f64::NAN;
+        let mut sraw = f64::NAN;
         let mut seas = None;
+        let (ps, pm) = self.phase_scale();
         if self.period > 0 && self.season.len() == self.period {
             if let Some(&lag) = self.season.front() {
-                sres = value - lag;
+                sraw = value - lag;
+                sres = sraw / ps;
                 if self.seas.ready()
                     && self.seas.lvl.len() >= self.period.min(self.cfg.level_window)
                 {
@@ -381,11 +468,14 @@ impl Auto {
             }
         }
         // Use the seasonal residual when the seasonal model explains most of the spread.
-        let better = self.cfg.select_half_life > 0.0 && self.ew_s[1] < self.ew_s[0];
-        let use_seas =
-            seas.filter(|(_, e)| better || e.scale < self.cfg.seasonal_ratio * base.scale);
+        let better =
+            self.cfg.select_half_life > 0.0 && self.ew_s[1] < self.cfg.select_ratio * self.ew_s[0];
+        let by_scale = !(self.cfg.select_only_evidence && self.cfg.select_half_life > 0.0);
+        let use_seas = seas.filter(|(_, e)| {
+            better || (by_scale && e.scale * pm < self.cfg.seasonal_ratio * base.scale)
+        });
         let (fe, expected, band) = match use_seas {
-            Some((lag, e)) => (e, lag + e.med, 3.0 * e.scale),
+            Some((lag, e)) => (e, lag + e.med * ps, 3.0 * e.scale * ps),
             None => (base, base.med, 3.0 * base.scale),
         };
         let mut s = fe.s;
@@ -429,6 +519,7 @@ impl Auto {
             expected,
             base,
             sres,
+            sraw,
             seas: seas.map(|(_, e)| e),
         })
     }
@@ -506,6 +597,7 @@ impl Auto {
                 let fs = e.seas.as_ref().map(|f| f.fs);
                 self.seas
                     .learn(e.sres, fs.as_ref().filter(|_| normal), clip);
+                self.learn_phase(e.sraw);
             }
         } else {
             self.base.learn(value, None, 0.0);
