@@ -2,6 +2,23 @@
 -- window of a table, all in one scan of the two windows. Identifiers only via regclass and %I,
 -- methods only via %L.
 
+-- Raise 42703 naming every column of `columns` that `relation` does not have.
+CREATE FUNCTION tidewatch._check_columns(relation regclass, columns name[])
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    unknown text;
+BEGIN
+    SELECT string_agg(quote_ident(c), ', ') INTO unknown FROM unnest(columns) c
+    WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'unknown columns of "%": %', relation, unknown USING ERRCODE = '42703';
+    END IF;
+END
+$$;
+
 CREATE FUNCTION tidewatch.drift_report(
     relation regclass,
     reference tstzrange,
@@ -21,7 +38,6 @@ DECLARE
     kind text;
     m text;
     th float8;
-    unknown text;
     names name[] := '{}';
     types regtype[] := '{}';
     aggs text[] := '{}';
@@ -50,13 +66,7 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = tcol AND a.attnum > 0 AND NOT a.attisdropped) THEN
         RAISE EXCEPTION 'column "%" does not exist in "%"', tcol, relation USING ERRCODE = '42703';
     END IF;
-    IF columns IS NOT NULL THEN
-        SELECT string_agg(quote_ident(c), ', ') INTO unknown FROM unnest(columns) c
-        WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
-        IF unknown IS NOT NULL THEN
-            RAISE EXCEPTION 'unknown columns of "%": %', relation, unknown USING ERRCODE = '42703';
-        END IF;
-    END IF;
+    PERFORM tidewatch._check_columns(relation, columns);
 
     -- One scan of both windows computes every column's test: the select list holds one
     -- drift_agg and two NULL counts per column.
@@ -155,7 +165,6 @@ DECLARE
     cnt bigint;
     nnull bigint;
     saved integer := 0;
-    unknown text;
 BEGIN
     IF name IS NULL OR name = '' THEN
         RAISE EXCEPTION 'reference name must not be empty' USING ERRCODE = '22023';
@@ -169,13 +178,7 @@ BEGIN
         RAISE EXCEPTION '"%" is not a hypertable', relation USING ERRCODE = '22023',
             HINT = 'Make it one with tidewatch.create_hypertable(), or save the reference from a hypertable.';
     END IF;
-    IF columns IS NOT NULL THEN
-        SELECT string_agg(quote_ident(c), ', ') INTO unknown FROM unnest(columns) c
-        WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped);
-        IF unknown IS NOT NULL THEN
-            RAISE EXCEPTION 'unknown columns of "%": %', relation, unknown USING ERRCODE = '42703';
-        END IF;
-    END IF;
+    PERFORM tidewatch._check_columns(relation, columns);
     DELETE FROM tidewatch.references r WHERE r.name = save_reference.name;
     FOR col IN
         SELECT a.attname, a.atttypid::regtype AS typ, t.typcategory AS cat

@@ -35,11 +35,15 @@ fn params_value(params: Option<JsonB>) -> serde_json::Value {
     params.map_or(serde_json::Value::Null, |p| p.0)
 }
 
+/// The detector for `method` (default `auto`) and `params`, or an SQL error listing valid ones.
+fn build_model(method: Option<&str>, params: &serde_json::Value) -> Model {
+    Model::new(method.unwrap_or("auto"), params).unwrap_or_else(|e| raise(e))
+}
+
 /// Check a method and its params; raises 22023 with the valid names in the hint.
 #[pg_extern(immutable, parallel_safe)]
 fn _anomaly_check(method: Option<&str>, params: Option<JsonB>) -> bool {
-    let method = method.unwrap_or("auto");
-    Model::new(method, &params_value(params)).unwrap_or_else(|e| raise(e));
+    build_model(method, &params_value(params));
     true
 }
 
@@ -113,11 +117,10 @@ fn _anomaly_agg_step(
     // SAFETY: this aggregate's state is always a Batch.
     let s: &mut Batch = unsafe { state_mut(&mut state, fcinfo) };
     if s.method.is_none() {
-        let m = method.unwrap_or_else(|| "auto".into());
         let p = params_value(params);
         // Fail on the first row, not after the whole scan.
-        Model::new(&m, &p).unwrap_or_else(|e| raise(e));
-        s.method = Some(m);
+        build_model(method.as_deref(), &p);
+        s.method = Some(method.unwrap_or_else(|| "auto".into()));
         s.params = Some(p);
     }
     match (ts, value) {
@@ -318,8 +321,7 @@ fn _anomaly_stream_step(
     // SAFETY: this aggregate's state is always a Stream.
     let s: &mut Stream = unsafe { state_mut(&mut state, fcinfo) };
     if s.model.is_none() {
-        let m = method.unwrap_or_else(|| "auto".into());
-        s.model = Some(Model::new(&m, &params_value(params)).unwrap_or_else(|e| raise(e)));
+        s.model = Some(build_model(method.as_deref(), &params_value(params)));
     }
     s.last = match (ts, value, s.model.as_mut()) {
         (Some(t), Some(v), Some(m)) if v.is_finite() => Some(m.update(unix_us(t), v)),
@@ -406,9 +408,8 @@ CREATE AGGREGATE tidewatch.anomaly_score(ts timestamptz, value float8, method te
 fn _train_final(state: Internal) -> Option<JsonB> {
     // SAFETY: the training aggregate's state is a Batch (or NULL when no row came).
     let s = unsafe { state.get::<Batch>() }?;
-    let method = s.method.as_deref().unwrap_or("auto");
     let params = s.params.clone().unwrap_or(serde_json::Value::Null);
-    let mut model = Model::new(method, &params).unwrap_or_else(|e| raise(e));
+    let mut model = build_model(s.method.as_deref(), &params);
     let mut pts = s.points.clone();
     pts.sort_by_key(|p| p.0);
     let (mut n, mut skipped, mut flagged) = (0u64, s.nulls, 0u64);

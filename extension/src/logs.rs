@@ -74,7 +74,7 @@ fn classify_log(
             .and_then(|p| priorities.get(p).copied());
         return TableIterator::once((
             c.category.as_str().to_string(),
-            format!("{:?}", c.severity).to_lowercase(),
+            c.severity.as_str().to_string(),
             rule_id,
             c.confidence,
         ));
@@ -88,63 +88,35 @@ fn classify_log(
         .and_then(|p| i32::try_from(p + 1).ok());
     TableIterator::once((
         c.category.as_str().to_string(),
-        format!("{:?}", c.severity).to_lowercase(),
+        c.severity.as_str().to_string(),
         position,
         c.confidence,
     ))
 }
 
-const CATEGORIES: [Category; 11] = [
-    Category::Connection,
-    Category::Timeout,
-    Category::Authentication,
-    Category::Resource,
-    Category::DataQuality,
-    Category::Schema,
-    Category::Upstream,
-    Category::Configuration,
-    Category::Syntax,
-    Category::Lock,
-    Category::Unknown,
-];
-const SEVERITIES: [(&str, Severity); 4] = [
-    ("info", Severity::Info),
-    ("warning", Severity::Warning),
-    ("error", Severity::Error),
-    ("critical", Severity::Critical),
-];
-
 fn category(name: &str) -> Category {
-    CATEGORIES
-        .iter()
-        .copied()
-        .find(|c| c.as_str() == name)
-        .unwrap_or_else(|| {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("unknown log category \"{name}\""),
-                None,
-                Some(format!(
-                    "valid categories: {}",
-                    CATEGORIES.map(|c| c.as_str()).join(", ")
-                )),
-            )
-        })
+    Category::from_name(name).unwrap_or_else(|| {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown log category \"{name}\""),
+            None,
+            Some(format!(
+                "valid categories: {}",
+                Category::ALL.map(|c| c.as_str()).join(", ")
+            )),
+        )
+    })
 }
 
 fn severity(name: &str) -> Severity {
-    SEVERITIES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, s)| *s)
-        .unwrap_or_else(|| {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("unknown log severity \"{name}\""),
-                None,
-                Some("valid severities: info, warning, error, critical".into()),
-            )
-        })
+    Severity::from_name(name).unwrap_or_else(|| {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("unknown log severity \"{name}\""),
+            None,
+            Some("valid severities: info, warning, error, critical".into()),
+        )
+    })
 }
 
 fn rule_set(rows: &[(i32, String, String, String)]) -> RuleSet {

@@ -25,6 +25,26 @@ pub enum Category {
 }
 
 impl Category {
+    /// Every category, in the order of the default rules' documentation.
+    pub const ALL: [Category; 11] = [
+        Category::Connection,
+        Category::Timeout,
+        Category::Authentication,
+        Category::Resource,
+        Category::DataQuality,
+        Category::Schema,
+        Category::Upstream,
+        Category::Configuration,
+        Category::Syntax,
+        Category::Lock,
+        Category::Unknown,
+    ];
+
+    /// The category named `name` (as [`Category::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<Category> {
+        Category::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Category::Connection => "connection",
@@ -49,6 +69,29 @@ pub enum Severity {
     Warning,
     Error,
     Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 4] = [
+        Severity::Info,
+        Severity::Warning,
+        Severity::Error,
+        Severity::Critical,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// The severity named `name` (info, warning, error, critical).
+    pub fn from_name(name: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 /// One rule: case-insensitive regex, category, severity and the confidence it earns.

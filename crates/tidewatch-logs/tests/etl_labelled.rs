@@ -8,19 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tidewatch_logs::{classify, Category};
 
-const CATEGORIES: &[Category] = &[
-    Category::Connection,
-    Category::Timeout,
-    Category::Authentication,
-    Category::Resource,
-    Category::DataQuality,
-    Category::Schema,
-    Category::Upstream,
-    Category::Configuration,
-    Category::Syntax,
-    Category::Lock,
-    Category::Unknown,
-];
+const CATEGORIES: &[Category] = &Category::ALL;
 
 fn load_file(name: &str) -> Vec<(String, String)> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
