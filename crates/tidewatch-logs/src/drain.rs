@@ -14,11 +14,82 @@
 //! * two different "keywords" (capitalised or upper-case words, e.g. `Started`/`Paused`,
 //!   `RUNNING`/`FAILED`) at a constant position never merge, however similar the rest is;
 //! * the number of clusters is bounded: the least recently used cluster is evicted;
-//! * the whole state is serde-serializable and two miners can be merged.
+//! * a leaf holding more than [`LEAF_SCAN`] clusters is not scanned whole: a message is
+//!   compared with the clusters whose constant tokens it repeats exactly (a hash index per
+//!   set of wildcard positions) and with the [`LEAF_SCAN`] newest clusters of the leaf, so
+//!   a stream of distinct lines costs O(1) comparisons per line instead of O(clusters);
+//! * the whole state is serde-serializable, can be rebuilt from its clusters alone (one
+//!   database row per cluster, see [`Miner::from_clusters`] and [`Miner::take_changes`]),
+//!   and two miners can be merged.
 
-use crate::mask::{tokenize, Token, DEFAULT_MAX_LEN, WILDCARD};
+use crate::mask::{with_masked, Masked, WILDCARD};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+/// Leaves with more clusters than this are searched through their index plus this many of
+/// their newest clusters (see the module docs).
+pub const LEAF_SCAN: usize = 128;
+
+/// Most wildcard-position groups of one large leaf probed per message.
+const MAX_GROUPS_PROBED: usize = 16;
+
+/// FxHash, the multiply-rotate hash of Firefox and rustc (`rustc-hash`): fast on short keys,
+/// not collision resistant; keys here are tokens of one process, and every hit is verified.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl FxHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+type FxSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
 /// Miner settings. The defaults are the single configuration used for every Loghub system.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,7 +123,7 @@ impl Default for Config {
             wildcard_word_weight: 0.5,
             max_children: 100,
             max_clusters: 10_000,
-            max_line_len: DEFAULT_MAX_LEN,
+            max_line_len: crate::mask::DEFAULT_MAX_LEN,
             split_keywords: true,
             max_word_changes: 1,
             max_enum_values: 4,
@@ -60,7 +131,8 @@ impl Default for Config {
     }
 }
 
-/// One template cluster.
+/// One template cluster. Serialized (serde) it carries everything [`Miner::from_clusters`]
+/// needs, including its place in the prefix tree.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cluster {
     pub id: u64,
@@ -88,32 +160,29 @@ impl Cluster {
     }
 
     /// The template for one message: enumerated positions carry the message's word.
-    fn template_for(&self, toks: &[Token]) -> String {
+    fn template_for(&self, m: &Masked) -> String {
         if self.enums.is_empty() {
             return self.template();
         }
-        let mut out: Vec<&str> = Vec::with_capacity(self.tokens.len());
+        let mut out = String::with_capacity(self.tokens.iter().map(|t| t.len() + 1).sum());
         for (i, t) in self.tokens.iter().enumerate() {
-            let word = match (self.enums.get(&i), toks.get(i)) {
-                (Some(vals), Some(m)) if vals.iter().any(|(v, _)| *v == m.text) => m.text.as_str(),
-                _ => t.as_str(),
-            };
-            out.push(word);
+            if i > 0 {
+                out.push(' ');
+            }
+            let word = m.text(i);
+            let enumerated = i < m.len() && self.is_enum_value(i, word);
+            out.push_str(if enumerated { word } else { t });
         }
-        out.join(" ")
+        out
     }
-}
 
-/// Record one more value at an enumerated position; false when it stops being enumerable.
-fn record_enum(vals: &mut Vec<(String, u64)>, m: &Token, weight: u64, max: usize) -> bool {
-    if m.is_masked() {
-        return false;
+    fn is_enum_value(&self, pos: usize, word: &str) -> bool {
+        !self.enums.is_empty()
+            && self
+                .enums
+                .get(&pos)
+                .is_some_and(|vals| vals.iter().any(|(v, _)| v == word))
     }
-    match vals.iter_mut().find(|(v, _)| *v == m.text) {
-        Some(v) => v.1 += weight,
-        None => vals.push((m.text.clone(), weight)),
-    }
-    vals.len() <= max
 }
 
 /// The result of [`Miner::add`] / [`Miner::match_only`].
@@ -127,27 +196,218 @@ pub struct Match {
     pub is_new: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// What changed since the previous [`Miner::take_changes`]: enough to keep one database row
+/// per cluster in step with the miner.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// Clusters created, or whose template tokens or set of enumerated words changed
+    /// (ascending ids): store the whole [`Cluster`] again. Counts of enumerated words are
+    /// refreshed only then.
+    pub changed: Vec<u64>,
+    /// Clusters evicted that existed at the previous call (ascending ids). A cluster
+    /// created and evicted between two calls appears nowhere.
+    pub evicted: Vec<u64>,
+    /// (cluster id, messages added) for every cluster that received messages (ascending
+    /// ids); `size` grew by that much and `last_used` moved (read it from
+    /// [`Miner::cluster`]).
+    pub counts: Vec<(u64, u64)>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.changed.is_empty() && self.evicted.is_empty() && self.counts.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct ChangeLog {
+    changed: FxSet<u64>,
+    created: FxSet<u64>,
+    evicted: Vec<u64>,
+    counts: FxMap<u64, u64>,
+}
+
+const NIL: u32 = u32::MAX;
+
+/// A live cluster with what the search needs precomputed.
+#[derive(Debug, Clone)]
+struct Entry {
+    c: Cluster,
+    /// Per template position: a constant that is a keyword.
+    keyword: Vec<bool>,
+    /// Number of `<*>` template tokens.
+    wild: usize,
+    /// Positions whose template token holds a `<*>` (reported as parameters).
+    params: Vec<u32>,
+    /// `c.template()`, kept.
+    template: String,
+    /// LRU neighbours (slots), oldest at the head.
+    prev: u32,
+    next: u32,
+    /// Key in the leaf index (large leaves only).
+    key: Option<IndexKey>,
+}
+
+impl Entry {
+    fn new(c: Cluster) -> Entry {
+        let mut e = Entry {
+            c,
+            keyword: Vec::new(),
+            wild: 0,
+            params: Vec::new(),
+            template: String::new(),
+            prev: NIL,
+            next: NIL,
+            key: None,
+        };
+        e.refresh();
+        e
+    }
+
+    /// Recompute what depends on the template tokens.
+    fn refresh(&mut self) {
+        let toks = &self.c.tokens;
+        self.keyword = toks
+            .iter()
+            .map(|t| t != WILDCARD && is_keyword(t))
+            .collect();
+        self.wild = toks.iter().filter(|t| *t == WILDCARD).count();
+        self.params = toks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.contains(WILDCARD))
+            .map(|(i, _)| i as u32)
+            .collect();
+        self.template = self.c.template();
+    }
+
+    fn index_key(&self) -> IndexKey {
+        let wild: Vec<u32> = self
+            .c
+            .tokens
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| *t == WILDCARD)
+            .map(|(i, _)| i as u32)
+            .collect();
+        let consts = consts_hash(self.c.tokens.len(), &wild, |i| &self.c.tokens[i]);
+        IndexKey { wild, consts }
+    }
+}
+
+/// Where a cluster sits in a large leaf's index: its wildcard positions and a hash of its
+/// constant tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IndexKey {
+    wild: Vec<u32>,
+    consts: u64,
+}
+
+/// Hash of the tokens at the positions not in `wild` (sorted).
+fn consts_hash<'a>(n: usize, wild: &[u32], tok: impl Fn(usize) -> &'a str) -> u64 {
+    let mut h = FxHasher::default();
+    let mut w = wild.iter().peekable();
+    for i in 0..n {
+        if w.peek().is_some_and(|&&x| x as usize == i) {
+            w.next();
+            continue;
+        }
+        tok(i).hash(&mut h);
+    }
+    h.finish()
+}
+
+#[derive(Debug, Clone, Default)]
 struct Node {
-    children: HashMap<String, Node>,
-    clusters: Vec<u64>,
+    children: FxMap<Box<str>, Node>,
+    leaf: Leaf,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Leaf {
+    /// (id, slot), ascending ids; used while the leaf is small.
+    small: Vec<(u64, u32)>,
+    big: Option<Box<BigLeaf>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct BigLeaf {
+    members: BTreeMap<u64, u32>,
+    /// wildcard positions -> constants hash -> slots
+    groups: BTreeMap<Vec<u32>, FxMap<u64, Vec<u32>>>,
+}
+
+impl Leaf {
+    fn len(&self) -> usize {
+        match &self.big {
+            Some(b) => b.members.len(),
+            None => self.small.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl BigLeaf {
+    fn index(&mut self, slot: u32, key: &IndexKey) {
+        self.groups
+            .entry(key.wild.clone())
+            .or_default()
+            .entry(key.consts)
+            .or_default()
+            .push(slot);
+    }
+
+    fn unindex(&mut self, slot: u32, key: &IndexKey) {
+        let Some(g) = self.groups.get_mut(&key.wild) else {
+            return;
+        };
+        if let Some(v) = g.get_mut(&key.consts) {
+            v.retain(|&s| s != slot);
+            if v.is_empty() {
+                g.remove(&key.consts);
+            }
+        }
+        if g.is_empty() {
+            self.groups.remove(&key.wild);
+        }
+    }
 }
 
 /// A Drain-style template miner.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Miner {
     config: Config,
-    root: HashMap<usize, Node>,
-    clusters: HashMap<u64, Cluster>,
-    /// last_used -> cluster id, oldest first (LRU order).
-    lru: BTreeMap<u64, u64>,
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    by_id: FxMap<u64, u32>,
+    root: FxMap<usize, Node>,
+    lru_head: u32,
+    lru_tail: u32,
     next_id: u64,
     clock: u64,
+    log: ChangeLog,
+    scratch: Masked,
 }
 
 impl Default for Miner {
     fn default() -> Self {
         Miner::new(Config::default())
+    }
+}
+
+impl PartialEq for Miner {
+    /// Same configuration, clusters, clock and next id (indexes and change logs aside).
+    fn eq(&self, other: &Miner) -> bool {
+        self.config == other.config
+            && self.next_id == other.next_id
+            && self.clock == other.clock
+            && self.len() == other.len()
+            && self
+                .entries()
+                .all(|e| other.cluster(e.c.id).is_some_and(|c| *c == e.c))
     }
 }
 
@@ -168,16 +428,104 @@ fn is_word_variant(a: &str, b: &str) -> bool {
     short.len() >= 3 && long.starts_with(short)
 }
 
+/// Record one more value at an enumerated position. Returns (still enumerable, new word).
+fn record_enum(
+    vals: &mut Vec<(String, u64)>,
+    word: &str,
+    masked: bool,
+    weight: u64,
+    max: usize,
+) -> (bool, bool) {
+    if masked {
+        return (false, false);
+    }
+    match vals.iter_mut().find(|(v, _)| v == word) {
+        Some(v) => {
+            v.1 += weight;
+            (true, false)
+        }
+        None => {
+            vals.push((word.to_string(), weight));
+            (vals.len() <= max, true)
+        }
+    }
+}
+
+fn parameters(e: &Entry, m: &Masked) -> Vec<String> {
+    e.params
+        .iter()
+        .filter(|&&i| (i as usize) < m.len())
+        .map(|&i| m.original(i as usize))
+        .collect()
+}
+
+/// Walk to the leaf of `m` (read only).
+fn find_leaf<'a>(root: &'a FxMap<usize, Node>, levels: usize, m: &Masked) -> Option<&'a Node> {
+    let mut node = root.get(&m.len())?;
+    for i in 0..levels.min(m.len()) {
+        let key = if m.is_masked(i) { WILDCARD } else { m.text(i) };
+        node = match node.children.get(key) {
+            Some(n) => Some(n),
+            None => node.children.get(WILDCARD),
+        }?;
+    }
+    Some(node)
+}
+
 impl Miner {
     pub fn new(config: Config) -> Self {
         Miner {
             config,
-            root: HashMap::new(),
-            clusters: HashMap::new(),
-            lru: BTreeMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            by_id: FxMap::default(),
+            root: FxMap::default(),
+            lru_head: NIL,
+            lru_tail: NIL,
             next_id: 1,
             clock: 0,
+            log: ChangeLog::default(),
+            scratch: Masked::default(),
         }
+    }
+
+    /// Rebuild a miner from stored clusters (e.g. one database row each): ids, sizes, LRU
+    /// order (`last_used`) and tree places are kept; the next id is one more than the
+    /// largest. A cluster without a usable stored path is filed by its template. Duplicate
+    /// ids keep the first; clusters over `config.max_clusters` are evicted (least recently
+    /// used first) and reported by [`Miner::take_changes`].
+    pub fn from_clusters(config: Config, clusters: impl IntoIterator<Item = Cluster>) -> Miner {
+        let mut all: Vec<Cluster> = clusters.into_iter().collect();
+        all.sort_by_key(|c| c.id);
+        all.dedup_by_key(|c| c.id);
+        let next_id = all.last().map_or(1, |c| c.id.saturating_add(1));
+        let clock = all.iter().map(|c| c.last_used).max().unwrap_or(0);
+        Miner::restore(config, all, next_id, clock)
+    }
+
+    /// Build from clusters sorted by id without duplicates.
+    fn restore(config: Config, clusters: Vec<Cluster>, next_id: u64, clock: u64) -> Miner {
+        let mut m = Miner::new(config);
+        m.next_id = next_id.max(clusters.last().map_or(1, |c| c.id.saturating_add(1)));
+        m.clock = clock.max(clusters.iter().map(|c| c.last_used).max().unwrap_or(0));
+        let mut order: Vec<(u64, u64, u32)> = Vec::with_capacity(clusters.len());
+        for mut c in clusters {
+            let levels = m.levels().min(c.tokens.len());
+            if c.path.len() != levels {
+                let keys = c.tokens[..levels].to_vec();
+                c.path = m.tree_path(&keys, c.tokens.len());
+            }
+            let (id, last_used) = (c.id, c.last_used);
+            let slot = m.alloc(Entry::new(c));
+            order.push((last_used, id, slot));
+            m.file(slot);
+        }
+        order.sort_unstable();
+        for (_, _, slot) in order {
+            m.lru_push(slot);
+        }
+        m.evict_over_cap();
+        m
     }
 
     pub fn config(&self) -> &Config {
@@ -185,265 +533,518 @@ impl Miner {
     }
 
     pub fn len(&self) -> usize {
-        self.clusters.len()
+        self.by_id.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.clusters.is_empty()
+        self.by_id.is_empty()
     }
 
     pub fn cluster(&self, id: u64) -> Option<&Cluster> {
-        self.clusters.get(&id)
+        let slot = *self.by_id.get(&id)?;
+        self.entry(slot).map(|e| &e.c)
     }
 
     /// All live clusters, by id.
     pub fn clusters(&self) -> Vec<&Cluster> {
-        let mut v: Vec<&Cluster> = self.clusters.values().collect();
+        let mut v: Vec<&Cluster> = self.entries().map(|e| &e.c).collect();
         v.sort_by_key(|c| c.id);
         v
     }
 
-    fn tokens(&self, message: &str) -> Vec<Token> {
-        tokenize(message, self.config.max_line_len)
+    /// The id the next new cluster will get.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Let new clusters be numbered from `id` on (e.g. a block reserved from a database
+    /// sequence, so that several miners never hand out the same id). Never goes below one
+    /// more than the largest live id; returns the value in force.
+    pub fn set_next_id(&mut self, id: u64) -> u64 {
+        let floor = self
+            .entries()
+            .map(|e| e.c.id.saturating_add(1))
+            .max()
+            .unwrap_or(1);
+        self.next_id = id.max(floor);
+        self.next_id
+    }
+
+    /// What changed since the previous call (or since the miner was created or rebuilt by
+    /// [`Miner::from_clusters`] / [`Miner::from_json`]). Memory held for this is bounded by
+    /// the number of live clusters.
+    pub fn take_changes(&mut self) -> Changes {
+        let log = std::mem::take(&mut self.log);
+        let mut changed: Vec<u64> = log.changed.into_iter().collect();
+        changed.sort_unstable();
+        let mut evicted = log.evicted;
+        evicted.sort_unstable();
+        let mut counts: Vec<(u64, u64)> = log.counts.into_iter().collect();
+        counts.sort_unstable();
+        Changes {
+            changed,
+            evicted,
+            counts,
+        }
     }
 
     /// Add a message: join the best cluster (updating its template) or open a new one.
     pub fn add(&mut self, message: &str) -> Match {
-        let toks = self.tokens(message);
-        self.add_tokens(&toks, 1)
+        let mut m = std::mem::take(&mut self.scratch);
+        m.mask(message, self.config.max_line_len);
+        let r = self.add_masked(&m, 1);
+        self.scratch = m;
+        r
     }
 
     /// Find the cluster a message would join, without changing anything.
     pub fn match_only(&self, message: &str) -> Option<Match> {
-        let toks = self.tokens(message);
-        let id = self.search(&toks)?;
-        let c = self.clusters.get(&id)?;
-        // Only a full match (every constant equal) counts when the template is not updated.
-        let ok = c
-            .tokens
-            .iter()
-            .zip(&toks)
-            .all(|(t, m)| t == WILDCARD || *t == m.text);
-        ok.then(|| Match {
-            cluster_id: id,
-            template: c.template_for(&toks),
-            parameters: parameters(&c.tokens, &toks),
-            is_new: false,
+        with_masked(message, self.config.max_line_len, |m| {
+            let slot = self.search(m)?;
+            let e = self.entry(slot)?;
+            // Only a full match (every constant equal) counts when the template is not updated.
+            let ok =
+                e.c.tokens
+                    .iter()
+                    .enumerate()
+                    .all(|(i, t)| t == WILDCARD || t == m.text(i));
+            ok.then(|| Match {
+                cluster_id: e.c.id,
+                template: e.c.template_for(m),
+                parameters: parameters(e, m),
+                is_new: false,
+            })
         })
     }
 
-    fn add_tokens(&mut self, toks: &[Token], weight: u64) -> Match {
+    fn levels(&self) -> usize {
+        self.config.depth.saturating_sub(2).max(1)
+    }
+
+    fn entry(&self, slot: u32) -> Option<&Entry> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().flatten()
+    }
+
+    fn add_masked(&mut self, m: &Masked, weight: u64) -> Match {
         self.clock += 1;
         let clock = self.clock;
-        if let Some(id) = self.search(toks) {
-            let max_enum = self.config.max_enum_values;
-            if let Some(c) = self.clusters.get_mut(&id) {
-                let size_before = c.size;
-                for (i, (t, m)) in c.tokens.iter_mut().zip(toks).enumerate() {
-                    if t == WILDCARD {
-                        if let Some(vals) = c.enums.get_mut(&i) {
-                            if !record_enum(vals, m, weight, max_enum) {
-                                c.enums.remove(&i);
-                            }
-                        }
-                    } else if *t != m.text {
-                        if max_enum >= 2 && !m.is_masked() {
-                            let vals = vec![(t.clone(), size_before), (m.text.clone(), weight)];
-                            c.enums.insert(i, vals);
-                        }
-                        *t = WILDCARD.to_string();
-                    }
-                }
-                c.size += weight;
-                self.lru.remove(&c.last_used);
-                c.last_used = clock;
-                self.lru.insert(clock, id);
-                return Match {
-                    cluster_id: id,
-                    template: c.template_for(toks),
-                    parameters: parameters(&c.tokens, toks),
-                    is_new: false,
-                };
+        if let Some(slot) = self.search(m) {
+            if let Some(r) = self.join(slot, m, weight, clock) {
+                return r;
             }
         }
         let id = self.next_id;
-        self.next_id += 1;
-        let tokens: Vec<String> = toks.iter().map(|t| t.text.clone()).collect();
+        self.next_id = self.next_id.saturating_add(1);
+        let n = m.len();
+        let tokens: Vec<String> = (0..n).map(|i| m.text(i).to_string()).collect();
+        let levels = self.levels().min(n);
+        let keys: Vec<String> = (0..levels)
+            .map(|i| {
+                if m.is_masked(i) {
+                    WILDCARD.to_string()
+                } else {
+                    m.text(i).to_string()
+                }
+            })
+            .collect();
+        let path = self.tree_path(&keys, n);
         let c = Cluster {
             id,
             tokens,
             size: weight,
             last_used: clock,
             enums: BTreeMap::new(),
-            path: Vec::new(),
+            path,
         };
-        let m = Match {
-            cluster_id: id,
-            template: c.template(),
-            parameters: parameters(&c.tokens, toks),
-            is_new: true,
+        let slot = self.alloc(Entry::new(c));
+        self.file(slot);
+        self.lru_push(slot);
+        self.log.created.insert(id);
+        self.log.changed.insert(id);
+        *self.log.counts.entry(id).or_default() += weight;
+        let r = match self.entry(slot) {
+            Some(e) => Match {
+                cluster_id: id,
+                template: e.template.clone(),
+                parameters: parameters(e, m),
+                is_new: true,
+            },
+            None => Match {
+                cluster_id: id,
+                template: String::new(),
+                parameters: Vec::new(),
+                is_new: true,
+            },
         };
-        let mut c = c;
-        c.path = self.insert_path(toks, id);
-        self.clusters.insert(id, c);
-        self.lru.insert(clock, id);
-        while self.clusters.len() > self.config.max_clusters.max(1) {
-            let Some((_, old)) = self.lru.pop_first() else {
-                break;
-            };
-            self.remove_cluster(old);
-        }
-        m
+        self.evict_over_cap();
+        r
     }
 
-    fn path_keys(&self, toks: &[Token]) -> Vec<String> {
-        let levels = self.config.depth.saturating_sub(2).max(1);
-        toks.iter()
-            .take(levels)
-            .map(|t| {
-                if t.is_masked() {
-                    WILDCARD.to_string()
-                } else {
-                    t.text.clone()
+    /// Add `m` to the cluster in `slot`: generalise its template, count, touch.
+    fn join(&mut self, slot: u32, m: &Masked, weight: u64, clock: u64) -> Option<Match> {
+        let max_enum = self.config.max_enum_values;
+        let e = self.slots.get_mut(slot as usize)?.as_mut()?;
+        let c = &mut e.c;
+        let size_before = c.size;
+        let mut tpl_changed = false;
+        let mut enum_changed = false;
+        for (i, t) in c.tokens.iter_mut().enumerate() {
+            let word = m.text(i);
+            let masked = m.is_masked(i);
+            if t == WILDCARD {
+                if c.enums.is_empty() {
+                    continue;
                 }
-            })
-            .collect()
-    }
-
-    fn leaf(&self, toks: &[Token]) -> Option<&Node> {
-        let mut node = self.root.get(&toks.len())?;
-        for key in self.path_keys(toks) {
-            node = match node.children.get(&key) {
-                Some(n) => n,
-                None => node.children.get(WILDCARD)?,
-            };
-        }
-        Some(node)
-    }
-
-    fn insert_path(&mut self, toks: &[Token], id: u64) -> Vec<String> {
-        let keys = self.path_keys(toks);
-        let max_children = self.config.max_children.max(1);
-        let mut node = self.root.entry(toks.len()).or_default();
-        let mut path = Vec::with_capacity(keys.len());
-        for key in keys {
-            let k = if node.children.contains_key(&key) || node.children.len() < max_children {
-                key
-            } else {
-                WILDCARD.to_string()
-            };
-            path.push(k.clone());
-            node = node.children.entry(k).or_default();
-        }
-        node.clusters.push(id);
-        path
-    }
-
-    fn remove_cluster(&mut self, id: u64) {
-        let Some(c) = self.clusters.remove(&id) else {
-            return;
-        };
-        self.lru.remove(&c.last_used);
-        // Walk only the cluster's own path; drop nodes left empty.
-        fn prune(node: &mut Node, path: &[String], id: u64) -> bool {
-            match path.split_first() {
-                None => node.clusters.retain(|&x| x != id),
-                Some((k, rest)) => {
-                    if node
-                        .children
-                        .get_mut(k)
-                        .is_some_and(|ch| prune(ch, rest, id))
-                    {
-                        node.children.remove(k);
+                if let Some(vals) = c.enums.get_mut(&i) {
+                    let (keep, grew) = record_enum(vals, word, masked, weight, max_enum);
+                    enum_changed |= grew || !keep;
+                    if !keep {
+                        c.enums.remove(&i);
                     }
                 }
+            } else if t != word {
+                if max_enum >= 2 && !masked {
+                    let vals = vec![(std::mem::take(t), size_before), (word.to_string(), weight)];
+                    c.enums.insert(i, vals);
+                    enum_changed = true;
+                }
+                *t = WILDCARD.to_string();
+                tpl_changed = true;
             }
-            node.children.is_empty() && node.clusters.is_empty()
         }
-        if let Some(n) = self.root.get_mut(&c.tokens.len()) {
-            if prune(n, &c.path, id) {
-                self.root.remove(&c.tokens.len());
+        c.size += weight;
+        c.last_used = clock;
+        let id = c.id;
+        if tpl_changed {
+            let old_key = e.key.take();
+            e.refresh();
+            if let Some(old) = old_key {
+                self.reindex(slot, &old);
             }
         }
+        if tpl_changed || enum_changed {
+            self.log.changed.insert(id);
+        }
+        *self.log.counts.entry(id).or_default() += weight;
+        self.lru_unlink(slot);
+        self.lru_push(slot);
+        let e = self.entry(slot)?;
+        Some(Match {
+            cluster_id: id,
+            template: if e.c.enums.is_empty() {
+                e.template.clone()
+            } else {
+                e.c.template_for(m)
+            },
+            parameters: parameters(e, m),
+            is_new: false,
+        })
     }
 
     /// Drain's similarity (He et al. 2017, "simSeq"), with the masked-token and keyword rules.
     /// Returns None when the keyword rule forbids the merge.
-    fn is_enum_value(&self, c: &Cluster, pos: usize, word: &str) -> bool {
-        c.enums
-            .get(&pos)
-            .is_some_and(|vals| vals.iter().any(|(v, _)| v == word))
-    }
-
-    fn similarity(&self, c: &Cluster, toks: &[Token]) -> Option<(f64, usize)> {
-        let tpl = &c.tokens;
-        if tpl.len() != toks.len() {
+    fn similarity(&self, e: &Entry, m: &Masked) -> Option<(f64, usize)> {
+        let tpl = &e.c.tokens;
+        if tpl.len() != m.len() {
             return None;
         }
         if tpl.is_empty() {
             return Some((1.0, 0));
         }
-        let mut sim = 0.0;
-        let mut wild = 0;
-        let mut word_diffs = 0;
+        let cfg = &self.config;
         let n = tpl.len() as f64;
+        let mut sim = 0.0;
         let mut lost = 0.0;
-        for (i, (t, m)) in tpl.iter().zip(toks).enumerate() {
+        let mut word_diffs = 0;
+        for (i, t) in tpl.iter().enumerate() {
             // give up as soon as the threshold is out of reach
-            if (n - lost) / n + 1e-9 < self.config.sim_threshold {
+            if (n - lost) / n + 1e-9 < cfg.sim_threshold {
                 return None;
             }
+            let word = m.text(i);
             if t == WILDCARD {
-                wild += 1;
-                let w = if m.is_masked() || self.is_enum_value(c, i, &m.text) {
+                let w = if m.is_masked(i) || e.c.is_enum_value(i, word) {
                     1.0
                 } else {
-                    self.config.wildcard_word_weight
+                    cfg.wildcard_word_weight
                 };
                 sim += w;
                 lost += 1.0 - w;
-            } else if *t == m.text {
+            } else if t == word {
                 sim += 1.0;
-            } else if m.is_masked() {
+            } else if m.is_masked(i) {
                 lost += 1.0;
             } else {
                 lost += 1.0;
                 word_diffs += 1;
-                if self.config.split_keywords
-                    && ((is_keyword(t) && is_keyword(&m.text)) || is_word_variant(t, &m.text))
+                if cfg.split_keywords
+                    && ((e.keyword[i] && is_keyword(word)) || is_word_variant(t, word))
                 {
+                    return None;
+                }
+                if word_diffs > cfg.max_word_changes {
                     return None;
                 }
             }
         }
-        if word_diffs > self.config.max_word_changes {
-            return None;
-        }
-        Some((sim / tpl.len() as f64, wild))
+        Some((sim / n, e.wild))
     }
 
-    fn search(&self, toks: &[Token]) -> Option<u64> {
-        let leaf = self.leaf(toks)?;
-        let mut best: Option<(f64, usize, u64)> = None;
-        for id in &leaf.clusters {
-            let Some(c) = self.clusters.get(id) else {
-                continue;
+    /// The best cluster for `m`: highest similarity, then fewest wildcards, then lowest id.
+    fn search(&self, m: &Masked) -> Option<u32> {
+        let leaf = &find_leaf(&self.root, self.levels(), m)?.leaf;
+        let mut best: Option<(f64, usize, u64, u32)> = None;
+        let mut consider = |slot: u32| {
+            let Some(e) = self.entry(slot) else {
+                return;
             };
-            let Some((sim, wild)) = self.similarity(c, toks) else {
-                continue;
+            let Some((sim, wild)) = self.similarity(e, m) else {
+                return;
             };
             if sim + 1e-9 < self.config.sim_threshold {
-                continue;
+                return;
             }
+            let id = e.c.id;
             let better = match best {
                 None => true,
-                Some((bs, bw, _)) => sim > bs + 1e-9 || ((sim - bs).abs() <= 1e-9 && wild < bw),
+                Some((bs, bw, bid, _)) => {
+                    sim > bs + 1e-9
+                        || ((sim - bs).abs() <= 1e-9 && (wild < bw || (wild == bw && id < bid)))
+                }
             };
             if better {
-                best = Some((sim, wild, *id));
+                best = Some((sim, wild, id, slot));
+            }
+        };
+        match &leaf.big {
+            None => leaf.small.iter().for_each(|&(_, slot)| consider(slot)),
+            Some(big) => {
+                // clusters whose constants the message repeats exactly
+                for (wild, by_consts) in big.groups.iter().take(MAX_GROUPS_PROBED) {
+                    let h = consts_hash(m.len(), wild, |i| m.text(i));
+                    if let Some(slots) = by_consts.get(&h) {
+                        slots.iter().for_each(|&s| consider(s));
+                    }
+                }
+                big.members
+                    .values()
+                    .rev()
+                    .take(LEAF_SCAN)
+                    .for_each(|&s| consider(s));
             }
         }
-        best.map(|b| b.2)
+        best.map(|b| b.3)
+    }
+
+    /// The tree path for a new cluster with leading keys `keys` and `n` tokens: a key that
+    /// would exceed `max_children` at its node becomes `<*>` (Drain's rule).
+    fn tree_path(&self, keys: &[String], n: usize) -> Vec<String> {
+        let max_children = self.config.max_children.max(1);
+        let mut node = self.root.get(&n);
+        keys.iter()
+            .map(|k| {
+                let chosen = match node {
+                    Some(nd)
+                        if !nd.children.contains_key(k.as_str())
+                            && nd.children.len() >= max_children =>
+                    {
+                        WILDCARD.to_string()
+                    }
+                    _ => k.clone(),
+                };
+                node = node.and_then(|nd| nd.children.get(chosen.as_str()));
+                chosen
+            })
+            .collect()
+    }
+
+    fn alloc(&mut self, e: Entry) -> u32 {
+        let id = e.c.id;
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s as usize] = Some(e);
+                s
+            }
+            None => {
+                self.slots.push(Some(e));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(id, slot);
+        slot
+    }
+
+    /// Put the cluster in `slot` into the tree at its stored path.
+    fn file(&mut self, slot: u32) {
+        let Some(e) = self.slots.get(slot as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let (id, n) = (e.c.id, e.c.tokens.len());
+        let mut node = self.root.entry(n).or_default();
+        for k in &e.c.path {
+            node = node.children.entry(k.as_str().into()).or_default();
+        }
+        let leaf = &mut node.leaf;
+        match &mut leaf.big {
+            Some(big) => {
+                big.members.insert(id, slot);
+                let key = e.index_key();
+                big.index(slot, &key);
+                if let Some(e) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
+                    e.key = Some(key);
+                }
+            }
+            None => {
+                let pos = leaf.small.partition_point(|&(x, _)| x < id);
+                leaf.small.insert(pos, (id, slot));
+                if leaf.small.len() > LEAF_SCAN {
+                    // grow into an indexed leaf
+                    let mut big = BigLeaf::default();
+                    for &(cid, s) in &leaf.small {
+                        big.members.insert(cid, s);
+                        if let Some(e) = self.slots.get_mut(s as usize).and_then(Option::as_mut) {
+                            let key = e.index_key();
+                            big.index(s, &key);
+                            e.key = Some(key);
+                        }
+                    }
+                    leaf.small = Vec::new();
+                    leaf.big = Some(Box::new(big));
+                }
+            }
+        }
+    }
+
+    /// Move the cluster in `slot` to the index entry of its new template.
+    fn reindex(&mut self, slot: u32, old: &IndexKey) {
+        let Some(e) = self.entry(slot) else {
+            return;
+        };
+        let key = e.index_key();
+        let (n, path) = (e.c.tokens.len(), e.c.path.clone());
+        if let Some(big) = self.leaf_mut(n, &path).and_then(|l| l.big.as_mut()) {
+            big.unindex(slot, old);
+            big.index(slot, &key);
+        }
+        if let Some(e) = self.entry_mut(slot) {
+            e.key = Some(key);
+        }
+    }
+
+    fn leaf_mut(&mut self, n: usize, path: &[String]) -> Option<&mut Leaf> {
+        let mut node = self.root.get_mut(&n)?;
+        for k in path {
+            node = node.children.get_mut(k.as_str())?;
+        }
+        Some(&mut node.leaf)
+    }
+
+    fn lru_push(&mut self, slot: u32) {
+        let tail = self.lru_tail;
+        if let Some(e) = self.entry_mut(slot) {
+            e.prev = tail;
+            e.next = NIL;
+        }
+        match self.entry_mut(tail) {
+            Some(t) => t.next = slot,
+            None => self.lru_head = slot,
+        }
+        self.lru_tail = slot;
+    }
+
+    fn lru_unlink(&mut self, slot: u32) {
+        let Some((prev, next)) = self.entry(slot).map(|e| (e.prev, e.next)) else {
+            return;
+        };
+        match self.entry_mut(prev) {
+            Some(p) => p.next = next,
+            None => self.lru_head = next,
+        }
+        match self.entry_mut(next) {
+            Some(nx) => nx.prev = prev,
+            None => self.lru_tail = prev,
+        }
+    }
+
+    fn evict_over_cap(&mut self) {
+        while self.len() > self.config.max_clusters.max(1) {
+            let head = self.lru_head;
+            if self.entry(head).is_none() {
+                break;
+            }
+            self.remove_slot(head);
+        }
+    }
+
+    fn remove_slot(&mut self, slot: u32) {
+        self.lru_unlink(slot);
+        let Some(e) = self.slots.get_mut(slot as usize).and_then(Option::take) else {
+            return;
+        };
+        self.free.push(slot);
+        let id = e.c.id;
+        self.by_id.remove(&id);
+        if self.log.created.remove(&id) {
+            self.log.changed.remove(&id);
+        } else {
+            self.log.changed.remove(&id);
+            self.log.evicted.push(id);
+        }
+        self.log.counts.remove(&id);
+        // Walk only the cluster's own path; drop nodes left empty.
+        fn prune(
+            node: &mut Node,
+            path: &[String],
+            id: u64,
+            slot: u32,
+            key: Option<&IndexKey>,
+        ) -> bool {
+            match path.split_first() {
+                None => {
+                    let leaf = &mut node.leaf;
+                    match &mut leaf.big {
+                        Some(big) => {
+                            big.members.remove(&id);
+                            if let Some(k) = key {
+                                big.unindex(slot, k);
+                            }
+                        }
+                        None => {
+                            if let Ok(p) = leaf.small.binary_search_by_key(&id, |&(x, _)| x) {
+                                leaf.small.remove(p);
+                            }
+                        }
+                    }
+                    if leaf.is_empty() {
+                        leaf.big = None;
+                    }
+                }
+                Some((k, rest)) => {
+                    if node
+                        .children
+                        .get_mut(k.as_str())
+                        .is_some_and(|ch| prune(ch, rest, id, slot, key))
+                    {
+                        node.children.remove(k.as_str());
+                    }
+                }
+            }
+            node.children.is_empty() && node.leaf.is_empty()
+        }
+        let n = e.c.tokens.len();
+        if let Some(root) = self.root.get_mut(&n) {
+            if prune(root, &e.c.path, id, slot, e.key.as_ref()) {
+                self.root.remove(&n);
+            }
+        }
     }
 
     /// Merge another miner's clusters into this one (e.g. states built on parallel workers).
@@ -451,20 +1052,13 @@ impl Miner {
     /// for a message) or is added as a new cluster. Returns foreign id -> local id.
     pub fn merge(&mut self, other: &Miner) -> HashMap<u64, u64> {
         let mut map = HashMap::new();
-        let mut theirs: Vec<&Cluster> = other.clusters.values().collect();
+        let mut theirs: Vec<&Cluster> = other.entries().map(|e| &e.c).collect();
         theirs.sort_by_key(|c| c.last_used);
+        let mut m = Masked::default();
         for c in theirs {
-            let toks: Vec<Token> = c
-                .tokens
-                .iter()
-                .map(|t| Token {
-                    text: t.clone(),
-                    original: t.clone(),
-                    kind: (t == WILDCARD).then_some(crate::mask::MaskKind::Mixed),
-                })
-                .collect();
-            let m = self.add_tokens(&toks, c.size);
-            map.insert(c.id, m.cluster_id);
+            m.set_tokens(c.tokens.iter().map(String::as_str));
+            let r = self.add_masked(&m, c.size);
+            map.insert(c.id, r.cluster_id);
         }
         map
     }
@@ -472,8 +1066,10 @@ impl Miner {
     /// The current template of `cluster_id` for `message` (enumerated positions filled in),
     /// used to label a batch with final templates.
     pub fn template_for(&self, cluster_id: u64, message: &str) -> Option<String> {
-        let c = self.clusters.get(&cluster_id)?;
-        Some(c.template_for(&self.tokens(message)))
+        let c = self.cluster(cluster_id)?;
+        Some(with_masked(message, self.config.max_line_len, |m| {
+            c.template_for(m)
+        }))
     }
 
     /// Serialize the miner state as JSON.
@@ -487,17 +1083,77 @@ impl Miner {
     }
 }
 
-fn parameters(tpl: &[String], toks: &[Token]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (t, m) in tpl.iter().zip(toks) {
-        if t == WILDCARD {
-            out.push(m.original.clone());
-        } else if t.contains(WILDCARD) {
-            // inner variables of a partly masked token (`node-<*>`): report the whole token
-            out.push(m.original.clone());
+#[derive(Serialize)]
+struct StateRef<'a> {
+    config: &'a Config,
+    clusters: Vec<&'a Cluster>,
+    next_id: u64,
+    clock: u64,
+}
+
+#[derive(Deserialize)]
+struct StateOwned {
+    config: Config,
+    /// A list, or the id-keyed map of states written before version 0.2.
+    #[serde(deserialize_with = "list_or_map")]
+    clusters: Vec<Cluster>,
+    next_id: u64,
+    clock: u64,
+}
+
+fn list_or_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Cluster>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Vec<Cluster>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a list of clusters or a map of id to cluster")
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut v = Vec::new();
+            while let Some(c) = a.next_element()? {
+                v.push(c);
+            }
+            Ok(v)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut a: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut v = Vec::new();
+            while let Some((_, c)) = a.next_entry::<serde::de::IgnoredAny, Cluster>()? {
+                v.push(c);
+            }
+            Ok(v)
         }
     }
-    out
+    d.deserialize_any(V)
+}
+
+impl Serialize for Miner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        StateRef {
+            config: &self.config,
+            clusters: self.clusters(),
+            next_id: self.next_id,
+            clock: self.clock,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Miner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Miner, D::Error> {
+        let st = StateOwned::deserialize(d)?;
+        let mut clusters = st.clusters;
+        clusters.sort_by_key(|c| c.id);
+        clusters.dedup_by_key(|c| c.id);
+        let mut m = Miner::restore(st.config, clusters, st.next_id, st.clock);
+        m.log = ChangeLog::default();
+        Ok(m)
+    }
 }
 
 /// Batch labelling as in the Loghub benchmark: add every message, then label each one with

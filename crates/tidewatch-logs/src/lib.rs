@@ -8,9 +8,9 @@ pub mod header;
 pub mod mask;
 
 pub use classify::{classify, Category, Classification, NaiveBayes, Rule, RuleSet, Severity};
-pub use drain::{Cluster, Config, Match, Miner};
+pub use drain::{Changes, Cluster, Config, Match, Miner};
 pub use header::{parse_header, Header, HeaderFormat};
-pub use mask::{template_of, tokenize, MaskKind, Token, WILDCARD};
+pub use mask::{template_of, tokenize, MaskKind, Masker, Token, WILDCARD};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -6,20 +6,23 @@
 //! [`Token`], but it is not printed in the template: typed placeholders would make
 //! `took <NUM> ms` and `took <DURATION>` two templates for one event.
 //!
-//! Pipeline (see [`tokenize`]):
-//! 1. sanitise: control characters become spaces; the line is cut at `max_len` bytes;
-//! 2. whole-message patterns, in order (URL, e-mail, UUID, timestamps, IPv6, IPv4[:port],
-//!    paths, block/job ids, hex, durations/sizes, quoted strings with spaces or digits,
-//!    `key=value` values). Each match becomes ONE variable even when it spans several
-//!    whitespace tokens (`3.5 GB`, `2024-01-01 12:00:00`), so multi-token variables do not
-//!    change the token count and cannot split a template;
-//! 3. whitespace split, then per token: digit runs and mixed letter+digit segments that
+//! Pipeline (one pass over the bytes per step, no regular expressions):
+//! 1. sanitise: control characters and Unicode white space become one ASCII space; the
+//!    line is cut at `max_len` bytes;
+//! 2. one left-to-right scan that tries, at each word start (and at `/`, `[`), hand-written
+//!    recognisers in this order: URL, e-mail, UUID, ISO date-time, month-name date-time,
+//!    MAC, clock time, host name under a common top-level domain, IPv6, IPv4[:port],
+//!    block id, job/application id, `0x` hex, duration/size, long hex, path. A match is ONE
+//!    variable even when it spans several whitespace tokens (`3.5 GB`,
+//!    `2024-01-01 12:00:00`), so multi-token variables do not change the token count;
+//! 3. quoted strings with a space or a digit (`"..."`, then `'...'`), then `key=value`
+//!    values (the key is kept);
+//! 4. whitespace split, then per token: digit runs and mixed letter+digit segments that
 //!    look like identifiers are masked inside the token (`node-12` -> `node-<*>`), and a
 //!    token left with nothing but placeholders and punctuation becomes a single `<*>`;
-//! 4. runs of adjacent fully-masked tokens collapse into one `<*>` (variable-length lists).
+//! 5. runs of adjacent fully-masked tokens collapse into one `<*>` (variable-length lists).
 
-use regex::{Captures, Regex};
-use std::sync::OnceLock;
+use std::cell::RefCell;
 
 /// The wildcard printed for every variable.
 pub const WILDCARD: &str = "<*>";
@@ -65,20 +68,154 @@ impl Token {
     }
 }
 
-struct Pattern {
-    re: Regex,
+/// A variable found by the scanner: a byte range of the sanitised line.
+#[derive(Debug, Clone, Copy)]
+struct Var {
+    start: usize,
+    end: usize,
     kind: MaskKind,
-    /// Number of leading capture groups kept verbatim (a prefix that is not the variable).
-    keep_prefix: bool,
-    /// Only mask when the match contains a digit.
-    need_digit: bool,
-    /// Only mask when the match contains whitespace or a digit (quoted strings).
-    need_space_or_digit: bool,
-    /// Characters (see [`features`]) every match must contain: a line lacking one of them
-    /// skips the pattern without running it.
-    need: u16,
 }
 
+/// One token of [`Masked`]: byte ranges into its buffers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tok {
+    /// Range of the clustering text in `Masked::texts`.
+    text: (u32, u32),
+    /// Range of the original text in `Masked::line`.
+    orig: (u32, u32),
+    /// Range in `Masked::parts` when several tokens were collapsed into this one.
+    parts: (u32, u32),
+    pub(crate) kind: Option<MaskKind>,
+}
+
+/// Reusable buffers holding one masked message (no allocation per token).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Masked {
+    line: String,
+    texts: String,
+    toks: Vec<Tok>,
+    parts: Vec<(u32, u32)>,
+    vars: Vec<Var>,
+    tmp: Vec<Var>,
+}
+
+impl Masked {
+    pub(crate) fn len(&self) -> usize {
+        self.toks.len()
+    }
+
+    pub(crate) fn text(&self, i: usize) -> &str {
+        self.toks
+            .get(i)
+            .and_then(|t| self.texts.get(t.text.0 as usize..t.text.1 as usize))
+            .unwrap_or("")
+    }
+
+    pub(crate) fn is_masked(&self, i: usize) -> bool {
+        self.toks.get(i).is_some_and(|t| t.kind.is_some())
+    }
+
+    /// The original text of token `i`; collapsed tokens are joined by one space.
+    pub(crate) fn original(&self, i: usize) -> String {
+        let Some(t) = self.toks.get(i) else {
+            return String::new();
+        };
+        let slice = |(a, b): (u32, u32)| self.line.get(a as usize..b as usize).unwrap_or("");
+        if t.parts.0 == t.parts.1 {
+            return slice(t.orig).to_string();
+        }
+        let mut s = String::with_capacity((t.orig.1 - t.orig.0) as usize);
+        for (k, p) in self.parts[t.parts.0 as usize..t.parts.1 as usize]
+            .iter()
+            .enumerate()
+        {
+            if k > 0 {
+                s.push(' ');
+            }
+            s.push_str(slice(*p));
+        }
+        s
+    }
+
+    /// Replace the content by the given tokens (text, original, masked), used to feed
+    /// templates back into a miner.
+    pub(crate) fn set_tokens<'a>(&mut self, toks: impl IntoIterator<Item = &'a str>) {
+        self.clear();
+        for t in toks {
+            let a = self.texts.len() as u32;
+            self.texts.push_str(t);
+            let b = self.texts.len() as u32;
+            let o = self.line.len() as u32;
+            self.line.push_str(t);
+            self.line.push(' ');
+            self.toks.push(Tok {
+                text: (a, b),
+                orig: (o, o + (b - a)),
+                parts: (0, 0),
+                kind: (t == WILDCARD).then_some(MaskKind::Mixed),
+            });
+        }
+    }
+
+    fn clear(&mut self) {
+        self.line.clear();
+        self.texts.clear();
+        self.toks.clear();
+        self.parts.clear();
+        self.vars.clear();
+        self.tmp.clear();
+    }
+
+    /// Mask `message` into these buffers (see the module docs for the steps).
+    pub(crate) fn mask(&mut self, message: &str, max_len: usize) {
+        self.clear();
+        let feats = sanitise(message, max_len, &mut self.line);
+        let line = self.line.as_str();
+        let s = line.as_bytes();
+        if feats & NEED_SCAN != 0 {
+            scan(line, feats, &mut self.vars);
+        }
+        if feats & F_DQUOTE != 0 {
+            quotes(s, b'"', &mut self.vars, &mut self.tmp);
+        }
+        if feats & F_SQUOTE != 0 {
+            quotes(s, b'\'', &mut self.vars, &mut self.tmp);
+        }
+        if feats & F_EQ != 0 {
+            key_values(line, &mut self.vars, &mut self.tmp);
+        }
+        split_tokens(
+            line,
+            &self.vars,
+            &mut self.texts,
+            &mut self.toks,
+            &mut self.parts,
+        );
+    }
+
+    pub(crate) fn to_tokens(&self) -> Vec<Token> {
+        (0..self.len())
+            .map(|i| Token {
+                text: self.text(i).to_string(),
+                original: self.original(i),
+                kind: self.toks[i].kind,
+            })
+            .collect()
+    }
+
+    /// The token texts joined by one space.
+    pub(crate) fn template_into(&self, out: &mut String) {
+        for i in 0..self.len() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(self.text(i));
+        }
+    }
+}
+
+// Characters some recogniser needs somewhere in the line (one pass over the bytes decides
+// which recognisers can be skipped for the whole line).
 const F_DIGIT: u16 = 1;
 const F_COLON: u16 = 1 << 1;
 const F_DOT: u16 = 1 << 2;
@@ -90,238 +227,1066 @@ const F_SQUOTE: u16 = 1 << 7;
 const F_EQ: u16 = 1 << 8;
 const F_BRACKET: u16 = 1 << 9;
 const F_UNDERSCORE: u16 = 1 << 10;
-/// `:` or `-` (MAC addresses)
-const F_SEP: u16 = 1 << 11;
+const F_BSLASH: u16 = 1 << 11;
+/// A line with none of these has nothing for the scan of step 2.
+const NEED_SCAN: u16 = F_DIGIT | F_COLON | F_DOT | F_DASH | F_AT | F_SLASH | F_BSLASH;
 
-/// Which of the characters the patterns require occur in `s` (one pass over the bytes).
-/// Masking only removes text, so this stays an upper bound while patterns are applied.
-fn features(s: &str) -> u16 {
-    let mut f = 0;
-    for &b in s.as_bytes() {
-        f |= match b {
+/// Private-use characters the earlier regex masker used as placeholders; still treated as
+/// separators so templates stay as they were.
+fn is_sentinel(c: char) -> bool {
+    ('\u{F0000}'..='\u{FFFFD}').contains(&c)
+}
+
+/// Set in [`CLASS`] for bytes that sanitising may change (controls, DEL, non-ASCII).
+const F_SPECIAL: u16 = 1 << 15;
+
+/// Feature bits of each byte value.
+static CLASS: [u16; 256] = {
+    let mut t = [0u16; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = match b as u8 {
             b'0'..=b'9' => F_DIGIT,
-            b':' => F_COLON | F_SEP,
+            b':' => F_COLON,
             b'.' => F_DOT,
-            b'-' => F_DASH | F_SEP,
+            b'-' => F_DASH,
             b'@' => F_AT,
-            b'/' | b'\\' => F_SLASH,
+            b'/' => F_SLASH,
+            b'\\' => F_BSLASH,
             b'"' => F_DQUOTE,
             b'\'' => F_SQUOTE,
             b'=' => F_EQ,
             b'[' => F_BRACKET,
             b'_' => F_UNDERSCORE,
+            0..=0x1f | 0x7f..=0xff => F_SPECIAL,
             _ => 0,
         };
+        b += 1;
     }
-    f
-}
+    t
+};
 
-fn patterns() -> &'static [Pattern] {
-    static P: OnceLock<Vec<Pattern>> = OnceLock::new();
-    P.get_or_init(|| {
-        let mk = |re: &str, kind: MaskKind| Pattern {
-            // The patterns are literals checked by the unit tests; a typo would fail every test.
-            re: Regex::new(re).unwrap_or_else(|e| panic!("bad built-in pattern {re}: {e}")),
-            kind,
-            keep_prefix: false,
-            need_digit: false,
-            need_space_or_digit: false,
-            need: 0,
-        };
-        let mut v = vec![
-            mk(r#"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s"'<>\]\)]+"#, MaskKind::Url),
-            mk(r"\b[\w.+\-]+@[a-zA-Z0-9\-]+(?:\.[a-zA-Z0-9\-]+)*\.[a-zA-Z]{2,}\b", MaskKind::Email),
-            mk(
-                r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
-                MaskKind::Uuid,
-            ),
-            // ISO-8601 / log4j date-times, then bare dates, month-name dates and clock times.
-            mk(
-                r"\b\d{4}[-/]\d{1,2}[-/]\d{1,2}(?:[T ]\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?)?\b",
-                MaskKind::Timestamp,
-            ),
-            mk(
-                r"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\s+\d{1,2}(?:,?\s+\d{4})?\s+\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?(?:\s+(?:UTC|GMT|[A-Z][SD]T))?(?:\s+\d{4})?\b",
-                MaskKind::Timestamp,
-            ),
-            // MAC addresses / colon-separated hex byte strings (before IPv6 and times)
-            mk(r"\b(?:[0-9A-Fa-f]{2}[:\-]){5,}[0-9A-Fa-f]{2}\b", MaskKind::Hex),
-            mk(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", MaskKind::Timestamp),
-            // fully qualified host names under a common top-level domain
-            mk(
-                r"\b(?:[A-Za-z0-9\-]+\.)+(?:com|net|org|edu|gov|mil|io|local|localdomain|lan|internal|intranet|corp|cn|de|uk|jp|ru|fr|nl|in|br|au|us|eu)\b",
-                MaskKind::Url,
-            ),
-            // IPv6 (bracketed `[::1]:5432`, full, or `::`-compressed, optional [..]:port)
-            mk(r"\[[0-9a-fA-F]*:[0-9a-fA-F:.]*\](?::\d+)?", MaskKind::Ip),
-            mk(
-                r"\[?\b(?:[0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}\b(?:\]:\d+)?",
-                MaskKind::Ip,
-            ),
-            mk(
-                r"\[?\b(?:[0-9a-fA-F]{1,4}:){1,6}:(?:[0-9a-fA-F]{1,4}(?::[0-9a-fA-F]{1,4})*)?(?:\]:\d+)?",
-                MaskKind::Ip,
-            ),
-            // IPv4 with optional leading '/', host-name prefix `host/` and :port
-            mk(r"/?\b\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?\b", MaskKind::Ip),
-            mk(r"\bblk_-?\d+\b", MaskKind::BlockId),
-            mk(
-                r"\b(?:job|application|appattempt|container|attempt|task|jvm|app|stage|executor|session)_[0-9A-Za-z_]*\d[0-9A-Za-z_]*\b",
-                MaskKind::JobId,
-            ),
-            mk(r"\b0[xX][0-9a-fA-F]+\b", MaskKind::Hex),
-            // durations and sizes, the unit may follow a space: `12ms`, `3.5 GB`, `10 s`
-            mk(
-                r"\b\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|msec|s|secs?|mins?|h|hrs?|(?:[KMGTP]i?)?B|[kKMGT]b|bytes)\b",
-                MaskKind::Duration,
-            ),
-        ];
-        let mut long_hex = mk(r"\b[0-9a-fA-F]{8,}\b", MaskKind::Hex);
-        long_hex.need_digit = true;
-        v.push(long_hex);
-        // Paths: a '/' that starts a token (or follows `=`, `:`, `(`, quote), two+ characters.
-        let mut path = mk(
-            r#"(^|[\s=:(\['"])((?:[A-Za-z]:)?/[\w.@%+~,\-]+(?:/[\w.@%+~,\-]*)*|[A-Za-z]:\\[^\s]+)"#,
-            MaskKind::Path,
-        );
-        path.keep_prefix = true;
-        v.push(path);
-        let mut dq = mk(r#""[^"\n]*""#, MaskKind::Quoted);
-        dq.need_space_or_digit = true;
-        v.push(dq);
-        // not across a double quote: interleaved quotes would mask differently on a second pass
-        let mut sq = mk(r#"'[^'"\n]*'"#, MaskKind::Quoted);
-        sq.need_space_or_digit = true;
-        v.push(sq);
-        // key=value: keep `key=`, mask the value (quoted value may contain spaces). Text glued
-        // to a closing quote belongs to the value (`k=''*` -> `k=<*>`), so that masking a
-        // template again changes nothing (template_of is idempotent; see tests/fuzz.rs).
-        let mut kv = mk(
-            r#"(\b[A-Za-z_][\w.\-]*=)((?:"[^"]*"|'[^']*')?[^\s,;)\]\}"']*)"#,
-            MaskKind::KeyValue,
-        );
-        kv.keep_prefix = true;
-        v.push(kv);
-        // Required characters, in the order of the patterns above.
-        let needs = [
-            F_COLON | F_SLASH,          // URL
-            F_AT | F_DOT,               // e-mail
-            F_DASH,                     // UUID
-            F_DIGIT,                    // ISO date-time
-            F_DIGIT | F_COLON,          // month-name date-time
-            F_SEP,                      // MAC
-            F_DIGIT | F_COLON,          // clock time
-            F_DOT,                      // host name
-            F_BRACKET | F_COLON,        // bracketed IPv6
-            F_COLON,                    // IPv6
-            F_COLON,                    // compressed IPv6
-            F_DIGIT | F_DOT,            // IPv4
-            F_DIGIT | F_UNDERSCORE,     // block id
-            F_DIGIT | F_UNDERSCORE,     // job id
-            F_DIGIT,                    // 0x hex
-            F_DIGIT,                    // duration / size
-            F_DIGIT,                    // long hex (digit required)
-            F_SLASH,                    // path
-            F_DQUOTE,                   // "quoted"
-            F_SQUOTE,                   // 'quoted'
-            F_EQ,                       // key=value
-        ];
-        assert_eq!(needs.len(), v.len(), "one requirement per pattern");
-        for (p, n) in v.iter_mut().zip(needs) {
-            p.need = n;
-        }
-        v
-    })
-}
-
-/// Private-use sentinels: each masked variable is replaced by one char from plane 15 that
-/// encodes its index into the side table of originals. No pattern matches these chars.
-const SENTINEL_BASE: u32 = 0xF0000;
-const SENTINEL_MAX: u32 = 0xFFFFD;
-
-fn sentinel_index(c: char) -> Option<usize> {
-    let u = c as u32;
-    (SENTINEL_BASE..=SENTINEL_MAX)
-        .contains(&u)
-        .then(|| (u - SENTINEL_BASE) as usize)
-}
-
-fn is_sentinel(c: char) -> bool {
-    sentinel_index(c).is_some()
-}
-
-/// Replace control characters and private-use sentinels, cut at `max_len` bytes.
-fn sanitise(message: &str, max_len: usize) -> String {
+/// Copy `message` (cut at `max_len` bytes) into `out`, with control characters, white space
+/// and sentinels as one ASCII space each. Returns the character features of the line.
+fn sanitise(message: &str, max_len: usize, out: &mut String) -> u16 {
     let mut end = message.len().min(max_len);
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    message[..end]
-        .chars()
-        .map(|c| {
-            if c.is_control() || is_sentinel(c) {
-                ' '
-            } else {
-                c
+    let src = &message[..end];
+    let bytes = src.as_bytes();
+    let feats = bytes.iter().fold(0u16, |f, &b| f | CLASS[b as usize]);
+    if feats & F_SPECIAL == 0 {
+        out.push_str(src);
+        return feats;
+    }
+    out.reserve(src.len());
+    let mut ascii_from = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if b < 0x20 || b == 0x7f {
+                out.push_str(&src[ascii_from..i]);
+                out.push(' ');
+                ascii_from = i + 1;
             }
-        })
-        .collect()
-}
-
-/// Whole-message masking: returns the text with sentinels and the table of (original, kind).
-fn mask_patterns(text: String) -> (String, Vec<(String, MaskKind)>) {
-    let mut table: Vec<(String, MaskKind)> = Vec::new();
-    let mut s = text;
-    let feats = features(&s);
-    for p in patterns() {
-        if p.need & feats != p.need || !p.re.is_match(&s) {
+            i += 1;
             continue;
         }
-        let replaced = p.re.replace_all(&s, |c: &Captures| {
-            let whole = c.get(0).map_or("", |m| m.as_str());
-            let (prefix, var) = if p.keep_prefix {
-                (
-                    c.get(1).map_or("", |m| m.as_str()),
-                    c.get(2).map_or("", |m| m.as_str()),
-                )
-            } else {
-                ("", whole)
-            };
-            let has_digit = var.chars().any(|ch| ch.is_ascii_digit());
-            let skip = (p.need_digit && !has_digit)
-                || (p.need_space_or_digit && !has_digit && !var.chars().any(char::is_whitespace))
-                || var.is_empty()
-                || var.chars().any(is_sentinel) && var.chars().count() == 1;
-            let idx = SENTINEL_BASE as usize + table.len();
-            match (skip, u32::try_from(idx).ok().and_then(char::from_u32)) {
-                (false, Some(ch)) if idx as u32 <= SENTINEL_MAX => {
-                    table.push((restore(var, &table), p.kind));
-                    format!("{prefix}{ch}")
-                }
-                _ => whole.to_string(),
-            }
-        });
-        s = replaced.into_owned();
+        let Some(c) = src[i..].chars().next() else {
+            break;
+        };
+        let w = c.len_utf8();
+        if c.is_control() || c.is_whitespace() || is_sentinel(c) {
+            out.push_str(&src[ascii_from..i]);
+            out.push(' ');
+            ascii_from = i + w;
+        }
+        i += w;
     }
-    (s, table)
+    out.push_str(&src[ascii_from..]);
+    feats & !F_SPECIAL
 }
 
-/// Expand sentinels nested inside an outer match back to their original text.
-fn restore(s: &str, table: &[(String, MaskKind)]) -> String {
-    if !s.chars().any(is_sentinel) {
-        return s.to_string();
+#[inline]
+fn at(s: &[u8], i: usize) -> u8 {
+    s.get(i).copied().unwrap_or(0)
+}
+
+#[inline]
+fn run(s: &[u8], mut i: usize, f: impl Fn(u8) -> bool) -> usize {
+    while i < s.len() && f(s[i]) {
+        i += 1;
     }
-    s.chars()
-        .map(|c| match sentinel_index(c).and_then(|i| table.get(i)) {
-            Some((orig, _)) => orig.clone(),
-            None => c.to_string(),
+    i
+}
+
+#[inline]
+fn is_hex(b: u8) -> bool {
+    b.is_ascii_hexdigit()
+}
+
+#[inline]
+fn is_digit(b: u8) -> bool {
+    b.is_ascii_digit()
+}
+
+#[inline]
+fn is_word_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// End of the run from `i` (before `limit`) of ASCII bytes accepted by `ascii` and of
+/// alphanumeric non-ASCII characters (`\w`-like classes).
+fn run_word(line: &str, mut i: usize, limit: usize, ascii: impl Fn(u8) -> bool) -> usize {
+    let s = line.as_bytes();
+    while i < limit.min(s.len()) {
+        let b = s[i];
+        if b < 0x80 {
+            if !ascii(b) {
+                break;
+            }
+            i += 1;
+        } else {
+            match char_at(line, i) {
+                Some(c) if c.is_alphanumeric() => i += c.len_utf8(),
+                _ => break,
+            }
+        }
+    }
+    i
+}
+
+fn char_at(line: &str, i: usize) -> Option<char> {
+    line.get(i..)?.chars().next()
+}
+
+fn char_before(line: &str, i: usize) -> Option<char> {
+    line.get(..i)?.chars().next_back()
+}
+
+/// `\w` at byte `i` (ASCII letters, digits, `_`, and any alphanumeric character).
+fn word_at(line: &str, i: usize) -> bool {
+    match line.as_bytes().get(i) {
+        None => false,
+        Some(&b) if b < 0x80 => is_word_byte(b),
+        Some(_) => char_at(line, i).is_some_and(char::is_alphanumeric),
+    }
+}
+
+fn word_before(line: &str, i: usize) -> bool {
+    match i.checked_sub(1).and_then(|j| line.as_bytes().get(j)) {
+        None => false,
+        Some(&b) if b < 0x80 => is_word_byte(b),
+        Some(_) => char_before(line, i).is_some_and(char::is_alphanumeric),
+    }
+}
+
+/// Step 2: one left-to-right scan trying the recognisers at each possible start.
+fn scan(line: &str, feats: u16, vars: &mut Vec<Var>) {
+    let s = line.as_bytes();
+    let mut p = 0;
+    // The end of the last variable: the character before it counts as a non-word
+    // placeholder, as it did when variables were replaced one pattern at a time.
+    let mut last_end = usize::MAX;
+    while p < s.len() {
+        let b = s[p];
+        let mut next = p + 1;
+        let found = if WORD[b as usize] & W_WORD != 0 {
+            let w = Shape::of(s, p);
+            next = w.end;
+            if p != last_end && word_before(line, p) {
+                None
+            } else {
+                at_word(line, s, p, feats, p == last_end, &w)
+            }
+        } else if b == b'/' {
+            at_slash(s, p, feats, p == last_end, line)
+        } else if b == b'[' && feats & F_COLON != 0 {
+            bracket_ipv6(s, p)
+                .map(|e| (e, MaskKind::Ip))
+                .or_else(|| ipv6(line, s, p).map(|e| (e, MaskKind::Ip)))
+        } else {
+            None
+        };
+        match found {
+            Some((end, kind)) if end > p => {
+                vars.push(Var {
+                    start: p,
+                    end,
+                    kind,
+                });
+                p = end;
+                last_end = end;
+            }
+            // no recogniser starts inside a word
+            _ => p = next,
+        }
+    }
+}
+
+const W_WORD: u8 = 1;
+const W_DIGIT: u8 = 2;
+const W_HEX: u8 = 4;
+const W_UNDERSCORE: u8 = 8;
+
+/// Word-character classes of each byte value (ASCII only).
+static WORD: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_digit() {
+            W_WORD | W_DIGIT | W_HEX
+        } else if c.is_ascii_hexdigit() {
+            W_WORD | W_HEX
+        } else if c.is_ascii_alphabetic() {
+            W_WORD
+        } else if c == b'_' {
+            W_WORD | W_UNDERSCORE
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// The ASCII word (`[A-Za-z0-9_]+`) starting at a position, measured in one pass.
+struct Shape {
+    end: usize,
+    digits: usize,
+    all_hex: bool,
+    underscore: bool,
+}
+
+impl Shape {
+    fn of(s: &[u8], p: usize) -> Shape {
+        let mut i = p;
+        let mut digits = 0;
+        let mut and = W_HEX;
+        let mut or = 0;
+        while let Some(&c) = s.get(i) {
+            let k = WORD[c as usize];
+            if k & W_WORD == 0 {
+                break;
+            }
+            digits += usize::from(k & W_DIGIT != 0);
+            and &= k;
+            or |= k;
+            i += 1;
+        }
+        Shape {
+            end: i,
+            digits,
+            all_hex: and & W_HEX != 0,
+            underscore: or & W_UNDERSCORE != 0,
+        }
+    }
+}
+
+/// Recognisers that start at a word start (`\b` then a letter, digit or `_`). The shape of
+/// the word (length, digits, hex) and the byte after it decide which can match at all.
+fn at_word(
+    line: &str,
+    s: &[u8],
+    p: usize,
+    f: u16,
+    after_var: bool,
+    w: &Shape,
+) -> Option<(usize, MaskKind)> {
+    use MaskKind::*;
+    let b = s[p];
+    let has = |need: u16| f & need == need;
+    let len = w.end - p;
+    let nb = at(s, w.end);
+    let n_digit = w.digits;
+    let all_digit = n_digit == len;
+    let all_hex = w.all_hex;
+    let underscore = w.underscore;
+    let alpha = b.is_ascii_alphabetic();
+    if alpha && !underscore && has(F_COLON | F_SLASH) && matches!(nb, b':' | b'+' | b'.' | b'-') {
+        if let Some(e) = url(s, p) {
+            return Some((e, Url));
+        }
+    }
+    if has(F_AT | F_DOT) && matches!(nb, b'@' | b'.' | b'+' | b'-') {
+        if let Some(e) = email(line, s, p) {
+            return Some((e, Email));
+        }
+    }
+    if all_hex && len == 8 && nb == b'-' {
+        if let Some(e) = uuid(line, s, p) {
+            return Some((e, Uuid));
+        }
+    }
+    if all_digit && len == 4 && matches!(nb, b'-' | b'/') {
+        if let Some(e) = iso_datetime(line, s, p) {
+            return Some((e, Timestamp));
+        }
+    }
+    if b.is_ascii_uppercase() && has(F_DIGIT | F_COLON) && len >= 3 && matches!(nb, b' ' | b',') {
+        if let Some(e) = month_datetime(line, s, p) {
+            return Some((e, Timestamp));
+        }
+    }
+    if all_hex && len == 2 && matches!(nb, b':' | b'-') {
+        if let Some(e) = mac(line, s, p) {
+            return Some((e, Hex));
+        }
+    }
+    if all_digit && len <= 2 && nb == b':' {
+        if let Some(e) = clock(line, s, p) {
+            return Some((e, Timestamp));
+        }
+    }
+    if has(F_DOT) && matches!(nb, b'.' | b'-') {
+        if let Some(e) = host(line, s, p) {
+            return Some((e, Url));
+        }
+    }
+    if all_hex && len <= 4 && nb == b':' {
+        if let Some(e) = ipv6(line, s, p) {
+            return Some((e, Ip));
+        }
+    }
+    if all_digit && len <= 3 && nb == b'.' {
+        if let Some(e) = ipv4(line, s, p) {
+            return Some((e, Ip));
+        }
+    }
+    if underscore && has(F_DIGIT) && b.is_ascii_lowercase() {
+        if let Some(e) = block_id(line, s, p) {
+            return Some((e, BlockId));
+        }
+    }
+    if underscore && n_digit > 0 && b.is_ascii_lowercase() {
+        if let Some(e) = job_id(line, s, p) {
+            return Some((e, JobId));
+        }
+    }
+    if b == b'0' && len >= 3 {
+        if let Some(e) = hex0x(line, s, p) {
+            return Some((e, Hex));
+        }
+    }
+    if is_digit(b) && (!all_digit || matches!(nb, b'.' | b' ' | 0xC2)) {
+        if let Some(e) = duration(line, s, p) {
+            return Some((e, Duration));
+        }
+    }
+    if all_hex && len >= 8 && n_digit > 0 {
+        if let Some(e) = long_hex(line, s, p) {
+            return Some((e, Hex));
+        }
+    }
+    // a drive-letter path (`C:\x`, `C:/x`) after a path prefix character
+    if alpha
+        && len == 1
+        && nb == b':'
+        && f & (F_SLASH | F_BSLASH) != 0
+        && path_prefix_ok(s, p, after_var)
+    {
+        if let Some(e) = path(line, s, p) {
+            return Some((e, Path));
+        }
+    }
+    None
+}
+
+fn at_slash(s: &[u8], p: usize, f: u16, after_var: bool, line: &str) -> Option<(usize, MaskKind)> {
+    // IPv4 may carry a leading '/' (`/10.0.0.1:50010`)
+    if f & (F_DIGIT | F_DOT) == F_DIGIT | F_DOT && is_digit(at(s, p + 1)) {
+        if let Some(e) = ipv4(line, s, p + 1) {
+            return Some((e, MaskKind::Ip));
+        }
+    }
+    if path_prefix_ok(s, p, after_var) {
+        return path(line, s, p).map(|e| (e, MaskKind::Path));
+    }
+    None
+}
+
+/// A path starts the line or follows white space, `=`, `:`, `(`, `[` or a quote.
+fn path_prefix_ok(s: &[u8], p: usize, after_var: bool) -> bool {
+    p == 0 || (!after_var && matches!(s[p - 1], b' ' | b'=' | b':' | b'(' | b'[' | b'\'' | b'"'))
+}
+
+/// `scheme://rest`: a letter, then letters, digits, `+.-`, then `://` and one or more
+/// characters up to white space, a quote, `<`, `>`, `]` or `)`.
+fn url(s: &[u8], p: usize) -> Option<usize> {
+    let q = run(s, p + 1, |b| {
+        b.is_ascii_alphanumeric() || matches!(b, b'+' | b'.' | b'-')
+    });
+    if !s.get(q..)?.starts_with(b"://") {
+        return None;
+    }
+    let r = run(s, q + 3, |b| {
+        !matches!(b, b' ' | b'"' | b'\'' | b'<' | b'>' | b']' | b')')
+    });
+    (r > q + 3).then_some(r)
+}
+
+/// `local@label(.label)*.tld`: the last dot-label whose letters (2 or more) end a word.
+fn email(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let q = run(s, p, |b| is_word_byte(b) || matches!(b, b'.' | b'+' | b'-'));
+    if at(s, q) != b'@' {
+        return None;
+    }
+    last_label_match(s, q + 1, |ls| {
+        let letters = run(s, ls, |b| b.is_ascii_alphabetic());
+        (letters - ls >= 2 && !word_at(line, letters)).then_some(letters)
+    })
+}
+
+/// Dot-separated labels (`[A-Za-z0-9-]+`) from `p`: the end given by `tail` for the last
+/// label after the first for which it gives one (the longest match, as a greedy
+/// `(label\.)+tail` would find).
+fn last_label_match(s: &[u8], p: usize, tail: impl Fn(usize) -> Option<usize>) -> Option<usize> {
+    let label = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
+    let mut i = run(s, p, label);
+    if i == p {
+        return None;
+    }
+    let mut best = None;
+    while at(s, i) == b'.' {
+        let ls = i + 1;
+        let le = run(s, ls, label);
+        if le == ls {
+            break;
+        }
+        best = tail(ls).or(best);
+        i = le;
+    }
+    best
+}
+
+/// Exactly `n` hex digits at `i`.
+fn hex_n(s: &[u8], i: usize, n: usize) -> bool {
+    s.get(i..i + n)
+        .is_some_and(|w| w.iter().all(|&b| is_hex(b)))
+}
+
+/// 8-4-4-4-12 hex digits.
+fn uuid(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let mut i = p;
+    for (k, n) in [8, 4, 4, 4, 12].into_iter().enumerate() {
+        if !hex_n(s, i, n) {
+            return None;
+        }
+        i += n;
+        if k < 4 {
+            if at(s, i) != b'-' {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    (!word_at(line, i)).then_some(i)
+}
+
+/// A run of 1..=max digits at `i` followed by a non-digit: its end.
+fn digits_upto(s: &[u8], i: usize, max: usize) -> Option<usize> {
+    let e = run(s, i, is_digit);
+    (e > i && e - i <= max).then_some(e)
+}
+
+/// Exactly `n` digits at `i` not followed by another digit.
+fn digits_exact(s: &[u8], i: usize, n: usize) -> Option<usize> {
+    let e = run(s, i, is_digit);
+    (e - i == n).then_some(e)
+}
+
+/// `[.,]\d+` at `i`: its end.
+fn fraction(s: &[u8], i: usize) -> Option<usize> {
+    (matches!(at(s, i), b'.' | b',') && is_digit(at(s, i + 1))).then(|| run(s, i + 1, is_digit))
+}
+
+/// ISO-8601 / log4j date, optionally with a time: `\d{4}[-/]\d{1,2}[-/]\d{1,2}` then
+/// `[T ]H:MM[:SS][.frac][Z|+HH[:]MM]`, ending at a word boundary (the longest such form).
+fn iso_datetime(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let mut i = digits_exact(s, p, 4)?;
+    for _ in 0..2 {
+        if !matches!(at(s, i), b'-' | b'/') {
+            return None;
+        }
+        i = digits_upto(s, i + 1, 2)?;
+    }
+    let date_end = i;
+    if matches!(at(s, i), b'T' | b' ') {
+        if let Some(e) = iso_time(line, s, i + 1) {
+            return Some(e);
+        }
+    }
+    (!word_at(line, date_end)).then_some(date_end)
+}
+
+/// The time part of [`iso_datetime`], trying optional parts longest first.
+fn iso_time(line: &str, s: &[u8], i: usize) -> Option<usize> {
+    let h = digits_upto(s, i, 2)?;
+    if at(s, h) != b':' {
+        return None;
+    }
+    let m = digits_exact(s, h + 1, 2)?;
+    let sec = (at(s, m) == b':')
+        .then(|| digits_exact(s, m + 1, 2))
+        .flatten();
+    for a in [sec, Some(m)].into_iter().flatten() {
+        for b in [fraction(s, a), Some(a)].into_iter().flatten() {
+            let mut ends = [None; 3];
+            match at(s, b) {
+                b'Z' => ends[0] = Some(b + 1),
+                b'+' | b'-' => {
+                    if let Some(hh) = digits_exact(s, b + 1, 2).or_else(|| {
+                        // `+0100`: \d{2} then \d{2} without a colon
+                        (run(s, b + 1, is_digit) - (b + 1) == 4).then_some(b + 3)
+                    }) {
+                        if at(s, hh) == b':' {
+                            ends[0] = digits_exact(s, hh + 1, 2);
+                        }
+                        if ends[0].is_none() {
+                            ends[1] = digits_exact(s, hh, 2);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            ends[2] = Some(b);
+            if let Some(e) = ends.into_iter().flatten().find(|&e| !word_at(line, e)) {
+                return Some(e);
+            }
+        }
+    }
+    None
+}
+
+const WEEKDAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
+const MONTHS: [&[u8]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+fn name_at(s: &[u8], i: usize, names: &[&[u8]]) -> Option<usize> {
+    let w = s.get(i..i + 3)?;
+    names
+        .contains(&w)
+        .then(|| run(s, i + 3, |b| b.is_ascii_lowercase()))
+}
+
+fn spaces(s: &[u8], i: usize) -> Option<usize> {
+    let e = run(s, i, |b| b == b' ');
+    (e > i).then_some(e)
+}
+
+/// `[Weekday[,] ]Month D[[,] YYYY] H:MM:SS[.frac][ UTC|GMT|[A-Z][SD]T][ YYYY]`.
+fn month_datetime(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let mut i = p;
+    if let Some(e) = name_at(s, p, &WEEKDAYS) {
+        let e = if at(s, e) == b',' { e + 1 } else { e };
+        i = spaces(s, e)?;
+    }
+    let m = name_at(s, i, &MONTHS)?;
+    let d = digits_upto(s, spaces(s, m)?, 2)?;
+    // optional year after the day
+    let with_year = {
+        let c = if at(s, d) == b',' { d + 1 } else { d };
+        spaces(s, c)
+            .and_then(|y| digits_exact(s, y, 4))
+            .and_then(|y| spaces(s, y))
+    };
+    for t in [with_year, spaces(s, d)].into_iter().flatten() {
+        let Some(e) = clock_core(s, t) else {
+            continue;
+        };
+        for e in [fraction(s, e), Some(e)].into_iter().flatten() {
+            let tz = spaces(s, e).and_then(|z| {
+                let w = s.get(z..z + 3)?;
+                let ok = w == b"UTC"
+                    || w == b"GMT"
+                    || (w[0].is_ascii_uppercase() && matches!(w[1], b'S' | b'D') && w[2] == b'T');
+                ok.then_some(z + 3)
+            });
+            for e in [tz, Some(e)].into_iter().flatten() {
+                let year = spaces(s, e).and_then(|y| digits_exact(s, y, 4));
+                if let Some(e) = [year, Some(e)]
+                    .into_iter()
+                    .flatten()
+                    .find(|&e| !word_at(line, e))
+                {
+                    return Some(e);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `H:MM:SS` (hour one or two digits): its end.
+fn clock_core(s: &[u8], i: usize) -> Option<usize> {
+    let h = digits_upto(s, i, 2)?;
+    if at(s, h) != b':' {
+        return None;
+    }
+    let m = digits_exact(s, h + 1, 2)?;
+    if at(s, m) != b':' {
+        return None;
+    }
+    digits_exact(s, m + 1, 2)
+}
+
+/// A clock time `H:MM:SS[.frac]` ending at a word boundary.
+fn clock(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let e = clock_core(s, p)?;
+    [fraction(s, e), Some(e)]
+        .into_iter()
+        .flatten()
+        .find(|&e| !word_at(line, e))
+}
+
+/// MAC addresses and other colon/dash-separated hex byte strings (six or more bytes).
+fn mac(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let mut groups = 0;
+    let mut i = p;
+    while hex_n(s, i, 2) && matches!(at(s, i + 2), b':' | b'-') {
+        groups += 1;
+        i += 3;
+    }
+    if groups >= 5 && hex_n(s, i, 2) && !word_at(line, i + 2) {
+        return Some(i + 2);
+    }
+    // the last separator ends the match (a word boundary)
+    (groups >= 6).then(|| i - 1)
+}
+
+const TLDS: [&[u8]; 25] = [
+    b"com",
+    b"net",
+    b"org",
+    b"edu",
+    b"gov",
+    b"mil",
+    b"io",
+    b"local",
+    b"localdomain",
+    b"lan",
+    b"internal",
+    b"intranet",
+    b"corp",
+    b"cn",
+    b"de",
+    b"uk",
+    b"jp",
+    b"ru",
+    b"fr",
+    b"nl",
+    b"in",
+    b"br",
+    b"au",
+    b"us",
+    b"eu",
+];
+
+/// A dotted host name whose last label (a word) is a common top-level domain; the longest.
+fn host(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    last_label_match(s, p, |ls| {
+        let we = run(s, ls, is_word_byte);
+        (TLDS.contains(&&s[ls..we]) && !word_at(line, we)).then_some(we)
+    })
+}
+
+/// `[`hex`:`hex...`]`, optionally `:port` (bracketed IPv6 such as `[::1]:5432`).
+fn bracket_ipv6(s: &[u8], p: usize) -> Option<usize> {
+    let i = run(s, p + 1, is_hex);
+    if at(s, i) != b':' {
+        return None;
+    }
+    let i = run(s, i + 1, |b| is_hex(b) || b == b':' || b == b'.');
+    if at(s, i) != b']' {
+        return None;
+    }
+    Some(port_after(s, i + 1))
+}
+
+/// `:\d+` at `i` if present: its end, else `i`.
+fn port_after(s: &[u8], i: usize) -> usize {
+    if at(s, i) == b':' && is_digit(at(s, i + 1)) {
+        run(s, i + 1, is_digit)
+    } else {
+        i
+    }
+}
+
+/// A hex group of one to four digits followed by `:`: the position after the colon.
+fn hex_group_colon(s: &[u8], i: usize) -> Option<usize> {
+    let e = run(s, i, is_hex);
+    (e > i && e - i <= 4 && at(s, e) == b':').then_some(e + 1)
+}
+
+/// Full (eight groups) or `::`-compressed IPv6, optionally `[...]:port`.
+fn ipv6(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let start = if s[p] == b'[' { p + 1 } else { p };
+    if !is_hex(at(s, start)) {
+        return None;
+    }
+    let close = |e: usize| {
+        if at(s, e) == b']' && at(s, e + 1) == b':' && is_digit(at(s, e + 2)) {
+            run(s, e + 2, is_digit)
+        } else {
+            e
+        }
+    };
+    // up to seven leading `h:` groups; after[k] is the position after k of them
+    let mut after = [start; 8];
+    let mut groups = 0;
+    while groups < 7 {
+        match hex_group_colon(s, after[groups]) {
+            Some(e) => {
+                groups += 1;
+                after[groups] = e;
+            }
+            None => break,
+        }
+    }
+    // full form: seven groups and a last group ending a word
+    if groups == 7 {
+        let i = after[7];
+        let e = run(s, i, is_hex);
+        if e > i && e - i <= 4 && !word_at(line, e) {
+            return Some(close(e));
+        }
+    }
+    // compressed: one to six groups, then `:`, then optional groups
+    let groups = groups.min(6);
+    let i = after[groups];
+    if groups == 0 || at(s, i) != b':' {
+        return None;
+    }
+    let mut i = i + 1;
+    let upto4 = |i: usize| {
+        let e = run(s, i, is_hex);
+        i + (e - i).min(4)
+    };
+    let e = upto4(i);
+    if e > i {
+        i = e;
+        while at(s, i) == b':' {
+            let e = upto4(i + 1);
+            if e == i + 1 {
+                break;
+            }
+            i = e;
+        }
+    }
+    Some(close(i))
+}
+
+/// Dotted quad with optional `:port` (one to five digits), ending at a word boundary.
+fn ipv4(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let mut i = digits_upto(s, p, 3)?;
+    for _ in 0..3 {
+        if at(s, i) != b'.' {
+            return None;
+        }
+        i = digits_upto(s, i + 1, 3)?;
+    }
+    if at(s, i) == b':' {
+        if let Some(e) = digits_upto(s, i + 1, 5) {
+            if !word_at(line, e) {
+                return Some(e);
+            }
+        }
+    }
+    (!word_at(line, i)).then_some(i)
+}
+
+/// `blk_[-]digits` (HDFS block ids).
+fn block_id(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    if !s.get(p..)?.starts_with(b"blk_") {
+        return None;
+    }
+    let i = if at(s, p + 4) == b'-' { p + 5 } else { p + 4 };
+    let e = run(s, i, is_digit);
+    (e > i && !word_at(line, e)).then_some(e)
+}
+
+const JOB_PREFIXES: [&[u8]; 11] = [
+    b"job",
+    b"application",
+    b"appattempt",
+    b"container",
+    b"attempt",
+    b"task",
+    b"jvm",
+    b"app",
+    b"stage",
+    b"executor",
+    b"session",
+];
+
+/// `job_...`, `application_...`, `container_...` etc. with at least one digit.
+fn job_id(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let rest = s.get(p..)?;
+    let pre = JOB_PREFIXES
+        .iter()
+        .find(|w| rest.starts_with(w) && rest.get(w.len()) == Some(&b'_'))?;
+    let i = p + pre.len() + 1;
+    let e = run(s, i, is_word_byte);
+    (s[i..e].iter().any(|&b| is_digit(b)) && !word_at(line, e)).then_some(e)
+}
+
+/// `0x` followed by hex digits, ending a word.
+fn hex0x(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    if s[p] != b'0' || !matches!(at(s, p + 1), b'x' | b'X') {
+        return None;
+    }
+    let e = run(s, p + 2, is_hex);
+    (e > p + 2 && !word_at(line, e)).then_some(e)
+}
+
+const UNITS: [&[u8]; 30] = [
+    b"ns",
+    b"us",
+    b"ms",
+    b"msec",
+    b"s",
+    b"sec",
+    b"secs",
+    b"min",
+    b"mins",
+    b"h",
+    b"hr",
+    b"hrs",
+    b"B",
+    b"KB",
+    b"KiB",
+    b"MB",
+    b"MiB",
+    b"GB",
+    b"GiB",
+    b"TB",
+    b"TiB",
+    b"PB",
+    b"PiB",
+    b"kb",
+    b"Kb",
+    b"Mb",
+    b"Gb",
+    b"Tb",
+    b"bytes",
+    "µs".as_bytes(),
+];
+
+/// A number with a time or size unit, the unit glued or after one space: `12ms`, `3.5 GB`.
+fn duration(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let mut i = run(s, p, is_digit);
+    if at(s, i) == b'.' && is_digit(at(s, i + 1)) {
+        i = run(s, i + 1, is_digit);
+    }
+    let unit = |j: usize| {
+        let e = if s.get(j..)?.starts_with("µs".as_bytes()) {
+            j + 3
+        } else {
+            run(s, j, is_word_byte)
+        };
+        (e > j && UNITS.contains(&&s[j..e]) && !word_at(line, e)).then_some(e)
+    };
+    if at(s, i) == b' ' {
+        if let Some(e) = unit(i + 1) {
+            return Some(e);
+        }
+    }
+    unit(i)
+}
+
+/// Eight or more hex digits with at least one decimal digit, ending a word.
+fn long_hex(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let e = run(s, p, is_hex);
+    (e - p >= 8 && !word_at(line, e) && s[p..e].iter().any(|&b| is_digit(b))).then_some(e)
+}
+
+/// `[A-Za-z]:` then `/seg(/seg)*`, or `/seg(/seg)*`, or `[A-Za-z]:\` and anything up to white
+/// space. Segment characters: word characters and `.@%+~,-`.
+fn path(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let seg = |i: usize| {
+        run_word(line, i, s.len(), |b| {
+            is_word_byte(b) || matches!(b, b'.' | b'@' | b'%' | b'+' | b'~' | b',' | b'-')
         })
-        .collect()
+    };
+    let unix = |i: usize| {
+        if at(s, i) != b'/' {
+            return None;
+        }
+        let mut e = seg(i + 1);
+        if e == i + 1 {
+            return None;
+        }
+        while at(s, e) == b'/' {
+            e = seg(e + 1);
+        }
+        Some(e)
+    };
+    let drive = s[p].is_ascii_alphabetic() && at(s, p + 1) == b':';
+    if drive {
+        if let Some(e) = unix(p + 2) {
+            return Some(e);
+        }
+    }
+    if let Some(e) = unix(p) {
+        return Some(e);
+    }
+    if drive && at(s, p + 2) == b'\\' {
+        let e = run(s, p + 3, |b| b != b' ');
+        return (e > p + 3).then_some(e);
+    }
+    None
+}
+
+/// Merge a new variable `[start, end)` into `out`, dropping the variables it covers
+/// (they are the last ones pushed, `out[from..]`).
+fn push_merged(out: &mut Vec<Var>, from: usize, start: usize, end: usize, kind: MaskKind) {
+    out.truncate(from);
+    out.push(Var { start, end, kind });
+}
+
+/// Step 3: quoted strings (quotes inside variables do not count) whose text outside
+/// variables holds a space or a digit become one variable: `q` pairs in order; with
+/// `q == '\''` a `"` before the closing quote cancels the opening one (`'[^'"]*'`).
+fn quotes(s: &[u8], q: u8, vars: &mut Vec<Var>, tmp: &mut Vec<Var>) {
+    tmp.clear();
+    let mut vi = 0;
+    let mut i = 0;
+    let mut open: Option<(usize, usize)> = None;
+    let mut worth = false;
+    while i < s.len() {
+        if let Some(v) = vars.get(vi).filter(|v| v.start == i) {
+            tmp.push(*v);
+            i = v.end;
+            vi += 1;
+            continue;
+        }
+        let b = s[i];
+        if b == q {
+            match open.take() {
+                None => {
+                    open = Some((i, tmp.len()));
+                    worth = false;
+                }
+                Some((a, k)) => {
+                    if worth {
+                        push_merged(tmp, k, a, i + 1, MaskKind::Quoted);
+                    }
+                }
+            }
+        } else if b == b'"' {
+            open = None;
+        } else if b == b' ' || is_digit(b) {
+            worth = true;
+        }
+        i += 1;
+    }
+    std::mem::swap(vars, tmp);
+}
+
+/// Step 3c: `key=value`: the key (a letter or `_`, then word characters, `.` or `-`) is kept,
+/// the value (an optional quoted part, then anything up to white space or `,;)]}"'`)
+/// becomes one variable unless it is empty or already exactly one variable. Text glued to
+/// a closing quote belongs to the value (`k=''*` -> `k=<*>`), so masking a template again
+/// changes nothing.
+fn key_values(line: &str, vars: &mut Vec<Var>, tmp: &mut Vec<Var>) {
+    let s = line.as_bytes();
+    tmp.clear();
+    let mut vi = 0;
+    let mut i = 0;
+    let mut last_end = usize::MAX;
+    while i < s.len() {
+        if let Some(v) = vars.get(vi).filter(|v| v.start == i) {
+            tmp.push(*v);
+            i = v.end;
+            last_end = v.end;
+            vi += 1;
+            continue;
+        }
+        let b = s[i];
+        let starts =
+            (b.is_ascii_alphabetic() || b == b'_') && (i == last_end || !word_before(line, i));
+        if !starts {
+            i += if b < 0x80 {
+                1
+            } else {
+                char_at(line, i).map_or(1, char::len_utf8)
+            };
+            continue;
+        }
+        // the key: stops at a variable or a character outside [\w.-]
+        let next_var = vars.get(vi).map_or(s.len(), |v| v.start);
+        let j = run_word(line, i + 1, next_var, |c| {
+            is_word_byte(c) || c == b'.' || c == b'-'
+        });
+        if j >= next_var || s[j] != b'=' {
+            i = j;
+            continue;
+        }
+        // the value, over literal text and whole variables
+        let v0 = j + 1;
+        let from = tmp.len();
+        let mut k = v0;
+        let mut vj = vi;
+        let mut inner = 0;
+        // optional quoted part (a quote that starts a variable is not literal)
+        let var_at_k = vars.get(vj).is_some_and(|v| v.start == k);
+        if let (false, q @ (b'"' | b'\'')) = (var_at_k, at(s, k)) {
+            let (mut m, mut vm, mut n_in) = (k + 1, vj, 0);
+            let mut closed = None;
+            while m < s.len() {
+                if let Some(v) = vars.get(vm).filter(|v| v.start == m) {
+                    m = v.end;
+                    vm += 1;
+                    n_in += 1;
+                    continue;
+                }
+                if s[m] == q {
+                    closed = Some(m + 1);
+                    break;
+                }
+                m += 1;
+            }
+            if let Some(c) = closed {
+                k = c;
+                vj = vm;
+                inner += n_in;
+            }
+        }
+        loop {
+            if let Some(v) = vars.get(vj).filter(|v| v.start == k) {
+                k = v.end;
+                vj += 1;
+                inner += 1;
+                continue;
+            }
+            match s.get(k) {
+                Some(b' ' | b',' | b';' | b')' | b']' | b'}' | b'"' | b'\'') | None => break,
+                Some(_) => k += 1,
+            }
+        }
+        let only_var = inner == 1 && vars.get(vi).is_some_and(|v| v.start == v0 && v.end == k);
+        tmp.extend_from_slice(&vars[vi..vj]);
+        let masked = k > v0 && !only_var;
+        if masked {
+            push_merged(tmp, from, v0, k, MaskKind::KeyValue);
+        }
+        if masked || tmp.last().is_some_and(|v| v.end == k) {
+            last_end = k;
+        }
+        vi = vj;
+        i = k.max(j + 1);
+    }
+    std::mem::swap(vars, tmp);
 }
 
 fn is_open(c: char) -> bool {
     matches!(c, '(' | '[' | '{' | '"' | '\'' | '<')
 }
+
 fn is_close(c: char) -> bool {
     matches!(
         c,
@@ -329,52 +1294,153 @@ fn is_close(c: char) -> bool {
     )
 }
 
-/// Mask identifier-like alphanumeric segments inside one whitespace token.
-/// Returns (clustering text, kind if the whole token is a variable).
-fn mask_token(tok: &str, table: &[(String, MaskKind)]) -> (String, Option<MaskKind>) {
-    let chars: Vec<char> = tok.chars().collect();
-    let mut out = String::with_capacity(tok.len());
-    let mut kinds: Vec<MaskKind> = Vec::new();
+/// Step 4 and 5: split at spaces outside variables, mask each token, collapse runs of
+/// fully masked tokens.
+fn split_tokens(
+    line: &str,
+    vars: &[Var],
+    texts: &mut String,
+    toks: &mut Vec<Tok>,
+    parts: &mut Vec<(u32, u32)>,
+) {
+    let s = line.as_bytes();
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if let Some(k) = sentinel_index(c) {
-            out.push_str(WILDCARD);
-            kinds.push(table.get(k).map_or(MaskKind::Mixed, |t| t.1));
+    let mut vi = 0;
+    while i < s.len() {
+        if s[i] == b' ' && vars.get(vi).is_none_or(|v| v.start != i) {
             i += 1;
             continue;
         }
+        let t0 = i;
+        let v0 = vi;
+        let mut digits = false;
+        let mut next_var = vars.get(vi).map_or(usize::MAX, |v| v.start);
+        while i < s.len() {
+            if i == next_var {
+                i = vars[vi].end;
+                vi += 1;
+                next_var = vars.get(vi).map_or(usize::MAX, |v| v.start);
+                continue;
+            }
+            let b = s[i];
+            if b == b' ' {
+                break;
+            }
+            digits |= is_digit(b);
+            i += 1;
+        }
+        let a = texts.len() as u32;
+        let kind = if vi == v0 && !digits {
+            texts.push_str(&line[t0..i]);
+            None
+        } else {
+            mask_token(line, t0, i, &vars[v0..vi], texts)
+        };
+        let text = (a, texts.len() as u32);
+        let orig = (t0 as u32, i as u32);
+        if kind.is_some() {
+            if let Some(prev) = toks.last_mut().filter(|p| p.kind.is_some()) {
+                if prev.parts.0 == prev.parts.1 {
+                    prev.parts = (parts.len() as u32, parts.len() as u32 + 1);
+                    parts.push(prev.orig);
+                }
+                parts.push(orig);
+                prev.parts.1 += 1;
+                prev.orig.1 = orig.1;
+                prev.kind = Some(MaskKind::Mixed);
+                texts.truncate(a as usize);
+                continue;
+            }
+        }
+        toks.push(Tok {
+            text,
+            orig,
+            parts: (0, 0),
+            kind,
+        });
+    }
+}
+
+/// Mask identifier-like alphanumeric segments inside one token `line[t0..t1]` whose
+/// variables are `vars`; append the clustering text to `texts`. Returns the kind when the
+/// whole token is a variable.
+fn mask_token(
+    line: &str,
+    t0: usize,
+    t1: usize,
+    vars: &[Var],
+    texts: &mut String,
+) -> Option<MaskKind> {
+    let base = texts.len();
+    let s = line.as_bytes();
+    let mut n_kinds = 0;
+    let mut first_kind = MaskKind::Mixed;
+    let mut note = |k: MaskKind| {
+        if n_kinds == 0 {
+            first_kind = k;
+        }
+        n_kinds += 1;
+    };
+    let mut i = t0;
+    let mut vi = 0;
+    while i < t1 {
+        if let Some(v) = vars.get(vi).filter(|v| v.start == i) {
+            texts.push_str(WILDCARD);
+            note(v.kind);
+            i = v.end;
+            vi += 1;
+            continue;
+        }
+        let Some(c) = char_at(line, i) else {
+            break;
+        };
         if c.is_alphanumeric() {
             let start = i;
-            while i < chars.len() && chars[i].is_alphanumeric() {
-                i += 1;
+            let mut digits = 0;
+            let mut chars = 0;
+            while i < t1 && vars.get(vi).is_none_or(|v| v.start != i) {
+                let b = s[i];
+                if b < 0x80 {
+                    if !b.is_ascii_alphanumeric() {
+                        break;
+                    }
+                    digits += usize::from(is_digit(b));
+                    chars += 1;
+                    i += 1;
+                } else {
+                    match char_at(line, i) {
+                        Some(c) if c.is_alphanumeric() => {
+                            chars += 1;
+                            i += c.len_utf8();
+                        }
+                        _ => break,
+                    }
+                }
             }
-            let seg: String = chars[start..i].iter().collect();
-            let digits = seg.chars().filter(|ch| ch.is_ascii_digit()).count();
-            let after_delim = start > 0;
-            let all_digits = digits == seg.chars().count();
-            let masked = digits > 0 && (all_digits || after_delim || digits >= 2);
+            let after_delim = start > t0;
+            let masked = digits > 0 && (digits == chars || after_delim || digits >= 2);
             if masked {
-                out.push_str(WILDCARD);
-                kinds.push(MaskKind::Number);
+                texts.push_str(WILDCARD);
+                note(MaskKind::Number);
             } else {
-                out.push_str(&seg);
+                texts.push_str(&line[start..i]);
             }
             continue;
         }
-        out.push(c);
-        i += 1;
+        texts.push(c);
+        i += c.len_utf8();
     }
-    if kinds.is_empty() {
-        return (out, None);
+    if n_kinds == 0 {
+        return None;
     }
     // A token whose core holds only placeholders and punctuation is one variable; keep
     // surrounding brackets/trailing punctuation so `(<*>),` stays distinguishable.
-    let lead: String = out
-        .chars()
-        .take_while(|&c| is_open(c) && c != '<')
-        .collect();
-    let rest = &out[lead.len()..];
+    let out = &texts[base..];
+    let lead = out
+        .char_indices()
+        .find(|&(_, c)| !(is_open(c) && c != '<'))
+        .map_or(out.len(), |(k, _)| k);
+    let rest = &out[lead..];
     let trail_len: usize = rest
         .chars()
         .rev()
@@ -382,51 +1448,64 @@ fn mask_token(tok: &str, table: &[(String, MaskKind)]) -> (String, Option<MaskKi
         .map(char::len_utf8)
         .sum();
     let core = &rest[..rest.len() - trail_len];
-    let trail = &rest[rest.len() - trail_len..];
-    let core_wo = core.replace(WILDCARD, "");
+    // characters of the core outside `<*>` (as `core.replace(WILDCARD, "")` would leave)
+    let mut has_alnum = false;
+    let mut only_id_chars = true;
+    let mut rest_core = core;
+    while !rest_core.is_empty() {
+        if let Some(r) = rest_core.strip_prefix(WILDCARD) {
+            rest_core = r;
+            continue;
+        }
+        let Some(c) = rest_core.chars().next() else {
+            break;
+        };
+        has_alnum |= c.is_alphanumeric();
+        only_id_chars &= c.is_alphanumeric() || c == '_';
+        rest_core = &rest_core[c.len_utf8()..];
+    }
     // `broadcast_11_piece0`, `rdd_42_35`: an underscore identifier with numeric parts is an id.
-    let underscore_id = core.contains('_')
-        && core.contains(WILDCARD)
-        && core_wo.chars().all(|c| c.is_alphanumeric() || c == '_');
-    if !core.is_empty() && (underscore_id || core_wo.chars().all(|c| !c.is_alphanumeric())) {
-        let kind = if kinds.len() == 1 {
-            kinds[0]
+    let underscore_id = core.contains('_') && core.contains(WILDCARD) && only_id_chars;
+    if !core.is_empty() && (underscore_id || !has_alnum) {
+        let kind = if n_kinds == 1 {
+            first_kind
         } else {
             MaskKind::Mixed
         };
-        if lead.is_empty() && trail.is_empty() {
-            return (WILDCARD.to_string(), Some(kind));
+        if lead == 0 && trail_len == 0 {
+            texts.truncate(base);
+            texts.push_str(WILDCARD);
+            return Some(kind);
         }
-        return (format!("{lead}{WILDCARD}{trail}"), None);
+        let trail_at = base + lead + rest.len() - trail_len;
+        texts.replace_range(base + lead..trail_at, WILDCARD);
     }
-    (out, None)
+    None
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Masked> = RefCell::new(Masked::default());
+}
+
+/// Run `f` on a thread-local [`Masked`] holding `message` masked.
+pub(crate) fn with_masked<R>(message: &str, max_len: usize, f: impl FnOnce(&Masked) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut m) => {
+            m.mask(message, max_len);
+            f(&m)
+        }
+        // re-entered (cannot happen today): use fresh buffers
+        Err(_) => {
+            let mut m = Masked::default();
+            m.mask(message, max_len);
+            f(&m)
+        }
+    })
 }
 
 /// Tokenise and mask a message (see the module docs for the steps).
 pub fn tokenize(message: &str, max_len: usize) -> Vec<Token> {
-    let clean = sanitise(message, max_len);
-    let (masked, table) = mask_patterns(clean);
-    let mut out: Vec<Token> = Vec::new();
-    for raw in masked.split_whitespace() {
-        let (text, kind) = mask_token(raw, &table);
-        let original = restore(raw, &table);
-        if kind.is_some() {
-            if let Some(prev) = out.last_mut() {
-                if prev.is_masked() {
-                    prev.original.push(' ');
-                    prev.original.push_str(&original);
-                    prev.kind = Some(MaskKind::Mixed);
-                    continue;
-                }
-            }
-        }
-        out.push(Token {
-            text,
-            original,
-            kind,
-        });
-    }
-    out
+    with_masked(message, max_len, Masked::to_tokens)
 }
 
 /// The masked, normalised form of a message: variables become `<*>`, whitespace runs become
@@ -439,9 +1518,43 @@ pub fn tokenize(message: &str, max_len: usize) -> Vec<Token> {
 /// );
 /// ```
 pub fn template_of(message: &str) -> String {
-    tokenize(message, DEFAULT_MAX_LEN)
-        .iter()
-        .map(|t| t.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ")
+    with_masked(message, DEFAULT_MAX_LEN, |m| {
+        let mut out = String::with_capacity(message.len().min(DEFAULT_MAX_LEN));
+        m.template_into(&mut out);
+        out
+    })
+}
+
+/// A reusable masker for streams: keeps its buffers between lines.
+#[derive(Debug, Clone, Default)]
+pub struct Masker {
+    m: Masked,
+}
+
+impl Masker {
+    pub fn new() -> Self {
+        Masker::default()
+    }
+
+    /// Mask `message` (cut at `max_len` bytes); returns the number of tokens.
+    pub fn mask(&mut self, message: &str, max_len: usize) -> usize {
+        self.m.mask(message, max_len);
+        self.m.len()
+    }
+
+    /// Clustering text of token `i` of the last masked message (`""` out of range).
+    pub fn text(&self, i: usize) -> &str {
+        self.m.text(i)
+    }
+
+    /// Kind of token `i` when the whole token is a variable.
+    pub fn kind(&self, i: usize) -> Option<MaskKind> {
+        self.m.toks.get(i).and_then(|t| t.kind)
+    }
+
+    /// Template of the last masked message, written into `out` (cleared first).
+    pub fn template_into(&self, out: &mut String) {
+        out.clear();
+        self.m.template_into(out);
+    }
 }
