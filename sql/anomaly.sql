@@ -93,7 +93,11 @@ CREATE TABLE tidewatch.events (
     name     text,
     series   jsonb       NOT NULL DEFAULT '{}',
     summary  text        NOT NULL,
-    detail   jsonb       NOT NULL DEFAULT '{}'
+    detail   jsonb       NOT NULL DEFAULT '{}',
+    -- The event spans [at, until] (a drift window, a burst); NULL: an instant.
+    "until"  timestamptz CHECK ("until" >= at),
+    -- The table it concerns; NULL: any. explain_anomaly cites it only for episodes of that table.
+    relid    regclass
 );
 CREATE INDEX events_at_idx ON tidewatch.events (at);
 COMMENT ON TABLE tidewatch.events IS 'Events from drift monitors, log monitors and users that explain_anomaly cites when they overlap an episode.';
@@ -118,9 +122,11 @@ SELECT pg_catalog.pg_extension_config_dump('tidewatch.anomalies_default', '');
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.anomalies_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.events', '');
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.events_id_seq', '');
--- The row for tidewatch.anomalies is made by CREATE EXTENSION; dump only users' hypertables.
+-- Rows for the extension's own hypertables (anomalies, drift_results, log_counts) are made by
+-- CREATE EXTENSION; dump only users' hypertables.
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.hypertable',
-    $$WHERE relid <> 'tidewatch.anomalies'::pg_catalog.regclass$$);
+    $$WHERE relid NOT IN (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                          WHERE n.nspname = 'tidewatch')$$);
 
 -- µs since the Unix epoch (as the Rust side reports times) to timestamptz, exactly.
 CREATE FUNCTION tidewatch._us(us jsonb)
@@ -482,13 +488,8 @@ DECLARE
     tcol name;
     job integer;
 BEGIN
-    IF name IS NULL OR name = '' THEN
-        RAISE EXCEPTION 'monitor name must not be empty' USING ERRCODE = '22023';
-    END IF;
-    IF EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = monitor.name) THEN
-        RAISE EXCEPTION 'monitor "%" already exists', name
-            USING ERRCODE = '42710', HINT = 'Drop it first with tidewatch.unmonitor(), or pick another name.';
-    END IF;
+    PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = monitor.name),
+                                'tidewatch.unmonitor()');
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
     tcol := tidewatch._time_column(relation, time_column);
@@ -515,11 +516,7 @@ DECLARE
 BEGIN
     SELECT * INTO m FROM tidewatch.monitors x WHERE x.name = unmonitor.name;
     IF NOT FOUND THEN
-        IF if_exists THEN
-            RETURN false;
-        END IF;
-        RAISE EXCEPTION 'monitor "%" does not exist', name
-            USING ERRCODE = '42704', HINT = 'List monitors with SELECT name FROM tidewatch.monitors.';
+        RETURN tidewatch._not_found('monitor', name, if_exists, 'tidewatch.monitors');
     END IF;
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
     IF m.job_id IS NOT NULL THEN
@@ -532,13 +529,15 @@ $$;
 
 -- Record an event that explain_anomaly can cite (used by drift and log monitors, or by users).
 CREATE FUNCTION tidewatch.record_event(source text, summary text, at timestamptz DEFAULT now(),
-                                       name text DEFAULT NULL, series jsonb DEFAULT '{}', detail jsonb DEFAULT '{}')
+                                       name text DEFAULT NULL, series jsonb DEFAULT '{}', detail jsonb DEFAULT '{}',
+                                       relation regclass DEFAULT NULL, "until" timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
-    INSERT INTO tidewatch.events (at, source, name, series, summary, detail)
-    VALUES (coalesce(at, now()), source, name, coalesce(series, '{}'), summary, coalesce(detail, '{}'))
+    INSERT INTO tidewatch.events (at, source, name, series, summary, detail, relid, "until")
+    VALUES (coalesce(at, now()), source, name, coalesce(series, '{}'), summary, coalesce(detail, '{}'), relation,
+            "until")
     RETURNING id;
 END;
 
@@ -650,14 +649,21 @@ BEGIN
 
     -- 5. Drift results, new log templates and log error bursts overlapping the episode.
     FOR r IN SELECT * FROM tidewatch.events ev
-             WHERE ev.at BETWEEN lo AND hi
+             WHERE ev.at <= hi AND coalesce(ev."until", ev.at) >= lo
+               AND (ev.relid IS NULL OR ev.relid = m.relid)
                AND (ev.series = '{}' OR ev.series = e.series
                     OR EXISTS (SELECT 1 FROM jsonb_each(ev.series) x JOIN jsonb_each(e.series) y USING (key, value)))
-             ORDER BY abs(extract(epoch FROM ev.at - peak)) LIMIT 10
+             ORDER BY CASE WHEN peak BETWEEN ev.at AND coalesce(ev."until", ev.at) THEN 0
+                           ELSE least(abs(extract(epoch FROM ev.at - peak)),
+                                      abs(extract(epoch FROM coalesce(ev."until", ev.at) - peak))) END
+             LIMIT 10
     LOOP
         reasons := reasons || jsonb_build_object('weight', 0.7,
-            'reason', format('%s event %s at %s: %s', r.source, coalesce('"' || r.name || '"', ''), r.at, r.summary),
-            'evidence', jsonb_build_object('event_id', r.id, 'source', r.source, 'at', r.at, 'detail', r.detail));
+            'reason', format('%s event %s %s: %s', r.source, coalesce('"' || r.name || '"', ''),
+                             CASE WHEN r."until" IS NULL OR r."until" = r.at THEN 'at ' || r.at
+                                  ELSE format('from %s to %s', r.at, r."until") END, r.summary),
+            'evidence', jsonb_build_object('event_id', r.id, 'source', r.source, 'at', r.at, 'until', r."until",
+                                           'detail', r.detail));
     END LOOP;
 
     RETURN QUERY

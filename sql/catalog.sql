@@ -67,3 +67,36 @@ SELECT pg_catalog.pg_extension_config_dump('tidewatch.hypertable_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.job', '');
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.job_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.job_stat', '');
+
+-- Shared checks of the create/drop functions of named objects (monitors, drift monitors, log
+-- monitors, log miners). _new_name raises 22023 for an empty name and 42710 when it exists;
+-- _not_found returns false when if_exists, else raises 42704 with where to list them.
+CREATE FUNCTION tidewatch._new_name(kind text, name text, taken boolean, drop_with text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION '% name must not be empty', kind USING ERRCODE = '22023';
+    END IF;
+    IF taken THEN
+        RAISE EXCEPTION '% "%" already exists', kind, name
+            USING ERRCODE = '42710', HINT = format('Drop it first with %s, or pick another name.', drop_with);
+    END IF;
+END
+$$;
+
+CREATE FUNCTION tidewatch._not_found(kind text, name text, if_exists boolean, catalog text)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF coalesce(if_exists, false) THEN
+        RETURN false;
+    END IF;
+    RAISE EXCEPTION '% "%" does not exist', kind, name
+        USING ERRCODE = '42704', HINT = format('List them with SELECT name FROM %s.', catalog);
+END
+$$;

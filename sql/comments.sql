@@ -89,7 +89,7 @@ COMMENT ON FUNCTION tidewatch.log_template(text) IS
 COMMENT ON FUNCTION tidewatch.log_header(text) IS
 'Splits a log line into format, timestamp (as written), level, component and message; knows syslog (RFC 3164 and 5424), log4j/logback, Python logging and JSON lines, else format plain.';
 COMMENT ON FUNCTION tidewatch.classify_log(text, text) IS
-'Error class of a log message (connection, timeout, authentication, resource, data_quality, schema, upstream, configuration, syntax, lock, unknown) with severity, the position of the rule that matched, and a confidence. Only the built-in ruleset default exists so far.';
+'Error class of a log message (connection, timeout, authentication, resource, data_quality, schema, upstream, configuration, syntax, lock, unknown) with severity, the rule that matched (its position in the built-in ruleset default, its priority in a ruleset of tidewatch.log_rules) and a confidence. Lines no rule matches get the label of the learned classifier named like the ruleset, if one was trained (rule_id NULL, confidence its probability). Rules and classifiers are read once per statement.';
 
 -- Anomaly scoring
 COMMENT ON FUNCTION tidewatch.detect_anomalies(regclass, name, name[], name, timestamptz, timestamptz, text, jsonb, boolean) IS
@@ -122,7 +122,7 @@ COMMENT ON FUNCTION tidewatch.unmonitor(text, boolean) IS
 'Stops a monitor: drops its trigger, its job and its per-series state. Recorded episodes are kept.';
 COMMENT ON PROCEDURE tidewatch.policy_monitor(integer, jsonb) IS
 'Job of a monitor: series silent for longer than config.missing_after (default 5 times their usual spacing, at least 1 minute) become missing_data episodes, which end when data resumes.';
-COMMENT ON FUNCTION tidewatch.record_event(text, text, timestamptz, text, jsonb, jsonb) IS
+COMMENT ON FUNCTION tidewatch.record_event(text, text, timestamptz, text, jsonb, jsonb, regclass, timestamptz) IS
 'Records an event (source drift, log_template, log_burst or user) in tidewatch.events, so that explain_anomaly cites it when it overlaps an episode. Returns the event id.';
 COMMENT ON FUNCTION tidewatch.explain_anomaly(bigint, interval) IS
 'Ranked reasons for an anomaly episode, each with jsonb evidence: the detector and its band and sigmas, the kind, what the series usually does at that hour, episodes of series sharing labels within the window, and overlapping drift and log events.';
@@ -132,3 +132,33 @@ COMMENT ON FUNCTION tidewatch.save_reference(text, regclass, tstzrange, name[]) 
 'Saves a drift reference profile per column of a hypertable window in tidewatch.references (replacing one of the same name): exact values up to 100,000 (or 10,000 distinct), beyond that a quantile sketch whose KS error is at most 1e-4. Returns the number of columns saved.';
 COMMENT ON FUNCTION tidewatch.drift_report(regclass, text, tstzrange, name[], name, jsonb) IS
 'drift_report against a reference saved with save_reference: one row per saved column, comparing the current window with the profile. Exact profiles give the same numbers as the range form; sketched ones stay within the documented error.';
+
+COMMENT ON FUNCTION tidewatch.monitor_drift(text, regclass, text, interval, interval, name[], name, jsonb, float8) IS
+'Starts a drift monitor: a job that every schedule compares the last window of relation with a saved reference (by name) and appends one row per column to tidewatch.drift_results; a dataset drift (share of drifted columns >= drift_share) becomes a drift event that explain_anomaly cites. Returns the job id.';
+COMMENT ON FUNCTION tidewatch.monitor_drift(text, regclass, tstzrange, interval, interval, name[], name, jsonb, float8) IS
+'Starts a drift monitor against a fixed reference time range (say, the training period): a job that every schedule compares the last window of relation with it and appends one row per column to tidewatch.drift_results. Returns the job id.';
+COMMENT ON FUNCTION tidewatch.unmonitor_drift(text, boolean) IS
+'Stops a drift monitor: deletes it and its job. Its rows in tidewatch.drift_results and its events are kept.';
+COMMENT ON FUNCTION tidewatch.run_drift_monitor(text) IS
+'Runs a drift monitor now over [now() - window, now()): appends its rows to tidewatch.drift_results (one row per column, or one row with the error when the window cannot be compared) and returns them; records a drift event when the dataset drifted.';
+COMMENT ON PROCEDURE tidewatch.policy_drift(integer, jsonb) IS
+'Job of a drift monitor (config.monitor): calls tidewatch.run_drift_monitor.';
+
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean, text[]) IS
+'Several drift tests of a numeric column at once (reference rows: is_current false; current: true), each with its default threshold; the values are collected and sorted once for all of them. Returns tidewatch.drift_result[] in the order of methods; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean, text[]) IS
+'Several drift tests of a categorical column at once, each with its default threshold. Returns tidewatch.drift_result[] in the order of methods; parallel-safe.';
+COMMENT ON FUNCTION tidewatch.log_parse(text, text) IS
+'Template of a log line by a stateful miner (tidewatch.log_templates): template id, template with <*> for parameters, the parameters, and whether the line opened a new template. Writers of one miner take its lock until commit, so concurrent sessions never create duplicate templates; a NULL line gives no row.';
+COMMENT ON FUNCTION tidewatch.mine_logs(regclass, name, name, text) IS
+'Mines every line of a table into a miner (created if missing) in one pass, with NOTICE progress, and returns per template of this run its id, template, number of lines, first and last time seen (time_column, else the hypertable''s, else now()) and whether it is new.';
+COMMENT ON FUNCTION tidewatch.create_log_miner(text, jsonb, boolean) IS
+'Creates an empty log template miner. config may set sim_threshold, max_clusters (the cap on live templates; the least recently used is evicted), depth, max_children and max_line_len; the defaults are the one configuration used for every Loghub system.';
+COMMENT ON FUNCTION tidewatch.drop_log_miner(text, boolean) IS
+'Drops a log miner and its templates. Refused while a log monitor uses it.';
+COMMENT ON FUNCTION tidewatch.train_log_classifier(text, regclass, name, name) IS
+'Trains a naive Bayes classifier over template tokens from labelled rows (message, label) and stores it in tidewatch.log_classifiers; classify_log(message, ruleset) uses the classifier named like the ruleset for lines that no rule matches. Returns the number of examples.';
+COMMENT ON FUNCTION tidewatch.log_monitor(text, regclass, name, name, text, text, name, name, interval, integer) IS
+'Starts a real-time log monitor: each line inserted (INSERT or COPY) gets its template and error class, stored in template_column/category_column (default: columns named template_id and category, if present) and counted per minute in tidewatch.log_counts; new templates become events, and a burst of an error class (Poisson test against its last 24 hours) becomes a log_burst episode in tidewatch.anomalies. Returns the miner used.';
+COMMENT ON FUNCTION tidewatch.unmonitor_logs(text, boolean) IS
+'Stops a log monitor: drops its triggers and state. Its counts, templates, events and episodes are kept.';

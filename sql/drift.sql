@@ -19,6 +19,52 @@ BEGIN
 END
 $$;
 
+-- The methods and thresholds of one column from drift_report's methods argument: the column's
+-- entry (or "*"), a method name or an array of names; thresholds."column" a number (for every
+-- method of the column) or an array (one per method). Checked here so that a typo fails before
+-- the scan.
+CREATE FUNCTION tidewatch._drift_methods(methods jsonb, column_name name, OUT names text[], OUT thresholds float8[])
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    spec jsonb := coalesce(methods -> column_name::text, methods -> '*', '"auto"');
+    th jsonb := methods -> 'thresholds' -> column_name::text;
+BEGIN
+    IF jsonb_typeof(spec) = 'string' THEN
+        names := ARRAY[spec #>> '{}'];
+    ELSIF jsonb_typeof(spec) = 'array' AND jsonb_array_length(spec) > 0
+          AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(spec) x WHERE jsonb_typeof(x) <> 'string') THEN
+        names := ARRAY(SELECT x FROM jsonb_array_elements_text(spec) x);
+    ELSE
+        RAISE EXCEPTION 'invalid methods for column "%": %', column_name, spec
+            USING ERRCODE = '22023', HINT = 'Give a method name or an array of them, e.g. {"value": ["ks", "psi", "wasserstein"]}.';
+    END IF;
+    IF th IS NULL OR jsonb_typeof(th) = 'null' THEN
+        thresholds := array_fill(NULL::float8, ARRAY[cardinality(names)]);
+    ELSIF jsonb_typeof(th) = 'number' THEN
+        thresholds := array_fill((th #>> '{}')::float8, ARRAY[cardinality(names)]);
+    ELSIF jsonb_typeof(th) = 'array' AND jsonb_array_length(th) = cardinality(names) THEN
+        thresholds := ARRAY(SELECT (x #>> '{}')::float8 FROM jsonb_array_elements(th) x);
+    ELSE
+        RAISE EXCEPTION 'invalid thresholds for column "%": %', column_name, th
+            USING ERRCODE = '22023', HINT = 'Give one number, or an array with one number (or null) per method of the column.';
+    END IF;
+END
+$$;
+
+-- A predicate "the column is in the range", written with >= / > / < / <= on the bounds (passed as
+-- parameters $lo and $hi), so that the planner prunes the chunks outside it (it cannot with <@).
+CREATE FUNCTION tidewatch._in_range(col name, r tstzrange, lo integer, hi integer)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN isempty(r) THEN 'false' ELSE
+    '(' || concat_ws(' AND ',
+        CASE WHEN NOT lower_inf(r) THEN format('%I %s $%s', col, CASE WHEN lower_inc(r) THEN '>=' ELSE '>' END, lo) END,
+        CASE WHEN NOT upper_inf(r) THEN format('%I %s $%s', col, CASE WHEN upper_inc(r) THEN '<=' ELSE '<' END, hi) END,
+        'true') || ')' END;
+
 CREATE FUNCTION tidewatch.drift_report(
     relation regclass,
     reference tstzrange,
@@ -36,15 +82,13 @@ DECLARE
     tcol name := time_column;
     col record;
     kind text;
-    m text;
-    th float8;
+    spec record;
     names name[] := '{}';
     types regtype[] := '{}';
+    cols text[] := '{}';
     aggs text[] := '{}';
-    thresholds float8[] := '{}';
-    nulls text[] := '{}';
-    results tidewatch.drift_result[];
-    null_counts bigint[];
+    results jsonb[];
+    r record;
 BEGIN
     IF relation IS NULL OR reference IS NULL OR current IS NULL THEN
         RAISE EXCEPTION 'relation, reference and current must not be NULL' USING ERRCODE = '22004';
@@ -68,8 +112,9 @@ BEGIN
     END IF;
     PERFORM tidewatch._check_columns(relation, columns);
 
-    -- One scan of both windows computes every column's test: the select list holds one
-    -- drift_agg and two NULL counts per column.
+    -- One scan of both windows computes every column's tests: one drift_agg per column with the
+    -- list of its methods, whose state also counts the NULLs of each window. The inner query
+    -- computes "is in the current window" once per row.
     FOR col IN
         SELECT a.attname, a.atttypid::regtype AS typ, t.typcategory AS cat
         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
@@ -83,30 +128,30 @@ BEGIN
             RAISE EXCEPTION 'column "%" has type %, which drift_report cannot compare', col.attname, col.typ
                 USING ERRCODE = '42804', HINT = 'Pass columns => of numeric, text or boolean type, or cast in a view.';
         END IF;
-        m := coalesce(methods ->> col.attname::text, methods ->> '*', 'auto');
-        th := (methods -> 'thresholds' ->> col.attname::text)::float8;
+        spec := tidewatch._drift_methods(coalesce(methods, '{}'), col.attname);
         names := names || col.attname;
         types := types || col.typ;
-        thresholds := thresholds || th;
-        aggs := aggs || format('tidewatch.drift_agg(%s, %I <@ $2, %L, $3[%s])',
-            CASE kind WHEN 'num' THEN format('%I::float8', col.attname) ELSE format('%I::text', col.attname) END,
-            tcol, m, cardinality(names));
-        nulls := nulls || format('count(*) FILTER (WHERE %I <@ $1 AND %I IS NULL), count(*) FILTER (WHERE %I <@ $2 AND %I IS NULL)',
-            tcol, col.attname, tcol, col.attname);
+        cols := cols || format('%I', col.attname);
+        aggs := aggs || format('to_jsonb(tidewatch._drift_agg(%I::%s, tidewatch_is_current, %L::text[], %L::float8[]))',
+            col.attname, CASE kind WHEN 'num' THEN 'float8' ELSE 'text' END, spec.names, spec.thresholds);
     END LOOP;
     IF cardinality(names) = 0 THEN
         RETURN;
     END IF;
-    EXECUTE format('SELECT ARRAY[%s]::tidewatch.drift_result[], ARRAY[%s]::bigint[] FROM %s WHERE (%I <@ $1 OR %I <@ $2)',
-                   array_to_string(aggs, ', '), array_to_string(nulls, ', '), relation, tcol, tcol)
-        INTO results, null_counts USING reference, current, thresholds;
+    EXECUTE format('SELECT ARRAY[%s] FROM (SELECT %s, %s AS tidewatch_is_current FROM %s WHERE %s OR %s) s',
+                   array_to_string(aggs, ', '), array_to_string(cols, ', '),
+                   tidewatch._in_range(tcol, current, 3, 4), relation,
+                   tidewatch._in_range(tcol, reference, 1, 2), tidewatch._in_range(tcol, current, 3, 4))
+        INTO results USING lower(reference), upper(reference), lower(current), upper(current);
     FOR i IN 1 .. cardinality(names) LOOP
-        column_name := names[i]; column_type := types[i];
-        method := results[i].method; statistic := results[i].statistic; p_value := results[i].p_value;
-        threshold := results[i].threshold; drifted := results[i].drifted;
-        reference_count := results[i].reference_count; current_count := results[i].current_count;
-        reference_nulls := null_counts[2 * i - 1]; current_nulls := null_counts[2 * i];
-        RETURN NEXT;
+        FOR r IN SELECT * FROM jsonb_populate_recordset(NULL::tidewatch.drift_result, results[i]) LOOP
+            column_name := names[i]; column_type := types[i];
+            method := r.method; statistic := r.statistic; p_value := r.p_value;
+            threshold := r.threshold; drifted := r.drifted;
+            reference_count := r.reference_count; current_count := r.current_count;
+            reference_nulls := r.reference_nulls; current_nulls := r.current_nulls;
+            RETURN NEXT;
+        END LOOP;
     END LOOP;
 END
 $$;
@@ -221,7 +266,12 @@ AS $$
 DECLARE
     tcol name := time_column;
     r record;
-    q record;
+    q tidewatch.drift_result;
+    numvals float8[];
+    catvals text[];
+    cnulls bigint;
+    spec record;
+    kind text;
     known text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM tidewatch.references x WHERE x.name = reference) THEN
@@ -248,24 +298,32 @@ BEGIN
              ORDER BY (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = x.column_name),
                       x.column_name
     LOOP
-        IF r.column_type IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'boolean'::regtype, 'name'::regtype) THEN
-            EXECUTE format('SELECT (s.d).*, s.cnulls FROM (SELECT tidewatch._drift_cat_profile($1, array_agg(%I::text), $2, $3) AS d,'
-                           ' count(*) - count(%I) AS cnulls FROM %s WHERE %I <@ $4) s',
-                           r.column_name, r.column_name, relation, tcol)
-                INTO q USING r.profile, coalesce(methods ->> r.column_name::text, methods ->> '*', 'auto'),
-                                       (methods -> 'thresholds' ->> r.column_name::text)::float8, current;
+        spec := tidewatch._drift_methods(coalesce(methods, '{}'), r.column_name);
+        kind := CASE WHEN r.column_type IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'boolean'::regtype,
+                                            'name'::regtype) THEN 'cat' ELSE 'num' END;
+        IF kind = 'cat' THEN
+            EXECUTE format('SELECT coalesce(array_agg(%I::text) FILTER (WHERE %I IS NOT NULL), ''{}''), count(*) - count(%I)'
+                           ' FROM %s WHERE %s', r.column_name, r.column_name, r.column_name, relation,
+                           tidewatch._in_range(tcol, current, 1, 2))
+                INTO catvals, cnulls USING lower(current), upper(current);
         ELSE
-            EXECUTE format('SELECT (s.d).*, s.cnulls FROM (SELECT tidewatch._drift_num_profile($1, array_agg(%I::float8), $2, $3) AS d,'
-                           ' count(*) - count(%I) AS cnulls FROM %s WHERE %I <@ $4) s',
-                           r.column_name, r.column_name, relation, tcol)
-                INTO q USING r.profile, coalesce(methods ->> r.column_name::text, methods ->> '*', 'auto'),
-                                       (methods -> 'thresholds' ->> r.column_name::text)::float8, current;
+            EXECUTE format('SELECT coalesce(array_agg(%I::float8) FILTER (WHERE %I IS NOT NULL), ''{}''), count(*) - count(%I)'
+                           ' FROM %s WHERE %s', r.column_name, r.column_name, r.column_name, relation,
+                           tidewatch._in_range(tcol, current, 1, 2))
+                INTO numvals, cnulls USING lower(current), upper(current);
         END IF;
-        column_name := r.column_name; column_type := r.column_type;
-        method := q.method; statistic := q.statistic; p_value := q.p_value; threshold := q.threshold;
-        drifted := q.drifted; reference_count := q.reference_count; current_count := q.current_count;
-        reference_nulls := r.nulls; current_nulls := q.cnulls;
-        RETURN NEXT;
+        FOR j IN 1 .. cardinality(spec.names) LOOP
+            IF kind = 'cat' THEN
+                q := tidewatch._drift_cat_profile(r.profile, catvals, spec.names[j], spec.thresholds[j]);
+            ELSE
+                q := tidewatch._drift_num_profile(r.profile, numvals, spec.names[j], spec.thresholds[j]);
+            END IF;
+            column_name := r.column_name; column_type := r.column_type;
+            method := q.method; statistic := q.statistic; p_value := q.p_value; threshold := q.threshold;
+            drifted := q.drifted; reference_count := q.reference_count; current_count := q.current_count;
+            reference_nulls := r.nulls; current_nulls := cnulls;
+            RETURN NEXT;
+        END LOOP;
     END LOOP;
 END
 $$;

@@ -6,6 +6,21 @@ use crate::errors;
 use pgrx::prelude::*;
 use pgrx::{Internal, PgMemoryContexts, PgSqlErrorCode};
 
+/// The aggregate's memory context, where states live; an error when not called as an aggregate.
+pub fn agg_context(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::MemoryContext {
+    let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
+    // SAFETY: fcinfo is the caller's; AggCheckCallContext only reads it.
+    if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut ctx) } == 0 || ctx.is_null() {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "this function is an aggregate's transition function".into(),
+            None,
+            Some("Call the aggregate instead.".into()),
+        );
+    }
+    ctx
+}
+
 /// The state in `state`, or a new `T::default()` allocated in the aggregate memory context.
 ///
 /// # Safety
@@ -15,16 +30,7 @@ pub unsafe fn state_mut<T: Default>(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> &mut T {
     if !state.initialized() {
-        let mut ctx: pg_sys::MemoryContext = std::ptr::null_mut();
-        // SAFETY: fcinfo is the caller's; AggCheckCallContext only reads it.
-        if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut ctx) } == 0 || ctx.is_null() {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "this function is an aggregate's transition function".into(),
-                None,
-                Some("Call the aggregate instead.".into()),
-            );
-        }
+        let ctx = agg_context(fcinfo);
         // SAFETY: the new value lives (and is dropped) with the aggregate's memory context.
         unsafe { PgMemoryContexts::For(ctx).switch_to(|_| *state = Internal::new(T::default())) };
     }

@@ -3,10 +3,10 @@
 //! `drift_report` / `drift_summary` over a table's time windows (sql/drift.sql). The statistics
 //! are `crates/tidewatch-drift`.
 
-use crate::aggregate::{deserialize, state_mut};
+use crate::aggregate::{agg_context, deserialize, state_mut};
 use crate::errors;
 use pgrx::prelude::*;
-use pgrx::{Internal, PgSqlErrorCode};
+use pgrx::{FromDatum, Internal, PgMemoryContexts, PgSqlErrorCode};
 use tidewatch_drift::samples::Samples;
 use tidewatch_drift::{DriftError, DriftReport};
 
@@ -14,7 +14,8 @@ extension_sql!(
     r#"
 CREATE TYPE tidewatch.drift_result AS (
     method text, statistic float8, p_value float8, threshold float8, drifted boolean,
-    reference_count bigint, current_count bigint, reference_dropped bigint, current_dropped bigint);
+    reference_count bigint, current_count bigint, reference_dropped bigint, current_dropped bigint,
+    reference_nulls bigint, current_nulls bigint);
 "#,
     name = "drift_types"
 );
@@ -72,8 +73,8 @@ fn drift_numeric(
     let s = Samples {
         reference: reference.iter().flatten().collect(),
         current: current.iter().flatten().collect(),
-        method: Some(method),
-        threshold,
+        methods: vec![(method, threshold)],
+        ..Default::default()
     };
     TableIterator::once(row(s.test().unwrap_or_else(|e| raise(e))))
 }
@@ -98,32 +99,10 @@ fn drift_categorical(
     let s = Samples {
         reference: reference.iter().flatten().map(String::from).collect(),
         current: current.iter().flatten().map(String::from).collect(),
-        method: Some(method),
-        threshold,
+        methods: vec![(method, threshold)],
+        ..Default::default()
     };
     TableIterator::once(row(s.test().unwrap_or_else(|e| raise(e))))
-}
-
-fn step<T: Clone>(
-    mut state: Internal,
-    value: Option<T>,
-    is_current: Option<bool>,
-    method: Option<String>,
-    threshold: Option<f64>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: the state of these aggregates is always a Samples<T> of the same T.
-    let s: &mut Samples<T> = unsafe { state_mut(&mut state, fcinfo) };
-    if s.method.is_none() {
-        s.method = method;
-    }
-    if s.threshold.is_none() {
-        s.threshold = threshold;
-    }
-    if let (Some(v), Some(c)) = (value, is_current) {
-        s.add(v, c);
-    }
-    state
 }
 
 fn combine<T: Clone>(mut a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
@@ -136,8 +115,9 @@ fn combine<T: Clone>(mut a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallI
     a
 }
 
-fn finish(
+fn result_tuple(
     report: Result<DriftReport, DriftError>,
+    nulls: [u64; 2],
 ) -> pgrx::composite_type!('static, "drift_result") {
     let r = report.unwrap_or_else(|e| raise(e));
     let mut t = PgHeapTuple::new_composite_type("tidewatch.drift_result").unwrap_or_else(|e| {
@@ -161,29 +141,232 @@ fn finish(
     let _ = t.set_by_name("current_count", count(r.n_current));
     let _ = t.set_by_name("reference_dropped", count(r.dropped_reference));
     let _ = t.set_by_name("current_dropped", count(r.dropped_current));
+    let _ = t.set_by_name("reference_nulls", count(nulls[0] as usize));
+    let _ = t.set_by_name("current_nulls", count(nulls[1] as usize));
     t
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _drift_num_step(
-    state: Internal,
-    value: Option<f64>,
-    is_current: Option<bool>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    step(state, value, is_current, None, None, fcinfo)
+fn finish(
+    report: Result<DriftReport, DriftError>,
+) -> pgrx::composite_type!('static, "drift_result") {
+    result_tuple(report, [0, 0])
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _drift_num_step_with(
-    state: Internal,
-    value: Option<f64>,
-    is_current: Option<bool>,
-    method: Option<String>,
-    threshold: Option<f64>,
+// The transition functions are what a scan calls once per row and column, so they are plain
+// version-1 C functions (as time_bucket): `#[pg_extern]`'s Internal and argument conversion cost
+// about 150 ns a row, more than the rest of the work. Methods and thresholds are read from the
+// arguments of the first call only (they are constant per aggregate call). The state is the
+// same `Samples<T>` that the `#[pg_extern]` combine, serialize and final functions read.
+
+/// The methods of an aggregate call: none (auto), `(text, float8)` or `(text[], float8[])`.
+///
+/// # Safety
+/// `fcinfo` is fmgr's, with at least `nargs` arguments.
+unsafe fn methods_of(fcinfo: pg_sys::FunctionCallInfo, nargs: usize) -> Vec<(String, Option<f64>)> {
+    if nargs < 4 {
+        return Vec::new();
+    }
+    // SAFETY: fmgr's fcinfo holds nargs arguments.
+    let args = unsafe { (*fcinfo).args.as_slice(nargs) };
+    let arg = |i: usize| (args[i].value, args[i].isnull);
+    // SAFETY: flinfo is set by fmgr for every call.
+    let array = unsafe { pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 3) } == pg_sys::TEXTARRAYOID;
+    if array {
+        let (d, n) = arg(3);
+        // SAFETY: argument 3 is a text[] (checked above).
+        let names: Vec<Option<String>> = unsafe { Vec::from_datum(d, n) }.unwrap_or_default();
+        let thresholds: Vec<Option<f64>> = if nargs > 4 {
+            let (d, n) = arg(4);
+            // SAFETY: argument 4 is a float8[] in the (text[], float8[]) form.
+            unsafe { Vec::from_datum(d, n) }.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        if names.is_empty() {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                "the list of drift methods is empty".into(),
+                None,
+                Some("Pass methods such as ARRAY['ks', 'psi', 'wasserstein'], or 'auto'.".into()),
+            );
+        }
+        return names
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let m = m.unwrap_or_else(|| "auto".into());
+                check_method(&m);
+                (m, thresholds.get(i).copied().flatten())
+            })
+            .collect();
+    }
+    let (d, n) = arg(3);
+    // SAFETY: argument 3 is a text in the (text, float8) form.
+    let method: String = unsafe { String::from_datum(d, n) }.unwrap_or_else(|| "auto".into());
+    check_method(&method);
+    let threshold = if nargs > 4 {
+        let (d, n) = arg(4);
+        // SAFETY: argument 4 is a float8.
+        unsafe { f64::from_datum(d, n) }
+    } else {
+        None
+    };
+    vec![(method, threshold)]
+}
+
+/// An unknown method is an error at the first row, not after the whole scan.
+fn check_method(m: &str) {
+    if m != "auto" && !tidewatch_drift::METHODS.contains(&m) {
+        raise(DriftError::UnknownMethod {
+            name: m.to_string(),
+            valid: tidewatch_drift::METHODS.join(", "),
+        });
+    }
+}
+
+/// One row: the state (created in the aggregate context on the first row), then the value or
+/// a NULL counted for its window. Rows with a NULL is_current are skipped.
+///
+/// # Safety
+/// Called by fmgr as the transition function of an aggregate whose state is `Samples<T>`.
+unsafe fn step_fcinfo<T: Clone>(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    step(state, value, is_current, method, threshold, fcinfo)
+    value: impl FnOnce(pg_sys::Datum) -> T,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's fcinfo; nargs is at least 3 for these aggregates.
+    let nargs = unsafe { (*fcinfo).nargs } as usize;
+    let args = unsafe { (*fcinfo).args.as_slice(nargs) };
+    let state: *mut Samples<T> = if args[0].isnull {
+        let ctx = agg_context(fcinfo);
+        let fresh = Samples::<T> {
+            // SAFETY: same fcinfo, nargs arguments.
+            methods: unsafe { methods_of(fcinfo, nargs) },
+            ..Default::default()
+        };
+        // Owned by the aggregate's memory context, as pgrx's Internal::new does.
+        PgMemoryContexts::For(ctx).leak_and_drop_on_delete(fresh)
+    } else {
+        args[0].value.cast_mut_ptr()
+    };
+    if !args[2].isnull {
+        let is_current = args[2].value.value() != 0;
+        // SAFETY: the state pointer is a live Samples<T> of this aggregate (created above or by
+        // an earlier call, or by the deserialize/combine functions in the same context).
+        let s = unsafe { &mut *state };
+        if args[1].isnull {
+            s.add_null(is_current);
+        } else {
+            s.add(value(args[1].value), is_current);
+        }
+    }
+    pg_sys::Datum::from(state)
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_tidewatch_drift_num_step() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// Transition of the numeric drift aggregates: (internal, float8, boolean [, text, float8 |
+/// text[] [, float8[]]]).
+///
+/// # Safety
+/// Only for fmgr, as declared below.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_drift_num_step(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: declared with a float8 second argument, passed by value.
+    unsafe { step_fcinfo::<f64>(fcinfo, |d| f64::from_bits(d.value() as u64)) }
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_tidewatch_drift_cat_step() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// Transition of the categorical drift aggregates: (internal, text, boolean [, ...]).
+///
+/// # Safety
+/// Only for fmgr, as declared below.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_drift_cat_step(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: declared with a text second argument; it is not NULL when this closure runs.
+    unsafe { step_fcinfo::<String>(fcinfo, |d| String::from_datum(d, false).unwrap_or_default()) }
+}
+
+extension_sql!(
+    r#"
+CREATE FUNCTION tidewatch._drift_num_step(internal, float8, boolean) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text[]) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text[], float8[]) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(internal, text, boolean) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text[]) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text[], float8[]) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+"#,
+    name = "drift_steps",
+    requires = ["drift_types"]
+);
+
+/// The tests of a state, numeric or categorical.
+trait Tested: Clone + Default {
+    fn all(&self) -> Vec<Result<DriftReport, DriftError>>;
+    fn nulls(&self) -> [u64; 2];
+}
+
+impl Tested for Samples<f64> {
+    fn all(&self) -> Vec<Result<DriftReport, DriftError>> {
+        self.test_all()
+    }
+    fn nulls(&self) -> [u64; 2] {
+        self.nulls
+    }
+}
+
+impl Tested for Samples<String> {
+    fn all(&self) -> Vec<Result<DriftReport, DriftError>> {
+        self.test_all()
+    }
+    fn nulls(&self) -> [u64; 2] {
+        self.nulls
+    }
+}
+
+/// Every method's result of a state (an empty state when no row came: an error per method).
+fn results<S: Tested>(state: &Internal) -> Vec<pgrx::composite_type!('static, "drift_result")> {
+    // SAFETY: the caller names the state type of its aggregate.
+    let s = unsafe { state.get::<S>() }.cloned().unwrap_or_default();
+    s.all()
+        .into_iter()
+        .map(|r| result_tuple(r, s.nulls()))
+        .collect()
+}
+
+fn first_result<S: Tested>(state: &Internal) -> pgrx::composite_type!('static, "drift_result") {
+    results::<S>(state).swap_remove(0)
+}
+
+fn serialize<T: tidewatch_drift::samples::Value>(state: &Internal) -> Vec<u8> {
+    // SAFETY: the caller names the state type of its aggregate.
+    unsafe { state.get::<Samples<T>>() }
+        .map(Samples::to_bytes)
+        .unwrap_or_default()
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -193,10 +376,7 @@ fn _drift_num_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo
 
 #[pg_extern(immutable, parallel_safe, strict)]
 fn _drift_num_serialize(state: Internal) -> Vec<u8> {
-    // SAFETY: the state is a Samples<f64>.
-    unsafe { state.get::<Samples<f64>>() }
-        .map(Samples::to_bytes)
-        .unwrap_or_default()
+    serialize::<f64>(&state)
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
@@ -210,35 +390,12 @@ fn _drift_num_deserialize(
 
 #[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
 fn _drift_num_final(state: Internal) -> pgrx::composite_type!('static, "drift_result") {
-    // SAFETY: the state is a Samples<f64> (or NULL when no row came).
-    finish(
-        unsafe { state.get::<Samples<f64>>() }
-            .cloned()
-            .unwrap_or_default()
-            .test(),
-    )
+    first_result::<Samples<f64>>(&state)
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _drift_cat_step(
-    state: Internal,
-    value: Option<String>,
-    is_current: Option<bool>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    step(state, value, is_current, None, None, fcinfo)
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn _drift_cat_step_with(
-    state: Internal,
-    value: Option<String>,
-    is_current: Option<bool>,
-    method: Option<String>,
-    threshold: Option<f64>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    step(state, value, is_current, method, threshold, fcinfo)
+#[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
+fn _drift_num_final_all(state: Internal) -> Vec<pgrx::composite_type!('static, "drift_result")> {
+    results::<Samples<f64>>(&state)
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -248,10 +405,7 @@ fn _drift_cat_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo
 
 #[pg_extern(immutable, parallel_safe, strict)]
 fn _drift_cat_serialize(state: Internal) -> Vec<u8> {
-    // SAFETY: the state is a Samples<String>.
-    unsafe { state.get::<Samples<String>>() }
-        .map(Samples::to_bytes)
-        .unwrap_or_default()
+    serialize::<String>(&state)
 }
 
 #[pg_extern(immutable, parallel_safe, strict)]
@@ -265,13 +419,12 @@ fn _drift_cat_deserialize(
 
 #[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
 fn _drift_cat_final(state: Internal) -> pgrx::composite_type!('static, "drift_result") {
-    // SAFETY: the state is a Samples<String> (or NULL when no row came).
-    finish(
-        unsafe { state.get::<Samples<String>>() }
-            .cloned()
-            .unwrap_or_default()
-            .test(),
-    )
+    first_result::<Samples<String>>(&state)
+}
+
+#[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
+fn _drift_cat_final_all(state: Internal) -> Vec<pgrx::composite_type!('static, "drift_result")> {
+    results::<Samples<String>>(&state)
 }
 
 extension_sql!(
@@ -281,32 +434,47 @@ CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean) (
     SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
     FINALFUNC = tidewatch._drift_num_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean, method text, threshold float8) (
-    SFUNC = tidewatch._drift_num_step_with, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
+    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
     SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
     FINALFUNC = tidewatch._drift_num_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean, methods text[]) (
+    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
+    SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
+    FINALFUNC = tidewatch._drift_num_final_all, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._drift_agg(value float8, is_current boolean, methods text[], thresholds float8[]) (
+    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
+    SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
+    FINALFUNC = tidewatch._drift_num_final_all, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean) (
     SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
     SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
     FINALFUNC = tidewatch._drift_cat_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, method text, threshold float8) (
-    SFUNC = tidewatch._drift_cat_step_with, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
+    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
     SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
     FINALFUNC = tidewatch._drift_cat_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, methods text[]) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
+    SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
+    FINALFUNC = tidewatch._drift_cat_final_all, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._drift_agg(value text, is_current boolean, methods text[], thresholds float8[]) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
+    SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
+    FINALFUNC = tidewatch._drift_cat_final_all, PARALLEL = SAFE);
 "#,
     name = "drift_aggregates",
     requires = [
-        _drift_num_step,
-        _drift_num_step_with,
+        "drift_steps",
         _drift_num_combine,
         _drift_num_serialize,
         _drift_num_deserialize,
         _drift_num_final,
-        _drift_cat_step,
-        _drift_cat_step_with,
+        _drift_num_final_all,
         _drift_cat_combine,
         _drift_cat_serialize,
         _drift_cat_deserialize,
-        _drift_cat_final
+        _drift_cat_final,
+        _drift_cat_final_all
     ]
 );
 
@@ -407,6 +575,12 @@ extension_sql_file!(
     ]
 );
 
+extension_sql_file!(
+    "../../sql/drift_monitor.sql",
+    name = "drift_monitor",
+    requires = ["drift_report", "anomaly", "jobs"]
+);
+
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
@@ -496,6 +670,241 @@ mod tests {
         )
         .unwrap();
         assert_eq!(auto.as_deref(), Some("wasserstein"));
+    }
+
+    #[pg_test]
+    fn several_methods_in_one_aggregate_under_parallel_query_give_each_methods_numbers() {
+        let expected = load(
+            include_str!("../../crates/tidewatch-drift/fixtures/large_normal_60000v40000.csv"),
+            include_str!(
+                "../../crates/tidewatch-drift/fixtures/large_normal_60000v40000.expected.json"
+            ),
+            true,
+        );
+        Spi::run(
+            "INSERT INTO fx VALUES ('reference', NULL), ('current', NULL), ('current', NULL);
+             ANALYZE fx; SET LOCAL parallel_setup_cost = 0; SET LOCAL parallel_tuple_cost = 0;
+             SET LOCAL min_parallel_table_scan_size = 0; SET LOCAL max_parallel_workers_per_gather = 2",
+        )
+        .unwrap();
+        let q = "SELECT tidewatch.drift_agg(value, grp = 'current', ARRAY['ks', 'psi', 'wasserstein']) AS r FROM fx";
+        let plan = format!("{:?}", Spi::explain(q).unwrap().0);
+        assert!(
+            plan.contains("Partial"),
+            "expected partial aggregation: {plan}"
+        );
+        for (i, method) in ["ks", "psi", "wasserstein"].iter().enumerate() {
+            let got = Spi::get_two::<f64, bool>(&format!(
+                "SELECT coalesce((r[{}]).p_value, (r[{}]).statistic), (r[{}]).drifted FROM ({q}) s",
+                i + 1,
+                i + 1,
+                i + 1
+            ))
+            .unwrap();
+            check(method, got, &expected);
+        }
+        // NULLs are counted per window; the counts of values are those of the fixture.
+        let nulls = Spi::get_two::<i64, i64>(&format!(
+            "SELECT (r[1]).reference_nulls, (r[1]).current_nulls FROM ({q}) s"
+        ))
+        .unwrap();
+        assert_eq!(nulls, (Some(1), Some(2)));
+        let counts = Spi::get_two::<i64, i64>(&format!(
+            "SELECT (r[2]).reference_count, (r[2]).current_count FROM ({q}) s"
+        ))
+        .unwrap();
+        assert_eq!(counts, (Some(60_000), Some(40_000)));
+        // Thresholds per method.
+        let th = Spi::get_two::<f64, f64>(
+            "SELECT (r[1]).threshold, (r[2]).threshold FROM (SELECT tidewatch._drift_agg(value, grp = 'current',
+                 ARRAY['ks', 'psi'], ARRAY[0.01, NULL]) AS r FROM fx) s",
+        )
+        .unwrap();
+        assert_eq!(th, (Some(0.01), Some(0.1)));
+    }
+
+    #[pg_test(
+        error = "unknown drift method \"kss\"; valid methods: ks, wasserstein, psi, jensenshannon, kl_div, anderson, cramer_von_mises, mannw, t_test, ed, es, hellinger, chisquare, z, fisher_exact, g_test, TVD"
+    )]
+    fn unknown_method_in_a_list_is_an_error_at_the_first_row() {
+        Spi::run("SELECT tidewatch.drift_agg(x::float8, x > 5, ARRAY['ks', 'kss']) FROM generate_series(1, 10) x").unwrap();
+    }
+
+    #[pg_test]
+    fn drift_report_runs_several_methods_per_column_and_counts_nulls() {
+        Spi::run(
+            "CREATE TABLE m (ts timestamptz NOT NULL, v float8, c text);
+             INSERT INTO m SELECT timestamptz '2026-01-01' + i * interval '1 minute',
+                    CASE WHEN i % 50 = 0 THEN NULL ELSE sin(i) + CASE WHEN i >= 1000 THEN 2 ELSE 0 END END,
+                    CASE WHEN i % 3 = 0 THEN 'a' ELSE 'b' END
+             FROM generate_series(0, 1999) i",
+        )
+        .unwrap();
+        let report = "SELECT * FROM tidewatch.drift_report('m',
+                          tstzrange('2026-01-01', timestamptz '2026-01-01' + interval '1000 minutes'),
+                          tstzrange(timestamptz '2026-01-01' + interval '1000 minutes', NULL),
+                          time_column => 'ts', methods => '{\"v\": [\"ks\", \"psi\", \"wasserstein\"], \"thresholds\": {\"v\": [0.01, 0.2, null]}}')";
+        let rows = Spi::get_one::<String>(&format!(
+            "SELECT string_agg(column_name || ':' || method || ':' || drifted || ':' || threshold || ':' || reference_nulls || '/' || current_nulls, ' ' ORDER BY column_name, method) FROM ({report}) r"
+        ))
+        .unwrap();
+        assert_eq!(
+            rows.as_deref(),
+            Some("c:z:false:0.05:0/0 v:ks:true:0.01:20/20 v:psi:true:0.2:20/20 v:wasserstein:true:0.1:20/20")
+        );
+        // Each method's numbers equal drift() over the same values.
+        let same = Spi::get_one::<bool>(&format!(
+            "SELECT bool_and(r.statistic = d.statistic AND r.p_value IS NOT DISTINCT FROM d.p_value)
+             FROM ({report}) r,
+             LATERAL tidewatch.drift((SELECT array_agg(v) FROM m WHERE ts < timestamptz '2026-01-01' + interval '1000 minutes'),
+                                     (SELECT array_agg(v) FROM m WHERE ts >= timestamptz '2026-01-01' + interval '1000 minutes'),
+                                     r.method) d
+             WHERE r.column_name = 'v'"
+        ))
+        .unwrap();
+        assert_eq!(same, Some(true));
+    }
+
+    #[pg_test(error = "invalid methods for column \"v\": 42")]
+    fn bad_methods_spec_is_an_error() {
+        Spi::run(
+            "CREATE TABLE m2 (ts timestamptz NOT NULL, v float8);
+             SELECT * FROM tidewatch.drift_report('m2', tstzrange('2026-01-01', '2026-01-02'), tstzrange('2026-01-02', '2026-01-03'),
+                                                  time_column => 'ts', methods => '{\"v\": 42}')",
+        )
+        .unwrap();
+    }
+
+    /// A hypertable of two columns: a week of reference data and a last hour that moved.
+    fn drift_table() {
+        Spi::run(
+            "CREATE TABLE feats (ts timestamptz NOT NULL, x float8, y float8);
+             SELECT tidewatch.create_hypertable('feats', 'ts', chunk_time_interval => interval '1 day');
+             INSERT INTO feats SELECT now() - interval '8 days' + i * interval '1 minute', sin(i * 0.7), cos(i * 0.3)
+                 FROM generate_series(0, 7 * 1440) i;
+             INSERT INTO feats SELECT now() - interval '59 minutes' + i * interval '10 seconds', 3 + sin(i * 0.7), cos(i * 0.3)
+                 FROM generate_series(0, 350) i;",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn drift_monitor_appends_results_and_records_a_drift_event() {
+        drift_table();
+        let job = Spi::get_one::<i32>(
+            "SELECT tidewatch.monitor_drift('feats_hourly', 'feats', tstzrange(now() - interval '8 days', now() - interval '1 day'),
+                                            interval '1 hour', drift_share => 0.5)",
+        )
+        .unwrap();
+        assert!(job.is_some());
+        let rows = Spi::get_one::<String>(
+            "SELECT string_agg(column_name || ':' || method || ':' || drifted || ':' || share_of_drifted_columns || ':' || dataset_drift, ' ' ORDER BY column_name)
+             FROM tidewatch.run_drift_monitor('feats_hourly')",
+        )
+        .unwrap();
+        assert_eq!(
+            rows.as_deref(),
+            Some("x:wasserstein:true:0.5:true y:wasserstein:false:0.5:true")
+        );
+        assert_eq!(
+            Spi::get_one::<i64>(
+                "SELECT count(*) FROM tidewatch.drift_results WHERE monitor = 'feats_hourly'"
+            )
+            .unwrap(),
+            Some(2)
+        );
+        // The drifted dataset is an event on that table, spanning the current window.
+        let ev = Spi::get_two::<String, bool>(
+            "SELECT summary, \"until\" - at = interval '1 hour' FROM tidewatch.events WHERE source = 'drift' AND relid = 'feats'::regclass",
+        )
+        .unwrap();
+        let summary = ev.0.unwrap();
+        assert!(
+            summary.contains("50.0% of the columns of public.feats drifted (x)"),
+            "{summary}"
+        );
+        assert_eq!(ev.1, Some(true));
+        // The job is the monitor's; unmonitor_drift removes both and keeps the results.
+        Spi::run("SELECT tidewatch.unmonitor_drift('feats_hourly')").unwrap();
+        assert_eq!(
+            Spi::get_one::<i64>(&format!(
+                "SELECT count(*) FROM tidewatch.job WHERE id = {}",
+                job.unwrap()
+            ))
+            .unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM tidewatch.drift_results").unwrap(),
+            Some(2)
+        );
+    }
+
+    #[pg_test]
+    fn drift_monitor_keeps_an_empty_window_as_an_error_row() {
+        drift_table();
+        Spi::run(
+            "SELECT tidewatch.save_reference('week', 'feats', tstzrange(now() - interval '8 days', now() - interval '1 day'));
+             SELECT tidewatch.monitor_drift('quiet', 'feats', 'week', interval '1 hour');
+             DELETE FROM feats WHERE ts > now() - interval '2 hours'",
+        )
+        .unwrap();
+        let row = Spi::get_three::<String, String, bool>(
+            "SELECT column_name::text, error, dataset_drift FROM tidewatch.run_drift_monitor('quiet')",
+        )
+        .unwrap();
+        assert_eq!(row.0.as_deref(), Some("*"));
+        assert!(
+            row.1.unwrap().contains("current"),
+            "the error names the empty window"
+        );
+        assert_eq!(row.2, Some(false));
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM tidewatch.events WHERE source = 'drift'")
+                .unwrap(),
+            Some(0)
+        );
+    }
+
+    #[pg_test]
+    fn drift_event_is_cited_by_explain_anomaly_of_the_same_table_only() {
+        drift_table();
+        Spi::run(
+            "SELECT tidewatch.monitor_drift('fh', 'feats', tstzrange(now() - interval '8 days', now() - interval '1 day'), interval '1 hour');
+             SELECT count(*) FROM tidewatch.run_drift_monitor('fh');
+             SELECT tidewatch.monitor('xm', 'feats', 'x');
+             CREATE TABLE other (ts timestamptz NOT NULL, v float8);
+             SELECT tidewatch.monitor('om', 'other', 'v', time_column => 'ts');
+             INSERT INTO tidewatch.anomalies (id, monitor, started_at, ended_at, peak_at, peak_value, score, severity, kind)
+                 VALUES (9001, 'xm', now() - interval '20 minutes', now() - interval '19 minutes', now() - interval '20 minutes', 4, 0.99, 'critical', 'spike'),
+                        (9002, 'om', now() - interval '20 minutes', now() - interval '19 minutes', now() - interval '20 minutes', 4, 0.99, 'critical', 'spike')",
+        )
+        .unwrap();
+        let cited = |id: i64| {
+            Spi::get_one::<i64>(&format!(
+                "SELECT count(*) FROM tidewatch.explain_anomaly({id}) WHERE evidence ->> 'source' = 'drift'"
+            ))
+            .unwrap()
+        };
+        assert_eq!(cited(9001), Some(1));
+        assert_eq!(cited(9002), Some(0));
+    }
+
+    #[pg_test(error = "no saved reference named \"nope\"")]
+    fn drift_monitor_with_unknown_reference_is_an_error() {
+        drift_table();
+        Spi::run("SELECT tidewatch.monitor_drift('m', 'feats', 'nope', interval '1 hour')")
+            .unwrap();
+    }
+
+    #[pg_test(error = "drift monitor \"dup\" already exists")]
+    fn duplicate_drift_monitor_is_an_error() {
+        drift_table();
+        Spi::run(
+            "SELECT tidewatch.monitor_drift('dup', 'feats', tstzrange(now() - interval '8 days', now() - interval '1 day'), interval '1 hour');
+             SELECT tidewatch.monitor_drift('dup', 'feats', tstzrange(now() - interval '8 days', now() - interval '1 day'), interval '1 hour')",
+        )
+        .unwrap();
     }
 
     #[pg_test]

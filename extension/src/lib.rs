@@ -7,6 +7,8 @@ mod drift;
 mod errors;
 mod hypertable;
 mod jobs;
+mod log_miner;
+mod log_monitor;
 mod logs;
 mod quality;
 mod scheduler;
@@ -14,11 +16,13 @@ mod time_bucket;
 
 ::pgrx::pg_module_magic!(name, version);
 
-/// Registers the GUCs and, when loaded through `shared_preload_libraries`, the scheduler
-/// background workers. Everything else works without preloading.
+/// Registers the GUCs, the log miner's abort callbacks and, when loaded through
+/// `shared_preload_libraries`, the scheduler background workers. Everything else works without
+/// preloading.
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     scheduler::init();
+    log_miner::init();
 }
 
 /// Required by `cargo pgrx test`.

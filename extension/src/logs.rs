@@ -1,7 +1,7 @@
-//! Stateless log functions: `log_template`, `log_header` and `classify_log` over the shipped
-//! default rules or a custom ruleset of `tidewatch.log_rules`. Template mining with state
-//! (`log_parse`, `mine_logs`) and log monitors are still to come. The algorithms are
-//! `crates/tidewatch-logs`.
+//! Log functions without a miner: `log_template`, `log_header`, and `classify_log` over the
+//! shipped default rules or a custom ruleset of `tidewatch.log_rules`, with the learned fallback
+//! classifier of `train_log_classifier`. Template mining with state is `log_miner.rs`, log
+//! monitors `log_monitor.rs`. The algorithms are `crates/tidewatch-logs`.
 
 use crate::errors;
 use pgrx::prelude::*;
@@ -50,7 +50,8 @@ fn log_header(
     TableIterator::once((format, h.timestamp, h.level, h.component, h.message))
 }
 
-/// Error class of a log message by the first matching rule of the ruleset.
+/// Error class of a log message by the first matching rule of the ruleset; lines no rule matches
+/// go to the learned classifier of the same name, if one was trained.
 #[pg_extern(stable, parallel_safe, strict)]
 fn classify_log(
     message: &str,
@@ -64,34 +65,255 @@ fn classify_log(
         name!(confidence, f64),
     ),
 > {
-    if ruleset != "default" {
-        let (rules, priorities) = custom_rules(ruleset);
-        let c = rules.classify(message);
-        let rule_id = c
-            .rule_id
-            .as_deref()
-            .and_then(|id| rules.rules().iter().position(|r| r.id == id))
-            .and_then(|p| priorities.get(p).copied());
-        return TableIterator::once((
-            c.category.as_str().to_string(),
-            c.severity.as_str().to_string(),
-            rule_id,
-            c.confidence,
-        ));
-    }
-    let rules = default_rules();
+    let c = classify_with(&compiled(ruleset), message);
+    TableIterator::once((c.category, c.severity, c.rule_id, c.confidence))
+}
+
+/// One classified line, as classify_log returns it.
+pub struct Class {
+    pub category: String,
+    pub severity: String,
+    pub rule_id: Option<i32>,
+    pub confidence: f64,
+}
+
+/// Classify with a compiled ruleset: its first matching rule, else its learned fallback.
+pub fn classify_with(set: &Compiled, message: &str) -> Class {
+    let rules = set.rules();
     let c = rules.classify(message);
-    let position = c
+    if c.category == Category::Unknown {
+        if let Some((label, p)) = set.fallback.as_ref().and_then(|nb| nb.predict(message)) {
+            return Class {
+                category: label,
+                severity: Severity::Error.as_str().to_string(),
+                rule_id: None,
+                confidence: p,
+            };
+        }
+    }
+    // rule_id: the priority of a custom rule, the position of a default one.
+    let rule_id = c
         .rule_id
         .as_deref()
         .and_then(|id| rules.rules().iter().position(|r| r.id == id))
-        .and_then(|p| i32::try_from(p + 1).ok());
-    TableIterator::once((
-        c.category.as_str().to_string(),
-        c.severity.as_str().to_string(),
-        position,
-        c.confidence,
-    ))
+        .and_then(|p| match &set.priorities {
+            Some(pr) => pr.get(p).copied(),
+            None => i32::try_from(p + 1).ok(),
+        });
+    Class {
+        category: c.category.as_str().to_string(),
+        severity: c.severity.as_str().to_string(),
+        rule_id,
+        confidence: c.confidence,
+    }
+}
+
+/// A ruleset ready to classify: the rules (the shipped defaults, or the rows of a custom
+/// ruleset with their priorities) and the learned fallback classifier of the same name.
+pub struct Compiled {
+    custom: Option<(Vec<(i32, String, String, String)>, RuleSet)>,
+    priorities: Option<Vec<i32>>,
+    fallback: Option<tidewatch_logs::NaiveBayes>,
+    fallback_key: Option<String>,
+}
+
+impl Compiled {
+    fn rules(&self) -> &RuleSet {
+        match &self.custom {
+            Some((_, r)) => r,
+            None => default_rules(),
+        }
+    }
+}
+
+thread_local! {
+    /// Compiled rulesets of this backend and the statement they were last checked in.
+    static COMPILED: std::cell::RefCell<(StatementKey, std::collections::HashMap<String, std::rc::Rc<Compiled>>)> =
+        std::cell::RefCell::new((StatementKey::default(), std::collections::HashMap::new()));
+}
+
+/// Identifies the statement being run: the rules and classifiers are read once per statement
+/// (and again after a write or an abort in the same transaction), not once per line.
+#[derive(Default, Clone, Copy, PartialEq, Debug)]
+pub struct StatementKey {
+    lxid: u32,
+    cid: u32,
+    start: i64,
+    aborts: u64,
+}
+
+impl StatementKey {
+    pub fn current() -> Self {
+        // SAFETY: plain reads of the backend's transaction state.
+        unsafe {
+            StatementKey {
+                lxid: pg_sys::MyProc.as_ref().map_or(0, |p| p.lxid),
+                cid: pg_sys::GetCurrentCommandId(false),
+                start: pg_sys::GetCurrentStatementStartTimestamp(),
+                aborts: crate::log_miner::aborts(),
+            }
+        }
+    }
+
+    /// The same top-level statement with no abort in between, whatever the command counter
+    /// did (an AFTER trigger runs after its statement's writes bumped it).
+    pub fn same_statement(&self, other: &StatementKey) -> bool {
+        self.lxid == other.lxid && self.start == other.start && self.aborts == other.aborts
+    }
+}
+
+/// The compiled ruleset `name`, checked against tidewatch.log_rules and
+/// tidewatch.log_classifiers once per statement, recompiled only when its rows changed.
+pub fn compiled(name: &str) -> std::rc::Rc<Compiled> {
+    let key = StatementKey::current();
+    let cached = COMPILED.with(|c| {
+        let c = c.borrow();
+        (c.0 == key).then(|| c.1.get(name).cloned()).flatten()
+    });
+    if let Some(set) = cached {
+        return set;
+    }
+    let (rows, model) = Spi::connect(|client| {
+        let mut rows = Vec::new();
+        if name != "default" {
+            if let Ok(tup) = client.select(
+                "SELECT priority, pattern, category, severity FROM tidewatch.log_rules WHERE ruleset = $1 ORDER BY priority",
+                None,
+                &[name.into()],
+            ) {
+                for row in tup {
+                    if let (Ok(Some(p)), Ok(Some(pat)), Ok(Some(c)), Ok(Some(s))) = (
+                        row.get::<i32>(1),
+                        row.get::<String>(2),
+                        row.get::<String>(3),
+                        row.get::<String>(4),
+                    ) {
+                        rows.push((p, pat, c, s));
+                    }
+                }
+            }
+        }
+        let model = client
+            .select(
+                "SELECT trained_at::text || '/' || n, model FROM tidewatch.log_classifiers WHERE name = $1",
+                None,
+                &[name.into()],
+            )
+            .ok()
+            .and_then(|t| t.into_iter().next())
+            .and_then(|r| Some((r.get::<String>(1).ok()??, r.get::<pgrx::JsonB>(2).ok()??)));
+        (rows, model)
+    });
+    if name != "default" && rows.is_empty() {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("log ruleset \"{name}\" does not exist"),
+            None,
+            Some("Use 'default', or add rules with INSERT INTO tidewatch.log_rules (ruleset, priority, pattern, category, severity).".into()),
+        );
+    }
+    let old = COMPILED.with(|c| c.borrow().1.get(name).cloned());
+    let model_key = model.as_ref().map(|m| m.0.clone());
+    let same_rules = old
+        .as_ref()
+        .is_some_and(|o| o.custom.as_ref().map(|c| &c.0) == (name != "default").then_some(&rows));
+    let same_model = old.as_ref().is_some_and(|o| o.fallback_key == model_key);
+    let set = match old {
+        Some(o) if same_rules && same_model => o,
+        o => {
+            let custom = if name == "default" {
+                None
+            } else if let Some(prev) = o
+                .as_ref()
+                .filter(|_| same_rules)
+                .and_then(|p| p.custom.as_ref())
+            {
+                Some((prev.0.clone(), prev.1.clone()))
+            } else {
+                Some((rows.clone(), rule_set(&rows)))
+            };
+            let fallback = model
+                .and_then(|(_, m)| serde_json::from_value::<tidewatch_logs::NaiveBayes>(m.0).ok());
+            std::rc::Rc::new(Compiled {
+                priorities: custom.as_ref().map(|c| c.0.iter().map(|r| r.0).collect()),
+                custom,
+                fallback,
+                fallback_key: model_key,
+            })
+        }
+    };
+    COMPILED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != key {
+            c.0 = key;
+        }
+        c.1.insert(name.to_string(), set.clone());
+    });
+    set
+}
+
+/// Train the learned fallback classifier `name` from (message, label) rows of `query`; returns
+/// the number of examples.
+#[pg_extern(volatile)]
+fn _train_log_classifier(name: &str, query: &str, relation: pg_sys::Oid) -> i64 {
+    let (nb, n, labels) = Spi::connect(|client| {
+        let mut nb = tidewatch_logs::NaiveBayes::new(1.0);
+        let mut n: i64 = 0;
+        let mut labels: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+        let mut cursor = client.open_cursor(query, &[]);
+        loop {
+            let batch = cursor.fetch(10_000).unwrap_or_else(|e| {
+                errors::raise(
+                    PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+                    e.to_string(),
+                    None,
+                    None,
+                )
+            });
+            if batch.is_empty() {
+                break;
+            }
+            for row in batch {
+                if let (Ok(Some(m)), Ok(Some(l))) = (row.get::<&str>(1), row.get::<&str>(2)) {
+                    nb.observe(m, l);
+                    n += 1;
+                    *labels.entry(l.to_string()).or_default() += 1;
+                }
+            }
+        }
+        (nb, n, labels)
+    });
+    if n == 0 {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+            "no labelled rows to train the log classifier on".into(),
+            None,
+            Some("The message and label columns must both be non-NULL in some rows.".into()),
+        );
+    }
+    let model = serde_json::to_value(&nb).unwrap_or(serde_json::Value::Null);
+    let labels = serde_json::to_value(&labels).unwrap_or(serde_json::Value::Null);
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "INSERT INTO tidewatch.log_classifiers (name, relation, n, labels, model, trained_at)
+                 VALUES ($1, $2::regclass, $3, $4, $5, clock_timestamp())
+                 ON CONFLICT (name) DO UPDATE SET relation = excluded.relation, n = excluded.n,
+                     labels = excluded.labels, model = excluded.model, trained_at = excluded.trained_at,
+                     owner = current_user::regrole",
+                None,
+                &[
+                    name.into(),
+                    relation.into(),
+                    n.into(),
+                    pgrx::JsonB(labels).into(),
+                    pgrx::JsonB(model).into(),
+                ],
+            )
+            .map(|_| ())
+            .unwrap_or_else(|e| errors::raise(PgSqlErrorCode::ERRCODE_INTERNAL_ERROR, e.to_string(), None, None))
+    });
+    n
 }
 
 fn category(name: &str) -> Category {
@@ -146,58 +368,6 @@ fn _log_rule_check(pattern: &str, category: &str, severity: &str) -> bool {
         severity.to_string(),
     )]);
     true
-}
-
-thread_local! {
-    /// Compiled custom rulesets of this backend, with the rule rows they were built from.
-    static CUSTOM: std::cell::RefCell<std::collections::HashMap<String, (Vec<(i32, String, String, String)>, std::rc::Rc<RuleSet>)>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// The rules of a ruleset from tidewatch.log_rules (in priority order), compiled once per backend
-/// and recompiled when the rows change.
-fn custom_rules(ruleset: &str) -> (std::rc::Rc<RuleSet>, Vec<i32>) {
-    let rows: Vec<(i32, String, String, String)> = Spi::connect(|client| {
-        let mut out = Vec::new();
-        if let Ok(tup) = client.select(
-            "SELECT priority, pattern, category, severity FROM tidewatch.log_rules WHERE ruleset = $1 ORDER BY priority",
-            None,
-            &[ruleset.into()],
-        ) {
-            for row in tup {
-                if let (Ok(Some(p)), Ok(Some(pat)), Ok(Some(c)), Ok(Some(s))) = (
-                    row.get::<i32>(1),
-                    row.get::<String>(2),
-                    row.get::<String>(3),
-                    row.get::<String>(4),
-                ) {
-                    out.push((p, pat, c, s));
-                }
-            }
-        }
-        out
-    });
-    if rows.is_empty() {
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("log ruleset \"{ruleset}\" does not exist"),
-            None,
-            Some("Use 'default', or add rules with INSERT INTO tidewatch.log_rules (ruleset, priority, pattern, category, severity).".into()),
-        );
-    }
-    let priorities = rows.iter().map(|r| r.0).collect();
-    let set = CUSTOM.with(|c| {
-        let mut cache = c.borrow_mut();
-        match cache.get(ruleset) {
-            Some((cached, set)) if *cached == rows => set.clone(),
-            _ => {
-                let set = std::rc::Rc::new(rule_set(&rows));
-                cache.insert(ruleset.to_string(), (rows, set.clone()));
-                set
-            }
-        }
-    });
-    (set, priorities)
 }
 
 extension_sql!(

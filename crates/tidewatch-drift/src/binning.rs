@@ -33,6 +33,18 @@ pub(crate) fn sturges_edges_from(amin: f64, amax: f64, len: usize) -> Vec<f64> {
 /// np.histogram(x, edges)[0]: bins [e_i, e_{i+1}), last bin closed, outside values ignored.
 pub(crate) fn histogram(x: &[f64], edges: &[f64]) -> Vec<u64> {
     let nb = edges.len() - 1;
+    if x.is_sorted_by(|a, b| a <= b) {
+        // Sorted: bin i holds #(v < e_{i+1}) - #(v < e_i), the last one #(v <= hi) - #(v < e_last).
+        let below = |e: f64| x.partition_point(|&v| v < e) as u64;
+        let mut counts: Vec<u64> = edges
+            .windows(2)
+            .map(|w| below(w[1]) - below(w[0]))
+            .collect();
+        if let Some(last) = counts.last_mut() {
+            *last = x.partition_point(|&v| v <= edges[nb]) as u64 - below(edges[nb - 1]);
+        }
+        return counts;
+    }
     let (lo, hi) = (edges[0], edges[nb]);
     let mut counts = vec![0u64; nb];
     for &v in x {
@@ -118,12 +130,10 @@ pub(crate) fn fkeys(x: &[f64]) -> Vec<FKey> {
 /// Evidently `get_binned_data` for numeric columns: if nunique(ref) > 20, Sturges edges on
 /// ref+cur and histogram shares; else shares of the distinct values (categorical path).
 pub(crate) fn binned_numeric(r: &[f64], c: &[f64], fill: bool) -> (Vec<f64>, Vec<f64>) {
-    let mut u = r.to_vec();
-    u.sort_unstable_by(f64::total_cmp);
-    u.dedup_by(|a, b| a == b);
-    let (mut rp, mut cp) = if u.len() > 20 {
-        let comb: Vec<f64> = r.iter().chain(c.iter()).copied().collect();
-        let edges = sturges_edges(&comb);
+    let (mut rp, mut cp) = if distinct_more_than(&crate::numeric::sorted(r), 20) {
+        let (rmin, rmax) = min_max(r);
+        let (cmin, cmax) = min_max(c);
+        let edges = sturges_edges_from(rmin.min(cmin), rmax.max(cmax), r.len() + c.len());
         let rc = histogram(r, &edges);
         let cc = histogram(c, &edges);
         (
@@ -142,6 +152,29 @@ pub(crate) fn binned_numeric(r: &[f64], c: &[f64], fill: bool) -> (Vec<f64>, Vec
         fill_zeroes(&mut cp);
     }
     (rp, cp)
+}
+
+/// Whether sorted `s` holds more than `k` distinct values (-0.0 and 0.0 are one), stopping early.
+pub(crate) fn distinct_more_than(s: &[f64], k: usize) -> bool {
+    let mut n = 0;
+    let mut prev: Option<f64> = None;
+    for &v in s {
+        if prev != Some(v) {
+            n += 1;
+            if n > k {
+                return true;
+            }
+            prev = Some(v);
+        }
+    }
+    false
+}
+
+fn min_max(x: &[f64]) -> (f64, f64) {
+    x.iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        })
 }
 
 pub(crate) fn binned_categorical<K: Ord + Clone>(

@@ -247,22 +247,43 @@ pub fn numeric_drift(
     reference: &[f64],
     current: &[f64],
 ) -> Result<DriftReport, DriftError> {
-    let (r, dr) = clean_numeric(reference);
-    let (c, dc) = clean_numeric(current);
-    check_nonempty(r.len(), c.len(), dr, dc)?;
-    let method = if method == "auto" {
-        auto_numeric(&r, &c)
-    } else {
-        method
-    };
-    let result = numeric_on_clean(method, &r, &c)?;
-    Ok(DriftReport {
-        result,
-        n_reference: r.len(),
-        n_current: c.len(),
-        dropped_reference: dr,
-        dropped_current: dc,
-    })
+    numeric_drift_many(&[method], reference, current)
+        .pop()
+        .unwrap_or_else(|| Err(unknown(method)))
+}
+
+/// Several methods on the same numeric samples: each window is cleaned and sorted once, and
+/// every method runs on the sorted values (the statistics do not depend on the order). One
+/// result per method, in order; an error of one method does not stop the others.
+pub fn numeric_drift_many(
+    methods: &[&str],
+    reference: &[f64],
+    current: &[f64],
+) -> Vec<Result<DriftReport, DriftError>> {
+    let (mut r, dr) = clean_numeric(reference);
+    let (mut c, dc) = clean_numeric(current);
+    if let Err(e) = check_nonempty(r.len(), c.len(), dr, dc) {
+        return methods.iter().map(|_| Err(e.clone())).collect();
+    }
+    r.sort_unstable_by(f64::total_cmp);
+    c.sort_unstable_by(f64::total_cmp);
+    methods
+        .iter()
+        .map(|&method| {
+            let method = if method == "auto" {
+                auto_numeric(&r, &c)
+            } else {
+                method
+            };
+            Ok(DriftReport {
+                result: numeric_on_clean(method, &r, &c)?,
+                n_reference: r.len(),
+                n_current: c.len(),
+                dropped_reference: dr,
+                dropped_current: dc,
+            })
+        })
+        .collect()
 }
 
 /// Runs `method` on categorical samples. Numeric-only methods give `MethodNotForType`.
@@ -396,7 +417,17 @@ fn n_union<K: Ord + Clone>(r: &[K], c: &[K]) -> usize {
 /// chisquare / z when <= 5 distinct values, z if <= 2); otherwise wasserstein (jensenshannon
 /// when <= 5 distinct values).
 pub fn auto_numeric(r: &[f64], c: &[f64]) -> &'static str {
-    let nv = n_union(&binning::fkeys(r), &binning::fkeys(c));
+    // Only "at most 5 distinct values" matters: count the pooled distinct values up to 6.
+    let nv = if r.is_sorted_by(|a, b| a <= b) && c.is_sorted_by(|a, b| a <= b) {
+        let few = |s: &[f64]| !binning::distinct_more_than(s, 5);
+        if few(r) && few(c) {
+            n_union(&binning::fkeys(r), &binning::fkeys(c))
+        } else {
+            6
+        }
+    } else {
+        n_union(&binning::fkeys(r), &binning::fkeys(c))
+    };
     if r.len() <= 1000 {
         if nv <= 5 {
             if nv > 2 {

@@ -2,11 +2,17 @@
 
 use crate::kolmogorov::{kstwo_sf, outer_prob_inside, prob_outside_square};
 use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use std::borrow::Cow;
 
-fn sorted(x: &[f64]) -> Vec<f64> {
+/// `x` in ascending order: borrowed when it already is (the callers of [`crate::numeric_drift`]
+/// sort each window once), else a sorted copy.
+pub(crate) fn sorted(x: &[f64]) -> Cow<'_, [f64]> {
+    if x.is_sorted_by(|a, b| a.total_cmp(b).is_le()) {
+        return Cow::Borrowed(x);
+    }
     let mut v = x.to_vec();
     v.sort_unstable_by(f64::total_cmp);
-    v
+    Cow::Owned(v)
 }
 
 /// Number of elements of sorted `s` that are <= v (numpy searchsorted side='right').
@@ -31,13 +37,26 @@ pub(crate) fn ks_2samp(a: &[f64], b: &[f64]) -> (f64, f64) {
 pub(crate) fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
     let s1 = sorted(a);
     let s2 = sorted(b);
-    let (n1, n2) = (s1.len() as i64, s2.len() as i64);
+    let (n1, n2) = (s1.len() as f64, s2.len() as f64);
     let mut max_s = f64::NEG_INFINITY;
     let mut min_s = f64::INFINITY;
-    for &v in s1.iter().chain(s2.iter()) {
-        let c1 = count_le(&s1, v) as f64 / n1 as f64;
-        let c2 = count_le(&s2, v) as f64 / n2 as f64;
-        let d = c1 - c2;
+    // The ECDF difference only changes at pooled values: walk both sorted samples once, taking
+    // every copy of the next value from both sides, so (i, j) = (count_le(s1, v), count_le(s2, v)).
+    let (mut i, mut j) = (0, 0);
+    while i < s1.len() || j < s2.len() {
+        let v = match (s1.get(i), s2.get(j)) {
+            (Some(&x), Some(&y)) => x.min(y),
+            (Some(&x), None) => x,
+            (None, Some(&y)) => y,
+            (None, None) => break,
+        };
+        while i < s1.len() && s1[i] <= v {
+            i += 1;
+        }
+        while j < s2.len() && s2[j] <= v {
+            j += 1;
+        }
+        let d = i as f64 / n1 - j as f64 / n2;
         max_s = max_s.max(d);
         min_s = min_s.min(d);
     }

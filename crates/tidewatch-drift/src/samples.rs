@@ -1,16 +1,18 @@
 //! Samples of a reference and a current window collected row by row, merged across parallel
 //! workers and serialized between them: the state of the `drift_agg` SQL aggregates.
 
-use crate::{categorical_drift, numeric_drift, DriftError, DriftReport};
+use crate::{categorical_drift, numeric_drift_many, DriftError, DriftReport};
 
-/// Values of the two windows; the test runs once all rows are in.
+/// Values of the two windows; the tests run once all rows are in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Samples<T> {
     pub reference: Vec<T>,
     pub current: Vec<T>,
-    /// Method and threshold as given with the first row (constant per aggregate call).
-    pub method: Option<String>,
-    pub threshold: Option<f64>,
+    /// Methods with their thresholds (None: the method's default), as given with the first row
+    /// (constant per aggregate call); empty means `auto` with its default threshold.
+    pub methods: Vec<(String, Option<f64>)>,
+    /// NULL values seen in the reference and the current window.
+    pub nulls: [u64; 2],
 }
 
 impl<T> Default for Samples<T> {
@@ -18,8 +20,8 @@ impl<T> Default for Samples<T> {
         Samples {
             reference: Vec::new(),
             current: Vec::new(),
-            method: None,
-            threshold: None,
+            methods: Vec::new(),
+            nulls: [0, 0],
         }
     }
 }
@@ -33,38 +35,71 @@ impl<T: Clone> Samples<T> {
         }
     }
 
+    /// Count a NULL value of one window.
+    pub fn add_null(&mut self, is_current: bool) {
+        self.nulls[usize::from(is_current)] += 1;
+    }
+
     pub fn merge(&mut self, other: &Samples<T>) {
         self.reference.extend_from_slice(&other.reference);
         self.current.extend_from_slice(&other.current);
-        if self.method.is_none() {
-            self.method.clone_from(&other.method);
+        if self.methods.is_empty() {
+            self.methods.clone_from(&other.methods);
         }
-        if self.threshold.is_none() {
-            self.threshold = other.threshold;
-        }
+        self.nulls[0] += other.nulls[0];
+        self.nulls[1] += other.nulls[1];
     }
 
-    fn method(&self) -> &str {
-        self.method.as_deref().unwrap_or("auto")
-    }
-
-    fn judged(&self, mut report: DriftReport) -> DriftReport {
-        if let Some(t) = self.threshold {
-            report.result = report.result.with_threshold(t);
+    fn method_list(&self) -> Vec<(&str, Option<f64>)> {
+        if self.methods.is_empty() {
+            return vec![("auto", None)];
         }
-        report
+        self.methods.iter().map(|(m, t)| (m.as_str(), *t)).collect()
     }
 }
 
+fn judged(
+    report: Result<DriftReport, DriftError>,
+    threshold: Option<f64>,
+) -> Result<DriftReport, DriftError> {
+    report.map(|mut r| {
+        if let Some(t) = threshold {
+            r.result = r.result.with_threshold(t);
+        }
+        r
+    })
+}
+
 impl Samples<f64> {
+    /// The first method's result.
     pub fn test(&self) -> Result<DriftReport, DriftError> {
-        numeric_drift(self.method(), &self.reference, &self.current).map(|r| self.judged(r))
+        self.test_all().remove(0)
+    }
+
+    /// Every method's result, in order; both windows are sorted once for all of them.
+    pub fn test_all(&self) -> Vec<Result<DriftReport, DriftError>> {
+        let list = self.method_list();
+        let names: Vec<&str> = list.iter().map(|m| m.0).collect();
+        numeric_drift_many(&names, &self.reference, &self.current)
+            .into_iter()
+            .zip(&list)
+            .map(|(r, m)| judged(r, m.1))
+            .collect()
     }
 }
 
 impl Samples<String> {
+    /// The first method's result.
     pub fn test(&self) -> Result<DriftReport, DriftError> {
-        categorical_drift(self.method(), &self.reference, &self.current).map(|r| self.judged(r))
+        self.test_all().remove(0)
+    }
+
+    /// Every method's result, in order.
+    pub fn test_all(&self) -> Vec<Result<DriftReport, DriftError>> {
+        self.method_list()
+            .into_iter()
+            .map(|(m, t)| judged(categorical_drift(m, &self.reference, &self.current), t))
+            .collect()
     }
 }
 
@@ -116,16 +151,23 @@ fn read_len(input: &mut &[u8]) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
 
 impl<T: Value> Samples<T> {
-    /// Byte form: format byte, method (length-prefixed, empty = auto), threshold flag and value,
-    /// then both windows length-prefixed, little-endian.
+    /// Byte form: format byte, the number of methods and each method (length-prefixed) with its
+    /// threshold flag and value, the two NULL counts, then both windows length-prefixed;
+    /// little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![FORMAT];
-        self.method.clone().unwrap_or_default().write(&mut out);
-        out.push(u8::from(self.threshold.is_some()));
-        self.threshold.unwrap_or(0.0).write(&mut out);
+        write_len(&mut out, self.methods.len());
+        for (m, t) in &self.methods {
+            m.write(&mut out);
+            out.push(u8::from(t.is_some()));
+            t.unwrap_or(0.0).write(&mut out);
+        }
+        for n in self.nulls {
+            write_len(&mut out, n as usize);
+        }
         for window in [&self.reference, &self.current] {
             write_len(&mut out, window.len());
             for v in window {
@@ -141,9 +183,18 @@ impl<T: Value> Samples<T> {
         if take(input, 1) != Some(&[FORMAT][..]) {
             return Err("unknown drift state format".into());
         }
-        let method = String::read(input).ok_or_else(bad)?;
-        let has_threshold = take(input, 1).ok_or_else(bad)?[0] == 1;
-        let threshold = f64::read(input).ok_or_else(bad)?;
+        let n_methods = read_len(input).ok_or_else(bad)?;
+        let mut methods = Vec::with_capacity(n_methods.min(input.len()));
+        for _ in 0..n_methods {
+            let m = String::read(input).ok_or_else(bad)?;
+            let has_threshold = take(input, 1).ok_or_else(bad)?[0] == 1;
+            let t = f64::read(input).ok_or_else(bad)?;
+            methods.push((m, has_threshold.then_some(t)));
+        }
+        let mut nulls = [0u64; 2];
+        for n in &mut nulls {
+            *n = read_len(input).ok_or_else(bad)? as u64;
+        }
         let mut windows = [Vec::new(), Vec::new()];
         for w in &mut windows {
             let n = read_len(input).ok_or_else(bad)?;
@@ -160,8 +211,8 @@ impl<T: Value> Samples<T> {
         Ok(Samples {
             reference,
             current,
-            method: (!method.is_empty()).then_some(method),
-            threshold: has_threshold.then_some(threshold),
+            methods,
+            nulls,
         })
     }
 }
@@ -174,30 +225,29 @@ mod tests {
     #[test]
     fn round_trip_and_merge() {
         let mut a = Samples::<f64> {
-            method: Some("psi".into()),
-            threshold: Some(0.2),
+            methods: vec![("psi".into(), Some(0.2)), ("ks".into(), None)],
             ..Default::default()
         };
         a.add(1.5, false);
         a.add(f64::NAN, true);
+        a.add_null(true);
         let back = Samples::<f64>::from_bytes(&a.to_bytes()).unwrap();
         assert_eq!(back.reference, vec![1.5]);
         assert!(back.current[0].is_nan());
-        assert_eq!(
-            (back.method.as_deref(), back.threshold),
-            (Some("psi"), Some(0.2))
-        );
+        assert_eq!(back.methods, a.methods);
+        assert_eq!(back.nulls, [0, 1]);
         let mut s = Samples::<String>::default();
         s.add("x".into(), true);
         let mut t = Samples::<String> {
-            method: Some("chisquare".into()),
+            methods: vec![("chisquare".into(), None)],
             ..Default::default()
         };
         t.add("y".into(), false);
+        t.add_null(false);
         s.merge(&t);
         assert_eq!(
-            (s.reference.len(), s.current.len(), s.method.as_deref()),
-            (1, 1, Some("chisquare"))
+            (s.reference.len(), s.current.len(), s.methods.len(), s.nulls),
+            (1, 1, 1, [1, 0])
         );
         assert_eq!(Samples::<String>::from_bytes(&s.to_bytes()), Ok(s));
     }
@@ -213,9 +263,9 @@ mod tests {
             assert!(Samples::<f64>::from_bytes(&good[..cut]).is_err());
         }
         let mut huge = vec![FORMAT];
-        String::new().write(&mut huge);
-        huge.push(0);
-        0f64.write(&mut huge);
+        write_len(&mut huge, 0);
+        write_len(&mut huge, 0);
+        write_len(&mut huge, 0);
         huge.extend_from_slice(&u64::MAX.to_le_bytes());
         assert!(Samples::<f64>::from_bytes(&huge).is_err());
     }
@@ -223,8 +273,7 @@ mod tests {
     #[test]
     fn test_uses_the_given_threshold() {
         let mut s = Samples::<f64> {
-            method: Some("wasserstein".into()),
-            threshold: Some(1e9),
+            methods: vec![("wasserstein".into(), Some(1e9))],
             ..Default::default()
         };
         for i in 0..50 {
@@ -233,7 +282,13 @@ mod tests {
         }
         let r = s.test().unwrap().result;
         assert!(!r.drifted && r.threshold == 1e9);
-        s.threshold = None;
+        s.methods[0].1 = None;
         assert!(s.test().unwrap().result.drifted);
+        // Several methods on one state give each method's own numbers.
+        s.methods.push(("ks".into(), None));
+        let all = s.test_all();
+        let ks = crate::numeric_drift("ks", &s.reference, &s.current).unwrap();
+        assert_eq!(all[1].as_ref().unwrap(), &ks);
+        assert_eq!(all.len(), 2);
     }
 }

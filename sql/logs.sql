@@ -1,0 +1,436 @@
+-- Log template mining with state in tables, learned fallback classifiers and real-time log
+-- monitors. The algorithms are crates/tidewatch-logs; extension/src/logs.rs holds the miner
+-- cache and the triggers' hot path; this file the catalog and the SQL-side orchestration.
+-- Identifiers reach dynamic SQL only through regclass and %I.
+
+-- A miner: its settings and a version that every change of its templates bumps, so that other
+-- backends know to reload their cached copy.
+CREATE TABLE tidewatch.log_miners (
+    name       text        PRIMARY KEY CHECK (name <> ''),
+    config     jsonb       NOT NULL DEFAULT '{}' CHECK (tidewatch._log_miner_config_check(config)),
+    version    bigint      NOT NULL DEFAULT 0,
+    lines      bigint      NOT NULL DEFAULT 0,
+    owner      regrole     NOT NULL DEFAULT current_user::regrole,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tidewatch.log_miners IS 'Log template miners: settings (jsonb, keys of the Drain-style miner: sim_threshold, max_clusters, ...), a version bumped by every template change, and the number of lines mined.';
+
+-- One row per template (a cluster of the miner); the miner is rebuilt from these rows.
+CREATE TABLE tidewatch.log_templates (
+    miner      text        NOT NULL REFERENCES tidewatch.log_miners (name) ON DELETE CASCADE ON UPDATE CASCADE,
+    id         bigint      NOT NULL,
+    template   text        NOT NULL,
+    first_seen timestamptz NOT NULL,
+    last_seen  timestamptz NOT NULL,
+    count      bigint      NOT NULL DEFAULT 0,
+    evicted    boolean     NOT NULL DEFAULT false,
+    cluster    jsonb       NOT NULL,
+    PRIMARY KEY (miner, id)
+);
+COMMENT ON TABLE tidewatch.log_templates IS 'Templates of each log miner: id, template (<*> for parameters), first and last time seen, number of lines, and the cluster state the miner is rebuilt from. Templates dropped by the miner''s size cap stay with evicted = true.';
+
+-- Learned fallback classifiers (naive Bayes over template tokens), by ruleset name.
+CREATE TABLE tidewatch.log_classifiers (
+    name       text        PRIMARY KEY,
+    relation   regclass,
+    n          bigint      NOT NULL,
+    labels     jsonb       NOT NULL,
+    model      jsonb       NOT NULL,
+    owner      regrole     NOT NULL DEFAULT current_user::regrole,
+    trained_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tidewatch.log_classifiers IS 'Learned fallback classifiers for classify_log: the classifier named like a ruleset labels the lines that no rule of that ruleset matches.';
+
+-- Real-time log monitors.
+CREATE TABLE tidewatch.log_monitors (
+    name            text        PRIMARY KEY CHECK (name <> ''),
+    relid           regclass    NOT NULL,
+    message_column  name        NOT NULL,
+    time_column     name,
+    miner           text        NOT NULL REFERENCES tidewatch.log_miners (name) ON UPDATE CASCADE,
+    ruleset         text        NOT NULL DEFAULT 'default',
+    template_column name,
+    category_column name,
+    burst_window    interval    NOT NULL DEFAULT interval '5 minutes' CHECK (burst_window >= interval '1 minute'),
+    burst_min_count integer     NOT NULL DEFAULT 10 CHECK (burst_min_count > 0),
+    owner           regrole     NOT NULL DEFAULT current_user::regrole,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE tidewatch.log_monitors IS 'Real-time log monitors: every line inserted into relid gets its template and error class (written to template_column/category_column when set), counted per minute in tidewatch.log_counts; new templates become events and bursts of an error class become log_burst anomaly episodes.';
+
+-- Lines per minute, monitor, template and error class: a hypertable on bucket, 7-day chunks.
+CREATE TABLE tidewatch.log_counts (
+    monitor     text        NOT NULL,
+    bucket      timestamptz NOT NULL,
+    template_id bigint      NOT NULL,
+    category    text        NOT NULL,
+    severity    text        NOT NULL,
+    n           bigint      NOT NULL,
+    PRIMARY KEY (monitor, bucket, template_id, category)
+) PARTITION BY RANGE (bucket);
+CREATE TABLE tidewatch.log_counts_default PARTITION OF tidewatch.log_counts DEFAULT;
+COMMENT ON TABLE tidewatch.log_counts IS 'Lines per minute of each log monitor by template and error class (hypertable on bucket): what Grafana charts as error rates.';
+INSERT INTO tidewatch.hypertable (relid, time_column, time_type, chunk_interval, chunks_ahead)
+    VALUES ('tidewatch.log_counts', 'bucket', 'timestamptz', interval '7 days', 1);
+
+-- Per monitor and error class: the open burst episode.
+CREATE TABLE tidewatch.log_monitor_state (
+    monitor      text        NOT NULL REFERENCES tidewatch.log_monitors (name) ON DELETE CASCADE,
+    category     text        NOT NULL,
+    open_episode bigint,
+    open_event   bigint,
+    updated_at   timestamptz,
+    PRIMARY KEY (monitor, category)
+);
+COMMENT ON TABLE tidewatch.log_monitor_state IS 'Per log monitor and error class: the burst episode still open, if any.';
+
+INSERT INTO tidewatch.log_miners (name, config) VALUES ('default', '{}');
+
+GRANT SELECT ON tidewatch.log_miners, tidewatch.log_templates, tidewatch.log_classifiers, tidewatch.log_monitors,
+    tidewatch.log_counts, tidewatch.log_monitor_state TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON tidewatch.log_miners, tidewatch.log_templates, tidewatch.log_classifiers,
+    tidewatch.log_monitors, tidewatch.log_counts, tidewatch.log_monitor_state TO PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_miners', $$WHERE name <> 'default'$$);
+SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_templates', '');
+SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_classifiers', '');
+SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_monitors', '');
+SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_counts_default', '');
+SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_monitor_state', '');
+
+-- µs since 2000-01-01 (PostgreSQL's epoch, as the Rust side reports times) to timestamptz.
+CREATE FUNCTION tidewatch._pg_us(us bigint)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN timestamptz '2000-01-01 00:00:00+00' + us * interval '1 microsecond';
+
+CREATE FUNCTION tidewatch.create_log_miner(name text, config jsonb DEFAULT '{}', if_not_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'log miner name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    INSERT INTO tidewatch.log_miners (name, config) VALUES (name, coalesce(config, '{}')) ON CONFLICT DO NOTHING;
+    IF NOT FOUND THEN
+        IF if_not_exists THEN
+            RETURN false;
+        END IF;
+        RAISE EXCEPTION 'log miner "%" already exists', name
+            USING ERRCODE = '42710', HINT = 'Pass if_not_exists => true, or drop it with tidewatch.drop_log_miner().';
+    END IF;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION tidewatch.drop_log_miner(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    users text;
+BEGIN
+    SELECT string_agg(m.name, ', ') INTO users FROM tidewatch.log_monitors m WHERE m.miner = name;
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'log miner "%" is used by log monitor(s) %', name, users
+            USING ERRCODE = '2BP01', HINT = 'Drop those monitors first with tidewatch.unmonitor_logs().';
+    END IF;
+    DELETE FROM tidewatch.log_miners m WHERE m.name = drop_log_miner.name;
+    IF NOT FOUND THEN
+        RETURN tidewatch._not_found('log miner', name, if_exists, 'tidewatch.log_miners');
+    END IF;
+    RETURN true;
+END
+$$;
+
+-- Check that column of relation exists and has a type in the given categories; returns its type.
+CREATE FUNCTION tidewatch._column_type(relation regclass, col name, categories text, what text)
+RETURNS regtype
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype;
+    cat text;
+BEGIN
+    IF col IS NULL THEN
+        RAISE EXCEPTION 'the % column must not be NULL', what USING ERRCODE = '22004';
+    END IF;
+    SELECT a.atttypid::regtype, t.typcategory INTO typ, cat
+        FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+        WHERE a.attrelid = relation AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF typ IS NULL THEN
+        RAISE EXCEPTION 'column "%" of "%" does not exist', col, relation USING ERRCODE = '42703';
+    END IF;
+    IF strpos(categories, cat) = 0 THEN
+        RAISE EXCEPTION 'the % column "%" of "%" has type %', what, col, relation, typ
+            USING ERRCODE = '42804', HINT = CASE categories WHEN 'S' THEN 'Use a text column, or cast in a view.'
+                                                          WHEN 'N' THEN 'Use an integer column.'
+                                                          ELSE 'Use a column of a matching type.' END;
+    END IF;
+    RETURN typ;
+END
+$$;
+
+CREATE FUNCTION tidewatch.mine_logs(relation regclass, message_column name, time_column name DEFAULT NULL,
+                                    miner text DEFAULT 'default')
+RETURNS TABLE (template_id bigint, template text, lines bigint, first_seen timestamptz, last_seen timestamptz,
+               is_new boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name := time_column;
+    total bigint;
+BEGIN
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
+    IF tcol IS NOT NULL OR EXISTS (SELECT 1 FROM tidewatch.hypertable h WHERE h.relid = relation) THEN
+        tcol := tidewatch._time_column(relation, tcol);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM tidewatch.log_miners m WHERE m.name = miner) THEN
+        PERFORM tidewatch.create_log_miner(miner, if_not_exists => true);
+        RAISE NOTICE 'created log miner "%"', miner;
+    END IF;
+    SELECT greatest(c.reltuples, 0)::bigint INTO total FROM pg_class c WHERE c.oid = relation;
+    RETURN QUERY SELECT * FROM tidewatch._mine_query(
+        format('SELECT %I::text, %s FROM %s', message_column,
+               coalesce(format('%I::timestamptz', tcol), 'NULL::timestamptz'), relation),
+        miner, total);
+END
+$$;
+
+CREATE FUNCTION tidewatch.log_monitor(
+    name text,
+    relation regclass,
+    message_column name,
+    time_column name DEFAULT NULL,
+    miner text DEFAULT NULL,
+    ruleset text DEFAULT 'default',
+    template_column name DEFAULT NULL,
+    category_column name DEFAULT NULL,
+    burst_window interval DEFAULT interval '5 minutes',
+    burst_min_count integer DEFAULT 10)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name := time_column;
+    mname text := coalesce(miner, name);
+    tpl name := template_column;
+    cat name := category_column;
+BEGIN
+    PERFORM tidewatch._new_name('log monitor', name,
+                                EXISTS (SELECT 1 FROM tidewatch.log_monitors m WHERE m.name = log_monitor.name),
+                                'tidewatch.unmonitor_logs()');
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
+    IF tcol IS NOT NULL OR EXISTS (SELECT 1 FROM tidewatch.hypertable h WHERE h.relid = relation) THEN
+        tcol := tidewatch._time_column(relation, tcol);
+    END IF;
+    -- Columns named template_id and category are filled in unless other columns are given.
+    IF tpl IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'template_id'
+                                                           AND NOT a.attisdropped) THEN
+        tpl := 'template_id';
+    END IF;
+    IF cat IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'category'
+                                                           AND NOT a.attisdropped) THEN
+        cat := 'category';
+    END IF;
+    IF tpl IS NOT NULL AND tidewatch._column_type(relation, tpl, 'N', 'template') <> 'bigint'::regtype THEN
+        RAISE EXCEPTION 'the template column "%" of "%" must be bigint', tpl, relation USING ERRCODE = '42804';
+    END IF;
+    IF cat IS NOT NULL AND tidewatch._column_type(relation, cat, 'S', 'category') <> 'text'::regtype THEN
+        RAISE EXCEPTION 'the category column "%" of "%" must be text', cat, relation USING ERRCODE = '42804';
+    END IF;
+    IF ruleset IS NULL OR (ruleset <> 'default' AND NOT EXISTS (SELECT 1 FROM tidewatch.log_rules r WHERE r.ruleset = log_monitor.ruleset)) THEN
+        RAISE EXCEPTION 'log ruleset "%" does not exist', ruleset
+            USING ERRCODE = '42704', HINT = 'Use ''default'', or add rules to tidewatch.log_rules first.';
+    END IF;
+    IF burst_window IS NULL OR burst_window < interval '1 minute' THEN
+        RAISE EXCEPTION 'invalid burst_window: %', coalesce(burst_window::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use an interval of at least 1 minute, such as ''5 minutes''.';
+    END IF;
+    IF burst_min_count IS NULL OR burst_min_count < 1 THEN
+        RAISE EXCEPTION 'invalid burst_min_count: %', coalesce(burst_min_count::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM tidewatch.log_miners m WHERE m.name = mname) THEN
+        PERFORM tidewatch.create_log_miner(mname, if_not_exists => true);
+    END IF;
+    INSERT INTO tidewatch.log_monitors (name, relid, message_column, time_column, miner, ruleset, template_column,
+                                        category_column, burst_window, burst_min_count)
+        VALUES (name, relation, message_column, tcol, mname, ruleset, tpl, cat, burst_window, burst_min_count);
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION tidewatch._log_monitor_row(%L)',
+                   left('tidewatch_logs_' || name, 63), relation, name);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._log_monitor_statement(%L)',
+                   left('tidewatch_logs_done_' || name, 63), relation, name);
+    IF tpl IS NULL AND cat IS NULL THEN
+        RAISE NOTICE 'log monitor "%": lines are counted per minute, template and class in tidewatch.log_counts', name
+            USING HINT = 'To store each line''s template and class in its row, add columns template_id bigint and category text before creating the monitor.';
+    END IF;
+    RETURN mname;
+END
+$$;
+
+CREATE FUNCTION tidewatch.unmonitor_logs(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m tidewatch.log_monitors;
+BEGIN
+    SELECT * INTO m FROM tidewatch.log_monitors x WHERE x.name = unmonitor_logs.name;
+    IF NOT FOUND THEN
+        RETURN tidewatch._not_found('log monitor', name, if_exists, 'tidewatch.log_monitors');
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_' || name, 63), m.relid);
+    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_done_' || name, 63), m.relid);
+    DELETE FROM tidewatch.log_monitors x WHERE x.name = m.name;
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION tidewatch._log_monitor_statement()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT * FROM tidewatch._log_monitor_flush(TG_ARGV[0]) LOOP
+        IF r.category <> 'unknown' THEN
+            PERFORM tidewatch._log_burst_check(TG_ARGV[0], r.category, r.at);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+-- Is there a burst of an error class in the window ending at `at`? The lines of the class in
+-- the window are compared with a Poisson law whose rate is the class's rate over the 24 hours
+-- before the window (at least one hour of history is assumed, with half a line of prior, so a
+-- new monitor does not see a burst in its first few errors). A burst opens a log_burst episode
+-- in tidewatch.anomalies and a log_burst event that explain_anomaly cites; the episode extends
+-- while the burst lasts and ends at the first check that finds none.
+CREATE FUNCTION tidewatch._log_burst_check(monitor text, category text, at timestamptz)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m tidewatch.log_monitors;
+    st tidewatch.log_monitor_state;
+    lo timestamptz;
+    k bigint;
+    base bigint;
+    since timestamptz;
+    base_minutes float8;
+    mu float8;
+    b record;
+    bursting boolean;
+    sev text;
+    top jsonb;
+    ep bigint;
+    ev bigint;
+    summary text;
+BEGIN
+    SELECT * INTO m FROM tidewatch.log_monitors x WHERE x.name = monitor;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    lo := at - m.burst_window;
+    SELECT coalesce(sum(c.n), 0) INTO k FROM tidewatch.log_counts c
+        WHERE c.monitor = m.name AND c.category = category AND c.bucket > lo AND c.bucket <= at;
+    SELECT coalesce(sum(c.n), 0), min(c.bucket) INTO base, since FROM tidewatch.log_counts c
+        WHERE c.monitor = m.name AND c.category = category AND c.bucket > lo - interval '24 hours' AND c.bucket <= lo;
+    SELECT greatest(extract(epoch FROM lo - min(c.bucket)) / 60, 60) INTO base_minutes FROM tidewatch.log_counts c
+        WHERE c.monitor = m.name AND c.bucket > lo - interval '24 hours';
+    mu := (base + 0.5) / coalesce(base_minutes, 60) * extract(epoch FROM m.burst_window) / 60;
+    SELECT * INTO b FROM tidewatch._poisson_burst(k, mu);
+    bursting := k >= m.burst_min_count AND b.p_value < 1e-4;
+
+    INSERT INTO tidewatch.log_monitor_state (monitor, category) VALUES (m.name, category) ON CONFLICT DO NOTHING;
+    SELECT * INTO st FROM tidewatch.log_monitor_state s WHERE s.monitor = m.name AND s.category = category FOR UPDATE;
+    IF bursting THEN
+        sev := CASE WHEN b.p_value < 1e-8 THEN 'critical' ELSE 'warning' END;
+        IF st.open_episode IS NULL THEN
+            SELECT jsonb_agg(jsonb_build_object('template_id', x.template_id, 'template', x.template, 'lines', x.n) ORDER BY x.n DESC)
+                INTO top
+                FROM (SELECT c.template_id, t.template, sum(c.n) AS n FROM tidewatch.log_counts c
+                      LEFT JOIN tidewatch.log_templates t ON t.miner = m.miner AND t.id = c.template_id
+                      WHERE c.monitor = m.name AND c.category = category AND c.bucket > lo AND c.bucket <= at
+                      GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 3) x;
+            summary := format('%s %s errors in the %s before %s (usually %s)', k, category, m.burst_window, at, round(mu::numeric, 1));
+            INSERT INTO tidewatch.anomalies (monitor, series, started_at, ended_at, peak_at, peak_value, expected, lower,
+                                             upper, score, severity, kind, detail)
+            VALUES (m.name, jsonb_build_object('log_monitor', m.name, 'category', category), lo, at, at, k, mu, 0,
+                    b.upper, 1 - b.p_value, sev, 'log_burst',
+                    jsonb_build_object('method', 'log burst (Poisson rate test)', 'category', category, 'lines', k,
+                                       'window', m.burst_window::text, 'expected', mu, 'p_value', b.p_value,
+                                       'top_templates', coalesce(top, '[]')))
+            RETURNING id INTO ep;
+            ev := tidewatch.record_event('log_burst', summary, lo, m.name, '{}',
+                                         jsonb_build_object('monitor', m.name, 'category', category, 'lines', k,
+                                                            'expected', mu, 'episode', ep, 'top_templates', coalesce(top, '[]')),
+                                         NULL, at);
+            UPDATE tidewatch.log_monitor_state s SET open_episode = ep, open_event = ev, updated_at = now()
+                WHERE s.monitor = m.name AND s.category = category;
+        ELSE
+            UPDATE tidewatch.anomalies a SET
+                ended_at = greatest(a.ended_at, at),
+                peak_at = CASE WHEN k > a.peak_value THEN at ELSE a.peak_at END,
+                peak_value = greatest(a.peak_value, k),
+                score = greatest(a.score, 1 - b.p_value),
+                severity = CASE WHEN sev = 'critical' THEN 'critical' ELSE a.severity END,
+                detail = a.detail || jsonb_build_object('lines', greatest((a.detail ->> 'lines')::bigint, k))
+            WHERE a.id = st.open_episode;
+            UPDATE tidewatch.events e SET "until" = greatest(e."until", at) WHERE e.id = st.open_event;
+            UPDATE tidewatch.log_monitor_state s SET updated_at = now() WHERE s.monitor = m.name AND s.category = category;
+        END IF;
+    ELSIF st.open_episode IS NOT NULL THEN
+        UPDATE tidewatch.anomalies a SET ended_at = greatest(a.ended_at, at) WHERE a.id = st.open_episode;
+        UPDATE tidewatch.log_monitor_state s SET open_episode = NULL, open_event = NULL, updated_at = now()
+            WHERE s.monitor = m.name AND s.category = category;
+    END IF;
+END
+$$;
+
+CREATE FUNCTION tidewatch.train_log_classifier(name text, relation regclass, message_column name, label_column name)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'classifier name must not be empty' USING ERRCODE = '22023',
+            HINT = 'Name it after the ruleset it backs up: ''default'' or a ruleset of tidewatch.log_rules.';
+    END IF;
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
+    PERFORM tidewatch._column_type(relation, label_column, 'S', 'label');
+    RETURN tidewatch._train_log_classifier(name,
+        format('SELECT %I::text, %I::text FROM %s WHERE %I IS NOT NULL AND %I IS NOT NULL',
+               message_column, label_column, relation, message_column, label_column),
+        relation::oid);
+END
+$$;
