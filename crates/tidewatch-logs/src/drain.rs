@@ -228,13 +228,16 @@ struct ChangeLog {
 }
 
 const NIL: u32 = u32::MAX;
+/// Template position flags: a `<*>`; a constant keyword.
+const WILD: u8 = 1;
+const KEYWORD: u8 = 2;
 
 /// A live cluster with what the search needs precomputed.
 #[derive(Debug, Clone)]
 struct Entry {
     c: Cluster,
-    /// Per template position: a constant that is a keyword.
-    keyword: Vec<bool>,
+    /// Per template position: [`WILD`] and/or [`KEYWORD`].
+    flags: Vec<u8>,
     /// Number of `<*>` template tokens.
     wild: usize,
     /// Positions whose template token holds a `<*>` (reported as parameters).
@@ -252,7 +255,7 @@ impl Entry {
     fn new(c: Cluster) -> Entry {
         let mut e = Entry {
             c,
-            keyword: Vec::new(),
+            flags: Vec::new(),
             wild: 0,
             params: Vec::new(),
             template: String::new(),
@@ -267,11 +270,19 @@ impl Entry {
     /// Recompute what depends on the template tokens.
     fn refresh(&mut self) {
         let toks = &self.c.tokens;
-        self.keyword = toks
+        self.flags = toks
             .iter()
-            .map(|t| t != WILDCARD && is_keyword(t))
+            .map(|t| {
+                if t == WILDCARD {
+                    WILD
+                } else if is_keyword(t) {
+                    KEYWORD
+                } else {
+                    0
+                }
+            })
             .collect();
-        self.wild = toks.iter().filter(|t| *t == WILDCARD).count();
+        self.wild = self.flags.iter().filter(|&&f| f == WILD).count();
         self.params = toks
             .iter()
             .enumerate()
@@ -452,11 +463,13 @@ fn record_enum(
 }
 
 fn parameters(e: &Entry, m: &Masked) -> Vec<String> {
-    e.params
-        .iter()
-        .filter(|&&i| (i as usize) < m.len())
-        .map(|&i| m.original(i as usize))
-        .collect()
+    let mut v = Vec::with_capacity(e.params.len());
+    for &i in &e.params {
+        if (i as usize) < m.len() {
+            v.push(m.original(i as usize));
+        }
+    }
+    v
 }
 
 /// Walk to the leaf of `m` (read only).
@@ -600,7 +613,7 @@ impl Miner {
     /// Find the cluster a message would join, without changing anything.
     pub fn match_only(&self, message: &str) -> Option<Match> {
         with_masked(message, self.config.max_line_len, |m| {
-            let slot = self.search(m)?;
+            let (slot, _) = self.search(m)?;
             let e = self.entry(slot)?;
             // Only a full match (every constant equal) counts when the template is not updated.
             let ok =
@@ -636,8 +649,8 @@ impl Miner {
     fn add_masked(&mut self, m: &Masked, weight: u64) -> Match {
         self.clock += 1;
         let clock = self.clock;
-        if let Some(slot) = self.search(m) {
-            if let Some(r) = self.join(slot, m, weight, clock) {
+        if let Some((slot, exact)) = self.search(m) {
+            if let Some(r) = self.join(slot, m, weight, clock, exact) {
                 return r;
             }
         }
@@ -689,17 +702,30 @@ impl Miner {
     }
 
     /// Add `m` to the cluster in `slot`: generalise its template, count, touch.
-    fn join(&mut self, slot: u32, m: &Masked, weight: u64, clock: u64) -> Option<Match> {
+    /// `exact`: `m` repeats every constant of the template (only enumerations can change).
+    fn join(
+        &mut self,
+        slot: u32,
+        m: &Masked,
+        weight: u64,
+        clock: u64,
+        exact: bool,
+    ) -> Option<Match> {
         let max_enum = self.config.max_enum_values;
         let e = self.slots.get_mut(slot as usize)?.as_mut()?;
         let c = &mut e.c;
         let size_before = c.size;
         let mut tpl_changed = false;
         let mut enum_changed = false;
+        let skip_all = exact && c.enums.is_empty();
         for (i, t) in c.tokens.iter_mut().enumerate() {
+            let wild = e.flags[i] & WILD != 0;
+            if skip_all || (exact && !wild) {
+                continue;
+            }
             let word = m.text(i);
             let masked = m.is_masked(i);
-            if t == WILDCARD {
+            if wild {
                 if c.enums.is_empty() {
                     continue;
                 }
@@ -710,7 +736,7 @@ impl Miner {
                         c.enums.remove(&i);
                     }
                 }
-            } else if t != word {
+            } else if t.as_bytes() != m.text_bytes(i) {
                 if max_enum >= 2 && !masked {
                     let vals = vec![(std::mem::take(t), size_before), (word.to_string(), weight)];
                     c.enums.insert(i, vals);
@@ -751,42 +777,47 @@ impl Miner {
 
     /// Drain's similarity (He et al. 2017, "simSeq"), with the masked-token and keyword rules.
     /// Returns None when the keyword rule forbids the merge.
-    fn similarity(&self, e: &Entry, m: &Masked) -> Option<(f64, usize)> {
+    /// Returns (similarity, template wildcards, every constant equal).
+    fn similarity(&self, e: &Entry, m: &Masked) -> Option<(f64, usize, bool)> {
         let tpl = &e.c.tokens;
         if tpl.len() != m.len() {
             return None;
         }
         if tpl.is_empty() {
-            return Some((1.0, 0));
+            return Some((1.0, 0, true));
         }
         let cfg = &self.config;
         let n = tpl.len() as f64;
         let mut sim = 0.0;
         let mut lost = 0.0;
         let mut word_diffs = 0;
+        let mut const_diffs = 0;
         for (i, t) in tpl.iter().enumerate() {
             // give up as soon as the threshold is out of reach
             if (n - lost) / n + 1e-9 < cfg.sim_threshold {
                 return None;
             }
-            let word = m.text(i);
-            if t == WILDCARD {
-                let w = if m.is_masked(i) || e.c.is_enum_value(i, word) {
+            let word = m.text_bytes(i);
+            if e.flags[i] & WILD != 0 {
+                let w = if m.is_masked(i) || e.c.is_enum_value(i, m.text(i)) {
                     1.0
                 } else {
                     cfg.wildcard_word_weight
                 };
                 sim += w;
                 lost += 1.0 - w;
-            } else if t == word {
+            } else if t.as_bytes() == word {
                 sim += 1.0;
             } else if m.is_masked(i) {
                 lost += 1.0;
+                const_diffs += 1;
             } else {
                 lost += 1.0;
                 word_diffs += 1;
+                const_diffs += 1;
+                let word = m.text(i);
                 if cfg.split_keywords
-                    && ((e.keyword[i] && is_keyword(word)) || is_word_variant(t, word))
+                    && ((e.flags[i] & KEYWORD != 0 && is_keyword(word)) || is_word_variant(t, word))
                 {
                     return None;
                 }
@@ -795,18 +826,19 @@ impl Miner {
                 }
             }
         }
-        Some((sim / n, e.wild))
+        Some((sim / n, e.wild, const_diffs == 0))
     }
 
     /// The best cluster for `m`: highest similarity, then fewest wildcards, then lowest id.
-    fn search(&self, m: &Masked) -> Option<u32> {
+    /// Returns its slot and whether `m` repeats all its constants.
+    fn search(&self, m: &Masked) -> Option<(u32, bool)> {
         let leaf = &find_leaf(&self.root, self.levels(), m)?.leaf;
-        let mut best: Option<(f64, usize, u64, u32)> = None;
+        let mut best: Option<(f64, usize, u64, u32, bool)> = None;
         let mut consider = |slot: u32| {
             let Some(e) = self.entry(slot) else {
                 return;
             };
-            let Some((sim, wild)) = self.similarity(e, m) else {
+            let Some((sim, wild, exact)) = self.similarity(e, m) else {
                 return;
             };
             if sim + 1e-9 < self.config.sim_threshold {
@@ -815,13 +847,13 @@ impl Miner {
             let id = e.c.id;
             let better = match best {
                 None => true,
-                Some((bs, bw, bid, _)) => {
+                Some((bs, bw, bid, _, _)) => {
                     sim > bs + 1e-9
                         || ((sim - bs).abs() <= 1e-9 && (wild < bw || (wild == bw && id < bid)))
                 }
             };
             if better {
-                best = Some((sim, wild, id, slot));
+                best = Some((sim, wild, id, slot, exact));
             }
         };
         match &leaf.big {
@@ -841,7 +873,7 @@ impl Miner {
                     .for_each(|&s| consider(s));
             }
         }
-        best.map(|b| b.3)
+        best.map(|b| (b.3, b.4))
     }
 
     /// The tree path for a new cluster with leading keys `keys` and `n` tokens: a key that

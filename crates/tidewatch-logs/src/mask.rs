@@ -79,8 +79,9 @@ struct Var {
 /// One token of [`Masked`]: byte ranges into its buffers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Tok {
-    /// Range of the clustering text in `Masked::texts`.
+    /// Range of the clustering text in `Masked::texts`, or in `Masked::line` if `in_line`.
     text: (u32, u32),
+    in_line: bool,
     /// Range of the original text in `Masked::line`.
     orig: (u32, u32),
     /// Range in `Masked::parts` when several tokens were collapsed into this one.
@@ -97,6 +98,8 @@ pub(crate) struct Masked {
     parts: Vec<(u32, u32)>,
     vars: Vec<Var>,
     tmp: Vec<Var>,
+    /// Starts of the words (outside variables) holding an ASCII digit.
+    digit_words: Vec<u32>,
 }
 
 impl Masked {
@@ -107,8 +110,23 @@ impl Masked {
     pub(crate) fn text(&self, i: usize) -> &str {
         self.toks
             .get(i)
-            .and_then(|t| self.texts.get(t.text.0 as usize..t.text.1 as usize))
+            .and_then(|t| {
+                let src = if t.in_line { &self.line } else { &self.texts };
+                src.get(t.text.0 as usize..t.text.1 as usize)
+            })
             .unwrap_or("")
+    }
+
+    /// [`Masked::text`] as bytes (no character-boundary checks; for comparisons).
+    #[inline]
+    pub(crate) fn text_bytes(&self, i: usize) -> &[u8] {
+        self.toks
+            .get(i)
+            .and_then(|t| {
+                let src = if t.in_line { &self.line } else { &self.texts };
+                src.as_bytes().get(t.text.0 as usize..t.text.1 as usize)
+            })
+            .unwrap_or(b"")
     }
 
     pub(crate) fn is_masked(&self, i: usize) -> bool {
@@ -150,6 +168,7 @@ impl Masked {
             self.line.push(' ');
             self.toks.push(Tok {
                 text: (a, b),
+                in_line: false,
                 orig: (o, o + (b - a)),
                 parts: (0, 0),
                 kind: (t == WILDCARD).then_some(MaskKind::Mixed),
@@ -164,29 +183,29 @@ impl Masked {
         self.parts.clear();
         self.vars.clear();
         self.tmp.clear();
+        self.digit_words.clear();
     }
 
     /// Mask `message` into these buffers (see the module docs for the steps).
     pub(crate) fn mask(&mut self, message: &str, max_len: usize) {
         self.clear();
-        let feats = sanitise(message, max_len, &mut self.line);
+        let found = sanitise(message, max_len, &mut self.line);
         let line = self.line.as_str();
         let s = line.as_bytes();
-        if feats & NEED_SCAN != 0 {
-            scan(line, feats, &mut self.vars);
-        }
-        if feats & F_DQUOTE != 0 {
+        let seen = scan(line, found, &mut self.vars, &mut self.digit_words);
+        if seen & SEEN_DQUOTE != 0 {
             quotes(s, b'"', &mut self.vars, &mut self.tmp);
         }
-        if feats & F_SQUOTE != 0 {
+        if seen & SEEN_SQUOTE != 0 {
             quotes(s, b'\'', &mut self.vars, &mut self.tmp);
         }
-        if feats & F_EQ != 0 {
+        if seen & SEEN_EQ != 0 {
             key_values(line, &mut self.vars, &mut self.tmp);
         }
         split_tokens(
             line,
             &self.vars,
+            &self.digit_words,
             &mut self.texts,
             &mut self.toks,
             &mut self.parts,
@@ -214,72 +233,67 @@ impl Masked {
     }
 }
 
-// Characters some recogniser needs somewhere in the line (one pass over the bytes decides
-// which recognisers can be skipped for the whole line).
-const F_DIGIT: u16 = 1;
-const F_COLON: u16 = 1 << 1;
-const F_DOT: u16 = 1 << 2;
-const F_DASH: u16 = 1 << 3;
-const F_AT: u16 = 1 << 4;
-const F_SLASH: u16 = 1 << 5;
-const F_DQUOTE: u16 = 1 << 6;
-const F_SQUOTE: u16 = 1 << 7;
-const F_EQ: u16 = 1 << 8;
-const F_BRACKET: u16 = 1 << 9;
-const F_UNDERSCORE: u16 = 1 << 10;
-const F_BSLASH: u16 = 1 << 11;
-/// A line with none of these has nothing for the scan of step 2.
-const NEED_SCAN: u16 = F_DIGIT | F_COLON | F_DOT | F_DASH | F_AT | F_SLASH | F_BSLASH;
-
 /// Private-use characters the earlier regex masker used as placeholders; still treated as
 /// separators so templates stay as they were.
 fn is_sentinel(c: char) -> bool {
     ('\u{F0000}'..='\u{FFFFD}').contains(&c)
 }
 
-/// Set in [`CLASS`] for bytes that sanitising may change (controls, DEL, non-ASCII).
-const F_SPECIAL: u16 = 1 << 15;
+/// What [`scan_bytes`] found in a line.
+const B_CLEAN: u8 = 1;
+const B_AT: u8 = 2;
+const B_COLON: u8 = 4;
 
-/// Feature bits of each byte value.
-static CLASS: [u16; 256] = {
-    let mut t = [0u16; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = match b as u8 {
-            b'0'..=b'9' => F_DIGIT,
-            b':' => F_COLON,
-            b'.' => F_DOT,
-            b'-' => F_DASH,
-            b'@' => F_AT,
-            b'/' => F_SLASH,
-            b'\\' => F_BSLASH,
-            b'"' => F_DQUOTE,
-            b'\'' => F_SQUOTE,
-            b'=' => F_EQ,
-            b'[' => F_BRACKET,
-            b'_' => F_UNDERSCORE,
-            0..=0x1f | 0x7f..=0xff => F_SPECIAL,
+/// One pass, 8 bytes at a time: whether any byte is a control character, DEL or non-ASCII
+/// (`B_CLEAN`: needs cleaning), an `@` or a `:`. Uses the "has byte less than n" and "has
+/// zero byte" tests of S. E. Anderson's Bit Twiddling Hacks (exact as any-tests, n <= 128).
+fn scan_bytes(bytes: &[u8]) -> u8 {
+    const L: u64 = 0x0101_0101_0101_0101;
+    const H: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |y: u64| y.wrapping_sub(L) & !y & H != 0;
+    let mut found = 0;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        let x = u64::from_le_bytes(w);
+        let below_space = x.wrapping_sub(0x20 * L) & !x & H != 0;
+        if below_space || has_zero(x ^ (0x7f * L)) || x & H != 0 {
+            found |= B_CLEAN;
+        }
+        if has_zero(x ^ (u64::from(b'@') * L)) {
+            found |= B_AT;
+        }
+        if has_zero(x ^ (u64::from(b':') * L)) {
+            found |= B_COLON;
+        }
+    }
+    for &b in chunks.remainder() {
+        found |= match b {
+            0..=0x1f | 0x7f..=0xff => B_CLEAN,
+            b'@' => B_AT,
+            b':' => B_COLON,
             _ => 0,
         };
-        b += 1;
     }
-    t
-};
+    found
+}
 
 /// Copy `message` (cut at `max_len` bytes) into `out`, with control characters, white space
-/// and sentinels as one ASCII space each. Returns the character features of the line.
-fn sanitise(message: &str, max_len: usize, out: &mut String) -> u16 {
+/// and sentinels as one ASCII space each. Returns what [`scan_bytes`] found.
+fn sanitise(message: &str, max_len: usize, out: &mut String) -> u8 {
     let mut end = message.len().min(max_len);
     while !message.is_char_boundary(end) {
         end -= 1;
     }
     let src = &message[..end];
     let bytes = src.as_bytes();
-    let feats = bytes.iter().fold(0u16, |f, &b| f | CLASS[b as usize]);
-    if feats & F_SPECIAL == 0 {
-        out.push_str(src);
-        return feats;
+    let found = scan_bytes(bytes);
+    out.push_str(src);
+    if found & B_CLEAN == 0 {
+        return found;
     }
+    out.clear();
     out.reserve(src.len());
     let mut ascii_from = 0;
     let mut i = 0;
@@ -306,7 +320,7 @@ fn sanitise(message: &str, max_len: usize, out: &mut String) -> u16 {
         i += w;
     }
     out.push_str(&src[ascii_from..]);
-    feats & !F_SPECIAL
+    found
 }
 
 #[inline]
@@ -384,8 +398,19 @@ fn word_before(line: &str, i: usize) -> bool {
 }
 
 /// Step 2: one left-to-right scan trying the recognisers at each possible start.
-fn scan(line: &str, feats: u16, vars: &mut Vec<Var>) {
+const SEEN_DQUOTE: u8 = 1;
+const SEEN_SQUOTE: u8 = 2;
+const SEEN_EQ: u8 = 4;
+
+/// Step 2. Returns which of `"`, `'`, `=` occur outside the variables found (steps 3 need
+/// them).
+fn scan(line: &str, found: u8, vars: &mut Vec<Var>, digit_words: &mut Vec<u32>) -> u8 {
     let s = line.as_bytes();
+    let mut seen = 0;
+    let facts = LineFacts {
+        at: found & B_AT != 0,
+        colon: found & B_COLON != 0,
+    };
     let mut p = 0;
     // The end of the last variable: the character before it counts as a non-word
     // placeholder, as it did when variables were replaced one pattern at a time.
@@ -396,18 +421,36 @@ fn scan(line: &str, feats: u16, vars: &mut Vec<Var>) {
         let found = if WORD[b as usize] & W_WORD != 0 {
             let w = Shape::of(s, p);
             next = w.end;
-            if p != last_end && word_before(line, p) {
+            if w.digits > 0 {
+                digit_words.push(p as u32);
+            }
+            // words are skipped whole, so only a non-ASCII character can precede one
+            let nb = at(s, w.end);
+            // only these word shapes can start a variable
+            let may_start = w.digits > 0
+                || w.underscore
+                || matches!(nb, b':' | b'+' | b'.' | b'-' | b'@')
+                || (b.is_ascii_uppercase()
+                    && matches!(nb, b' ' | b',')
+                    && (name_at(s, p, is_month).is_some() || name_at(s, p, is_weekday).is_some()));
+            if !may_start || (p != last_end && p > 0 && s[p - 1] >= 0x80 && word_before(line, p)) {
                 None
             } else {
-                at_word(line, s, p, feats, p == last_end, &w)
+                at_word(line, s, p, p == last_end, &w, &facts)
             }
         } else if b == b'/' {
-            at_slash(s, p, feats, p == last_end, line)
-        } else if b == b'[' && feats & F_COLON != 0 {
+            at_slash(s, p, p == last_end, line)
+        } else if b == b'[' {
             bracket_ipv6(s, p)
                 .map(|e| (e, MaskKind::Ip))
                 .or_else(|| ipv6(line, s, p).map(|e| (e, MaskKind::Ip)))
         } else {
+            seen |= match b {
+                b'"' => SEEN_DQUOTE,
+                b'\'' => SEEN_SQUOTE,
+                b'=' => SEEN_EQ,
+                _ => 0,
+            };
             None
         };
         match found {
@@ -424,6 +467,7 @@ fn scan(line: &str, feats: u16, vars: &mut Vec<Var>) {
             _ => p = next,
         }
     }
+    seen
 }
 
 const W_WORD: u8 = 1;
@@ -486,19 +530,24 @@ impl Shape {
     }
 }
 
+/// Facts about the whole line that some recognisers need.
+struct LineFacts {
+    at: bool,
+    colon: bool,
+}
+
 /// Recognisers that start at a word start (`\b` then a letter, digit or `_`). The shape of
 /// the word (length, digits, hex) and the byte after it decide which can match at all.
 fn at_word(
     line: &str,
     s: &[u8],
     p: usize,
-    f: u16,
     after_var: bool,
     w: &Shape,
+    facts: &LineFacts,
 ) -> Option<(usize, MaskKind)> {
     use MaskKind::*;
     let b = s[p];
-    let has = |need: u16| f & need == need;
     let len = w.end - p;
     let nb = at(s, w.end);
     let n_digit = w.digits;
@@ -506,12 +555,12 @@ fn at_word(
     let all_hex = w.all_hex;
     let underscore = w.underscore;
     let alpha = b.is_ascii_alphabetic();
-    if alpha && !underscore && has(F_COLON | F_SLASH) && matches!(nb, b':' | b'+' | b'.' | b'-') {
+    if facts.colon && alpha && !underscore && matches!(nb, b':' | b'+' | b'.' | b'-') {
         if let Some(e) = url(s, p) {
             return Some((e, Url));
         }
     }
-    if has(F_AT | F_DOT) && matches!(nb, b'@' | b'.' | b'+' | b'-') {
+    if facts.at && matches!(nb, b'@' | b'.' | b'+' | b'-') {
         if let Some(e) = email(line, s, p) {
             return Some((e, Email));
         }
@@ -526,7 +575,7 @@ fn at_word(
             return Some((e, Timestamp));
         }
     }
-    if b.is_ascii_uppercase() && has(F_DIGIT | F_COLON) && len >= 3 && matches!(nb, b' ' | b',') {
+    if b.is_ascii_uppercase() && len >= 3 && matches!(nb, b' ' | b',') {
         if let Some(e) = month_datetime(line, s, p) {
             return Some((e, Timestamp));
         }
@@ -541,7 +590,7 @@ fn at_word(
             return Some((e, Timestamp));
         }
     }
-    if has(F_DOT) && matches!(nb, b'.' | b'-') {
+    if matches!(nb, b'.' | b'-') {
         if let Some(e) = host(line, s, p) {
             return Some((e, Url));
         }
@@ -556,7 +605,7 @@ fn at_word(
             return Some((e, Ip));
         }
     }
-    if underscore && has(F_DIGIT) && b.is_ascii_lowercase() {
+    if underscore && b == b'b' {
         if let Some(e) = block_id(line, s, p) {
             return Some((e, BlockId));
         }
@@ -582,12 +631,7 @@ fn at_word(
         }
     }
     // a drive-letter path (`C:\x`, `C:/x`) after a path prefix character
-    if alpha
-        && len == 1
-        && nb == b':'
-        && f & (F_SLASH | F_BSLASH) != 0
-        && path_prefix_ok(s, p, after_var)
-    {
+    if alpha && len == 1 && nb == b':' && path_prefix_ok(s, p, after_var) {
         if let Some(e) = path(line, s, p) {
             return Some((e, Path));
         }
@@ -595,9 +639,9 @@ fn at_word(
     None
 }
 
-fn at_slash(s: &[u8], p: usize, f: u16, after_var: bool, line: &str) -> Option<(usize, MaskKind)> {
+fn at_slash(s: &[u8], p: usize, after_var: bool, line: &str) -> Option<(usize, MaskKind)> {
     // IPv4 may carry a leading '/' (`/10.0.0.1:50010`)
-    if f & (F_DIGIT | F_DOT) == F_DIGIT | F_DOT && is_digit(at(s, p + 1)) {
+    if is_digit(at(s, p + 1)) {
         if let Some(e) = ipv4(line, s, p + 1) {
             return Some((e, MaskKind::Ip));
         }
@@ -761,16 +805,35 @@ fn iso_time(line: &str, s: &[u8], i: usize) -> Option<usize> {
     None
 }
 
-const WEEKDAYS: [&[u8]; 7] = [b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat", b"Sun"];
-const MONTHS: [&[u8]; 12] = [
-    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-];
+fn is_weekday(w: [u8; 3]) -> bool {
+    matches!(
+        &w,
+        b"Mon" | b"Tue" | b"Wed" | b"Thu" | b"Fri" | b"Sat" | b"Sun"
+    )
+}
 
-fn name_at(s: &[u8], i: usize, names: &[&[u8]]) -> Option<usize> {
+fn is_month(w: [u8; 3]) -> bool {
+    matches!(
+        &w,
+        b"Jan"
+            | b"Feb"
+            | b"Mar"
+            | b"Apr"
+            | b"May"
+            | b"Jun"
+            | b"Jul"
+            | b"Aug"
+            | b"Sep"
+            | b"Oct"
+            | b"Nov"
+            | b"Dec"
+    )
+}
+
+/// A name of three letters accepted by `is` at `i`, then lower-case letters: the end.
+fn name_at(s: &[u8], i: usize, is: fn([u8; 3]) -> bool) -> Option<usize> {
     let w = s.get(i..i + 3)?;
-    names
-        .contains(&w)
-        .then(|| run(s, i + 3, |b| b.is_ascii_lowercase()))
+    is([w[0], w[1], w[2]]).then(|| run(s, i + 3, |b| b.is_ascii_lowercase()))
 }
 
 fn spaces(s: &[u8], i: usize) -> Option<usize> {
@@ -781,11 +844,11 @@ fn spaces(s: &[u8], i: usize) -> Option<usize> {
 /// `[Weekday[,] ]Month D[[,] YYYY] H:MM:SS[.frac][ UTC|GMT|[A-Z][SD]T][ YYYY]`.
 fn month_datetime(line: &str, s: &[u8], p: usize) -> Option<usize> {
     let mut i = p;
-    if let Some(e) = name_at(s, p, &WEEKDAYS) {
+    if let Some(e) = name_at(s, p, is_weekday) {
         let e = if at(s, e) == b',' { e + 1 } else { e };
         i = spaces(s, e)?;
     }
-    let m = name_at(s, i, &MONTHS)?;
+    let m = name_at(s, i, is_month)?;
     let d = digits_upto(s, spaces(s, m)?, 2)?;
     // optional year after the day
     let with_year = {
@@ -858,39 +921,46 @@ fn mac(line: &str, s: &[u8], p: usize) -> Option<usize> {
     (groups >= 6).then(|| i - 1)
 }
 
-const TLDS: [&[u8]; 25] = [
-    b"com",
-    b"net",
-    b"org",
-    b"edu",
-    b"gov",
-    b"mil",
-    b"io",
-    b"local",
-    b"localdomain",
-    b"lan",
-    b"internal",
-    b"intranet",
-    b"corp",
-    b"cn",
-    b"de",
-    b"uk",
-    b"jp",
-    b"ru",
-    b"fr",
-    b"nl",
-    b"in",
-    b"br",
-    b"au",
-    b"us",
-    b"eu",
-];
+/// Common top-level domains.
+fn is_tld(w: &[u8]) -> bool {
+    matches!(
+        w,
+        b"com"
+            | b"net"
+            | b"org"
+            | b"edu"
+            | b"gov"
+            | b"mil"
+            | b"io"
+            | b"local"
+            | b"localdomain"
+            | b"lan"
+            | b"internal"
+            | b"intranet"
+            | b"corp"
+            | b"cn"
+            | b"de"
+            | b"uk"
+            | b"jp"
+            | b"ru"
+            | b"fr"
+            | b"nl"
+            | b"in"
+            | b"br"
+            | b"au"
+            | b"us"
+            | b"eu"
+    )
+}
 
 /// A dotted host name whose last label (a word) is a common top-level domain; the longest.
 fn host(line: &str, s: &[u8], p: usize) -> Option<usize> {
     last_label_match(s, p, |ls| {
+        if !s[ls].is_ascii_lowercase() {
+            return None;
+        }
         let we = run(s, ls, is_word_byte);
-        (TLDS.contains(&&s[ls..we]) && !word_at(line, we)).then_some(we)
+        (is_tld(&s[ls..we]) && !word_at(line, we)).then_some(we)
     })
 }
 
@@ -1043,38 +1113,42 @@ fn hex0x(line: &str, s: &[u8], p: usize) -> Option<usize> {
     (e > p + 2 && !word_at(line, e)).then_some(e)
 }
 
-const UNITS: [&[u8]; 30] = [
-    b"ns",
-    b"us",
-    b"ms",
-    b"msec",
-    b"s",
-    b"sec",
-    b"secs",
-    b"min",
-    b"mins",
-    b"h",
-    b"hr",
-    b"hrs",
-    b"B",
-    b"KB",
-    b"KiB",
-    b"MB",
-    b"MiB",
-    b"GB",
-    b"GiB",
-    b"TB",
-    b"TiB",
-    b"PB",
-    b"PiB",
-    b"kb",
-    b"Kb",
-    b"Mb",
-    b"Gb",
-    b"Tb",
-    b"bytes",
-    "µs".as_bytes(),
-];
+/// Time and size units (`µs` included).
+fn is_unit(w: &[u8]) -> bool {
+    matches!(
+        w,
+        b"ns"
+            | b"us"
+            | b"ms"
+            | b"msec"
+            | b"s"
+            | b"sec"
+            | b"secs"
+            | b"min"
+            | b"mins"
+            | b"h"
+            | b"hr"
+            | b"hrs"
+            | b"B"
+            | b"KB"
+            | b"KiB"
+            | b"MB"
+            | b"MiB"
+            | b"GB"
+            | b"GiB"
+            | b"TB"
+            | b"TiB"
+            | b"PB"
+            | b"PiB"
+            | b"kb"
+            | b"Kb"
+            | b"Mb"
+            | b"Gb"
+            | b"Tb"
+            | b"bytes"
+            | [0xC2, 0xB5, b's']
+    )
+}
 
 /// A number with a time or size unit, the unit glued or after one space: `12ms`, `3.5 GB`.
 fn duration(line: &str, s: &[u8], p: usize) -> Option<usize> {
@@ -1088,7 +1162,7 @@ fn duration(line: &str, s: &[u8], p: usize) -> Option<usize> {
         } else {
             run(s, j, is_word_byte)
         };
-        (e > j && UNITS.contains(&&s[j..e]) && !word_at(line, e)).then_some(e)
+        (e > j && is_unit(&s[j..e]) && !word_at(line, e)).then_some(e)
     };
     if at(s, i) == b' ' {
         if let Some(e) = unit(i + 1) {
@@ -1283,22 +1357,12 @@ fn key_values(line: &str, vars: &mut Vec<Var>, tmp: &mut Vec<Var>) {
     std::mem::swap(vars, tmp);
 }
 
-fn is_open(c: char) -> bool {
-    matches!(c, '(' | '[' | '{' | '"' | '\'' | '<')
-}
-
-fn is_close(c: char) -> bool {
-    matches!(
-        c,
-        ')' | ']' | '}' | '"' | '\'' | ',' | ';' | ':' | '.' | '>' | '!' | '?'
-    )
-}
-
 /// Step 4 and 5: split at spaces outside variables, mask each token, collapse runs of
 /// fully masked tokens.
 fn split_tokens(
     line: &str,
     vars: &[Var],
+    digit_words: &[u32],
     texts: &mut String,
     toks: &mut Vec<Tok>,
     parts: &mut Vec<(u32, u32)>,
@@ -1306,37 +1370,51 @@ fn split_tokens(
     let s = line.as_bytes();
     let mut i = 0;
     let mut vi = 0;
+    let mut dk = 0;
+    let mut next_var = vars.first().map_or(usize::MAX, |v| v.start);
     while i < s.len() {
-        if s[i] == b' ' && vars.get(vi).is_none_or(|v| v.start != i) {
+        if s[i] == b' ' && i != next_var {
             i += 1;
             continue;
         }
         let t0 = i;
         let v0 = vi;
-        let mut digits = false;
-        let mut next_var = vars.get(vi).map_or(usize::MAX, |v| v.start);
-        while i < s.len() {
-            if i == next_var {
-                i = vars[vi].end;
-                vi += 1;
-                next_var = vars.get(vi).map_or(usize::MAX, |v| v.start);
-                continue;
+        // the token ends at the first space outside a variable
+        loop {
+            let limit = next_var.min(s.len());
+            match s[i..limit].iter().position(|&b| b == b' ') {
+                Some(k) => {
+                    i += k;
+                    break;
+                }
+                None if limit < s.len() => {
+                    i = vars[vi].end;
+                    vi += 1;
+                    next_var = vars.get(vi).map_or(usize::MAX, |v| v.start);
+                }
+                None => {
+                    i = s.len();
+                    break;
+                }
             }
-            let b = s[i];
-            if b == b' ' {
-                break;
-            }
-            digits |= is_digit(b);
-            i += 1;
         }
+        while digit_words.get(dk).is_some_and(|&d| (d as usize) < t0) {
+            dk += 1;
+        }
+        let digits = digit_words.get(dk).is_some_and(|&d| (d as usize) < i);
         let a = texts.len() as u32;
         let kind = if vi == v0 && !digits {
-            texts.push_str(&line[t0..i]);
             None
         } else {
             mask_token(line, t0, i, &vars[v0..vi], texts)
         };
-        let text = (a, texts.len() as u32);
+        // an unchanged token is read from the line
+        let in_line = texts.len() as u32 == a;
+        let text = if in_line {
+            (t0 as u32, i as u32)
+        } else {
+            (a, texts.len() as u32)
+        };
         let orig = (t0 as u32, i as u32);
         if kind.is_some() {
             if let Some(prev) = toks.last_mut().filter(|p| p.kind.is_some()) {
@@ -1354,6 +1432,7 @@ fn split_tokens(
         }
         toks.push(Tok {
             text,
+            in_line,
             orig,
             parts: (0, 0),
             kind,
@@ -1373,6 +1452,17 @@ fn mask_token(
 ) -> Option<MaskKind> {
     let base = texts.len();
     let s = line.as_bytes();
+    // the common whole-token cases: one variable, or a number
+    if let [v] = vars {
+        if v.start == t0 && v.end == t1 {
+            texts.push_str(WILDCARD);
+            return Some(v.kind);
+        }
+    }
+    if vars.is_empty() && s[t0..t1].iter().all(|&b| is_digit(b)) {
+        texts.push_str(WILDCARD);
+        return Some(MaskKind::Number);
+    }
     let mut n_kinds = 0;
     let mut first_kind = MaskKind::Mixed;
     let mut note = |k: MaskKind| {
@@ -1383,102 +1473,124 @@ fn mask_token(
     };
     let mut i = t0;
     let mut vi = 0;
+    let mut next_var = vars.first().map_or(usize::MAX, |v| v.start);
     while i < t1 {
-        if let Some(v) = vars.get(vi).filter(|v| v.start == i) {
+        if i == next_var {
             texts.push_str(WILDCARD);
-            note(v.kind);
-            i = v.end;
+            note(vars[vi].kind);
+            i = vars[vi].end;
             vi += 1;
+            next_var = vars.get(vi).map_or(usize::MAX, |v| v.start);
             continue;
         }
-        let Some(c) = char_at(line, i) else {
-            break;
+        let b = s[i];
+        let alnum_start = if b < 0x80 {
+            b.is_ascii_alphanumeric()
+        } else {
+            char_at(line, i).is_some_and(char::is_alphanumeric)
         };
-        if c.is_alphanumeric() {
-            let start = i;
-            let mut digits = 0;
-            let mut chars = 0;
-            while i < t1 && vars.get(vi).is_none_or(|v| v.start != i) {
-                let b = s[i];
-                if b < 0x80 {
-                    if !b.is_ascii_alphanumeric() {
-                        break;
+        if !alnum_start {
+            let w = if b < 0x80 {
+                1
+            } else {
+                char_at(line, i).map_or(1, char::len_utf8)
+            };
+            texts.push_str(line.get(i..i + w).unwrap_or(""));
+            i += w;
+            continue;
+        }
+        // an alphanumeric segment: masked when it holds digits and looks like a number or an id
+        let start = i;
+        let mut digits = 0;
+        let mut chars = 0;
+        while i < t1 && i != next_var {
+            let b = s[i];
+            if b < 0x80 {
+                if !b.is_ascii_alphanumeric() {
+                    break;
+                }
+                digits += usize::from(is_digit(b));
+                chars += 1;
+                i += 1;
+            } else {
+                match char_at(line, i) {
+                    Some(c) if c.is_alphanumeric() => {
+                        chars += 1;
+                        i += c.len_utf8();
                     }
-                    digits += usize::from(is_digit(b));
-                    chars += 1;
-                    i += 1;
-                } else {
-                    match char_at(line, i) {
-                        Some(c) if c.is_alphanumeric() => {
-                            chars += 1;
-                            i += c.len_utf8();
-                        }
-                        _ => break,
-                    }
+                    _ => break,
                 }
             }
-            let after_delim = start > t0;
-            let masked = digits > 0 && (digits == chars || after_delim || digits >= 2);
-            if masked {
-                texts.push_str(WILDCARD);
-                note(MaskKind::Number);
-            } else {
-                texts.push_str(&line[start..i]);
-            }
-            continue;
         }
-        texts.push(c);
-        i += c.len_utf8();
+        let after_delim = start > t0;
+        if digits > 0 && (digits == chars || after_delim || digits >= 2) {
+            texts.push_str(WILDCARD);
+            note(MaskKind::Number);
+        } else {
+            texts.push_str(&line[start..i]);
+        }
     }
     if n_kinds == 0 {
+        // unchanged: the caller reads the token from the line
+        texts.truncate(base);
         return None;
     }
     // A token whose core holds only placeholders and punctuation is one variable; keep
     // surrounding brackets/trailing punctuation so `(<*>),` stays distinguishable.
-    let out = &texts[base..];
+    let out = &texts.as_bytes()[base..];
     let lead = out
-        .char_indices()
-        .find(|&(_, c)| !(is_open(c) && c != '<'))
-        .map_or(out.len(), |(k, _)| k);
-    let rest = &out[lead..];
-    let trail_len: usize = rest
-        .chars()
+        .iter()
+        .take_while(|&&c| matches!(c, b'(' | b'[' | b'{' | b'"' | b'\''))
+        .count();
+    let trail = out[lead..]
+        .iter()
         .rev()
-        .take_while(|&c| is_close(c) && c != '>')
-        .map(char::len_utf8)
-        .sum();
-    let core = &rest[..rest.len() - trail_len];
+        .take_while(|&&c| {
+            matches!(
+                c,
+                b')' | b']' | b'}' | b'"' | b'\'' | b',' | b';' | b':' | b'.' | b'!' | b'?'
+            )
+        })
+        .count();
+    let core = &texts[base + lead..texts.len() - trail];
     // characters of the core outside `<*>` (as `core.replace(WILDCARD, "")` would leave)
-    let mut has_alnum = false;
-    let mut only_id_chars = true;
-    let mut rest_core = core;
-    while !rest_core.is_empty() {
-        if let Some(r) = rest_core.strip_prefix(WILDCARD) {
-            rest_core = r;
+    let (mut has_alnum, mut only_id_chars, mut underscore, mut wild) = (false, true, false, false);
+    let cb = core.as_bytes();
+    let mut k = 0;
+    while k < cb.len() {
+        if cb[k..].starts_with(WILDCARD.as_bytes()) {
+            wild = true;
+            k += WILDCARD.len();
             continue;
         }
-        let Some(c) = rest_core.chars().next() else {
-            break;
+        let (alnum, w) = if cb[k] < 0x80 {
+            (cb[k].is_ascii_alphanumeric(), 1)
+        } else {
+            match core.get(k..).and_then(|r| r.chars().next()) {
+                Some(c) => (c.is_alphanumeric(), c.len_utf8()),
+                None => (false, 1),
+            }
         };
-        has_alnum |= c.is_alphanumeric();
-        only_id_chars &= c.is_alphanumeric() || c == '_';
-        rest_core = &rest_core[c.len_utf8()..];
+        has_alnum |= alnum;
+        underscore |= cb[k] == b'_';
+        only_id_chars &= alnum || cb[k] == b'_';
+        k += w;
     }
     // `broadcast_11_piece0`, `rdd_42_35`: an underscore identifier with numeric parts is an id.
-    let underscore_id = core.contains('_') && core.contains(WILDCARD) && only_id_chars;
+    let underscore_id = underscore && wild && only_id_chars;
     if !core.is_empty() && (underscore_id || !has_alnum) {
         let kind = if n_kinds == 1 {
             first_kind
         } else {
             MaskKind::Mixed
         };
-        if lead == 0 && trail_len == 0 {
+        if lead == 0 && trail == 0 {
             texts.truncate(base);
             texts.push_str(WILDCARD);
             return Some(kind);
         }
-        let trail_at = base + lead + rest.len() - trail_len;
-        texts.replace_range(base + lead..trail_at, WILDCARD);
+        let end = texts.len() - trail;
+        texts.replace_range(base + lead..end, WILDCARD);
     }
     None
 }
