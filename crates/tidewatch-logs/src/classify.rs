@@ -128,6 +128,8 @@ impl Classification {
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Built on first use, dropped when a rule is added.
+    prefilter: OnceLock<Prefilter>,
 }
 
 impl RuleSet {
@@ -152,6 +154,7 @@ impl RuleSet {
                 id: id.to_string(),
                 source,
             })?;
+        self.prefilter = OnceLock::new();
         self.rules.push(Rule {
             id: id.to_string(),
             pattern: re,
@@ -337,10 +340,16 @@ impl RuleSet {
 
     /// Classify one message: the first matching rule, else `unknown` with confidence 0.
     pub fn classify(&self, message: &str) -> Classification {
-        // One regex per rule, in order. (A single RegexSet over all rules was measured slower
-        // on the Loghub lines, most of which match no rule: it always scans to the end.)
-        for r in &self.rules {
-            if r.pattern.is_match(message) {
+        // Rules in order; on ASCII text a rule is tried only when the message holds one of
+        // the literals every match of that rule contains (see `Prefilter`), which is exact.
+        let pf = self.prefilter.get_or_init(|| Prefilter::build(&self.rules));
+        let candidates = pf.candidates(message);
+        for (k, r) in self.rules.iter().enumerate() {
+            let maybe = match candidates {
+                Some(bits) => k >= 128 || pf.always[k] || bits >> k & 1 == 1,
+                None => true,
+            };
+            if maybe && r.pattern.is_match(message) {
                 return Classification {
                     category: r.category,
                     severity: r.severity,
@@ -372,6 +381,246 @@ impl RuleSet {
             }
             None => c,
         }
+    }
+}
+
+/// For each rule, a set of literals one of which (ASCII case-insensitively) occurs in
+/// every ASCII text the rule matches; one Aho-Corasick scan (A. V. Aho, M. J. Corasick,
+/// "Efficient string matching", CACM 1975) finds the rules worth running. The sets come
+/// from the parsed pattern as in the "necessary factors" analysis of trigram indexes
+/// (R. Cox, "Regular Expression Matching with a Trigram Index", 2012): a literal is its own
+/// set, a concatenation takes the best set of a run of exact parts or of any part, an
+/// alternation the union of its branches, a repetition with at least one copy its part's.
+#[derive(Debug, Clone)]
+struct Prefilter {
+    ac: Option<aho_corasick::AhoCorasick>,
+    /// Pattern -> rules (indexes below 128) it stands for.
+    pattern_rules: Vec<Vec<u32>>,
+    /// Rules with no usable literal set: always run.
+    always: Vec<bool>,
+}
+
+/// Literal sets kept exact up to this many strings.
+const MAX_LITERALS: usize = 256;
+/// Shortest literal worth a prefilter; a rule with a shorter necessary literal always runs.
+const MIN_LITERAL: usize = 3;
+
+type Lits = Vec<Vec<u8>>;
+
+/// What a sub-pattern can match: every string (`exact`, if few) and a set one of which
+/// every match contains (`need`).
+struct Factors {
+    exact: Option<Lits>,
+    need: Option<Lits>,
+}
+
+/// Better sets have a longer shortest string, then fewer strings (an empty set, which no
+/// ASCII text can satisfy, is best).
+fn lits_quality(l: &Lits) -> (usize, std::cmp::Reverse<usize>) {
+    let min = l.iter().map(Vec::len).min().unwrap_or(usize::MAX);
+    (min, std::cmp::Reverse(l.len()))
+}
+
+fn best_of(a: Option<Lits>, b: Option<Lits>) -> Option<Lits> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if lits_quality(&y) > lits_quality(&x) {
+            y
+        } else {
+            x
+        }),
+        (x, y) => x.or(y),
+    }
+}
+
+fn best(f: &Factors) -> Option<Lits> {
+    best_of(f.exact.clone(), f.need.clone())
+}
+
+fn cross(a: &Lits, b: &Lits) -> Option<Lits> {
+    if a.len().saturating_mul(b.len()) > MAX_LITERALS {
+        return None;
+    }
+    let mut out: Lits = Vec::with_capacity(a.len() * b.len());
+    for x in a {
+        for y in b {
+            let mut s = x.clone();
+            s.extend_from_slice(y);
+            out.push(s);
+        }
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
+fn union(sets: impl IntoIterator<Item = Lits>) -> Lits {
+    let mut out: Lits = sets.into_iter().flatten().collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn factors(h: &regex_syntax::hir::Hir) -> Factors {
+    use regex_syntax::hir::{Class, HirKind};
+    let exact = |l: Lits| Factors {
+        exact: Some(l),
+        need: None,
+    };
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => exact(vec![Vec::new()]),
+        HirKind::Literal(l) => exact(vec![l.0.to_ascii_lowercase()]),
+        HirKind::Class(c) => {
+            // only ASCII members matter on ASCII text
+            let mut bytes: Vec<u8> = match c {
+                Class::Unicode(u) => u
+                    .ranges()
+                    .iter()
+                    .flat_map(|r| (r.start() as u32)..=(r.end() as u32).min(0x7f))
+                    .filter_map(|b| u8::try_from(b).ok())
+                    .collect(),
+                Class::Bytes(b) => b
+                    .ranges()
+                    .iter()
+                    .flat_map(|r| r.start()..=r.end().min(0x7f))
+                    .collect(),
+            };
+            bytes.iter_mut().for_each(|b| *b = b.to_ascii_lowercase());
+            bytes.sort_unstable();
+            bytes.dedup();
+            if bytes.len() <= 16 {
+                exact(bytes.into_iter().map(|b| vec![b]).collect())
+            } else {
+                Factors {
+                    exact: None,
+                    need: None,
+                }
+            }
+        }
+        HirKind::Capture(c) => factors(&c.sub),
+        HirKind::Repetition(r) => {
+            let sub = factors(&r.sub);
+            let need = if r.min >= 1 { best(&sub) } else { None };
+            let exact = match (&sub.exact, r.max) {
+                (Some(e), Some(max)) if max <= 2 => {
+                    let mut acc: Option<Lits> = Some(vec![Vec::new()]);
+                    let mut all: Vec<Lits> = Vec::new();
+                    for k in 0..=max {
+                        if k >= r.min {
+                            if let Some(a) = &acc {
+                                all.push(a.clone());
+                            }
+                        }
+                        acc = acc.and_then(|a| cross(&a, e));
+                    }
+                    let complete = all.len() == (max - r.min + 1) as usize;
+                    complete.then(|| union(all))
+                }
+                _ => None,
+            };
+            Factors { exact, need }
+        }
+        HirKind::Concat(subs) => {
+            let mut cands: Vec<Lits> = Vec::new();
+            let mut cur: Lits = vec![Vec::new()];
+            let mut all_exact = true;
+            for sub in subs {
+                let f = factors(sub);
+                match f.exact {
+                    Some(e) => match cross(&cur, &e) {
+                        Some(x) => cur = x,
+                        None => {
+                            all_exact = false;
+                            cands.push(std::mem::replace(&mut cur, e));
+                        }
+                    },
+                    None => {
+                        all_exact = false;
+                        cands.push(std::mem::replace(&mut cur, vec![Vec::new()]));
+                        if let Some(n) = f.need {
+                            cands.push(n);
+                        }
+                    }
+                }
+            }
+            let exact = all_exact.then(|| cur.clone());
+            cands.push(cur);
+            let need = cands.into_iter().fold(None, |b, c| best_of(b, Some(c)));
+            Factors { exact, need }
+        }
+        HirKind::Alternation(subs) => {
+            let fs: Vec<Factors> = subs.iter().map(factors).collect();
+            let exact = fs
+                .iter()
+                .map(|f| f.exact.clone())
+                .collect::<Option<Vec<Lits>>>()
+                .map(union)
+                .filter(|u| u.len() <= MAX_LITERALS);
+            let need = fs
+                .iter()
+                .map(best)
+                .collect::<Option<Vec<Lits>>>()
+                .map(union);
+            Factors { exact, need }
+        }
+    }
+}
+
+/// The literal set of a rule pattern (parsed as `RuleSet::push` compiles it), if usable.
+fn rule_literals(pattern: &str) -> Option<Lits> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(pattern)
+        .ok()?;
+    let lits = best(&factors(&hir))?;
+    lits.iter().all(|l| l.len() >= MIN_LITERAL).then_some(lits)
+}
+
+impl Prefilter {
+    fn build(rules: &[Rule]) -> Prefilter {
+        let mut always = vec![true; rules.len()];
+        let mut patterns: Lits = Vec::new();
+        let mut pattern_rules: Vec<Vec<u32>> = Vec::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        for (k, r) in rules.iter().enumerate().take(128) {
+            let Some(lits) = rule_literals(r.pattern.as_str()) else {
+                continue;
+            };
+            always[k] = false;
+            for l in lits {
+                let i = *index.entry(l.clone()).or_insert_with(|| {
+                    patterns.push(l);
+                    pattern_rules.push(Vec::new());
+                    pattern_rules.len() - 1
+                });
+                pattern_rules[i].push(k as u32);
+            }
+        }
+        let ac = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(&patterns)
+            .ok();
+        Prefilter {
+            ac,
+            pattern_rules,
+            always,
+        }
+    }
+
+    /// Bit k set: rule k (below 128) may match. None: run every rule (non-ASCII text).
+    fn candidates(&self, message: &str) -> Option<u128> {
+        let ac = self.ac.as_ref()?;
+        if !message.is_ascii() {
+            return None;
+        }
+        let mut bits = 0u128;
+        for m in ac.find_overlapping_iter(message) {
+            for &k in &self.pattern_rules[m.pattern().as_usize()] {
+                bits |= 1u128 << k;
+            }
+        }
+        Some(bits)
     }
 }
 
