@@ -211,3 +211,70 @@ fn batch_labels_use_final_templates() {
     assert_eq!(out[0].1, "job <*> started");
     assert_eq!(out[3].1, "VM Paused");
 }
+
+#[test]
+fn rebuilt_from_clusters_matches_like_the_original() {
+    let mut a = Miner::default();
+    for i in 0..200 {
+        a.add(&format!(
+            "user u{} logged in from 10.0.0.{}",
+            i % 7,
+            i % 250
+        ));
+        a.add(&format!(
+            "Block broadcast_{i} stored as {} in memory",
+            ["bytes", "values"][i % 2]
+        ));
+        a.add(&format!("VM {}", ["Started", "Paused"][i % 2]));
+    }
+    let rows: Vec<String> = a
+        .clusters()
+        .iter()
+        .map(|c| serde_json::to_string(c).expect("row"))
+        .collect();
+    let back: Vec<tidewatch_logs::Cluster> = rows
+        .iter()
+        .map(|r| serde_json::from_str(r).expect("row"))
+        .collect();
+    let mut b = Miner::from_clusters(Config::default(), back);
+    assert_eq!(b, a);
+    assert!(b.take_changes().is_empty());
+    for l in [
+        "user u3 logged in from 10.0.0.9",
+        "VM Paused",
+        "Block broadcast_9 stored as bytes in memory",
+        "brand new line",
+    ] {
+        assert_eq!(a.add(l), b.add(l));
+    }
+    assert_eq!(a.next_id(), b.next_id());
+}
+
+#[test]
+fn changes_report_new_changed_counted_and_evicted_clusters() {
+    let mut m = Miner::new(Config {
+        max_clusters: 2,
+        ..Config::default()
+    });
+    let x = m.add("alpha one two").cluster_id;
+    m.add("alpha one two");
+    let c = m.take_changes();
+    assert_eq!(c.changed, vec![x]);
+    assert_eq!(c.counts, vec![(x, 2)]);
+    assert!(c.evicted.is_empty());
+    assert!(m.take_changes().is_empty());
+    m.add("alpha one three"); // generalises the template
+    let c = m.take_changes();
+    assert_eq!(c.changed, vec![x]);
+    assert_eq!(c.counts, vec![(x, 1)]);
+    let y = m.add("beta two three four").cluster_id;
+    let z = m.add("gamma five six seven eight").cluster_id; // evicts x
+    let w = m.add("delta x y z w v").cluster_id; // evicts y (created since the last call)
+    let c = m.take_changes();
+    assert_eq!(c.evicted, vec![x]);
+    assert_eq!(c.changed, vec![z, w]);
+    assert!(!c.changed.contains(&y) && !c.counts.iter().any(|p| p.0 == y));
+    assert_eq!(m.set_next_id(1), w + 1);
+    assert_eq!(m.set_next_id(1000), 1000);
+    assert_eq!(m.add("epsilon").cluster_id, 1000);
+}
