@@ -29,7 +29,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 /// Leaves with more clusters than this are searched through their index plus this many of
 /// their newest clusters (see the module docs).
-pub const LEAF_SCAN: usize = 128;
+pub const LEAF_SCAN: usize = 32;
 
 /// Most wildcard-position groups of one large leaf probed per message.
 const MAX_GROUPS_PROBED: usize = 16;
