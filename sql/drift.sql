@@ -87,8 +87,6 @@ DECLARE
     types regtype[] := '{}';
     cols text[] := '{}';
     aggs text[] := '{}';
-    results jsonb[];
-    r record;
 BEGIN
     IF relation IS NULL OR reference IS NULL OR current IS NULL THEN
         RAISE EXCEPTION 'relation, reference and current must not be NULL' USING ERRCODE = '22004';
@@ -138,21 +136,19 @@ BEGIN
     IF cardinality(names) = 0 THEN
         RETURN;
     END IF;
-    EXECUTE format('SELECT ARRAY[%s] FROM (SELECT %s, %s AS tidewatch_is_current FROM %s WHERE %s OR %s) s',
-                   array_to_string(aggs, ', '), array_to_string(cols, ', '),
-                   tidewatch._in_range(tcol, current, 3, 4), relation,
-                   tidewatch._in_range(tcol, reference, 1, 2), tidewatch._in_range(tcol, current, 3, 4))
-        INTO results USING lower(reference), upper(reference), lower(current), upper(current);
-    FOR i IN 1 .. cardinality(names) LOOP
-        FOR r IN SELECT * FROM jsonb_populate_recordset(NULL::tidewatch.drift_result, results[i]) LOOP
-            column_name := names[i]; column_type := types[i];
-            method := r.method; statistic := r.statistic; p_value := r.p_value;
-            threshold := r.threshold; drifted := r.drifted;
-            reference_count := r.reference_count; current_count := r.current_count;
-            reference_nulls := r.reference_nulls; current_nulls := r.current_nulls;
-            RETURN NEXT;
-        END LOOP;
-    END LOOP;
+    -- RETURN QUERY may run in parallel (EXECUTE ... INTO may not): the scan and the transition
+    -- functions split over workers, whose states the combine function merges.
+    RETURN QUERY EXECUTE format(
+        'SELECT c.name, c.typ, r.method, r.statistic, r.p_value, r.threshold, r.drifted, r.reference_count,'
+        ' r.current_count, r.reference_nulls, r.current_nulls'
+        ' FROM (SELECT ARRAY[%s] AS a FROM (SELECT %s, %s AS tidewatch_is_current FROM %s WHERE %s OR %s) s0) s'
+        ' CROSS JOIN LATERAL unnest($5::name[], $6::regtype[]) WITH ORDINALITY AS c(name, typ, i)'
+        ' CROSS JOIN LATERAL jsonb_populate_recordset(NULL::tidewatch.drift_result, s.a[c.i]) WITH ORDINALITY AS r'
+        ' ORDER BY c.i, r.ordinality',
+        array_to_string(aggs, ', '), array_to_string(cols, ', '),
+        tidewatch._in_range(tcol, current, 3, 4), relation,
+        tidewatch._in_range(tcol, reference, 1, 2), tidewatch._in_range(tcol, current, 3, 4))
+        USING lower(reference), upper(reference), lower(current), upper(current), names, types;
 END
 $$;
 

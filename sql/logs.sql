@@ -204,7 +204,7 @@ BEGIN
     SELECT greatest(c.reltuples, 0)::bigint INTO total FROM pg_class c WHERE c.oid = relation;
     RETURN QUERY SELECT * FROM tidewatch._mine_query(
         format('SELECT %I::text, %s FROM %s', message_column,
-               coalesce(format('%I::timestamptz', tcol), 'NULL::timestamptz'), relation),
+               CASE WHEN tcol IS NULL THEN 'NULL::timestamptz' ELSE format('%I::timestamptz', tcol) END, relation),
         miner, total);
 END
 $$;
@@ -377,7 +377,8 @@ BEGIN
                       LEFT JOIN tidewatch.log_templates t ON t.miner = m.miner AND t.id = c.template_id
                       WHERE c.monitor = m.name AND c.category = category AND c.bucket > lo AND c.bucket <= at
                       GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 3) x;
-            summary := format('%s %s errors in the %s before %s (usually %s)', k, category, m.burst_window, at, round(mu::numeric, 1));
+            summary := format('%s %s errors in the %s minutes before %s (usually %s)', k, category,
+                              round(extract(epoch FROM m.burst_window) / 60, 1)::float8, at, round(mu::numeric, 1));
             INSERT INTO tidewatch.anomalies (monitor, series, started_at, ended_at, peak_at, peak_value, expected, lower,
                                              upper, score, severity, kind, detail)
             VALUES (m.name, jsonb_build_object('log_monitor', m.name, 'category', category), lo, at, at, k, mu, 0,

@@ -32,7 +32,7 @@ struct Monitor {
 #[derive(Default)]
 struct Pending {
     key: StatementKey,
-    counts: HashMap<(i64, u64, String), (u64, String)>,
+    counts: HashMap<(i64, u64, std::borrow::Cow<'static, str>), (u64, &'static str)>,
     seen: HashMap<u64, Seen>,
     lines: i64,
     skipped: i64,
@@ -40,12 +40,13 @@ struct Pending {
 
 thread_local! {
     static MONITORS: RefCell<HashMap<String, (StatementKey, Rc<Monitor>)>> = RefCell::new(HashMap::new());
-    static PENDING: RefCell<HashMap<String, Pending>> = RefCell::new(HashMap::new());
+    static PENDING: RefCell<Vec<(String, Pending)>> = const { RefCell::new(Vec::new()) };
 }
 
 const MINUTE_US: i64 = 60_000_000;
 
 fn monitor(name: &str, key: StatementKey) -> Rc<Monitor> {
+    // Looked up by &str: no allocation per row.
     if let Some(m) = MONITORS.with(|m| {
         m.borrow()
             .get(name)
@@ -131,7 +132,8 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
             None,
         );
     }
-    // SAFETY: a TriggerData from the executor, valid for this call.
+    // SAFETY: a TriggerData from the executor, valid for this call; the name stays valid for the
+    // call (it is the trigger's argument in the relcache).
     let (tuple, tupdesc, name) = unsafe {
         let trig = &*(*td).tg_trigger;
         if trig.tgnargs < 1 || trig.tgargs.is_null() {
@@ -143,16 +145,16 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
             );
         }
         let name = std::ffi::CStr::from_ptr(*trig.tgargs)
-            .to_string_lossy()
-            .into_owned();
+            .to_str()
+            .unwrap_or_default();
         ((*td).tg_trigtuple, (*(*td).tg_relation).rd_att, name)
     };
     let key = StatementKey::current();
-    let m = monitor(&name, key);
+    let m = monitor(name, key);
     // SAFETY: attribute numbers come from pg_attribute of this relation; tuple and tupdesc match.
     let message = unsafe { get_attr::<String>(tuple, tupdesc, m.message) };
     let Some(message) = message else {
-        PENDING.with(|p| pending(&mut p.borrow_mut(), &name, key).skipped += 1);
+        PENDING.with(|p| pending(&mut p.borrow_mut(), name, key).skipped += 1);
         return pg_sys::Datum::from(tuple);
     };
     let t = match m.time {
@@ -171,12 +173,12 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
     let class = logs::classify_with(&logs::compiled(&m.ruleset), &message);
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
-        let pend = pending(&mut p, &name, key);
+        let pend = pending(&mut p, name, key);
         let bucket = t.div_euclid(MINUTE_US) * MINUTE_US;
         let e = pend
             .counts
             .entry((bucket, id, class.category.clone()))
-            .or_insert((0, class.severity.clone()));
+            .or_insert((0, class.severity));
         e.0 += 1;
         pend.seen
             .entry(id)
@@ -221,11 +223,19 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
 /// This statement's pending counts of a monitor (those of an earlier, failed statement are
 /// dropped: its rows were never inserted).
 fn pending<'a>(
-    p: &'a mut HashMap<String, Pending>,
+    p: &'a mut Vec<(String, Pending)>,
     name: &str,
     key: StatementKey,
 ) -> &'a mut Pending {
-    let e = p.entry(name.to_string()).or_default();
+    // A handful of monitors per backend: a list found by name, no allocation per row.
+    let i = match p.iter().position(|(n, _)| n == name) {
+        Some(i) => i,
+        None => {
+            p.push((name.to_string(), Pending::default()));
+            p.len() - 1
+        }
+    };
+    let e = &mut p[i].1;
     if !e.key.same_statement(&key) {
         *e = Pending {
             key,
@@ -260,7 +270,12 @@ fn _log_monitor_flush(
     monitor: &str,
 ) -> TableIterator<'static, (name!(category, String), name!(at, TimestampWithTimeZone))> {
     let key = StatementKey::current();
-    let pend = PENDING.with(|p| p.borrow_mut().remove(monitor));
+    let pend = PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        p.iter()
+            .position(|(n, _)| n == monitor)
+            .map(|i| p.swap_remove(i).1)
+    });
     let Some(pend) = pend.filter(|p| p.key.same_statement(&key) && (p.lines > 0 || p.skipped > 0))
     else {
         return TableIterator::new(Vec::new());
@@ -278,12 +293,12 @@ fn _log_monitor_flush(
     for ((bucket, id, cat), (n, sev)) in rows {
         let last = pend.seen.get(&id).map_or(bucket, |s| s.last.max(bucket));
         newest
-            .entry(cat.clone())
+            .entry(cat.to_string())
             .and_modify(|t| *t = (*t).max(last))
             .or_insert(last);
         buckets.push(bucket);
         ids.push(id as i64);
-        cats.push(cat);
+        cats.push(cat.into_owned());
         sevs.push(sev);
         ns.push(n as i64);
     }
@@ -457,7 +472,7 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(
-            summary.contains("timeout errors in the 00:05:00 before"),
+            summary.contains("timeout errors in the 5 minutes before"),
             "{summary}"
         );
         // An anomaly of a metric at the same time cites the burst.

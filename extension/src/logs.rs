@@ -66,13 +66,19 @@ fn classify_log(
     ),
 > {
     let c = classify_with(&compiled(ruleset), message);
-    TableIterator::once((c.category, c.severity, c.rule_id, c.confidence))
+    TableIterator::once((
+        c.category.into_owned(),
+        c.severity.to_string(),
+        c.rule_id,
+        c.confidence,
+    ))
 }
 
 /// One classified line, as classify_log returns it.
 pub struct Class {
-    pub category: String,
-    pub severity: String,
+    /// A rule's category (static), or the label of the learned classifier.
+    pub category: std::borrow::Cow<'static, str>,
+    pub severity: &'static str,
     pub rule_id: Option<i32>,
     pub confidence: f64,
 }
@@ -84,8 +90,8 @@ pub fn classify_with(set: &Compiled, message: &str) -> Class {
     if c.category == Category::Unknown {
         if let Some((label, p)) = set.fallback.as_ref().and_then(|nb| nb.predict(message)) {
             return Class {
-                category: label,
-                severity: Severity::Error.as_str().to_string(),
+                category: label.into(),
+                severity: Severity::Error.as_str(),
                 rule_id: None,
                 confidence: p,
             };
@@ -101,8 +107,8 @@ pub fn classify_with(set: &Compiled, message: &str) -> Class {
             None => i32::try_from(p + 1).ok(),
         });
     Class {
-        category: c.category.as_str().to_string(),
-        severity: c.severity.as_str().to_string(),
+        category: c.category.as_str().into(),
+        severity: c.severity.as_str(),
         rule_id,
         confidence: c.confidence,
     }

@@ -108,43 +108,67 @@ fn gcd(mut a: i64, mut b: i64) -> i64 {
     a
 }
 
+/// The values of two sorted slices in ascending (total) order.
+struct MergeIter<'a> {
+    a: &'a [f64],
+    b: &'a [f64],
+    i: usize,
+    j: usize,
+}
+
+impl Iterator for MergeIter<'_> {
+    type Item = f64;
+    fn next(&mut self) -> Option<f64> {
+        let take_a = match (self.a.get(self.i), self.b.get(self.j)) {
+            (Some(x), Some(y)) => x.total_cmp(y).is_le(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return None,
+        };
+        if take_a {
+            self.i += 1;
+            Some(self.a[self.i - 1])
+        } else {
+            self.j += 1;
+            Some(self.b[self.j - 1])
+        }
+    }
+}
+
 /// scipy `_cdf_distance`: p=1 -> sum |U(x)-V(x)| dx (Wasserstein-1);
 /// p=2 -> sqrt(sum (U(x)-V(x))^2 dx), energy distance = sqrt(2) * that.
 fn cdf_distance(a: &[f64], b: &[f64], p: u8) -> f64 {
     let s1 = sorted(a);
     let s2 = sorted(b);
-    // Merge the two sorted samples (O(n)) instead of sorting their concatenation.
-    let mut all = Vec::with_capacity(s1.len() + s2.len());
-    let (mut i, mut j) = (0, 0);
-    while i < s1.len() && j < s2.len() {
-        if s1[i].total_cmp(&s2[j]).is_le() {
-            all.push(s1[i]);
-            i += 1;
-        } else {
-            all.push(s2[j]);
-            j += 1;
-        }
-    }
-    all.extend_from_slice(&s1[i..]);
-    all.extend_from_slice(&s2[j..]);
-    // count_le(s, x) for increasing x, with two monotone pointers instead of binary searches.
+    // Walk the merge of the two sorted samples (O(n), no copy of it): for consecutive pooled
+    // values w0 <= w1, (i, j) = (count_le(s1, w0), count_le(s2, w0)) by two monotone pointers.
+    let merged = MergeIter {
+        a: &s1,
+        b: &s2,
+        i: 0,
+        j: 0,
+    };
     let (mut i, mut j) = (0, 0);
     let mut acc = 0.0;
-    for w in all.windows(2) {
-        let delta = w[1] - w[0];
-        while i < s1.len() && s1[i] <= w[0] {
-            i += 1;
+    let mut prev: Option<f64> = None;
+    for w1 in merged {
+        if let Some(w0) = prev {
+            let delta = w1 - w0;
+            while i < s1.len() && s1[i] <= w0 {
+                i += 1;
+            }
+            while j < s2.len() && s2[j] <= w0 {
+                j += 1;
+            }
+            let u = i as f64 / s1.len() as f64;
+            let v = j as f64 / s2.len() as f64;
+            acc += if p == 1 {
+                (u - v).abs() * delta
+            } else {
+                (u - v) * (u - v) * delta
+            };
         }
-        while j < s2.len() && s2[j] <= w[0] {
-            j += 1;
-        }
-        let u = i as f64 / s1.len() as f64;
-        let v = j as f64 / s2.len() as f64;
-        acc += if p == 1 {
-            (u - v).abs() * delta
-        } else {
-            (u - v) * (u - v) * delta
-        };
+        prev = Some(w1);
     }
     if p == 1 {
         acc
