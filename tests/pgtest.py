@@ -49,3 +49,23 @@ def wait_for(predicate, timeout=45.0, every=0.5):
             return True
         time.sleep(every)
     return False
+
+
+def run_concurrently(workers, work):
+    """Run work(w) for w in range(workers) in threads at once; return the psql failures
+    (deadlocks, unique violations, any error) as strings."""
+    import threading
+    errors = []
+
+    def run(w):
+        try:
+            work(w)
+        except AssertionError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

@@ -1,9 +1,8 @@
 """Log mining from several connections: no duplicate template, no deadlock, no lost count; a log
 monitor fed by concurrent COPY-sized inserts counts every line once."""
-import threading
 import unittest
 
-from pgtest import psql, one, fresh_database, require_cluster
+from pgtest import psql, one, fresh_database, require_cluster, run_concurrently
 
 # Eight kinds of lines; every writer sends all of them, in its own order, so that two sessions
 # meet each new template at about the same time.
@@ -25,20 +24,7 @@ class LogConcurrencyTest(unittest.TestCase):
         fresh_database()
 
     def run_writers(self, writers, work):
-        errors = []
-
-        def run(w):
-            try:
-                work(w)
-            except AssertionError as e:  # psql failed: deadlock, unique violation or any other error
-                errors.append(str(e))
-
-        threads = [threading.Thread(target=run, args=(w,)) for w in range(writers)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        self.assertEqual(errors, [])
+        self.assertEqual(run_concurrently(writers, work), [])
 
     def test_concurrent_log_parse_makes_each_template_once(self):
         writers, rounds = 4, 6
