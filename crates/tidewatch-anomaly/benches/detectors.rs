@@ -1,23 +1,14 @@
 //! update() throughput per method: `cargo bench -p tidewatch-anomaly --bench detectors`.
+//!
+//! - `update/<method>`: one 100k-point series through one model;
+//! - `interleaved/<method>`: the SQL workload in small, 1,000 series × 10,000 points scanned in time
+//!   order (series interleaved), each point looked up in a `HashMap` of per-series models.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use serde_json::json;
-use tidewatch_anomaly::Model;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-fn series(n: usize) -> Vec<f64> {
-    let mut s = 0x2545_F491_4F6C_DD1Du64;
-    (0..n)
-        .map(|i| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            let u = (s >> 11) as f64 / (1u64 << 53) as f64;
-            10.0 * (i as f64 * std::f64::consts::TAU / 1440.0).sin()
-                + u
-                + if i % 5000 == 0 { 20.0 } else { 0.0 }
-        })
-        .collect()
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{interleaved, scan_interleaved, scan_series, series};
 
 fn bench(c: &mut Criterion) {
     let x = series(100_000);
@@ -25,18 +16,18 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(x.len() as u64));
     g.sample_size(10);
     for method in tidewatch_anomaly::METHODS {
-        g.bench_function(*method, |b| {
-            b.iter_batched(
-                || Model::new(method, &json!({})).expect("model"),
-                |mut m| {
-                    let mut acc = 0.0;
-                    for (i, v) in x.iter().enumerate() {
-                        acc += m.update(i as i64 * 60_000_000, *v).score;
-                    }
-                    acc
-                },
-                BatchSize::LargeInput,
-            )
+        g.bench_function(*method, |b| b.iter(|| scan_series(&x, method)));
+    }
+    g.finish();
+
+    let (n_series, ticks) = (1_000usize, 10_000usize);
+    let rows = interleaved(n_series, ticks);
+    let mut g = c.benchmark_group("interleaved");
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    g.sample_size(10);
+    for method in ["auto", "ewma"] {
+        g.bench_function(method, |b| {
+            b.iter(|| scan_interleaved(&rows, n_series, method))
         });
     }
     g.finish();

@@ -1,9 +1,11 @@
 //! `auto`: an untuned, causal, bounded-state combination of detectors with event gating.
 //!
-//! Per point it computes several robust deviation features, each in robust sigmas:
-//! 1. level: |x − median| / scale over a long sliding window (spikes, dips, fast level shifts);
+//! Per point it computes several robust deviation features, each in robust sigmas, against a
+//! robust exponentially weighted location and scale ([`EwRobust`]: O(1) per point; it replaced
+//! sliding median/MAD windows of 255 points, which took ~60% of the time):
+//! 1. level: |x − location| / scale (spikes, dips, fast level shifts);
 //! 2. change: the same on first differences (sudden jumps, variance bursts);
-//! 3. short mean: |mean of the last few points − median| / scale (sustained moderate shifts);
+//! 3. short mean: |mean of the last few points − location| / scale (sustained moderate shifts);
 //! 4. seasonal: the lag-P difference x_t − x̃_{t−P} against its own robust scale, where P is one
 //!    day in samples (from the sampling step) or `period`, and x̃ is the cleaned history (anomalous
 //!    points are replaced by their expected value so that an event does not echo one period later),
@@ -14,7 +16,9 @@
 //!
 //! Each feature's tail is calibrated per series by a Generalized Pareto fit over a threshold
 //! (SPOT, Siffer et al. 2017, see [`crate::tail`]), so a score means the same tail probability on
-//! every series. The combined evidence is S = −log10(min_i p_i · m) (Bonferroni over m features)
+//! every series. The tails learn from every point, winsorised at a tail probability of
+//! 10^−`tail_clip_s` (a regular pattern of large values is learned instead of locked out; a
+//! lone extreme moves the fit by one bounded value). The combined evidence is S = −log10(min_i p_i · m) (Bonferroni over m features)
 //! and the raw score is S / (S + 4) (0.5 at p = 1e-4).
 //!
 //! Anomaly likelihood (HTM-style, Ahmad et al. 2017): the raw surprise r = S / (S + 4) is
@@ -29,20 +33,31 @@
 //! last `refractory` points by `gate_margin` (log10 units); otherwise the emitted score is 0.
 //! After an alarm (L ≥ `s_hold`) the next `holdoff` points emit 0. `outside` (from S) stays true
 //! while the point is abnormal so the caller can extend the episode.
+//!
+//! Cost: O(1) time per point and no allocation once the period is known (the gating deque
+//! grows to its working size once); the state is about 1.2 kB plus one day of cleaned history
+//! (`period` values) for the seasonal lag. The defaults were chosen on the 31 NAB files of
+//! `examples/nab.rs` (a local search over the smoothing, clip, tail and likelihood settings).
 
 use serde::{Deserialize, Serialize};
 
-use crate::tail::GpdTail;
-use crate::window::SortedWindow;
+use crate::tail::GpdTails;
 use crate::{Kind, Scored};
 
 /// Tunables of `auto` (the defaults are the product; the NAB example uses nothing else).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AutoConfig {
-    /// Sliding windows of the values and of the first differences (odd sizes: the MAD is then
-    /// one order statistic instead of the mean of two, about half the selection work).
-    pub level_window: usize,
-    pub diff_window: usize,
+    /// Robust EW location and scale ([`EwRobust`]) of the values and of the first differences:
+    /// smoothing of the location (`alpha`) and of the scale (`alpha_dev`), and their Huber clips
+    /// in σ.
+    pub alpha: f64,
+    pub alpha_dev: f64,
+    pub clip: f64,
+    pub clip_dev: f64,
+    /// Points of seasonal residual the seasonal features learn before they may be used (at most
+    /// one period).
+    pub seas_warmup: usize,
+    /// Points of the short mean (at most 8).
     pub short: usize,
     pub warmup: usize,
     /// Seasonal period in samples (0 = one day from the sampling step when 8 ≤ P ≤ 2048).
@@ -66,9 +81,10 @@ pub struct AutoConfig {
     pub holdoff: usize,
     pub s_hold: f64,
     /// Anomaly likelihood (HTM-style, Ahmad et al. 2017): the mean of the raw surprise over the
-    /// last `lik_short` points is compared with the exponentially weighted mean and spread of that
-    /// short mean (half-life `lik_half_life` points, spread at least `lik_min_std`); the emitted
-    /// evidence is −log10 of its Gaussian tail probability. 0 disables the layer.
+    /// last `lik_short` points (at most 8) is compared with the exponentially weighted mean and
+    /// spread of that short mean (half-life `lik_half_life` points, spread at least
+    /// `lik_min_std`); the emitted evidence is −log10 of its Gaussian tail probability. 0 disables
+    /// the layer.
     pub lik_short: usize,
     pub lik_half_life: f64,
     pub lik_min_std: f64,
@@ -95,71 +111,200 @@ pub struct AutoConfig {
     /// and the seasonal residual is divided by the typical |residual| of its phase bucket
     /// (exponentially weighted, at least `phase_alpha` per update), so that a quiet night and a
     /// noisy day are judged on the same scale.
-    #[serde(default)]
     pub phase_buckets: usize,
-    #[serde(default = "default_phase_alpha")]
     pub phase_alpha: f64,
     /// Model selection by evidence (see `select_half_life`): the seasonal model is chosen when
     /// its mean evidence is below this fraction of the plain model's.
-    #[serde(default = "default_select_ratio")]
     pub select_ratio: f64,
-    /// 0 = the scale criterion (`seasonal_ratio`) also selects the seasonal model; 1 = only the
-    /// evidence criterion does (when `select_half_life` > 0).
-    #[serde(default)]
+    /// false = the scale criterion (`seasonal_ratio`) also selects the seasonal model; true =
+    /// only the evidence criterion does (when `select_half_life` > 0).
     pub select_only_evidence: bool,
-}
-
-fn default_select_ratio() -> f64 {
-    1.0
-}
-
-fn default_phase_alpha() -> f64 {
-    0.05
 }
 
 impl Default for AutoConfig {
     fn default() -> Self {
         AutoConfig {
-            level_window: 255,
-            diff_window: 255,
+            alpha: 0.007,
+            alpha_dev: 0.0193,
+            clip: 4.66,
+            clip_dev: 1.72,
+            seas_warmup: 64,
             short: 6,
             warmup: 24,
             period: 0,
             seasonal: true,
             seasonal_ratio: 0.5,
-            tail_u: 2.5,
-            tail_half_life: 20_000.0,
+            tail_u: 2.94,
+            tail_half_life: 50_000.0,
             s_outside: 3.0,
-            refractory: 20,
+            refractory: 15,
             gate_margin: 1.0,
             gate_emitted: false,
-            holdoff: 20,
-            s_hold: 5.0,
+            holdoff: 40,
+            s_hold: 5.03,
             lik_short: 2,
-            lik_half_life: 350.0,
-            lik_min_std: 0.1,
+            lik_half_life: 348.5,
+            lik_min_std: 0.091,
             lik_warmup: 100,
             lik_k: 4.0,
             lik_mix: 0.0,
             tail_learn_s: 3.0,
             select_half_life: 1000.0,
-            tail_clip_s: 0.0,
+            tail_clip_s: 30.0,
             threshold: 0.5,
             phase_buckets: 24,
-            phase_alpha: 0.05,
-            select_ratio: 0.2,
+            phase_alpha: 0.0385,
+            select_ratio: 0.2816,
             select_only_evidence: true,
         }
     }
 }
 
+/// Smoothing factor of an exponential average with this half-life in points: 1 − 2^(−1/h).
+fn ew_factor(half_life: f64) -> f64 {
+    1.0 - (-std::f64::consts::LN_2 / half_life).exp()
+}
+
+/// max/min as one compare (no NaN handling; the hot path keeps its operands NaN-free, and
+/// `f64::max`/`min` cost several instructions each).
+#[inline(always)]
+fn fmax(a: f64, b: f64) -> f64 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn fmin(a: f64, b: f64) -> f64 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// √(π/2): E|X − μ| = σ·√(2/π) for a Gaussian.
+const MEAN_ABS_TO_SIGMA: f64 = 1.253_314_137_315_500_3;
+/// Points of plain running mean / mean absolute deviation before clipping starts.
+const EW_WARM: u32 = 8;
+
+/// Robust exponentially weighted location and scale of a stream: O(1) time, three numbers.
+///
+/// The location is a Huber M-estimate in recursive (stochastic-approximation) form,
+/// μ ← μ + a·clip(x − μ, ±c·σ) (Huber 1964; Robbins & Monro 1951); the scale is the EW mean
+/// absolute deviation with its own clip, σ = √(π/2)·E|x − μ| (exact for Gaussian data). A lone
+/// outlier moves μ by at most a·c·σ; a persistent shift grows σ geometrically until μ follows.
+/// Both are running means (a = 1/n) while n < 1/a. From a constant history (σ = 0) a change is
+/// taken unclipped, as the range fallback of a MAD window would.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct EwRobust {
+    loc: f64,
+    dev: f64,
+    n: u32,
+}
+
+/// Smoothing factors and clips of [`EwRobust`].
+#[derive(Clone, Copy, Debug)]
+pub struct EwParams {
+    pub alpha: f64,
+    pub alpha_dev: f64,
+    pub clip: f64,
+    pub clip_dev: f64,
+}
+
+impl EwRobust {
+    pub fn len(&self) -> u32 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The location (0 when empty).
+    pub fn loc(&self) -> f64 {
+        self.loc
+    }
+
+    #[inline(always)]
+    fn floor(&self) -> f64 {
+        1e-9 * fmax(self.loc.abs(), 1e-3)
+    }
+
+    /// σ-equivalent scale, never zero (a relative epsilon on a constant history).
+    #[inline(always)]
+    pub fn sigma(&self) -> f64 {
+        fmax(MEAN_ABS_TO_SIGMA * self.dev, self.floor())
+    }
+
+    /// Learn a finite `x`.
+    #[inline(always)]
+    pub fn push(&mut self, x: f64, p: &EwParams) {
+        let d = x - self.loc;
+        if self.n < EW_WARM {
+            // Running mean and mean absolute deviation.
+            self.n += 1;
+            let a = 1.0 / self.n as f64;
+            self.loc += a * d;
+            self.dev += a * (d.abs() - self.dev);
+            if self.n == 1 {
+                self.dev = 0.0;
+            }
+            return;
+        }
+        let s = MEAN_ABS_TO_SIGMA * self.dev;
+        let (ll, ld) = if s > self.floor() {
+            (p.clip * s, p.clip_dev * s)
+        } else {
+            (f64::INFINITY, f64::INFINITY)
+        };
+        // Running means (a = 1/n) until 1/n falls below the smoothing factors.
+        let n1 = self.n as f64 + 1.0;
+        let a = if p.alpha * n1 < 1.0 {
+            1.0 / n1
+        } else {
+            p.alpha
+        };
+        let ad = if p.alpha_dev * n1 < 1.0 {
+            1.0 / n1
+        } else {
+            p.alpha_dev
+        };
+        self.loc += a * fmin(fmax(d, -ll), ll);
+        self.dev += ad * (fmin(d.abs(), ld) - self.dev);
+        self.n = self.n.saturating_add(1);
+        if !(self.loc.is_finite() && self.dev.is_finite()) {
+            // Overflow (values near f64::MAX): start again from this point.
+            *self = EwRobust::default();
+            self.push(x, p);
+        }
+    }
+}
+
+/// log10(3): the Bonferroni factor of three features.
+const LOG10_3: f64 = 0.477_121_254_719_662_4;
+
+/// Longest short mean (`AutoConfig::short` and `lik_short` are clamped to it).
+const SHORT_MAX: usize = 8;
+
+/// Push `x` at the front of a newest-first array.
+#[inline]
+fn shift_in(a: &mut [f64; SHORT_MAX], x: f64) {
+    a.copy_within(0..SHORT_MAX - 1, 1);
+    a[0] = x;
+}
+
 /// Robust deviation features of one series (the values, or the seasonal residuals).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Features {
-    lvl: SortedWindow,
-    dif: SortedWindow,
+    lvl: EwRobust,
+    dif: EwRobust,
     last: f64,
-    tails: [GpdTail; 3],
+    /// The last values, newest first (for the short mean).
+    recent: [f64; SHORT_MAX],
+    tails: GpdTails,
 }
 
 /// One evaluation of [`Features`].
@@ -176,35 +321,48 @@ struct FeatEval {
 
 impl Features {
     fn new(cfg: &AutoConfig) -> Self {
-        let tail = GpdTail::new(cfg.tail_u, 200.0, 0.02, 0.6, cfg.tail_half_life);
+        let tails = GpdTails::new(
+            cfg.tail_u,
+            200.0,
+            0.02,
+            0.6,
+            cfg.tail_half_life,
+            -cfg.tail_clip_s,
+        );
         Features {
-            lvl: SortedWindow::new(cfg.level_window),
-            dif: SortedWindow::new(cfg.diff_window),
+            lvl: EwRobust::default(),
+            dif: EwRobust::default(),
             last: f64::NAN,
-            tails: [tail.clone(), tail.clone(), tail],
+            recent: [0.0; SHORT_MAX],
+            tails,
         }
+    }
+
+    fn len(&self) -> usize {
+        self.lvl.len() as usize
     }
 
     fn ready(&self) -> bool {
         self.lvl.len() >= 8 && self.dif.len() >= 4
     }
 
+    #[inline(always)]
     fn eval(&self, x: f64, short: usize) -> FeatEval {
-        let med = self.lvl.median();
-        let sc = self.lvl.scale_around(med);
-        let z = (x - med) / sc;
+        let med = self.lvl.loc();
+        let sc = self.lvl.sigma();
+        let inv = 1.0 / sc;
+        let z = (x - med) * inv;
         let mut fs = [z.abs(), 0.0, 0.0];
-        let dm = self.dif.median();
-        fs[1] = ((x - self.last - dm) / self.dif.scale_around(dm)).abs();
-        let k = short.min(self.lvl.len());
+        fs[1] = ((x - self.last - self.dif.loc()) / self.dif.sigma()).abs();
+        let k = short.min(self.len());
         if k > 1 {
-            let recent: f64 = self.lvl.iter().skip(self.lvl.len() - (k - 1)).sum::<f64>() + x;
-            fs[2] = ((recent / k as f64 - med) / sc).abs();
+            let recent: f64 = self.recent[..k - 1].iter().sum::<f64>() + x;
+            fs[2] = ((recent / k as f64 - med) * inv).abs();
         }
         let mut best = 0.0f64;
         let mut arg = 0;
-        for (i, (f, t)) in fs.iter().zip(&self.tails).enumerate() {
-            let l = -t.log10_sf(*f);
+        for (i, f) in fs.iter().enumerate() {
+            let l = -self.tails.log10_sf(i, *f);
             if l > best {
                 best = l;
                 arg = i;
@@ -212,7 +370,7 @@ impl Features {
         }
         FeatEval {
             fs,
-            s: (best - 3f64.log10()).max(0.0),
+            s: fmax(best - LOG10_3, 0.0),
             arg,
             z,
             med,
@@ -220,21 +378,22 @@ impl Features {
         }
     }
 
-    fn learn(&mut self, x: f64, fs: Option<&[f64; 3]>, clip: f64) {
+    #[inline(always)]
+    fn learn(&mut self, x: f64, fs: Option<&[f64; 3]>, cfg: &AutoConfig) {
         if let Some(fs) = fs {
-            for (t, f) in self.tails.iter_mut().zip(fs) {
-                let f = if clip > 0.0 {
-                    f.min(t.value_at_log10(-clip))
-                } else {
-                    *f
-                };
-                t.learn(f);
-            }
+            self.tails.learn(fs);
         }
+        let st = EwParams {
+            alpha: cfg.alpha,
+            alpha_dev: cfg.alpha_dev,
+            clip: cfg.clip,
+            clip_dev: cfg.clip_dev,
+        };
         if self.last.is_finite() {
-            self.dif.push(x - self.last);
+            self.dif.push(x - self.last, &st);
         }
-        self.lvl.push(x);
+        self.lvl.push(x, &st);
+        shift_in(&mut self.recent, x);
         self.last = x;
     }
 }
@@ -242,34 +401,101 @@ impl Features {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Auto {
     cfg: AutoConfig,
+    /// Smoothing factors of the likelihood and of the model selection (from their half-lives).
+    a_lik: f64,
+    a_sel: f64,
     n: u64,
     base: Features,
     seas: Features,
     last_x: f64,
     last_ts: i64,
-    /// Recent sampling steps (µs), to find the daily period.
-    steps: SortedWindow,
+    /// The first sampling steps (µs), to find the daily period; emptied once it is known.
+    steps: Vec<f64>,
     /// Seasonal period in samples once known (0 = not yet, usize::MAX = none).
     period: usize,
-    /// Cleaned history for the seasonal lag (ring of `period` values).
-    season: std::collections::VecDeque<f64>,
+    /// `n` modulo the period: the phase of the current point; its phase bucket and the phase
+    /// where the next bucket starts.
+    pos: usize,
+    bucket: usize,
+    next_edge: usize,
+    /// Cleaned history for the seasonal lag: a ring of `period` values, oldest at `head` once
+    /// full.
+    season: Vec<f64>,
+    head: usize,
     /// Flatline: current run of identical values and the longest run seen.
     run: u64,
     max_run: f64,
     /// Number of value changes seen (a series that never changed cannot flatline).
     changes: u64,
-    /// Gating: (index, evidence) of the sliding maximum over the last `refractory` points,
-    /// decreasing (a monotone deque, O(1) amortised).
-    gate: std::collections::VecDeque<(u64, f64)>,
+    /// Gating: the sliding maximum of the evidence over the last `refractory` points.
+    gate: MaxWindow,
     /// Hold-off: points before this index emit 0.
     hold_until: u64,
     lik: Likelihood,
     /// Exponentially weighted mean evidence of the plain and the seasonal model.
     ew_s: [f64; 2],
-    /// Per phase bucket: typical |seasonal residual| and the number of updates.
-    #[serde(default)]
+    /// Per phase bucket: typical |seasonal residual| and the number of updates; the sum of the
+    /// scales of the buckets with at least `PHASE_MIN` updates, and how many there are.
     phase: Vec<(f64, u64)>,
+    phase_sum: f64,
+    phase_known: u32,
 }
+
+/// Sliding maximum over a window of points: a monotone deque of (index, value) with decreasing
+/// values (Lemire 2006, "Streaming maximum-minimum filter using no more than three comparisons
+/// per element"), O(1) amortised, in a ring whose capacity is a power of two (grown when full).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+struct MaxWindow {
+    buf: Vec<(u64, f64)>,
+    head: usize,
+    len: usize,
+}
+
+impl MaxWindow {
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.buf.len().wrapping_sub(1)
+    }
+
+    /// Drop the entries with an index below `first`.
+    #[inline(always)]
+    fn expire(&mut self, first: u64) {
+        while self.len > 0 && self.buf[self.head].0 < first {
+            self.head = (self.head + 1) & self.mask();
+            self.len -= 1;
+        }
+    }
+
+    /// The maximum over the window (0 when empty).
+    #[inline(always)]
+    fn max(&self) -> f64 {
+        if self.len > 0 {
+            self.buf[self.head].1
+        } else {
+            0.0
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, i: u64, v: f64) {
+        while self.len > 0 && self.buf[(self.head + self.len - 1) & self.mask()].1 <= v {
+            self.len -= 1;
+        }
+        if self.len == self.buf.len() {
+            let mut grown = Vec::with_capacity((2 * self.buf.len()).max(8));
+            grown.extend((0..self.len).map(|k| self.buf[(self.head + k) & self.mask()]));
+            grown.resize(grown.capacity(), (0, 0.0));
+            self.buf = grown;
+            self.head = 0;
+        }
+        let at = (self.head + self.len) & self.mask();
+        self.buf[at] = (i, v);
+        self.len += 1;
+    }
+}
+
+/// Updates before a phase bucket's scale is trusted.
+const PHASE_MIN: u64 = 4;
 
 /// −log10 of the standard normal upper tail Q(z), ≥ 0.
 fn neg_log10_q(z: f64) -> f64 {
@@ -284,13 +510,15 @@ fn neg_log10_q(z: f64) -> f64 {
             * (0.254_829_592
                 + t * (-0.284_496_736
                     + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-        let erfc = poly * (-x * x).exp();
-        let q = if z >= 0.0 {
-            0.5 * erfc
-        } else {
-            1.0 - 0.5 * erfc
-        };
-        return -q.max(1e-300).log10();
+        if z >= 0.0 {
+            // −log10(½·poly·e^(−x²)) with one logarithm.
+            return ((x * x - (0.5 * poly).ln()) / std::f64::consts::LN_10).max(0.0);
+        }
+        if x > 4.0 {
+            // Q(|z|) < 1e-8: −log10(1 − Q) < 5e-9.
+            return 0.0;
+        }
+        return -(1.0 - 0.5 * poly * (-x * x).exp()).ln() / std::f64::consts::LN_10;
     }
     // Asymptotic (Mills ratio) expansion.
     let z2 = z * z;
@@ -302,7 +530,9 @@ fn neg_log10_q(z: f64) -> f64 {
 /// The anomaly-likelihood layer (see [`AutoConfig::lik_short`]); O(`lik_short`) per point.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 struct Likelihood {
-    ring: std::collections::VecDeque<f64>,
+    /// The last raw surprises, newest first, and how many there are (≤ `SHORT_MAX`).
+    recent: [f64; SHORT_MAX],
+    len: usize,
     mean: f64,
     var: f64,
     seen: u64,
@@ -311,39 +541,39 @@ struct Likelihood {
 impl Likelihood {
     fn new() -> Self {
         Likelihood {
-            ring: std::collections::VecDeque::new(),
+            recent: [0.0; SHORT_MAX],
+            len: 0,
             mean: 0.0,
             var: 0.0,
             seen: 0,
         }
     }
 
-    /// The short mean after adding `r`.
-    fn short_mean(&self, cfg: &AutoConfig, r: f64) -> f64 {
-        let full = self.ring.len() >= cfg.lik_short;
-        let skip = usize::from(full);
-        let sum: f64 = self.ring.iter().skip(skip).sum::<f64>() + r;
-        sum / (self.ring.len() - skip + 1) as f64
+    /// The mean of `r` and the `short − 1` surprises before it.
+    #[inline]
+    fn short_mean(&self, short: usize, r: f64) -> f64 {
+        let k = self.len.min(short.saturating_sub(1));
+        (self.recent[..k].iter().sum::<f64>() + r) / (k + 1) as f64
     }
 
     /// Evidence (−log10 tail probability) of raw surprise `r`.
+    #[inline]
     fn evidence(&self, cfg: &AutoConfig, r: f64) -> f64 {
         if self.seen < cfg.lik_warmup {
             return 0.0;
         }
-        let m = self.short_mean(cfg, r);
-        let sd = self.var.sqrt().max(cfg.lik_min_std);
-        neg_log10_q((m - self.mean) / sd).min(50.0)
+        let m = self.short_mean(cfg.lik_short, r);
+        let sd = fmax(self.var.sqrt(), cfg.lik_min_std);
+        fmin(neg_log10_q((m - self.mean) / sd), 50.0)
     }
 
-    fn learn(&mut self, cfg: &AutoConfig, r: f64) {
-        let m = self.short_mean(cfg, r);
-        if self.ring.len() >= cfg.lik_short {
-            self.ring.pop_front();
-        }
-        self.ring.push_back(r);
-        let a = (1.0 - (-std::f64::consts::LN_2 / cfg.lik_half_life.max(1.0)).exp())
-            .max(1.0 / (self.seen as f64 + 1.0));
+    #[inline]
+    fn learn(&mut self, short: usize, a_lik: f64, r: f64) {
+        let m = self.short_mean(short, r);
+        shift_in(&mut self.recent, r);
+        self.len = (self.len + 1).min(SHORT_MAX);
+        let n1 = self.seen as f64 + 1.0;
+        let a = if a_lik * n1 < 1.0 { 1.0 / n1 } else { a_lik };
         let d = m - self.mean;
         self.mean += a * d;
         self.var = (1.0 - a) * (self.var + a * d * d);
@@ -364,25 +594,73 @@ struct Eval {
 }
 
 impl Auto {
-    pub fn new(cfg: AutoConfig) -> Self {
-        Auto {
+    pub fn new(mut cfg: AutoConfig) -> Self {
+        cfg.short = cfg.short.min(SHORT_MAX);
+        cfg.lik_short = cfg.lik_short.min(SHORT_MAX);
+        let mut auto = Auto {
+            a_lik: ew_factor(cfg.lik_half_life.max(1.0)),
+            a_sel: ew_factor(cfg.select_half_life),
             n: 0,
             base: Features::new(&cfg),
             seas: Features::new(&cfg),
             last_x: f64::NAN,
             last_ts: i64::MIN,
-            steps: SortedWindow::new(31),
+            steps: Vec::new(),
             period: cfg.period,
-            season: std::collections::VecDeque::new(),
+            pos: 0,
+            bucket: 0,
+            next_edge: 0,
+            season: Vec::new(),
+            head: 0,
             run: 0,
             max_run: 0.0,
             changes: 0,
-            gate: std::collections::VecDeque::new(),
+            gate: MaxWindow::default(),
             hold_until: 0,
             lik: Likelihood::new(),
             ew_s: [0.0; 2],
             phase: Vec::new(),
+            phase_sum: 0.0,
+            phase_known: 0,
             cfg,
+        };
+        if auto.has_period() {
+            auto.set_phase(0);
+        }
+        auto
+    }
+
+    /// Check the invariants the update relies on (a decoded state may come from anywhere):
+    /// `Err` names the first one broken.
+    pub fn check(&self) -> Result<(), String> {
+        let c = &self.cfg;
+        let g = &self.gate;
+        let ok_gate = (g.buf.is_empty() || g.buf.len().is_power_of_two())
+            && g.len <= g.buf.len()
+            && (g.buf.is_empty() || g.head < g.buf.len());
+        let ring = !self.has_period()
+            || (self.season.len() <= self.period
+                && self.head < self.period
+                && self.pos < self.period
+                && (self.phase.is_empty() || self.phase.len() == c.phase_buckets)
+                && (c.phase_buckets == 0 || self.bucket < c.phase_buckets));
+        // Bounds on what a state may make us allocate.
+        let sizes = c.phase_buckets <= 1 << 16
+            && g.buf.len() <= 1 << 24
+            && (self.period == usize::MAX || self.period <= 1 << 24);
+        let checks = [
+            (sizes, "sizes"),
+            (
+                c.short <= SHORT_MAX && c.lik_short <= SHORT_MAX,
+                "short windows",
+            ),
+            (self.lik.len <= SHORT_MAX, "likelihood window"),
+            (ok_gate, "gating window"),
+            (ring, "seasonal ring"),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, what)) => Err(format!("auto state: inconsistent {what}")),
+            None => Ok(()),
         }
     }
 
@@ -399,35 +677,40 @@ impl Auto {
         }
     }
 
+    fn has_period(&self) -> bool {
+        self.period > 0 && self.period != usize::MAX
+    }
+
     /// Phase bucket of the current point (None when phase scaling is off or no period).
+    #[inline]
     fn phase_bucket(&self) -> Option<usize> {
-        let p = self.period;
-        (self.cfg.phase_buckets > 0 && p > 0 && p != usize::MAX)
-            .then(|| (self.n as usize % p) * self.cfg.phase_buckets / p)
+        (self.cfg.phase_buckets > 0 && self.has_period()).then_some(self.bucket)
+    }
+
+    /// Set the phase to `pos`: bucket ⌊pos·B/P⌋, which ends where ⌈(b+1)·P/B⌉ starts.
+    fn set_phase(&mut self, pos: usize) {
+        let (p, b) = (self.period.max(1), self.cfg.phase_buckets.max(1));
+        self.pos = pos;
+        self.bucket = pos * b / p;
+        self.next_edge = ((self.bucket + 1) * p).div_ceil(b);
     }
 
     /// (scale of the current phase bucket, mean scale over the known buckets); (1, 1) if off.
+    #[inline]
     fn phase_scale(&self) -> (f64, f64) {
         let Some(b) = self.phase_bucket() else {
             return (1.0, 1.0);
         };
-        const MIN: u64 = 4;
-        let (mut sum, mut k) = (0.0, 0usize);
-        for &(sc, c) in &self.phase {
-            if c >= MIN {
-                sum += sc;
-                k += 1;
-            }
-        }
-        if k == 0 || !sum.is_finite() || sum <= 0.0 {
+        let sum = self.phase_sum;
+        if self.phase_known == 0 || !sum.is_finite() || sum <= 0.0 {
             return (1.0, 1.0);
         }
-        let m = sum / k as f64;
+        let m = sum / self.phase_known as f64;
         let s = match self.phase.get(b) {
-            Some(&(sc, c)) if c >= MIN => sc,
+            Some(&(sc, c)) if c >= PHASE_MIN => sc,
             _ => m,
         };
-        (s.max(0.1 * m), m)
+        (fmax(s, 0.1 * m), m)
     }
 
     fn learn_phase(&mut self, sraw: f64) {
@@ -436,17 +719,49 @@ impl Auto {
         };
         if self.phase.len() != self.cfg.phase_buckets {
             self.phase = vec![(0.0, 0); self.cfg.phase_buckets];
+            self.phase_sum = 0.0;
+            self.phase_known = 0;
         }
-        let (sc, c) = self.phase[b];
-        let a = (1.0 / (c as f64 + 1.0)).max(self.cfg.phase_alpha);
-        let v = if c >= 4 && sc > 0.0 {
-            sraw.abs().min(4.0 * sc)
+        let Some(&(sc, c)) = self.phase.get(b) else {
+            return;
+        };
+        let c1 = c as f64 + 1.0;
+        let a = if self.cfg.phase_alpha * c1 < 1.0 {
+            1.0 / c1
+        } else {
+            self.cfg.phase_alpha
+        };
+        let v = if c >= PHASE_MIN && sc > 0.0 {
+            fmin(sraw.abs(), 4.0 * sc)
         } else {
             sraw.abs()
         };
-        self.phase[b] = (sc + a * (v - sc), c + 1);
+        let nsc = sc + a * (v - sc);
+        self.phase[b] = (nsc, c + 1);
+        if self.pos == 0 {
+            // Once a period, recompute the sum exactly (no drift of the running sum).
+            let known = self.phase.iter().filter(|p| p.1 >= PHASE_MIN);
+            self.phase_sum = known.clone().map(|p| p.0).sum();
+            self.phase_known = known.count() as u32;
+        } else if c >= PHASE_MIN {
+            self.phase_sum += nsc - sc;
+        } else if c + 1 >= PHASE_MIN {
+            self.phase_sum += nsc;
+            self.phase_known += 1;
+        }
     }
 
+    /// The seasonal lag: the cleaned value one period ago, once a full period is stored.
+    #[inline]
+    fn lag(&self) -> Option<f64> {
+        if self.has_period() && self.season.len() == self.period {
+            self.season.get(self.head).copied()
+        } else {
+            None
+        }
+    }
+
+    #[inline(always)]
     fn evaluate(&self, value: f64) -> Option<Eval> {
         if (self.n as usize) < self.cfg.warmup || !self.base.ready() {
             return None;
@@ -456,15 +771,11 @@ impl Auto {
         let mut sraw = f64::NAN;
         let mut seas = None;
         let (ps, pm) = self.phase_scale();
-        if self.period > 0 && self.season.len() == self.period {
-            if let Some(&lag) = self.season.front() {
-                sraw = value - lag;
-                sres = sraw / ps;
-                if self.seas.ready()
-                    && self.seas.lvl.len() >= self.period.min(self.cfg.level_window)
-                {
-                    seas = Some((lag, self.seas.eval(sres, self.cfg.short)));
-                }
+        if let Some(lag) = self.lag() {
+            sraw = value - lag;
+            sres = sraw / ps;
+            if self.seas.ready() && self.seas.len() >= self.period.min(self.cfg.seas_warmup) {
+                seas = Some((lag, self.seas.eval(sres, self.cfg.short)));
             }
         }
         // Use the seasonal residual when the seasonal model explains most of the spread.
@@ -474,10 +785,11 @@ impl Auto {
         let use_seas = seas.filter(|(_, e)| {
             better || (by_scale && e.scale * pm < self.cfg.seasonal_ratio * base.scale)
         });
-        let (fe, expected, band) = match use_seas {
-            Some((lag, e)) => (e, lag + e.med * ps, 3.0 * e.scale * ps),
-            None => (base, base.med, 3.0 * base.scale),
+        let (fe, expected, scale) = match use_seas {
+            Some((lag, e)) => (e, lag + e.med * ps, e.scale * ps),
+            None => (base, base.med, base.scale),
         };
+        let band = 3.0 * scale;
         let mut s = fe.s;
         let mut kind = match (fe.arg, use_seas.is_some()) {
             (0, false) if fe.z > 0.0 => Kind::Spike,
@@ -494,7 +806,7 @@ impl Auto {
         } else {
             0
         };
-        let lim = 3.0 * self.max_run.max(4.0);
+        let lim = 3.0 * fmax(self.max_run, 4.0);
         if run as f64 > lim && self.n > 200 && self.changes >= 20 {
             let sf = ((run as f64) / lim).log2() + self.cfg.s_outside;
             if sf > s {
@@ -510,7 +822,7 @@ impl Auto {
                 lower: expected - band,
                 upper: expected + band,
                 score,
-                sigma: (value - expected) / (band / 3.0),
+                sigma: (value - expected) / scale,
                 is_anomaly: false,
                 outside,
                 kind: outside.then_some(kind),
@@ -549,20 +861,18 @@ impl Auto {
         if let Some(e) = &ev {
             out = e.scored;
             // Gating: emit only a new maximum of the evidence over the last `refractory` points.
-            let r = self.cfg.refractory as u64;
-            while self.gate.front().is_some_and(|g| g.0 + r <= self.n) {
-                self.gate.pop_front();
-            }
+            self.gate
+                .expire((self.n + 1).saturating_sub(self.cfg.refractory as u64));
             let s = if self.cfg.lik_short > 0 {
                 let raw = e.s / (e.s + self.cfg.lik_k);
                 let s = self.lik.evidence(&self.cfg, raw) + self.cfg.lik_mix * e.s;
-                self.lik.learn(&self.cfg, raw);
+                self.lik.learn(self.cfg.lik_short, self.a_lik, raw);
                 out.score = s / (s + 5.0);
                 s
             } else {
                 e.s
             };
-            let prev = self.gate.front().map_or(0.0, |g| g.1);
+            let prev = self.gate.max();
             let emit = s >= 1.0 && s > prev + self.cfg.gate_margin && self.n >= self.hold_until;
             if !emit {
                 out.score = 0.0;
@@ -574,35 +884,38 @@ impl Auto {
             } else {
                 0.0
             };
-            while self.gate.back().is_some_and(|g| g.1 <= s) {
-                self.gate.pop_back();
-            }
-            self.gate.push_back((self.n, s));
+            self.gate.push(self.n, s);
             if e.scored.outside {
                 clean = e.expected;
             }
             out.is_anomaly = out.score >= self.cfg.threshold;
             if self.cfg.select_half_life > 0.0 {
                 if let Some(se) = &e.seas {
-                    let a = 1.0 - (-std::f64::consts::LN_2 / self.cfg.select_half_life).exp();
-                    self.ew_s[0] += a * (e.base.s.min(10.0) - self.ew_s[0]);
-                    self.ew_s[1] += a * (se.s.min(10.0) - self.ew_s[1]);
+                    let a = self.a_sel;
+                    self.ew_s[0] += a * (fmin(e.base.s, 10.0) - self.ew_s[0]);
+                    self.ew_s[1] += a * (fmin(se.s, 10.0) - self.ew_s[1]);
                 }
             }
-            // Tails learn from normal points only (SPOT does the same).
-            let clip = self.cfg.tail_clip_s;
-            let normal = clip > 0.0 || e.s < self.cfg.tail_learn_s;
-            self.base.learn(value, normal.then_some(&e.base.fs), clip);
+            // Winsorised tails learn from every point; unclipped ones (tail_clip_s = 0) only from
+            // normal points, as SPOT does.
+            let normal = self.cfg.tail_clip_s > 0.0 || e.s < self.cfg.tail_learn_s;
+            self.base
+                .learn(value, normal.then_some(&e.base.fs), &self.cfg);
             if e.sres.is_finite() {
                 let fs = e.seas.as_ref().map(|f| f.fs);
                 self.seas
-                    .learn(e.sres, fs.as_ref().filter(|_| normal), clip);
+                    .learn(e.sres, fs.as_ref().filter(|_| normal), &self.cfg);
                 self.learn_phase(e.sraw);
             }
         } else {
-            self.base.learn(value, None, 0.0);
+            self.base.learn(value, None, &self.cfg);
         }
         self.learn_windows(ts, value, clean);
+        if out.score.is_nan() {
+            // Only a corrupted state gets here; never emit NaN.
+            out.score = 0.0;
+            out.is_anomaly = false;
+        }
         out
     }
 
@@ -611,33 +924,56 @@ impl Auto {
             if value == self.last_x {
                 self.run += 1;
             } else {
-                self.max_run = self.max_run.max(self.run as f64);
+                self.max_run = fmax(self.max_run, self.run as f64);
                 self.changes += 1;
                 self.run = 0;
             }
         }
-        if self.last_ts != i64::MIN && ts > self.last_ts {
+        let find_period = self.cfg.seasonal && self.period == 0;
+        if find_period && self.last_ts != i64::MIN && ts > self.last_ts {
             self.steps.push((ts - self.last_ts) as f64);
         }
         self.last_x = value;
         self.last_ts = ts;
         self.n += 1;
-        if self.cfg.seasonal && self.period == 0 && self.steps.len() >= 16 {
-            let step = self.steps.median();
-            if step > 0.0 {
-                let p = (86_400e6 / step).round();
-                self.period = if (8.0..=2048.0).contains(&p) {
-                    p as usize
-                } else {
-                    usize::MAX
-                };
+        let mut advance = true;
+        if find_period && self.steps.len() >= 16 {
+            // The period is one day in median sampling steps.
+            self.steps.sort_by(f64::total_cmp);
+            let step = 0.5 * (self.steps[7] + self.steps[8]);
+            self.steps = Vec::new();
+            let p = (86_400e6 / step).round();
+            self.period = if (8.0..=2048.0).contains(&p) {
+                p as usize
+            } else {
+                usize::MAX
+            };
+            if self.has_period() {
+                self.set_phase((self.n % self.period as u64) as usize);
+                self.season.reserve_exact(self.period);
             }
+            advance = false;
         }
-        if self.period > 0 && self.period != usize::MAX && self.cfg.seasonal {
-            if self.season.len() == self.period {
-                self.season.pop_front();
+        if self.has_period() {
+            if advance {
+                self.pos += 1;
+                if self.pos >= self.period {
+                    self.set_phase(0);
+                } else if self.pos >= self.next_edge {
+                    self.set_phase(self.pos);
+                }
             }
-            self.season.push_back(clean);
+            if self.cfg.seasonal {
+                if self.season.len() < self.period {
+                    self.season.push(clean);
+                } else if let Some(slot) = self.season.get_mut(self.head) {
+                    *slot = clean;
+                    self.head += 1;
+                    if self.head >= self.period {
+                        self.head = 0;
+                    }
+                }
+            }
         }
     }
 }

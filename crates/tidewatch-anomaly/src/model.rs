@@ -194,8 +194,8 @@ pub enum Model {
     IForest(StreamForest),
 }
 
-/// Version byte leading [`Model::to_bytes`].
-pub const STATE_VERSION: u8 = 2;
+/// Version byte leading [`Model::to_bytes`] (3 since `auto` moved to streaming estimates).
+pub const STATE_VERSION: u8 = 3;
 
 impl Model {
     /// Build the detector for `method` (see [`METHODS`]) with JSON `params`.
@@ -290,7 +290,17 @@ impl Model {
         }
     }
 
-    /// Compact, versioned state: one version byte then postcard (varint) encoding.
+    /// Invariants of a decoded state that the update relies on (no panics on a crafted state).
+    pub(crate) fn check(&self) -> Result<(), AnomalyError> {
+        match self {
+            Model::Auto(a) => a.check().map_err(AnomalyError::CorruptState),
+            _ => Ok(()),
+        }
+    }
+
+    /// Compact, versioned state: one version byte then postcard (varint) encoding. Version 3:
+    /// `auto` keeps streaming (EW) estimates instead of sliding windows; versions 1–2 are
+    /// refused with [`AnomalyError::CorruptState`] (retrain).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![STATE_VERSION];
         match postcard::to_allocvec(self) {
@@ -303,7 +313,10 @@ impl Model {
     pub fn from_bytes(b: &[u8]) -> Result<Model, AnomalyError> {
         match b.split_first() {
             Some((&STATE_VERSION, rest)) => {
-                postcard::from_bytes(rest).map_err(|e| AnomalyError::CorruptState(e.to_string()))
+                let m: Model = postcard::from_bytes(rest)
+                    .map_err(|e| AnomalyError::CorruptState(e.to_string()))?;
+                m.check()?;
+                Ok(m)
             }
             Some((v, _)) => Err(AnomalyError::CorruptState(format!(
                 "state version {v}, this build reads version {STATE_VERSION}"

@@ -227,10 +227,14 @@ impl MonitorState {
     pub fn from_bytes(b: &[u8]) -> Result<Self, AnomalyError> {
         match b.split_first() {
             Some((&crate::STATE_VERSION, rest)) => {
-                postcard::from_bytes(rest).map_err(|e| AnomalyError::CorruptState(e.to_string()))
+                let st: MonitorState = postcard::from_bytes(rest)
+                    .map_err(|e| AnomalyError::CorruptState(e.to_string()))?;
+                st.model.check()?;
+                Ok(st)
             }
             Some((v, _)) => Err(AnomalyError::CorruptState(format!(
-                "unknown state version {v}"
+                "state version {v}, this build reads version {}",
+                crate::STATE_VERSION
             ))),
             None => Err(AnomalyError::CorruptState("empty state".into())),
         }

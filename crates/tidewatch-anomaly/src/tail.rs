@@ -1,103 +1,200 @@
-//! Calibrated tail probabilities for a non-negative deviation feature (robust |z|).
+//! Calibrated tail probabilities for non-negative deviation features (robust |z|).
 //!
 //! Peaks-over-threshold with a Generalized Pareto tail, as in SPOT (Siffer, Fouque, Termier &
 //! Largouët, "Anomaly Detection in Streams with Extreme Value Theory", KDD 2017): above a fixed
 //! threshold `u` the excess `f - u` is modelled as GPD(γ, σ), fitted by the method of moments
 //! (γ = ½(1 − m²/v), σ = ½·m·(m²/v + 1), Hosking & Wallis 1987) on exponentially decayed sums, so
-//! the state is five numbers whatever the history length. The tail probability is
+//! the state is a few numbers whatever the history length. The tail probability is
 //! `P(F > f) = (n_u / n) · (1 + γ (f − u) / σ)^(−1/γ)`. A weak exponential prior (γ = 0) keeps the
 //! estimate sane while few peaks have been seen.
+//!
+//! [`GpdTails`] holds the tails of [`TAILS`] features learned from the same points, so they share
+//! the decayed count of observations. Cost: decay is applied by weighting each new observation by
+//! 1/decay^t instead of shrinking every sum each time (the ratios are the same; the sums are
+//! rescaled once the weight passes 1e100), and a fitted (γ, σ) changes only when an excess is
+//! learned, so it is cached: a point below `u` costs a compare per feature.
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct GpdTail {
-    /// Threshold above which excesses are modelled.
-    pub u: f64,
-    /// Decayed count of all observations.
-    n: f64,
-    /// Decayed count, sum and sum of squares of excesses over `u`.
+/// Number of features in a [`GpdTails`].
+pub const TAILS: usize = 3;
+
+/// Rescale the sums when the observation weight passes this.
+const W_MAX: f64 = 1e100;
+
+/// Decayed statistics of one feature's excesses over `u`, in units of the current weight.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+struct Excess {
+    /// Count, sum and sum of squares of the excesses.
     k: f64,
     s1: f64,
     s2: f64,
-    /// Per-observation decay factor (1 = no forgetting).
-    decay: f64,
+    /// The fitted shape and scale.
+    gamma: f64,
+    sigma: f64,
+    /// The value whose tail probability is 10^`clip_l` (see [`GpdTails::learn`]).
+    clip_at: f64,
 }
 
-impl GpdTail {
-    /// `u`: threshold; `prior_n` pseudo-observations of which a fraction `prior_rate` exceed `u`
-    /// with mean excess `prior_mean` (exponential tail); `half_life` in observations.
-    pub fn new(u: f64, prior_n: f64, prior_rate: f64, prior_mean: f64, half_life: f64) -> Self {
-        let k = prior_n * prior_rate;
-        GpdTail {
-            u,
-            n: prior_n,
-            k,
-            s1: k * prior_mean,
-            s2: k * 2.0 * prior_mean * prior_mean,
-            decay: if half_life > 0.0 {
-                (-std::f64::consts::LN_2 / half_life).exp()
-            } else {
-                1.0
-            },
-        }
-    }
-
-    /// Learn one observation.
-    pub fn learn(&mut self, f: f64) {
-        if !f.is_finite() {
-            return;
-        }
-        self.n = self.n * self.decay + 1.0;
-        self.k *= self.decay;
-        self.s1 *= self.decay;
-        self.s2 *= self.decay;
-        if f > self.u {
-            let e = f - self.u;
-            self.k += 1.0;
-            self.s1 += e;
-            self.s2 += e * e;
-        }
-    }
-
-    /// GPD shape and scale from the moments of the excesses.
-    pub fn params(&self) -> (f64, f64) {
+impl Excess {
+    fn fit(&mut self) {
         let m = self.s1 / self.k;
         let v = (self.s2 / self.k - m * m).max(1e-12 * m * m + 1e-300);
         let r = m * m / v;
-        let gamma = (0.5 * (1.0 - r)).clamp(-0.45, 0.5);
-        let sigma = (0.5 * m * (r + 1.0)).max(1e-12);
-        (gamma, sigma)
+        self.gamma = (0.5 * (1.0 - r)).clamp(-0.45, 0.5);
+        self.sigma = (0.5 * m * (r + 1.0)).max(1e-12);
+    }
+}
+
+/// GPD tails of [`TAILS`] features observed together.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct GpdTails {
+    /// Threshold above which excesses are modelled.
+    u: f64,
+    /// 1 / per-observation decay factor (1 = no forgetting), and the weight of the next
+    /// observation.
+    grow: f64,
+    w: f64,
+    /// Decayed count of all observations (same units as the excess sums).
+    n: f64,
+    /// Winsorising level: features are learned clipped at tail probability 10^`clip_l` (0 = not
+    /// clipped).
+    clip_l: f64,
+    t: [Excess; TAILS],
+}
+
+impl GpdTails {
+    /// `u`: threshold; `prior_n` pseudo-observations of which a fraction `prior_rate` exceed `u`
+    /// with mean excess `prior_mean` (exponential tail); `half_life` in observations (0 = no
+    /// forgetting); `clip_l` < 0 winsorises what is learned at that log10 tail probability (a
+    /// lone extreme then moves the fit by one bounded value), 0 learns values as they are.
+    pub fn new(
+        u: f64,
+        prior_n: f64,
+        prior_rate: f64,
+        prior_mean: f64,
+        half_life: f64,
+        clip_l: f64,
+    ) -> Self {
+        let k = prior_n * prior_rate;
+        let mut e = Excess {
+            k,
+            s1: k * prior_mean,
+            s2: k * 2.0 * prior_mean * prior_mean,
+            gamma: 0.0,
+            sigma: 1.0,
+            clip_at: f64::INFINITY,
+        };
+        e.fit();
+        let mut tails = GpdTails {
+            u,
+            grow: if half_life > 0.0 {
+                (std::f64::consts::LN_2 / half_life).exp()
+            } else {
+                1.0
+            },
+            w: 1.0,
+            n: prior_n,
+            clip_l: clip_l.min(0.0),
+            t: [e; TAILS],
+        };
+        for i in 0..TAILS {
+            tails.refit(i);
+        }
+        tails
     }
 
-    /// The value f with log10 P(F > f) = `l` (l < 0); `u` when the tail rate is below 10^l.
-    pub fn value_at_log10(&self, l: f64) -> f64 {
-        let rate = (self.k / self.n).clamp(1e-12, 1.0);
-        let ln_tail = l * std::f64::consts::LN_10 - rate.ln();
+    /// Learn one observation of every feature. A feature that is NaN or infinite after
+    /// winsorising counts as observed below `u` (it could not be computed; it must not poison
+    /// the sums).
+    #[inline(always)]
+    pub fn learn(&mut self, fs: &[f64; TAILS]) {
+        self.w *= self.grow;
+        if self.w > W_MAX {
+            let r = 1.0 / self.w;
+            self.n *= r;
+            for e in &mut self.t {
+                e.k *= r;
+                e.s1 *= r;
+                e.s2 *= r;
+            }
+            self.w = 1.0;
+        }
+        let w = self.w;
+        self.n += w;
+        for (i, &f) in fs.iter().enumerate() {
+            let Some(e) = self.t.get_mut(i) else { break };
+            let f = if f < e.clip_at { f } else { e.clip_at };
+            if f > self.u && f < f64::INFINITY {
+                let x = f - self.u;
+                e.k += w;
+                e.s1 += w * x;
+                e.s2 += w * x * x;
+                self.refit(i);
+            }
+        }
+    }
+
+    fn refit(&mut self, i: usize) {
+        if let Some(e) = self.t.get_mut(i) {
+            e.fit();
+        }
+        if self.clip_l < 0.0 {
+            let at = self.value_at_log10(i, self.clip_l);
+            if let Some(e) = self.t.get_mut(i) {
+                e.clip_at = at;
+            }
+        }
+    }
+
+    /// The threshold `u`.
+    pub fn threshold(&self) -> f64 {
+        self.u
+    }
+
+    /// GPD shape and scale of feature `i` (cached, refitted on each excess).
+    pub fn params(&self, i: usize) -> (f64, f64) {
+        self.t.get(i).map_or((0.0, 1.0), |e| (e.gamma, e.sigma))
+    }
+
+    fn rate(&self, e: &Excess) -> f64 {
+        (e.k / self.n).clamp(1e-12, 1.0)
+    }
+
+    /// The value f of feature `i` with log10 P(F > f) = `l` (l < 0); `u` when the tail rate is
+    /// below 10^l.
+    pub fn value_at_log10(&self, i: usize, l: f64) -> f64 {
+        let Some(e) = self.t.get(i) else {
+            return self.u;
+        };
+        let ln_tail = l * std::f64::consts::LN_10 - self.rate(e).ln();
         if ln_tail >= 0.0 {
             return self.u;
         }
-        let (g, s) = self.params();
-        let e = if g.abs() < 1e-6 {
+        let (g, s) = (e.gamma, e.sigma);
+        let x = if g.abs() < 1e-6 {
             -s * ln_tail
         } else {
             s * ((-g * ln_tail).exp() - 1.0) / g
         };
-        self.u + e.max(0.0)
+        self.u + x.max(0.0)
     }
 
-    /// log10 of P(F > f); 0 for f <= u.
-    pub fn log10_sf(&self, f: f64) -> f64 {
+    /// log10 of P(F > f) for feature `i`; 0 for f <= u.
+    #[inline(always)]
+    pub fn log10_sf(&self, i: usize, f: f64) -> f64 {
         if f.is_nan() || f <= self.u {
             return 0.0;
         }
-        let rate = (self.k / self.n).clamp(1e-12, 1.0);
-        let (g, s) = self.params();
-        let e = f - self.u;
+        let Some(e) = self.t.get(i) else {
+            return 0.0;
+        };
+        let (g, s) = (e.gamma, e.sigma);
+        let x = f - self.u;
         let ln_tail = if g.abs() < 1e-6 {
-            -e / s
+            -x / s
         } else {
-            let t = 1.0 + g * e / s;
+            let t = 1.0 + g * x / s;
             if t <= 0.0 {
                 // Beyond the finite end point of a short-tailed fit: as unlikely as we can say.
                 -50.0 * std::f64::consts::LN_10
@@ -105,7 +202,7 @@ impl GpdTail {
                 -t.ln() / g
             }
         };
-        ((rate.ln() + ln_tail) / std::f64::consts::LN_10).clamp(-50.0, 0.0)
+        ((self.rate(e).ln() + ln_tail) / std::f64::consts::LN_10).clamp(-50.0, 0.0)
     }
 }
 
@@ -118,18 +215,29 @@ mod tests {
         // Excesses over u of an Exp(1) variable are Exp(1): P(F > u + e) = rate * exp(-e).
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        let mut t = GpdTail::new(1.0, 10.0, 0.1, 1.0, 0.0);
+        let mut t = GpdTails::new(1.0, 10.0, 0.1, 1.0, 0.0, 0.0);
+        let mut u = GpdTails::new(1.0, 10.0, 0.1, 1.0, 1e5, -3.0);
         for _ in 0..200_000 {
             let x: f64 = -rng.gen_range(f64::EPSILON..1.0_f64).ln();
-            t.learn(x);
+            t.learn(&[x, 2.0 * x, 0.0]);
+            u.learn(&[x, 2.0 * x, 0.0]);
         }
-        let (g, s) = t.params();
+        let (g, s) = t.params(0);
         assert!(g.abs() < 0.05, "gamma {g}");
         assert!((s - 1.0).abs() < 0.05, "sigma {s}");
-        let p = 10f64.powf(t.log10_sf(5.0));
+        let p = 10f64.powf(t.log10_sf(0, 5.0));
         assert!((p / (-5.0f64).exp() - 1.0).abs() < 0.15, "p {p}");
-        assert_eq!(t.log10_sf(0.5), 0.0);
-        let f = t.value_at_log10(-3.0);
-        assert!((t.log10_sf(f) + 3.0).abs() < 1e-9, "f {f}");
+        assert_eq!(t.log10_sf(0, 0.5), 0.0);
+        let f = t.value_at_log10(0, -3.0);
+        assert!((t.log10_sf(0, f) + 3.0).abs() < 1e-9, "f {f}");
+        // Twice the variable: same shape, twice the scale; never above u: no tail at all.
+        let (g1, s1) = t.params(1);
+        assert!(g1.abs() < 0.05 && (s1 - 2.0).abs() < 0.1, "{g1} {s1}");
+        assert!(t.log10_sf(2, 5.0) < -6.0);
+        t.learn(&[f64::NAN, f64::INFINITY, 1e300]);
+        assert!(t.log10_sf(0, 5.0).is_finite() && t.log10_sf(1, 5.0).is_finite());
+        // Forgetting and winsorising at 1e-3 keep the fit close for this light tail.
+        let (gu, su) = u.params(0);
+        assert!(gu.abs() < 0.1 && (su - 1.0).abs() < 0.1, "{gu} {su}");
     }
 }

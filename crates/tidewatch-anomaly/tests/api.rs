@@ -219,6 +219,57 @@ proptest! {
 }
 
 #[test]
+fn states_of_older_versions_are_refused_with_a_clear_error() {
+    use tidewatch_anomaly::monitor::MonitorState;
+    let mut m = Model::new("auto", &json!({})).expect("model");
+    for (i, v) in noise(500, 4).iter().enumerate() {
+        m.update(i as i64 * MIN, *v);
+    }
+    let mut bytes = m.to_bytes();
+    assert_eq!(bytes[0], tidewatch_anomaly::STATE_VERSION);
+    bytes[0] = 2;
+    let e = Model::from_bytes(&bytes).expect_err("version 2 is refused");
+    assert!(
+        matches!(&e, AnomalyError::CorruptState(msg) if msg.contains("version 2")),
+        "{e}"
+    );
+    assert!(e.hint().contains("retrain"), "{}", e.hint());
+    let st = MonitorState::new("auto", &json!({})).expect("monitor");
+    let mut bytes = st.to_bytes();
+    bytes[0] = 2;
+    assert!(matches!(
+        MonitorState::from_bytes(&bytes),
+        Err(AnomalyError::CorruptState(msg)) if msg.contains("version 2")
+    ));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// A damaged `auto` state decodes to an error or to a model that keeps scoring in [0, 1];
+    /// it never panics.
+    #[test]
+    fn damaged_auto_state_never_panics(flips in prop::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..4)) {
+        let mut m = Model::new("auto", &json!({})).expect("model");
+        let x = noise(3000, 6);
+        for (i, v) in x.iter().enumerate() {
+            m.update(i as i64 * MIN, *v);
+        }
+        let mut bytes = m.to_bytes();
+        for (at, xor) in &flips {
+            let i = 1 + at.index(bytes.len() - 1);
+            bytes[i] ^= xor;
+        }
+        if let Ok(mut d) = Model::from_bytes(&bytes) {
+            for (i, v) in x.iter().enumerate().take(300) {
+                let s = d.update((3000 + i) as i64 * MIN, *v);
+                prop_assert!((0.0..=1.0).contains(&s.score), "{s:?}");
+            }
+        }
+    }
+}
+
+#[test]
 fn state_size_is_bounded_whatever_the_history() {
     for method in METHODS {
         let mut m = Model::new(method, &json!({})).expect("model");
