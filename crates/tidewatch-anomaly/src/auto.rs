@@ -559,17 +559,24 @@ impl Likelihood {
     /// Evidence (−log10 tail probability) of raw surprise `r`.
     #[inline]
     fn evidence(&self, cfg: &AutoConfig, r: f64) -> f64 {
+        self.evidence_of_mean(cfg, self.short_mean(cfg.lik_short, r))
+    }
+
+    /// Evidence of a short mean `m` (see [`Likelihood::short_mean`]).
+    #[inline]
+    fn evidence_of_mean(&self, cfg: &AutoConfig, m: f64) -> f64 {
         if self.seen < cfg.lik_warmup {
             return 0.0;
         }
-        let m = self.short_mean(cfg.lik_short, r);
         let sd = fmax(self.var.sqrt(), cfg.lik_min_std);
         fmin(neg_log10_q((m - self.mean) / sd), 50.0)
     }
 
+    /// Evidence of raw surprise `r`, then learn it.
     #[inline]
-    fn learn(&mut self, short: usize, a_lik: f64, r: f64) {
-        let m = self.short_mean(short, r);
+    fn update(&mut self, cfg: &AutoConfig, a_lik: f64, r: f64) -> f64 {
+        let m = self.short_mean(cfg.lik_short, r);
+        let ev = self.evidence_of_mean(cfg, m);
         shift_in(&mut self.recent, r);
         self.len = (self.len + 1).min(SHORT_MAX);
         let n1 = self.seen as f64 + 1.0;
@@ -578,6 +585,7 @@ impl Likelihood {
         self.mean += a * d;
         self.var = (1.0 - a) * (self.var + a * d * d);
         self.seen += 1;
+        ev
     }
 }
 
@@ -761,7 +769,7 @@ impl Auto {
         }
     }
 
-    #[inline(always)]
+    #[inline]
     fn evaluate(&self, value: f64) -> Option<Eval> {
         if (self.n as usize) < self.cfg.warmup || !self.base.ready() {
             return None;
@@ -865,8 +873,7 @@ impl Auto {
                 .expire((self.n + 1).saturating_sub(self.cfg.refractory as u64));
             let s = if self.cfg.lik_short > 0 {
                 let raw = e.s / (e.s + self.cfg.lik_k);
-                let s = self.lik.evidence(&self.cfg, raw) + self.cfg.lik_mix * e.s;
-                self.lik.learn(self.cfg.lik_short, self.a_lik, raw);
+                let s = self.lik.update(&self.cfg, self.a_lik, raw) + self.cfg.lik_mix * e.s;
                 out.score = s / (s + 5.0);
                 s
             } else {
