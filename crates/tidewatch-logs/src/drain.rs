@@ -13,6 +13,9 @@
 //!   token count is taken, and runs of variables collapse, so they cannot split templates;
 //! * two different "keywords" (capitalised or upper-case words, e.g. `Started`/`Paused`,
 //!   `RUNNING`/`FAILED`) at a constant position never merge, however similar the rest is;
+//! * a letter-prefixed number the masker keeps (`u5`: one digit; `u13` is masked) is routed
+//!   under `<*>`, and another number after the same letters (`u6`) is a parameter change, so
+//!   `u5`, `u6`, `u13` share one template in any order;
 //! * the number of clusters is bounded: the least recently used cluster is evicted;
 //! * a leaf holding more than [`LEAF_SCAN`] clusters is not scanned whole: a message is
 //!   compared with the clusters whose constant tokens it repeats exactly (a hash index per
@@ -22,7 +25,7 @@
 //!   database row per cluster, see [`Miner::from_clusters`] and [`Miner::take_changes`]),
 //!   and two miners can be merged.
 
-use crate::mask::{with_masked, Masked, WILDCARD};
+use crate::mask::{is_closing, is_opening, with_masked, Masked, WILDCARD};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -431,6 +434,41 @@ fn is_keyword(t: &str) -> bool {
         && !core.chars().all(|c| c.is_lowercase() && c.is_alphabetic())
 }
 
+/// A letter-prefixed number (`u5`, `n7`, `(alt0),`): optional opening brackets/quotes,
+/// ASCII letters, ASCII digits, optional closing punctuation. Returns (brackets + letters,
+/// closing punctuation). The masker masks such a token from two digits on (`u13`) but keeps
+/// one digit (`ssh2`, `alt0` are often names), so the miner treats the single-digit form as
+/// a possible variable: it is routed under `<*>` and a different number after the same
+/// letters is a parameter change, not a keyword change. Same family: equal results.
+fn id_shape(t: &[u8]) -> Option<(&[u8], &[u8])> {
+    let lead = t.iter().take_while(|&&c| is_opening(c)).count();
+    let letters = t[lead..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    let digits = t[lead + letters..]
+        .iter()
+        .take_while(|c| c.is_ascii_digit())
+        .count();
+    let rest = &t[lead + letters + digits..];
+    (letters > 0 && digits > 0 && rest.iter().all(|&c| is_closing(c)))
+        .then(|| (&t[..lead + letters], rest))
+}
+
+/// Both tokens are letter-prefixed numbers with the same letters (see [`id_shape`]).
+fn same_id_family(a: &[u8], b: &[u8]) -> bool {
+    matches!((id_shape(a), id_shape(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// The tree key of message token `i`: `<*>` for a variable or a letter-prefixed number.
+fn route_key(m: &Masked, i: usize) -> &str {
+    if m.is_masked(i) || id_shape(m.text_bytes(i)).is_some() {
+        WILDCARD
+    } else {
+        m.text(i)
+    }
+}
+
 /// Two plain words where one extends the other (`failure`/`failures`): a different word form.
 fn is_word_variant(a: &str, b: &str) -> bool {
     let a = a.trim_end_matches([':', ',', '.', ';']);
@@ -476,7 +514,7 @@ fn parameters(e: &Entry, m: &Masked) -> Vec<String> {
 fn find_leaf<'a>(root: &'a FxMap<usize, Node>, levels: usize, m: &Masked) -> Option<&'a Node> {
     let mut node = root.get(&m.len())?;
     for i in 0..levels.min(m.len()) {
-        let key = if m.is_masked(i) { WILDCARD } else { m.text(i) };
+        let key = route_key(m, i);
         node = match node.children.get(key) {
             Some(n) => Some(n),
             None => node.children.get(WILDCARD),
@@ -524,9 +562,19 @@ impl Miner {
         let mut order: Vec<(u64, u64, u32)> = Vec::with_capacity(clusters.len());
         for mut c in clusters {
             let levels = m.levels().min(c.tokens.len());
+            let key = |t: &String| {
+                if id_shape(t.as_bytes()).is_some() {
+                    WILDCARD.to_string()
+                } else {
+                    t.clone()
+                }
+            };
             if c.path.len() != levels {
-                let keys = c.tokens[..levels].to_vec();
+                let keys: Vec<String> = c.tokens[..levels].iter().map(key).collect();
                 c.path = m.tree_path(&keys, c.tokens.len());
+            } else if c.path.iter().any(|k| id_shape(k.as_bytes()).is_some()) {
+                // filed before letter-prefixed numbers were routed under `<*>`
+                c.path = c.path.iter().map(key).collect();
             }
             let (id, last_used) = (c.id, c.last_used);
             let slot = m.alloc(Entry::new(c));
@@ -659,15 +707,7 @@ impl Miner {
         let n = m.len();
         let tokens: Vec<String> = (0..n).map(|i| m.text(i).to_string()).collect();
         let levels = self.levels().min(n);
-        let keys: Vec<String> = (0..levels)
-            .map(|i| {
-                if m.is_masked(i) {
-                    WILDCARD.to_string()
-                } else {
-                    m.text(i).to_string()
-                }
-            })
-            .collect();
+        let keys: Vec<String> = (0..levels).map(|i| route_key(m, i).to_string()).collect();
         let path = self.tree_path(&keys, n);
         let c = Cluster {
             id,
@@ -737,7 +777,7 @@ impl Miner {
                     }
                 }
             } else if t.as_bytes() != m.text_bytes(i) {
-                if max_enum >= 2 && !masked {
+                if max_enum >= 2 && !masked && !same_id_family(t.as_bytes(), m.text_bytes(i)) {
                     let vals = vec![(std::mem::take(t), size_before), (word.to_string(), weight)];
                     c.enums.insert(i, vals);
                     enum_changed = true;
@@ -808,7 +848,7 @@ impl Miner {
                 lost += 1.0 - w;
             } else if t.as_bytes() == word {
                 sim += 1.0;
-            } else if m.is_masked(i) {
+            } else if m.is_masked(i) || same_id_family(t.as_bytes(), word) {
                 lost += 1.0;
                 const_diffs += 1;
             } else {

@@ -1440,6 +1440,21 @@ fn split_tokens(
     }
 }
 
+/// Brackets and quotes kept before a masked token core (`(<*>`).
+#[inline]
+pub(crate) fn is_opening(c: u8) -> bool {
+    matches!(c, b'(' | b'[' | b'{' | b'"' | b'\'')
+}
+
+/// Brackets, quotes and punctuation kept after a masked token core (`<*>),`).
+#[inline]
+pub(crate) fn is_closing(c: u8) -> bool {
+    matches!(
+        c,
+        b')' | b']' | b'}' | b'"' | b'\'' | b',' | b';' | b':' | b'.' | b'!' | b'?'
+    )
+}
+
 /// Mask identifier-like alphanumeric segments inside one token `line[t0..t1]` whose
 /// variables are `vars`; append the clustering text to `texts`. Returns the kind when the
 /// whole token is a variable.
@@ -1538,19 +1553,11 @@ fn mask_token(
     // A token whose core holds only placeholders and punctuation is one variable; keep
     // surrounding brackets/trailing punctuation so `(<*>),` stays distinguishable.
     let out = &texts.as_bytes()[base..];
-    let lead = out
-        .iter()
-        .take_while(|&&c| matches!(c, b'(' | b'[' | b'{' | b'"' | b'\''))
-        .count();
+    let lead = out.iter().take_while(|&&c| is_opening(c)).count();
     let trail = out[lead..]
         .iter()
         .rev()
-        .take_while(|&&c| {
-            matches!(
-                c,
-                b')' | b']' | b'}' | b'"' | b'\'' | b',' | b';' | b':' | b'.' | b'!' | b'?'
-            )
-        })
+        .take_while(|&&c| is_closing(c))
         .count();
     let core = &texts[base + lead..texts.len() - trail];
     // characters of the core outside `<*>` (as `core.replace(WILDCARD, "")` would leave)

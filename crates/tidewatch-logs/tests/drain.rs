@@ -278,3 +278,101 @@ fn changes_report_new_changed_counted_and_evicted_clusters() {
     assert_eq!(m.set_next_id(1000), 1000);
     assert_eq!(m.add("epsilon").cluster_id, 1000);
 }
+
+/// A letter prefix + digits (`u5`, `u13`) is one variable whatever the number of digits: the
+/// masker leaves a single digit glued to letters alone (`ssh2`, `alt0` are names), masks two
+/// or more, and the miner must still put every member of the family in one template, in
+/// either order, at a routed position (first tokens) or later.
+#[test]
+fn letter_digit_ids_do_not_split_templates() {
+    let families: &[(&[&str], &str)] = &[
+        (
+            &[
+                "User u5 logged in from 192.168.0.5",
+                "User u13 logged in from 192.168.0.13",
+                "User u21 logged in from 192.168.0.21",
+                "User u6 logged in from 192.168.0.6",
+            ],
+            "User <*> logged in from <*>",
+        ),
+        (
+            &[
+                "node n12 is down",
+                "node n7 is down",
+                "node n8 is down",
+                "node n130 is down",
+            ],
+            "node <*> is down",
+        ),
+        (
+            &[
+                "pool db-1 exhausted after retry",
+                "pool db-12 exhausted after retry",
+                "pool db-3 exhausted after retry",
+            ],
+            "pool db-<*> exhausted after retry",
+        ),
+        (
+            &[
+                "sensor load_3 over threshold",
+                "sensor load_13 over threshold",
+                "sensor load_4 over threshold",
+            ],
+            "sensor <*> over threshold",
+        ),
+        (
+            &[
+                "Session opened for account A7 on shard s2",
+                "Session opened for account A17 on shard s31",
+                "Session opened for account A9 on shard s4",
+            ],
+            "Session opened for account <*> on shard <*>",
+        ),
+    ];
+    for (lines, want) in families {
+        for rev in [false, true] {
+            let mut m = Miner::default();
+            let mut order: Vec<&str> = lines.to_vec();
+            if rev {
+                order.reverse();
+            }
+            let ids: Vec<u64> = order.iter().map(|l| m.add(l).cluster_id).collect();
+            assert!(
+                ids.iter().all(|&i| i == ids[0]),
+                "{order:?} split into {:?}",
+                m.clusters()
+                    .iter()
+                    .map(|c| c.template())
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(m.len(), 1, "{order:?}");
+            assert_eq!(m.clusters()[0].template(), *want, "{order:?}");
+            let mut b = Miner::default();
+            let labels = mine_batch(&mut b, order.iter().copied());
+            assert!(labels.iter().all(|(_, t)| t == want), "{labels:?}");
+        }
+    }
+    // different letter prefixes at a constant position stay apart (names, not numbers)
+    let mut m = Miner::default();
+    let a = m.add("Component alt0 is in the unavailable state");
+    let b = m.add("Component ee0 is in the unavailable state");
+    let c = m.add("Component alt1 is in the unavailable state");
+    assert_ne!(a.cluster_id, b.cluster_id);
+    assert_eq!(a.cluster_id, c.cluster_id);
+}
+
+/// A state filed before letter-prefixed numbers were routed under `<*>` (tree path key `u5`)
+/// is re-filed on load, so the family still joins its cluster.
+#[test]
+fn old_state_with_letter_digit_path_key_is_refiled() {
+    let mut m = Miner::default();
+    let a = m.add("User u5 logged in from 192.168.0.5");
+    let json = m.to_json().expect("serializes");
+    assert!(json.contains(r#""path":["User","<*>"]"#), "{json}");
+    let old = json.replace(r#""path":["User","<*>"]"#, r#""path":["User","u5"]"#);
+    let mut back = Miner::from_json(&old).expect("loads");
+    let b = back.add("User u13 logged in from 192.168.0.13");
+    assert_eq!(a.cluster_id, b.cluster_id);
+    assert_eq!(b.template, "User <*> logged in from <*>");
+    assert_eq!(b.parameters, vec!["u13", "192.168.0.13"]);
+}
