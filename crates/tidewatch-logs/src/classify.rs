@@ -693,7 +693,12 @@ impl NaiveBayes {
         }
     }
 
-    /// Most probable label and its posterior probability; None when untrained.
+    /// Most probable label and its posterior probability.
+    ///
+    /// None when untrained, and None when no token of `message` was seen in training: the
+    /// posterior would then be the label prior alone, a confident-looking answer about a
+    /// line the model knows nothing of (`request handled in 12 ms` after training on
+    /// errors). Callers such as [`RuleSet::classify_with_fallback`] then report `unknown`.
     pub fn predict(&self, message: &str) -> Option<(String, f64)> {
         let n_docs: u64 = self.docs.values().sum();
         if n_docs == 0 {
@@ -703,6 +708,9 @@ impl NaiveBayes {
             .into_iter()
             .filter(|t| self.vocab.contains_key(t))
             .collect();
+        if toks.is_empty() {
+            return None;
+        }
         let v = self.vocab.len().max(1) as f64;
         let mut scores: Vec<(String, f64)> = Vec::new();
         let mut labels: Vec<&String> = self.docs.keys().collect();

@@ -172,9 +172,8 @@ fn naive_bayes_toy() {
         .expect("trained");
     assert_eq!(l, "data_quality");
     assert!(p > 0.8, "{p}");
-    // unseen words: prior only (3 vs 3 -> 0.5)
-    let (_, p) = nb.predict("zzz qqq").expect("trained");
-    assert!((p - 0.5).abs() < 1e-9);
+    // no word seen in training: no answer (not the prior's argmax)
+    assert!(nb.predict("zzz qqq").is_none());
     assert!(NaiveBayes::new(1.0).predict("x").is_none());
     // fallback used only when no rule fires
     let rs = RuleSet::default_rules().expect("rules");
@@ -187,4 +186,43 @@ fn naive_bayes_toy() {
     let js = serde_json::to_string(&nb).expect("ser");
     let back: NaiveBayes = serde_json::from_str(&js).expect("de");
     assert_eq!(back, nb);
+}
+
+/// A message with no token seen in training gets no label, even when the prior is lopsided
+/// (before: the majority label with posterior = prior); one known token is enough.
+#[test]
+fn naive_bayes_abstains_on_unseen_vocabulary() {
+    let train = [
+        ("payment gateway replied with status 42", "upstream"),
+        ("payment gateway replied slowly", "upstream"),
+        ("gateway replied garbage to request 7", "upstream"),
+        ("row 12 has an empty customer field", "data_quality"),
+    ];
+    let nb = NaiveBayes::train(train.iter().copied());
+    for m in [
+        "handled in 12 ms",
+        "",
+        "   ",
+        "42 17",
+        "\u{0}\u{7}",
+        "zzz qqq xyzzy",
+    ] {
+        assert_eq!(nb.predict(m), None, "{m:?}");
+    }
+    let long = "x".repeat(1 << 20);
+    assert_eq!(nb.predict(&long), None);
+    let (l, p) = nb
+        .predict("unrelated words then gateway")
+        .expect("one known token");
+    assert_eq!(l, "upstream");
+    assert!(p > 0.5 && p < 1.0, "{p}");
+    // the rules' fallback reports unknown with confidence 0
+    let rs = RuleSet::new();
+    let c = rs.classify_with_fallback("handled in 12 ms", &nb);
+    assert_eq!(c.category, Category::Unknown);
+    assert_eq!(c.confidence, 0.0);
+    // a model serialized before this change (same fields) still loads and abstains
+    let js = serde_json::to_string(&nb).expect("ser");
+    let back: NaiveBayes = serde_json::from_str(&js).expect("de");
+    assert_eq!(back.predict("handled in 12 ms"), None);
 }
