@@ -1,60 +1,44 @@
 //! Single-thread throughput of masking, the miner and the default classifier over the
 //! Content column of the Loghub-2k samples (8 systems), repeated to at least N lines.
 //!
-//! `cargo run --release -p tidewatch-logs --example bench_miner -- [N] [DATA_DIR]`
+//! `cargo run --release -p tidewatch-logs --example bench_miner -- [N] [DATA_DIR] [ONLY]`
 //! (defaults: 1,000,000 lines; DATA_DIR from $LOGHUB_DATA, else ../shared/data/loghub-2k
-//! beside the repository). Skips, saying so, when the data is absent. Prints one line per
-//! workload: `<name> lines=<n> seconds=<s> lines_per_sec=<r>`.
+//! beside the repository; ONLY a comma list of streams and steps to run, e.g.
+//! `tenth,miner`, default all). Skips, saying so, when the data is absent.
+//!
+//! Streams (all N lines long, built before timing):
+//! * `repeat`: the 16,000 lines repeated;
+//! * `tenth`: as `repeat`, with the line number appended to every tenth line (as
+//!   benches/logs_sql.sh feeds the extension), so the miner also sees variants;
+//! * `distinct`: the line number appended to every line.
+//!
+//! Steps per stream: `mask` (the masker with reused buffers, as inside the miner),
+//! `tokenize` (owned tokens), `miner` (`Miner::add`, full match with template and
+//! parameters), `miner_id` (`Miner::add_id`, the cluster id only), `classify` (default
+//! rules). One line per measurement with wall and CPU time (getrusage user + system) and
+//! the load average at the start.
 
-use std::path::PathBuf;
-use std::time::Instant;
-use tidewatch_logs::{classify, mask::DEFAULT_MAX_LEN, tokenize, Miner};
+#[path = "common/mod.rs"]
+mod common;
 
-const SYSTEMS: &[&str] = &[
-    "HDFS",
-    "Hadoop",
-    "Spark",
-    "Zookeeper",
-    "BGL",
-    "HPC",
-    "Apache",
-    "OpenSSH",
-];
+use common::{data_dir, load_average, read_contents, stream, Timer};
+use tidewatch_logs::{classify, mask::DEFAULT_MAX_LEN, tokenize, Masker, Miner};
 
-fn data_dir(arg: Option<&String>) -> Option<PathBuf> {
-    let candidates = [
-        arg.map(PathBuf::from),
-        std::env::var("LOGHUB_DATA").ok().map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub-2k")),
-    ];
-    candidates.into_iter().flatten().find(|p| p.is_dir())
-}
-
-fn read_contents(dir: &std::path::Path) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-    let mut out = Vec::new();
-    for s in SYSTEMS {
-        let path = dir.join(s).join(format!("{s}_2k.log_structured.csv"));
-        let Ok(mut rdr) = csv::Reader::from_path(&path) else {
-            eprintln!("skip {s}: {} unreadable", path.display());
-            continue;
-        };
-        let ci = rdr
-            .headers()?
-            .iter()
-            .position(|h| h == "Content")
-            .ok_or("no Content column")?;
-        for rec in rdr.records() {
-            out.push(rec?.get(ci).unwrap_or("").to_string());
-        }
+/// Run `f` over every line, timed; print one result line; return the checksum.
+fn measure(stream: &str, step: &str, lines: &[String], mut f: impl FnMut(&str) -> usize) -> usize {
+    let load = load_average();
+    let t = Timer::start();
+    let mut check = 0usize;
+    for l in lines {
+        check = check.wrapping_add(f(l));
     }
-    Ok(out)
-}
-
-fn report(name: &str, n: usize, secs: f64) {
+    let e = t.stop();
     println!(
-        "{name:<9} lines={n} seconds={secs:.3} lines_per_sec={:.0}",
-        n as f64 / secs
+        "{stream:<8} {step:<8} lines={} {} load={load}",
+        lines.len(),
+        e.rates(lines.len())
     );
+    check
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -67,46 +51,69 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("SKIP bench_miner: Loghub-2k data not found (pass DATA_DIR or set LOGHUB_DATA)");
         return Ok(());
     };
+    let only: Vec<&str> = args
+        .get(2)
+        .map(|s| s.split(',').filter(|w| !w.is_empty()).collect())
+        .unwrap_or_default();
+    let streams_wanted: Vec<&str> = only
+        .iter()
+        .copied()
+        .filter(|w| matches!(*w, "repeat" | "tenth" | "distinct"))
+        .collect();
+    let steps_wanted: Vec<&str> = only
+        .iter()
+        .copied()
+        .filter(|w| !streams_wanted.contains(w))
+        .collect();
+    let run_stream = |s: &str| streams_wanted.is_empty() || streams_wanted.contains(&s);
+    let run_step = |s: &str| steps_wanted.is_empty() || steps_wanted.contains(&s);
+
     let base = read_contents(&dir)?;
     if base.is_empty() {
         println!("SKIP bench_miner: no Content lines under {}", dir.display());
         return Ok(());
     }
-    let reps = target.div_ceil(base.len());
-    let stream: Vec<&str> = (0..reps)
-        .flat_map(|_| base.iter().map(|s| s.as_str()))
-        .collect();
-    let n = stream.len();
     println!(
-        "stream: {} distinct lines x {reps} = {n} lines from {}",
+        "base: {} distinct lines from {}; {target} lines per stream",
         base.len(),
         dir.display()
     );
-
-    let t = Instant::now();
-    let mut tokens = 0usize;
-    for l in &stream {
-        tokens += tokenize(l, DEFAULT_MAX_LEN).len();
+    for name in ["repeat", "tenth", "distinct"] {
+        if !run_stream(name) {
+            continue;
+        }
+        let Some(lines) = stream(&base, name, target) else {
+            continue;
+        };
+        let mut checks = Vec::new();
+        if run_step("mask") {
+            let mut masker = Masker::new();
+            let c = measure(name, "mask", &lines, |l| masker.mask(l, DEFAULT_MAX_LEN));
+            checks.push(format!("tokens={c}"));
+        }
+        if run_step("tokenize") {
+            let c = measure(name, "tokenize", &lines, |l| {
+                tokenize(l, DEFAULT_MAX_LEN).len()
+            });
+            checks.push(format!("tokens={c}"));
+        }
+        if run_step("miner") {
+            let mut miner = Miner::default();
+            let c = measure(name, "miner", &lines, |l| usize::from(miner.add(l).is_new));
+            checks.push(format!("opened={c} clusters={}", miner.len()));
+        }
+        if run_step("miner_id") {
+            let mut miner = Miner::default();
+            let c = measure(name, "miner_id", &lines, |l| miner.add_id(l) as usize);
+            checks.push(format!("id_sum={c} clusters={}", miner.len()));
+        }
+        if run_step("classify") {
+            let c = measure(name, "classify", &lines, |l| {
+                usize::from(classify(l).category.as_str() != "unknown")
+            });
+            checks.push(format!("classified={c}"));
+        }
+        println!("{name:<8} checks: {}", checks.join(" "));
     }
-    report("mask", n, t.elapsed().as_secs_f64());
-
-    let t = Instant::now();
-    let mut miner = Miner::default();
-    let mut new = 0usize;
-    for l in &stream {
-        new += usize::from(miner.add(l).is_new);
-    }
-    report("miner", n, t.elapsed().as_secs_f64());
-
-    let t = Instant::now();
-    let mut known = 0usize;
-    for l in &stream {
-        known += usize::from(classify(l).category.as_str() != "unknown");
-    }
-    report("classify", n, t.elapsed().as_secs_f64());
-    println!(
-        "checks: tokens={tokens} clusters={} opened={new} classified={known}",
-        miner.len()
-    );
     Ok(())
 }

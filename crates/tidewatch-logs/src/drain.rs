@@ -234,17 +234,85 @@ const NIL: u32 = u32::MAX;
 /// Template position flags: a `<*>`; a constant keyword.
 const WILD: u8 = 1;
 const KEYWORD: u8 = 2;
+/// A letter-prefixed number (see [`id_shape`]); also a keyword.
+const ID: u8 = 4;
+/// In a message's lazily filled flags ([`WordFlags`]): the flags of this token are known.
+const KNOWN: u8 = 8;
+/// A template position that holds a `<*>` (alone or inside, `node-<*>`): a parameter.
+const PARAM: u8 = 32;
+
+/// Flags ([`KEYWORD`], [`ID`]) of a plain word.
+fn word_flags(t: &str) -> u8 {
+    let mut f = 0;
+    if is_keyword(t) {
+        f |= KEYWORD;
+    }
+    if id_shape(t.as_bytes()).is_some() {
+        f |= ID;
+    }
+    f
+}
+
+/// The [`word_flags`] of a message's tokens, computed on first use: one message is compared
+/// with many clusters, and most comparisons never look at these.
+struct WordFlags {
+    cache: [u8; 64],
+    /// [`word_hash`] of the token, valid when [`HASHED`] is set in `cache`.
+    hash: [u32; 64],
+}
+
+/// In [`WordFlags`]: the hash of this token is known.
+const HASHED: u8 = 16;
+
+impl WordFlags {
+    fn new() -> WordFlags {
+        WordFlags {
+            cache: [0; 64],
+            hash: [0; 64],
+        }
+    }
+
+    /// Whether the keyword rule forbids `m` to join a cluster with this guard: the message
+    /// holds another keyword (plain, not masked) at the guard's position.
+    #[inline]
+    fn conflicts(&mut self, m: &Masked, g: Guard) -> bool {
+        let p = g.pos as usize;
+        if g.pos == u8::MAX || p >= m.len() || m.is_masked(p) || self.get(m, p) & KEYWORD == 0 {
+            return false;
+        }
+        let h = match self.cache.get_mut(p) {
+            Some(c) if *c & HASHED != 0 => self.hash[p],
+            Some(c) => {
+                *c |= HASHED;
+                self.hash[p] = word_hash(m.text_bytes(p));
+                self.hash[p]
+            }
+            None => word_hash(m.text_bytes(p)),
+        };
+        h != g.hash
+    }
+
+    #[inline]
+    fn get(&mut self, m: &Masked, i: usize) -> u8 {
+        match self.cache.get_mut(i) {
+            Some(c) if *c & KNOWN != 0 => *c,
+            Some(c) => {
+                *c |= word_flags(m.text(i)) | KNOWN;
+                *c
+            }
+            None => word_flags(m.text(i)),
+        }
+    }
+}
 
 /// A live cluster with what the search needs precomputed.
 #[derive(Debug, Clone)]
 struct Entry {
     c: Cluster,
-    /// Per template position: [`WILD`] and/or [`KEYWORD`].
+    /// Per template position: [`WILD`], or [`word_flags`] of a constant; and [`PARAM`].
     flags: Vec<u8>,
     /// Number of `<*>` template tokens.
     wild: usize,
-    /// Positions whose template token holds a `<*>` (reported as parameters).
-    params: Vec<u32>,
     /// `c.template()`, kept.
     template: String,
     /// LRU neighbours (slots), oldest at the head.
@@ -260,7 +328,6 @@ impl Entry {
             c,
             flags: Vec::new(),
             wild: 0,
-            params: Vec::new(),
             template: String::new(),
             prev: NIL,
             next: NIL,
@@ -277,44 +344,76 @@ impl Entry {
             .iter()
             .map(|t| {
                 if t == WILDCARD {
-                    WILD
-                } else if is_keyword(t) {
-                    KEYWORD
+                    WILD | PARAM
+                } else if t.contains(WILDCARD) {
+                    word_flags(t) | PARAM
                 } else {
-                    0
+                    word_flags(t)
                 }
             })
             .collect();
-        self.wild = self.flags.iter().filter(|&&f| f == WILD).count();
-        self.params = toks
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.contains(WILDCARD))
-            .map(|(i, _)| i as u32)
-            .collect();
+        self.wild = self.flags.iter().filter(|&&f| f & WILD != 0).count();
         self.template = self.c.template();
     }
 
     fn index_key(&self) -> IndexKey {
-        let wild: Vec<u32> = self
-            .c
-            .tokens
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| *t == WILDCARD)
-            .map(|(i, _)| i as u32)
+        let wild: Vec<u32> = (0..self.flags.len())
+            .filter(|&i| self.flags[i] & WILD != 0)
+            .map(|i| i as u32)
             .collect();
         let consts = consts_hash(self.c.tokens.len(), &wild, |i| &self.c.tokens[i]);
-        IndexKey { wild, consts }
+        let guard = Guard::of(&self.c.tokens, &self.flags);
+        IndexKey {
+            wild,
+            consts,
+            guard,
+        }
     }
 }
 
 /// Where a cluster sits in a large leaf's index: its wildcard positions and a hash of its
-/// constant tokens.
+/// constant tokens, and its [`Guard`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct IndexKey {
     wild: Vec<u32>,
     consts: u64,
+    guard: Guard,
+}
+
+/// The first keyword of a template that the keyword rule applies to (not a letter-prefixed
+/// number), kept beside the cluster's slot in a large leaf: a message holding a different
+/// keyword there cannot join (see [`Miner::similarity`]), which is decided without reading
+/// the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Guard {
+    /// Position, or `u8::MAX` for none.
+    pos: u8,
+    hash: u32,
+}
+
+impl Guard {
+    const NONE: Guard = Guard {
+        pos: u8::MAX,
+        hash: 0,
+    };
+
+    fn of(tokens: &[String], flags: &[u8]) -> Guard {
+        flags
+            .iter()
+            .take(u8::MAX as usize)
+            .position(|&f| f & (KEYWORD | ID) == KEYWORD)
+            .map_or(Guard::NONE, |i| Guard {
+                pos: i as u8,
+                hash: word_hash(tokens[i].as_bytes()),
+            })
+    }
+}
+
+/// A 32-bit hash of one token.
+fn word_hash(b: &[u8]) -> u32 {
+    let mut h = FxHasher::default();
+    h.write(b);
+    (h.finish() >> 32) as u32
 }
 
 /// Hash of the tokens at the positions not in `wild` (sorted).
@@ -346,7 +445,8 @@ struct Leaf {
 
 #[derive(Debug, Clone, Default)]
 struct BigLeaf {
-    members: BTreeMap<u64, u32>,
+    /// id -> (slot, guard)
+    members: BTreeMap<u64, (u32, Guard)>,
     /// wildcard positions -> constants hash -> slots
     groups: BTreeMap<Vec<u32>, FxMap<u64, Vec<u32>>>,
 }
@@ -365,13 +465,14 @@ impl Leaf {
 }
 
 impl BigLeaf {
-    fn index(&mut self, slot: u32, key: &IndexKey) {
-        self.groups
-            .entry(key.wild.clone())
-            .or_default()
-            .entry(key.consts)
-            .or_default()
-            .push(slot);
+    /// File (or re-file) member `id` in `slot` under `key`.
+    fn index(&mut self, id: u64, slot: u32, key: &IndexKey) {
+        self.members.insert(id, (slot, key.guard));
+        let group = match self.groups.get_mut(&key.wild) {
+            Some(g) => g,
+            None => self.groups.entry(key.wild.clone()).or_default(),
+        };
+        group.entry(key.consts).or_default().push(slot);
     }
 
     fn unindex(&mut self, slot: u32, key: &IndexKey) {
@@ -429,10 +530,50 @@ impl PartialEq for Miner {
 /// that is not a plain lower-case word (`Started`, `RUNNING`, `alt0`, `z+`, `dcbf....<*>`).
 /// Plain lower-case words (user names, hosts) may become parameters.
 fn is_keyword(t: &str) -> bool {
-    let core = t.trim_end_matches([':', ',', '.', ';', '!', '?']);
+    let b = t.as_bytes();
+    let mut end = b.len();
+    while end > 0 && matches!(b[end - 1], b':' | b',' | b'.' | b';' | b'!' | b'?') {
+        end -= 1;
+    }
+    // the same test in one pass over bytes on ASCII
+    let (mut any, mut all) = (0u8, C_LOWER);
+    for &c in &b[..end] {
+        let k = BYTE_CLASS[c as usize];
+        any |= k;
+        all &= k;
+    }
+    if any & C_NON_ASCII == 0 {
+        return any & C_ALPHA != 0 && all & C_LOWER == 0;
+    }
+    // only ASCII bytes were cut, so `end` is a character boundary
+    let core = t.get(..end).unwrap_or(t);
     core.chars().any(|c| c.is_alphabetic())
         && !core.chars().all(|c| c.is_lowercase() && c.is_alphabetic())
 }
+
+const C_ALPHA: u8 = 1;
+const C_LOWER: u8 = 2;
+const C_NON_ASCII: u8 = 4;
+
+/// [`is_keyword`]'s byte classes.
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c >= 0x80 {
+            C_NON_ASCII
+        } else if c.is_ascii_lowercase() {
+            C_ALPHA | C_LOWER
+        } else if c.is_ascii_alphabetic() {
+            C_ALPHA
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
 
 /// A letter-prefixed number (`u5`, `n7`, `(alt0),`): optional opening brackets/quotes,
 /// ASCII letters, ASCII digits, optional closing punctuation. Returns (brackets + letters,
@@ -441,6 +582,11 @@ fn is_keyword(t: &str) -> bool {
 /// a possible variable: it is routed under `<*>` and a different number after the same
 /// letters is a parameter change, not a keyword change. Same family: equal results.
 fn id_shape(t: &[u8]) -> Option<(&[u8], &[u8])> {
+    // most words fail here: no digit or closing punctuation at the end
+    let last = *t.last()?;
+    if !(last.is_ascii_digit() || is_closing(last)) {
+        return None;
+    }
     let lead = t.iter().take_while(|&&c| is_opening(c)).count();
     let letters = t[lead..]
         .iter()
@@ -501,10 +647,11 @@ fn record_enum(
 }
 
 fn parameters(e: &Entry, m: &Masked) -> Vec<String> {
-    let mut v = Vec::with_capacity(e.params.len());
-    for &i in &e.params {
-        if (i as usize) < m.len() {
-            v.push(m.original(i as usize));
+    let n = e.flags.iter().filter(|&&f| f & PARAM != 0).count();
+    let mut v = Vec::with_capacity(n);
+    for (i, &f) in e.flags.iter().enumerate() {
+        if f & PARAM != 0 && i < m.len() {
+            v.push(m.original(i));
         }
     }
     v
@@ -562,19 +709,18 @@ impl Miner {
         let mut order: Vec<(u64, u64, u32)> = Vec::with_capacity(clusters.len());
         for mut c in clusters {
             let levels = m.levels().min(c.tokens.len());
-            let key = |t: &String| {
+            fn key(t: &String) -> &str {
                 if id_shape(t.as_bytes()).is_some() {
-                    WILDCARD.to_string()
+                    WILDCARD
                 } else {
-                    t.clone()
+                    t
                 }
-            };
+            }
             if c.path.len() != levels {
-                let keys: Vec<String> = c.tokens[..levels].iter().map(key).collect();
-                c.path = m.tree_path(&keys, c.tokens.len());
+                c.path = m.tree_path(c.tokens[..levels].iter().map(key), c.tokens.len());
             } else if c.path.iter().any(|k| id_shape(k.as_bytes()).is_some()) {
                 // filed before letter-prefixed numbers were routed under `<*>`
-                c.path = c.path.iter().map(key).collect();
+                c.path = c.path.iter().map(|k| key(k).to_string()).collect();
             }
             let (id, last_used) = (c.id, c.last_used);
             let slot = m.alloc(Entry::new(c));
@@ -658,6 +804,17 @@ impl Miner {
         r
     }
 
+    /// Add a message exactly like [`Miner::add`] (same clusters, templates and changes)
+    /// and return only its cluster id: no template or parameter strings are built, for
+    /// callers that need the id alone (a log monitor counting lines per template).
+    pub fn add_id(&mut self, message: &str) -> u64 {
+        let mut m = std::mem::take(&mut self.scratch);
+        m.mask(message, self.config.max_line_len);
+        let (_, id, _) = self.insert(&m, 1);
+        self.scratch = m;
+        id
+    }
+
     /// Find the cluster a message would join, without changing anything.
     pub fn match_only(&self, message: &str) -> Option<Match> {
         with_masked(message, self.config.max_line_len, |m| {
@@ -695,11 +852,35 @@ impl Miner {
     }
 
     fn add_masked(&mut self, m: &Masked, weight: u64) -> Match {
+        let (slot, id, is_new) = self.insert(m, weight);
+        match self.entry(slot) {
+            Some(e) => Match {
+                cluster_id: id,
+                template: if e.c.enums.is_empty() {
+                    e.template.clone()
+                } else {
+                    e.c.template_for(m)
+                },
+                parameters: parameters(e, m),
+                is_new,
+            },
+            None => Match {
+                cluster_id: id,
+                template: String::new(),
+                parameters: Vec::new(),
+                is_new,
+            },
+        }
+    }
+
+    /// Add `m`: join the best cluster (updating its template) or open a new one. Returns
+    /// the cluster's slot, its id and whether it is new.
+    fn insert(&mut self, m: &Masked, weight: u64) -> (u32, u64, bool) {
         self.clock += 1;
         let clock = self.clock;
         if let Some((slot, exact)) = self.search(m) {
-            if let Some(r) = self.join(slot, m, weight, clock, exact) {
-                return r;
+            if let Some(id) = self.join(slot, m, weight, clock, exact) {
+                return (slot, id, false);
             }
         }
         let id = self.next_id;
@@ -707,8 +888,7 @@ impl Miner {
         let n = m.len();
         let tokens: Vec<String> = (0..n).map(|i| m.text(i).to_string()).collect();
         let levels = self.levels().min(n);
-        let keys: Vec<String> = (0..levels).map(|i| route_key(m, i).to_string()).collect();
-        let path = self.tree_path(&keys, n);
+        let path = self.tree_path((0..levels).map(|i| route_key(m, i)), n);
         let c = Cluster {
             id,
             tokens,
@@ -723,34 +903,15 @@ impl Miner {
         self.log.created.insert(id);
         self.log.changed.insert(id);
         *self.log.counts.entry(id).or_default() += weight;
-        let r = match self.entry(slot) {
-            Some(e) => Match {
-                cluster_id: id,
-                template: e.template.clone(),
-                parameters: parameters(e, m),
-                is_new: true,
-            },
-            None => Match {
-                cluster_id: id,
-                template: String::new(),
-                parameters: Vec::new(),
-                is_new: true,
-            },
-        };
+        // the new cluster is the most recently used: never the one evicted
         self.evict_over_cap();
-        r
+        (slot, id, true)
     }
 
-    /// Add `m` to the cluster in `slot`: generalise its template, count, touch.
-    /// `exact`: `m` repeats every constant of the template (only enumerations can change).
-    fn join(
-        &mut self,
-        slot: u32,
-        m: &Masked,
-        weight: u64,
-        clock: u64,
-        exact: bool,
-    ) -> Option<Match> {
+    /// Add `m` to the cluster in `slot`: generalise its template, count, touch. Returns
+    /// the cluster id. `exact`: `m` repeats every constant of the template (only
+    /// enumerations can change).
+    fn join(&mut self, slot: u32, m: &Masked, weight: u64, clock: u64, exact: bool) -> Option<u64> {
         let max_enum = self.config.max_enum_values;
         let e = self.slots.get_mut(slot as usize)?.as_mut()?;
         let c = &mut e.c;
@@ -802,23 +963,13 @@ impl Miner {
         *self.log.counts.entry(id).or_default() += weight;
         self.lru_unlink(slot);
         self.lru_push(slot);
-        let e = self.entry(slot)?;
-        Some(Match {
-            cluster_id: id,
-            template: if e.c.enums.is_empty() {
-                e.template.clone()
-            } else {
-                e.c.template_for(m)
-            },
-            parameters: parameters(e, m),
-            is_new: false,
-        })
+        Some(id)
     }
 
     /// Drain's similarity (He et al. 2017, "simSeq"), with the masked-token and keyword rules.
     /// Returns None when the keyword rule forbids the merge.
     /// Returns (similarity, template wildcards, every constant equal).
-    fn similarity(&self, e: &Entry, m: &Masked) -> Option<(f64, usize, bool)> {
+    fn similarity(&self, e: &Entry, m: &Masked, wf: &mut WordFlags) -> Option<(f64, usize, bool)> {
         let tpl = &e.c.tokens;
         if tpl.len() != m.len() {
             return None;
@@ -848,7 +999,11 @@ impl Miner {
                 lost += 1.0 - w;
             } else if t.as_bytes() == word {
                 sim += 1.0;
-            } else if m.is_masked(i) || same_id_family(t.as_bytes(), word) {
+            } else if m.is_masked(i)
+                || (e.flags[i] & ID != 0
+                    && wf.get(m, i) & ID != 0
+                    && same_id_family(t.as_bytes(), word))
+            {
                 lost += 1.0;
                 const_diffs += 1;
             } else {
@@ -857,7 +1012,8 @@ impl Miner {
                 const_diffs += 1;
                 let word = m.text(i);
                 if cfg.split_keywords
-                    && ((e.flags[i] & KEYWORD != 0 && is_keyword(word)) || is_word_variant(t, word))
+                    && ((e.flags[i] & KEYWORD != 0 && wf.get(m, i) & KEYWORD != 0)
+                        || is_word_variant(t, word))
                 {
                     return None;
                 }
@@ -874,11 +1030,12 @@ impl Miner {
     fn search(&self, m: &Masked) -> Option<(u32, bool)> {
         let leaf = &find_leaf(&self.root, self.levels(), m)?.leaf;
         let mut best: Option<(f64, usize, u64, u32, bool)> = None;
-        let mut consider = |slot: u32| {
+        let mut wf = WordFlags::new();
+        let mut consider = |slot: u32, wf: &mut WordFlags| {
             let Some(e) = self.entry(slot) else {
                 return;
             };
-            let Some((sim, wild, exact)) = self.similarity(e, m) else {
+            let Some((sim, wild, exact)) = self.similarity(e, m, wf) else {
                 return;
             };
             if sim + 1e-9 < self.config.sim_threshold {
@@ -897,20 +1054,24 @@ impl Miner {
             }
         };
         match &leaf.big {
-            None => leaf.small.iter().for_each(|&(_, slot)| consider(slot)),
+            None => leaf
+                .small
+                .iter()
+                .for_each(|&(_, slot)| consider(slot, &mut wf)),
             Some(big) => {
                 // clusters whose constants the message repeats exactly
                 for (wild, by_consts) in big.groups.iter().take(MAX_GROUPS_PROBED) {
                     let h = consts_hash(m.len(), wild, |i| m.text(i));
                     if let Some(slots) = by_consts.get(&h) {
-                        slots.iter().for_each(|&s| consider(s));
+                        slots.iter().for_each(|&s| consider(s, &mut wf));
                     }
                 }
-                big.members
-                    .values()
-                    .rev()
-                    .take(LEAF_SCAN)
-                    .for_each(|&s| consider(s));
+                let split = self.config.split_keywords;
+                for &(slot, guard) in big.members.values().rev().take(LEAF_SCAN) {
+                    if !(split && wf.conflicts(m, guard)) {
+                        consider(slot, &mut wf);
+                    }
+                }
             }
         }
         best.map(|b| (b.3, b.4))
@@ -918,24 +1079,20 @@ impl Miner {
 
     /// The tree path for a new cluster with leading keys `keys` and `n` tokens: a key that
     /// would exceed `max_children` at its node becomes `<*>` (Drain's rule).
-    fn tree_path(&self, keys: &[String], n: usize) -> Vec<String> {
+    fn tree_path<'k>(&self, keys: impl Iterator<Item = &'k str>, n: usize) -> Vec<String> {
         let max_children = self.config.max_children.max(1);
         let mut node = self.root.get(&n);
-        keys.iter()
-            .map(|k| {
-                let chosen = match node {
-                    Some(nd)
-                        if !nd.children.contains_key(k.as_str())
-                            && nd.children.len() >= max_children =>
-                    {
-                        WILDCARD.to_string()
-                    }
-                    _ => k.clone(),
-                };
-                node = node.and_then(|nd| nd.children.get(chosen.as_str()));
-                chosen
-            })
-            .collect()
+        keys.map(|k| {
+            let chosen = match node {
+                Some(nd) if !nd.children.contains_key(k) && nd.children.len() >= max_children => {
+                    WILDCARD.to_string()
+                }
+                _ => k.to_string(),
+            };
+            node = node.and_then(|nd| nd.children.get(chosen.as_str()));
+            chosen
+        })
+        .collect()
     }
 
     fn alloc(&mut self, e: Entry) -> u32 {
@@ -967,9 +1124,8 @@ impl Miner {
         let leaf = &mut node.leaf;
         match &mut leaf.big {
             Some(big) => {
-                big.members.insert(id, slot);
                 let key = e.index_key();
-                big.index(slot, &key);
+                big.index(id, slot, &key);
                 if let Some(e) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
                     e.key = Some(key);
                 }
@@ -981,10 +1137,9 @@ impl Miner {
                     // grow into an indexed leaf
                     let mut big = BigLeaf::default();
                     for &(cid, s) in &leaf.small {
-                        big.members.insert(cid, s);
                         if let Some(e) = self.slots.get_mut(s as usize).and_then(Option::as_mut) {
                             let key = e.index_key();
-                            big.index(s, &key);
+                            big.index(cid, s, &key);
                             e.key = Some(key);
                         }
                     }
@@ -1001,10 +1156,10 @@ impl Miner {
             return;
         };
         let key = e.index_key();
-        let (n, path) = (e.c.tokens.len(), e.c.path.clone());
+        let (id, n, path) = (e.c.id, e.c.tokens.len(), e.c.path.clone());
         if let Some(big) = self.leaf_mut(n, &path).and_then(|l| l.big.as_mut()) {
             big.unindex(slot, old);
-            big.index(slot, &key);
+            big.index(id, slot, &key);
         }
         if let Some(e) = self.entry_mut(slot) {
             e.key = Some(key);

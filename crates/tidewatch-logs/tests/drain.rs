@@ -376,3 +376,62 @@ fn old_state_with_letter_digit_path_key_is_refiled() {
     assert_eq!(b.template, "User <*> logged in from <*>");
     assert_eq!(b.parameters, vec!["u13", "192.168.0.13"]);
 }
+
+/// `add_id` is `add` without the strings: same ids, same state, same change log, on a
+/// stream that exercises large indexed leaves, keywords, enumerations, letter-prefixed
+/// numbers and eviction.
+/// A distinct capitalised word (a keyword) for i.
+fn word(mut i: u64) -> String {
+    let mut w = String::from("K");
+    loop {
+        w.push(char::from(b'a' + (i % 26) as u8));
+        i /= 26;
+        if i == 0 {
+            break w;
+        }
+    }
+}
+
+#[test]
+fn add_id_matches_add() {
+    let mut lines: Vec<String> = Vec::new();
+    for i in 0..6_000u64 {
+        let kw = ["Started", "Paused", "RUNNING", "FAILED"][(i % 4) as usize];
+        lines.push(match i % 7 {
+            0 => format!("Job{} {kw} on host h{} after {} ms", i % 50, i % 9, i),
+            1 => format!("User u{} logged in from 10.0.{}.{}", i % 30, i % 7, i % 251),
+            2 => format!(
+                "Block broadcast_{i} stored as {} in memory",
+                ["bytes", "values"][(i % 2) as usize]
+            ),
+            3 => format!(
+                "{} request from user w{} status {}",
+                word(i % 700),
+                i % 13,
+                ["ok", "failed"][(i % 2) as usize]
+            ),
+            4 => format!(
+                "session {} closed for {} reason {kw}",
+                i % 40,
+                ["alice", "bob", "carol", "dave", "erin", "frank"][(i % 6) as usize]
+            ),
+            5 => ["", "   ", "\u{0}\u{7} ctl", "x\u{1b}[31mred"][(i % 4) as usize].to_string(),
+            _ => format!("node n{} is {}", i % 12, ["down", "up"][(i % 2) as usize]),
+        });
+    }
+    for cap in [10_000, 150] {
+        let config = Config {
+            max_clusters: cap,
+            ..Config::default()
+        };
+        let mut a = Miner::new(config.clone());
+        let mut b = Miner::new(config);
+        for l in &lines {
+            assert_eq!(a.add(l).cluster_id, b.add_id(l), "{l:?}");
+        }
+        assert!(a.len() > 40, "{}", a.len());
+        assert_eq!(a, b);
+        assert_eq!(a.take_changes(), b.take_changes());
+        assert_eq!(a.to_json().expect("json"), b.to_json().expect("json"));
+    }
+}
