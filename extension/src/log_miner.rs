@@ -313,7 +313,7 @@ pub fn mine_one(name: &str, message: &str) -> u64 {
         .with(|m| {
             m.borrow_mut()
                 .get_mut(name)
-                .map(|c| c.miner.add(message).cluster_id)
+                .map(|c| c.miner.add_id(message))
         })
         .unwrap_or_else(|| unknown_miner(name))
 }
@@ -542,7 +542,7 @@ fn _mine_query(
                         .ok()
                         .flatten()
                         .map_or(now, |ts| ts.into_inner());
-                    let id = c.miner.add(msg).cluster_id;
+                    let id = c.miner.add_id(msg);
                     seen.entry(id)
                         .and_modify(|s| s.add(t))
                         .or_insert_with(|| Seen::at(t));

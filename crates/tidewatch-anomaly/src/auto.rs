@@ -805,6 +805,9 @@ impl Auto {
             (_, true) if fe.arg == 0 && fe.s < 6.0 => Kind::SeasonalBreak,
             (0, true) if fe.z > 0.0 => Kind::Spike,
             (0, true) => Kind::Dip,
+            // A jump that leaves the value outside the band is a spike or dip, not noise.
+            (1, _) if fe.z > 3.0 => Kind::Spike,
+            (1, _) if fe.z < -3.0 => Kind::Dip,
             (1, _) => Kind::VarianceChange,
             _ => Kind::LevelShift,
         };
