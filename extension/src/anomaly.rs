@@ -3,10 +3,10 @@
 //! per-batch step of real-time monitors. The detectors live in `crates/tidewatch-anomaly`; the
 //! catalog, triggers, episodes and explanations in `sql/anomaly.sql`.
 
-use crate::aggregate::{deserialize, state_mut};
+use crate::aggregate::{agg_context, deserialize, state_mut};
 use crate::errors;
 use pgrx::prelude::*;
-use pgrx::{Internal, JsonB, PgSqlErrorCode};
+use pgrx::{Internal, JsonB, PgMemoryContexts, PgSqlErrorCode};
 use tidewatch_anomaly::monitor::MonitorState;
 use tidewatch_anomaly::{AnomalyError, Kind, Model, Scored};
 
@@ -105,50 +105,72 @@ impl Batch {
     }
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _anomaly_agg_step(
-    mut state: Internal,
-    ts: Option<TimestampWithTimeZone>,
-    value: Option<f64>,
-    method: Option<String>,
-    params: Option<JsonB>,
+/// The method and params of an aggregate call: arguments 3 and 4 when given, read only on the
+/// first row of each group (the state keeps them).
+///
+/// # Safety
+/// `args` are the call's arguments; 3 is text and 4 is jsonb when present.
+unsafe fn method_params(args: &[pg_sys::NullableDatum]) -> (Option<String>, serde_json::Value) {
+    let arg = |i: usize| args.get(i).filter(|a| !a.isnull).map(|a| a.value);
+    // SAFETY: the caller's contract on argument types.
+    let method = arg(3).and_then(|d| unsafe { String::from_datum(d, false) });
+    let params = arg(4).and_then(|d| unsafe { JsonB::from_datum(d, false) });
+    (method, params_value(params))
+}
+
+/// The (timestamptz, float8) of arguments 1 and 2, None when either is NULL.
+fn point_arg(args: &[pg_sys::NullableDatum]) -> Option<(i64, f64)> {
+    match (args.get(1), args.get(2)) {
+        (Some(t), Some(v)) if !t.isnull && !v.isnull => Some((
+            (t.value.value() as i64).saturating_add(PG_EPOCH_US),
+            f64::from_bits(v.value.value() as u64),
+        )),
+        _ => None,
+    }
+}
+
+/// Transition of `anomaly_agg(ts, value [, method [, params]])`: a plain version-1 C function,
+/// since pgrx's wrapper converted the method and the params (jsonb to serde) on every row.
+///
+/// # Safety
+/// Only for fmgr, as the transition function of the aggregates declared below (state: Batch).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_anomaly_agg_step(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: this aggregate's state is always a Batch.
-    let s: &mut Batch = unsafe { state_mut(&mut state, fcinfo) };
-    if s.method.is_none() {
-        let p = params_value(params);
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's fcinfo with nargs (3 to 5) arguments.
+    let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
+    let state: *mut Batch = if args[0].isnull {
+        let ctx = agg_context(fcinfo);
+        // SAFETY: declared (internal, timestamptz, float8 [, text [, jsonb]]).
+        let (method, params) = unsafe { method_params(args) };
         // Fail on the first row, not after the whole scan.
-        build_model(method.as_deref(), &p);
-        s.method = Some(method.unwrap_or_else(|| "auto".into()));
-        s.params = Some(p);
+        build_model(method.as_deref(), &params);
+        let fresh = Batch {
+            method: Some(method.unwrap_or_else(|| "auto".into())),
+            params: Some(params),
+            points: Vec::new(),
+            nulls: 0,
+        };
+        // Owned by the aggregate's memory context, as pgrx's Internal::new does.
+        PgMemoryContexts::For(ctx).leak_and_drop_on_delete(fresh)
+    } else {
+        args[0].value.cast_mut_ptr()
+    };
+    // SAFETY: a live Batch of this aggregate (created above, or by combine/deserialize).
+    let s = unsafe { &mut *state };
+    match point_arg(args) {
+        Some(p) => s.points.push(p),
+        None => s.nulls += 1,
     }
-    match (ts, value) {
-        (Some(t), Some(v)) => s.points.push((unix_us(t), v)),
-        _ => s.nulls += 1,
-    }
-    state
+    pg_sys::Datum::from(state)
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _anomaly_agg_step2(
-    state: Internal,
-    ts: Option<TimestampWithTimeZone>,
-    value: Option<f64>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    _anomaly_agg_step(state, ts, value, None, None, fcinfo)
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn _anomaly_agg_step3(
-    state: Internal,
-    ts: Option<TimestampWithTimeZone>,
-    value: Option<f64>,
-    method: Option<String>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    _anomaly_agg_step(state, ts, value, method, None, fcinfo)
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_tidewatch_anomaly_agg_step() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -244,24 +266,26 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-/// Expand the result of `anomaly_agg` into one row per scored point, in time order.
-#[pg_extern(immutable, parallel_safe, strict)]
-fn anomaly_points(
-    batch: &[u8],
-    anomalies_only: default!(bool, false),
-) -> TableIterator<
-    'static,
-    (
-        name!(ts, Option<TimestampWithTimeZone>),
-        name!(value, f64),
-        name!(expected, Option<f64>),
-        name!(lower, Option<f64>),
-        name!(upper, Option<f64>),
-        name!(score, f64),
-        name!(is_anomaly, bool),
-        name!(kind, Option<&'static str>),
-    ),
-> {
+/// `anomaly_points(batch bytea, anomalies_only boolean DEFAULT false)`: the result of
+/// `anomaly_agg` as one row per scored point, in time order. A plain version-1 C function that
+/// fills the executor's tuplestore directly (materialize mode): `detect_anomalies` returns every
+/// point of a table through it, and pgrx's value-per-call wrapper cost about 0.4 µs a row.
+///
+/// # Safety
+/// Only for fmgr, as declared below: STRICT (bytea, boolean), returning a set of 8 columns.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_anomaly_points(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's fcinfo with two non-NULL arguments (STRICT): a bytea and a boolean.
+    let (batch, anomalies_only) = unsafe {
+        let args = (*fcinfo).args.as_slice(2);
+        (
+            <&[u8]>::from_datum(args[0].value, false).unwrap_or_default(),
+            args[1].value.value() != 0,
+        )
+    };
     if batch.len() < 8 || (batch.len() - 8) % POINT_BYTES != 0 {
         errors::raise(
             PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
@@ -270,26 +294,75 @@ fn anomaly_points(
             Some("Pass the value returned by tidewatch.anomaly_agg(ts, value).".into()),
         );
     }
-    let rows: Vec<_> = batch[8..]
-        .chunks_exact(POINT_BYTES)
-        .filter(|c| !anomalies_only || c[48] & 1 == 1)
-        .map(|c| {
-            let mut t = [0u8; 8];
-            t.copy_from_slice(&c[..8]);
-            (
-                tstz(i64::from_le_bytes(t)),
-                read_f64(c, 8),
-                finite(read_f64(c, 16)),
-                finite(read_f64(c, 24)),
-                finite(read_f64(c, 32)),
-                read_f64(c, 40),
-                c[48] & 1 == 1,
-                kind_name(c[49]),
-            )
-        })
-        .collect();
-    TableIterator::new(rows)
+    // SAFETY: InitMaterializedSRF checks the call context (a set-returning call that accepts
+    // materialize mode) and raises an error otherwise; it sets setResult and setDesc.
+    let (store, desc) = unsafe {
+        pg_sys::InitMaterializedSRF(fcinfo, 0);
+        let rsinfo = (*fcinfo).resultinfo.cast::<pg_sys::ReturnSetInfo>();
+        ((*rsinfo).setResult, (*rsinfo).setDesc)
+    };
+    let f8 = |x: f64| pg_sys::Datum::from(x.to_bits() as usize);
+    for c in batch[8..].chunks_exact(POINT_BYTES) {
+        let flag = c[48];
+        if anomalies_only && flag & 1 == 0 {
+            continue;
+        }
+        let mut t = [0u8; 8];
+        t.copy_from_slice(&c[..8]);
+        let unix = i64::from_le_bytes(t);
+        let pg = unix.saturating_sub(PG_EPOCH_US);
+        let ts_ok = (MIN_TIMESTAMP..END_TIMESTAMP).contains(&pg);
+        let (e, lo, hi) = (read_f64(c, 16), read_f64(c, 24), read_f64(c, 32));
+        let kind = kind_name(c[49]);
+        let mut values = [
+            pg_sys::Datum::from(pg as usize),
+            f8(read_f64(c, 8)),
+            f8(e),
+            f8(lo),
+            f8(hi),
+            f8(read_f64(c, 40)),
+            pg_sys::Datum::from(usize::from(flag & 1 == 1)),
+            kind.and_then(|k| k.into_datum())
+                .unwrap_or(pg_sys::Datum::from(0)),
+        ];
+        let mut nulls = [
+            !ts_ok,
+            false,
+            !e.is_finite(),
+            !lo.is_finite(),
+            !hi.is_finite(),
+            false,
+            false,
+            kind.is_none(),
+        ];
+        // SAFETY: the tuplestore and descriptor InitMaterializedSRF made for this call, whose
+        // 8 columns the values match.
+        unsafe {
+            pg_sys::tuplestore_putvalues(store, desc, values.as_mut_ptr(), nulls.as_mut_ptr())
+        };
+    }
+    pg_sys::Datum::from(0)
 }
+
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_tidewatch_anomaly_points() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
+}
+
+/// PostgreSQL's valid timestamp range (`MIN_TIMESTAMP`, `END_TIMESTAMP` in datatype/timestamp.h).
+const MIN_TIMESTAMP: i64 = -211_813_488_000_000_000;
+const END_TIMESTAMP: i64 = 9_223_371_331_200_000_000;
+
+extension_sql!(
+    r#"
+CREATE FUNCTION tidewatch.anomaly_points(batch bytea, anomalies_only boolean DEFAULT false)
+    RETURNS TABLE (ts timestamptz, value float8, expected float8, lower float8, upper float8,
+                   score float8, is_anomaly boolean, kind text)
+    AS 'MODULE_PATHNAME', 'tidewatch_anomaly_points' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+"#,
+    name = "anomaly_points_c"
+);
 
 /// How many input rows `anomaly_agg` skipped (NULL time or value, NaN, ±Infinity).
 #[pg_extern(immutable, parallel_safe, strict)]
@@ -309,46 +382,43 @@ struct Stream {
     last: Option<Scored>,
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _anomaly_stream_step(
-    mut state: Internal,
-    ts: Option<TimestampWithTimeZone>,
-    value: Option<f64>,
-    method: Option<String>,
-    params: Option<JsonB>,
+/// Transition of the window aggregate `anomaly_score(ts, value [, method [, params]])`; a plain
+/// version-1 C function for the same reason as `tidewatch_anomaly_agg_step`.
+///
+/// # Safety
+/// Only for fmgr, as the transition function of the aggregates declared below (state: Stream).
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_anomaly_stream_step(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: this aggregate's state is always a Stream.
-    let s: &mut Stream = unsafe { state_mut(&mut state, fcinfo) };
-    if s.model.is_none() {
-        s.model = Some(build_model(method.as_deref(), &params_value(params)));
-    }
-    s.last = match (ts, value, s.model.as_mut()) {
-        (Some(t), Some(v), Some(m)) if v.is_finite() => Some(m.update(unix_us(t), v)),
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's fcinfo with nargs (3 to 5) arguments.
+    let args = unsafe { (*fcinfo).args.as_slice((*fcinfo).nargs as usize) };
+    let state: *mut Stream = if args[0].isnull {
+        let ctx = agg_context(fcinfo);
+        // SAFETY: declared (internal, timestamptz, float8 [, text [, jsonb]]).
+        let (method, params) = unsafe { method_params(args) };
+        let fresh = Stream {
+            model: Some(build_model(method.as_deref(), &params)),
+            last: None,
+        };
+        PgMemoryContexts::For(ctx).leak_and_drop_on_delete(fresh)
+    } else {
+        args[0].value.cast_mut_ptr()
+    };
+    // SAFETY: a live Stream of this aggregate, created above.
+    let s = unsafe { &mut *state };
+    s.last = match (point_arg(args), s.model.as_mut()) {
+        (Some((t, v)), Some(m)) if v.is_finite() => Some(m.update(t, v)),
         _ => None,
     };
-    state
+    pg_sys::Datum::from(state)
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _anomaly_stream_step2(
-    state: Internal,
-    ts: Option<TimestampWithTimeZone>,
-    value: Option<f64>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    _anomaly_stream_step(state, ts, value, None, None, fcinfo)
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn _anomaly_stream_step3(
-    state: Internal,
-    ts: Option<TimestampWithTimeZone>,
-    value: Option<f64>,
-    method: Option<String>,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    _anomaly_stream_step(state, ts, value, method, None, fcinfo)
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_tidewatch_anomaly_stream_step() -> &'static pg_sys::Pg_finfo_record {
+    static V1: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1
 }
 
 #[pg_extern(immutable, parallel_safe)]
@@ -361,12 +431,24 @@ fn _anomaly_stream_final(state: Internal) -> Option<f64> {
 
 extension_sql!(
     r#"
+CREATE FUNCTION tidewatch._anomaly_agg_step(internal, timestamptz, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_anomaly_agg_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._anomaly_agg_step(internal, timestamptz, float8, text) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_anomaly_agg_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._anomaly_agg_step(internal, timestamptz, float8, text, jsonb) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_anomaly_agg_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._anomaly_stream_step(internal, timestamptz, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_anomaly_stream_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._anomaly_stream_step(internal, timestamptz, float8, text) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_anomaly_stream_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._anomaly_stream_step(internal, timestamptz, float8, text, jsonb) RETURNS internal
+    AS 'MODULE_PATHNAME', 'tidewatch_anomaly_stream_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE AGGREGATE tidewatch.anomaly_agg(ts timestamptz, value float8) (
-    SFUNC = tidewatch._anomaly_agg_step2, STYPE = internal, COMBINEFUNC = tidewatch._anomaly_agg_combine,
+    SFUNC = tidewatch._anomaly_agg_step, STYPE = internal, COMBINEFUNC = tidewatch._anomaly_agg_combine,
     SERIALFUNC = tidewatch._anomaly_agg_serialize, DESERIALFUNC = tidewatch._anomaly_agg_deserialize,
     FINALFUNC = tidewatch._anomaly_agg_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.anomaly_agg(ts timestamptz, value float8, method text) (
-    SFUNC = tidewatch._anomaly_agg_step3, STYPE = internal, COMBINEFUNC = tidewatch._anomaly_agg_combine,
+    SFUNC = tidewatch._anomaly_agg_step, STYPE = internal, COMBINEFUNC = tidewatch._anomaly_agg_combine,
     SERIALFUNC = tidewatch._anomaly_agg_serialize, DESERIALFUNC = tidewatch._anomaly_agg_deserialize,
     FINALFUNC = tidewatch._anomaly_agg_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.anomaly_agg(ts timestamptz, value float8, method text, params jsonb) (
@@ -376,10 +458,10 @@ CREATE AGGREGATE tidewatch.anomaly_agg(ts timestamptz, value float8, method text
 -- Order-dependent, so no combine function: it is meant as a window function
 -- (OVER (PARTITION BY series ORDER BY ts)), which never runs partial aggregation.
 CREATE AGGREGATE tidewatch.anomaly_score(ts timestamptz, value float8) (
-    SFUNC = tidewatch._anomaly_stream_step2, STYPE = internal,
+    SFUNC = tidewatch._anomaly_stream_step, STYPE = internal,
     FINALFUNC = tidewatch._anomaly_stream_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.anomaly_score(ts timestamptz, value float8, method text) (
-    SFUNC = tidewatch._anomaly_stream_step3, STYPE = internal,
+    SFUNC = tidewatch._anomaly_stream_step, STYPE = internal,
     FINALFUNC = tidewatch._anomaly_stream_final, FINALFUNC_MODIFY = READ_ONLY, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.anomaly_score(ts timestamptz, value float8, method text, params jsonb) (
     SFUNC = tidewatch._anomaly_stream_step, STYPE = internal,
@@ -387,16 +469,10 @@ CREATE AGGREGATE tidewatch.anomaly_score(ts timestamptz, value float8, method te
 "#,
     name = "anomaly_aggregates",
     requires = [
-        _anomaly_agg_step,
-        _anomaly_agg_step2,
-        _anomaly_agg_step3,
         _anomaly_agg_combine,
         _anomaly_agg_serialize,
         _anomaly_agg_deserialize,
         _anomaly_agg_final,
-        _anomaly_stream_step,
-        _anomaly_stream_step2,
-        _anomaly_stream_step3,
         _anomaly_stream_final
     ]
 );
@@ -607,7 +683,7 @@ extension_sql_file!(
         _model_verdict,
         _monitor_step,
         _peer_outliers,
-        anomaly_points
+        "anomaly_points_c"
     ]
 );
 

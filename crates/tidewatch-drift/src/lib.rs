@@ -265,8 +265,8 @@ pub fn numeric_drift_many(
     if let Err(e) = check_nonempty(r.len(), c.len(), dr, dc) {
         return methods.iter().map(|_| Err(e.clone())).collect();
     }
-    r.sort_unstable_by(f64::total_cmp);
-    c.sort_unstable_by(f64::total_cmp);
+    numeric::sort_f64(&mut r);
+    numeric::sort_f64(&mut c);
     methods
         .iter()
         .map(|&method| {
