@@ -37,7 +37,15 @@ def one(sql, db=DB):
 
 
 def fresh_database():
-    psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", db="postgres")
+    # The scheduler runs in this database: a scheduler or job worker that connects while
+    # DROP DATABASE ... WITH (FORCE) waits for the others to exit is not terminated by it, and the
+    # drop fails with "being accessed by other users". Such a worker ends at the next drop's
+    # SIGTERM, so try again a few times.
+    for attempt in range(5):
+        psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", db="postgres", check=attempt == 4)
+        if one(f"SELECT count(*) FROM pg_database WHERE datname = '{DB}'", db="postgres") == "0":
+            break
+        time.sleep(1)
     psql(f"CREATE DATABASE {DB}", db="postgres")
     psql("CREATE EXTENSION tidewatch")
 
