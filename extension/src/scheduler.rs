@@ -1,5 +1,6 @@
-//! The job scheduler: one background worker per database listed in
-//! `tidewatch.scheduler_databases` (when the library is in `shared_preload_libraries`).
+//! The job scheduler: per database listed in `tidewatch.scheduler_databases` (when the library
+//! is in `shared_preload_libraries`), a launcher connected to no database, which keeps that
+//! database's scheduler running while the database exists.
 //!
 //! Each scheduler wakes every `tidewatch.scheduler_naptime` milliseconds, asks
 //! `tidewatch._due_jobs()` for due jobs and runs each in its own short-lived dynamic background
@@ -54,9 +55,9 @@ pub fn init() {
         return;
     }
     for db in database_list() {
-        BackgroundWorkerBuilder::new(&format!("tidewatch scheduler {db}"))
-            .set_type("tidewatch scheduler")
-            .set_function("tidewatch_scheduler_main")
+        BackgroundWorkerBuilder::new(&format!("tidewatch launcher {db}"))
+            .set_type("tidewatch launcher")
+            .set_function("tidewatch_launcher_main")
             .set_library("tidewatch")
             .set_extra(&db)
             .enable_spi_access()
@@ -136,6 +137,99 @@ fn run_recorded(job_id: i32, started: TimestampWithTimeZone) -> bool {
     })
 }
 
+/// Does the database exist? A heap scan of the shared catalog pg_database, as PostgreSQL's
+/// autovacuum launcher lists databases: a process connected to no database can read shared
+/// catalogs but not open their indexes.
+fn database_exists(db: &str) -> bool {
+    BackgroundWorker::transaction(|| {
+        let mut found = false;
+        // SAFETY: pg_database is a shared catalog, readable without a database; the scan and
+        // the relation are closed before the transaction ends, and each tuple's fixed part is a
+        // FormData_pg_database.
+        unsafe {
+            let rel = pg_sys::table_open(
+                pg_sys::DatabaseRelationId,
+                pg_sys::AccessShareLock as pg_sys::LOCKMODE,
+            );
+            let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+            loop {
+                let tup = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+                if tup.is_null() {
+                    break;
+                }
+                let header = (*tup).t_data;
+                let form = header
+                    .cast::<u8>()
+                    .add((*header).t_hoff as usize)
+                    .cast::<pg_sys::FormData_pg_database>();
+                let name = std::ffi::CStr::from_ptr((*form).datname.data.as_ptr());
+                if name.to_bytes() == db.as_bytes() {
+                    found = true;
+                    break;
+                }
+            }
+            pg_sys::table_endscan(scan);
+            pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        }
+        found
+    })
+}
+
+/// The static worker of one database in `tidewatch.scheduler_databases`: connected to no
+/// database, it starts that database's scheduler (a dynamic worker) while the database exists,
+/// and starts it again after it ends (say, after `DROP DATABASE ... WITH (FORCE)` or
+/// `pg_terminate_backend`), at most once per 5 seconds. A database that does not exist (yet, or
+/// any more) is waited for quietly: connecting to it would end the worker with a FATAL error, and
+/// the postmaster would restart it every few seconds, logging each time.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn tidewatch_launcher_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let db = BackgroundWorker::get_extra().to_string();
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    let mut waiting_logged = false;
+    let mut last_start: Option<std::time::Instant> = None;
+    while BackgroundWorker::wait_latch(Some(naptime())) {
+        if BackgroundWorker::sighup_received() {
+            unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        if last_start.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
+            continue;
+        }
+        if !database_exists(&db) {
+            if !waiting_logged {
+                log!("tidewatch launcher: database \"{db}\" does not exist; waiting for it");
+                waiting_logged = true;
+            }
+            continue;
+        }
+        waiting_logged = false;
+        last_start = Some(std::time::Instant::now());
+        let spawned = BackgroundWorkerBuilder::new(&format!("tidewatch scheduler {db}"))
+            .set_type("tidewatch scheduler")
+            .set_function("tidewatch_scheduler_main")
+            .set_library("tidewatch")
+            .set_extra(&db)
+            .enable_spi_access()
+            .set_restart_time(None)
+            .set_notify_pid(unsafe { pg_sys::MyProcPid })
+            .load_dynamic();
+        match spawned {
+            Ok(worker) => {
+                let _ = worker.wait_for_shutdown();
+            }
+            Err(_) => warning!(
+                "tidewatch launcher: could not start the scheduler of database \"{db}\"; \
+                 raise max_worker_processes"
+            ),
+        }
+    }
+    // Exit with 1 so that a launcher terminated on its own comes back (restart time 5 s); at
+    // server shutdown nothing is restarted anyway.
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+/// The scheduler of one database, started by its launcher.
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
@@ -194,10 +288,7 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
         }
     }
     log!("tidewatch scheduler in database \"{db}\" is stopping");
-    // The postmaster never restarts a worker that exits with 0. Exit with 1 so that a scheduler
-    // terminated on its own (pg_terminate_backend, DROP DATABASE ... WITH (FORCE)) comes back;
-    // at server shutdown nothing is restarted anyway.
-    unsafe { pg_sys::proc_exit(1) };
+    // Its launcher starts it again while the database exists.
 }
 
 #[pg_guard]
