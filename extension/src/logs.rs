@@ -54,8 +54,8 @@ fn log_header(
 /// of the ruleset; lines no rule matches go to the learned classifier of the same name, if one
 /// was trained. It is called once per row over whole log tables, so it is a plain version-1 C
 /// function returning one composite (OUT parameters, declared below): a `#[pg_extern]` set-
-/// returning wrapper cost about 4 µs a row (SRF protocol, per-call memory context, a tuplestore
-/// per LATERAL call), four times the classification itself.
+/// returning wrapper cost about 5 µs a row (SRF protocol, per-call memory context, a tuplestore
+/// per LATERAL call), over ten times the classification itself.
 ///
 /// # Safety
 /// Only for fmgr, as declared below: STRICT, (text, text), OUT (text, text, integer, float8).
