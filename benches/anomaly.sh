@@ -5,7 +5,8 @@
 #      against the pandas peer (../shared/peers/anomaly_pandas_peer.py, rolling MAD).
 #   2. The aggregate form with 0 and with 2 parallel workers.
 #   3. Peak backend RSS (VmHWM) of the detect_anomalies run.
-#   4. COPY of COPY_ROWS rows into a monitored hypertable against the same COPY unmonitored.
+#   4. COPY of COPY_ROWS rows into a monitored hypertable against the same COPY unmonitored, and
+#      into one with a no-op transition-table trigger (the floor of that design).
 # Usage: bash benches/anomaly.sh [ROWS] [SERIES] [REPEATS] [COPY_ROWS]
 #   (defaults 10000000 1000 3 1000000). Skips the peer, saying so, without ../shared.
 source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
@@ -42,25 +43,39 @@ SELECT tidewatch.create_hypertable('live_plain', 'ts', interval '7 days');
 CREATE TABLE live_mon (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
 SELECT tidewatch.create_hypertable('live_mon', 'ts', interval '7 days');
 SELECT tidewatch.monitor('bench', 'live_mon', 'value', '{series_id}');
+-- The floor of any monitor built on a statement trigger with a transition table: one that does
+-- nothing (COPY then inserts row by row into a partitioned table and fills the transition table).
+DROP TABLE IF EXISTS live_floor;
+CREATE TABLE live_floor (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
+SELECT tidewatch.create_hypertable('live_floor', 'ts', interval '7 days');
+CREATE OR REPLACE FUNCTION bench_noop() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NULL; END\$\$;
+CREATE TRIGGER noop AFTER INSERT ON live_floor REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION bench_noop();
 COPY (SELECT * FROM metrics ORDER BY ts, series_id LIMIT $COPY_ROWS) TO '$DIR/copy.csv' WITH (FORMAT csv);
 SQL
 
-scan=() auto=() only=() fast=() agg0=() agg2=() plain=() mon=()
+scan=() auto=() only=() fast=() fastonly=() aggall=() agg0=() agg2=() plain=() mon=() floor=()
 for r in $(seq 1 "$REPEATS"); do
     scan+=("$(psql_ms -c "SELECT series_id, avg(value) FROM metrics GROUP BY series_id" )")
     auto+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}')")")
     only+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")")
     fast+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma')")")
+    fastonly+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma', anomalies_only => true)")")
+    aggall+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE p.is_anomaly) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value) AS b FROM metrics GROUP BY series_id) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b) p")")
     agg0+=("$(psql_ms -c "SET max_parallel_workers_per_gather = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
     agg2+=("$(psql_ms -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
-    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon; DELETE FROM tidewatch.monitor_state; DELETE FROM tidewatch.anomalies"
+    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon, live_floor; DELETE FROM tidewatch.monitor_state; DELETE FROM tidewatch.anomalies"
     plain+=("$(psql_ms -c "COPY live_plain FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
     mon+=("$(psql_ms -c "COPY live_mon FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+    floor+=("$(psql_ms -c "COPY live_floor FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
 done
 SCAN=$(printf '%s\n' "${scan[@]}" | median)
 AUTO=$(printf '%s\n' "${auto[@]}" | median)
 ONLY=$(printf '%s\n' "${only[@]}" | median)
 FAST=$(printf '%s\n' "${fast[@]}" | median)
+FASTONLY=$(printf '%s\n' "${fastonly[@]}" | median)
+AGGALL=$(printf '%s\n' "${aggall[@]}" | median)
+FLOOR=$(printf '%s\n' "${floor[@]}" | median)
 AGG0=$(printf '%s\n' "${agg0[@]}" | median)
 AGG2=$(printf '%s\n' "${agg2[@]}" | median)
 PLAIN=$(printf '%s\n' "${plain[@]}" | median)
@@ -86,7 +101,9 @@ if [ -f "$PEER" ]; then
     PEER_S=$(printf '%s\n' "$PEER_OUT" | sed -n 's/.*peer_total_seconds=\([0-9.]*\).*/\1/p' | tail -1)
 fi
 PEER_RATIO=""
+PEER_ONLY=""
 [ -n "$PEER_S" ] && PEER_RATIO=$(awk -v p="$PEER_S" -v a="$AUTO" 'BEGIN { printf "%.1f", p * 1000 / a }')
+[ -n "$PEER_S" ] && PEER_ONLY=$(awk -v p="$PEER_S" -v a="$ONLY" 'BEGIN { printf "%.1f", p * 1000 / a }')
 
 cat <<MD
 Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows, $SERIES series; medians of $REPEATS runs.
@@ -96,9 +113,13 @@ Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows
 | \`detect_anomalies\` auto vs \`SELECT series_id, avg(value) … GROUP BY series_id\` (≤ 1.5 wanted) | ${AUTO} ms | ${SCAN} ms | $(ratio "$AUTO" "$SCAN") |
 | \`detect_anomalies\` auto, \`anomalies_only => true\` vs the same scan | ${ONLY} ms | ${SCAN} ms | $(ratio "$ONLY" "$SCAN") |
 | \`detect_anomalies\` ewma (fastest) vs the same scan | ${FAST} ms | ${SCAN} ms | $(ratio "$FAST" "$SCAN") |
+| \`detect_anomalies\` ewma, \`anomalies_only => true\` vs the same scan | ${FASTONLY} ms | ${SCAN} ms | $(ratio "$FASTONLY" "$SCAN") |
+| the aggregate form, auto, every point: \`anomaly_agg\` GROUP BY + \`anomaly_points\` (not materialized) vs the same scan | ${AGGALL} ms | ${SCAN} ms | $(ratio "$AGGALL" "$SCAN") |
 | pandas peer (rolling MAD, fetch + score + write) vs \`detect_anomalies\` auto (≥ 20 wanted) | ${AUTO} ms | ${PEER_S:-n/a} s | ${PEER_RATIO:-n/a}× faster |
+| the same peer vs \`detect_anomalies\` auto, \`anomalies_only => true\` (the peer writes back only anomalies) | ${ONLY} ms | ${PEER_S:-n/a} s | ${PEER_ONLY:-n/a}× faster |
 | \`anomaly_agg\` GROUP BY series, 0 vs 2 parallel workers (plan has $PLAN2 partial node(s)) | ${AGG2} ms (2 workers) | ${AGG0} ms (0 workers) | $(ratio "$AGG0" "$AGG2")× speed-up |
 | COPY $COPY_ROWS rows, monitored vs unmonitored hypertable (throughput ≥ 0.7 wanted) | ${MON} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$MON") throughput |
+| the floor: COPY into a hypertable whose only trigger is a no-op statement trigger with a transition table | ${FLOOR} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$FLOOR") throughput |
 
 Peak backend RSS (VmHWM) after \`detect_anomalies\` auto on $ROWS rows: ${RSS} MiB. Episodes from the monitored COPY: $EPISODES.
 

@@ -4,7 +4,8 @@
 #      column (`SELECT sum(length(message))`).
 #   2. classify_log over the same rows (rows/s), against the same limit.
 #   3. COPY of ROWS log rows into a monitored hypertable (log_monitor, template_id and category
-#      filled in) against the same COPY into an unmonitored one (throughput ratio).
+#      filled in) against the same COPY into an unmonitored one (throughput ratio), and into one
+#      with a no-op BEFORE ROW trigger (the floor of a monitor that fills the row's columns).
 # The lines are the Content column of the 8 Loghub-2k systems (../shared/data/loghub-2k) repeated
 # to ROWS, with a line number appended to one line in ten so that the miner also sees variants;
 # without ../shared, the ETL log of the sample generator (crates/tidewatch-sample) is used.
@@ -54,7 +55,7 @@ chown postgres "$LINES" 2>/dev/null || true
 "${PSQL[@]}" <<SQL
 DROP EXTENSION IF EXISTS tidewatch CASCADE;
 CREATE EXTENSION tidewatch;
-DROP TABLE IF EXISTS loglines, logs_src, live_plain, live_mon;
+DROP TABLE IF EXISTS loglines, logs_src, live_plain, live_mon, live_floor;
 CREATE TABLE loglines (message text);
 COPY loglines FROM '$LINES';
 CREATE TABLE logs_src AS SELECT timestamptz '2026-01-01' + (row_number() OVER ()) * interval '10 milliseconds' AS ts, message FROM loglines;
@@ -65,23 +66,31 @@ SELECT tidewatch.create_hypertable('live_plain', 'ts', interval '1 day');
 CREATE TABLE live_mon (ts timestamptz NOT NULL, message text, template_id bigint, category text);
 SELECT tidewatch.create_hypertable('live_mon', 'ts', interval '1 day');
 SELECT tidewatch.log_monitor('bench', 'live_mon', 'message', 'ts');
+-- The floor of any monitor that fills columns of the row: a BEFORE ROW trigger that does nothing
+-- (COPY then inserts row by row instead of in batches).
+CREATE TABLE live_floor (ts timestamptz NOT NULL, message text, template_id bigint, category text);
+SELECT tidewatch.create_hypertable('live_floor', 'ts', interval '1 day');
+CREATE OR REPLACE FUNCTION bench_noop() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NEW; END\$\$;
+CREATE TRIGGER noop BEFORE INSERT ON live_floor FOR EACH ROW EXECUTE FUNCTION bench_noop();
 SQL
 
-scan=() mine=() cls=() plain=() mon=()
+scan=() mine=() cls=() plain=() mon=() floor=()
 for r in $(seq 1 "$REPEATS"); do
     scan+=("$(psql_ms -c "SELECT sum(length(message)) FROM loglines")")
     "${PSQL[@]}" -c "SELECT tidewatch.drop_log_miner('bench_mine', if_exists => true)" >/dev/null
     mine+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.mine_logs('loglines', 'message', miner => 'bench_mine')")")
     cls+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE c.category <> 'unknown') FROM loglines, LATERAL tidewatch.classify_log(message) c")")
-    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon" >/dev/null
+    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon, live_floor" >/dev/null
     plain+=("$(psql_ms -c "COPY live_plain (ts, message) FROM '$DIR/logs.copy'")")
     mon+=("$(psql_ms -c "COPY live_mon (ts, message) FROM '$DIR/logs.copy'")")
+    floor+=("$(psql_ms -c "COPY live_floor (ts, message) FROM '$DIR/logs.copy'")")
 done
 SCAN=$(printf '%s\n' "${scan[@]}" | median)
 MINE=$(printf '%s\n' "${mine[@]}" | median)
 CLS=$(printf '%s\n' "${cls[@]}" | median)
 PLAIN=$(printf '%s\n' "${plain[@]}" | median)
 MON=$(printf '%s\n' "${mon[@]}" | median)
+FLOOR=$(printf '%s\n' "${floor[@]}" | median)
 TEMPLATES=$("${PSQL[@]}" -At -c "SELECT count(*) FROM tidewatch.log_templates WHERE miner = 'bench_mine'")
 FILLED=$("${PSQL[@]}" -At -c "SELECT count(template_id) || ' of ' || count(*) FROM live_mon")
 rate() { awk -v n="$ROWS" -v ms="$1" 'BEGIN { printf "%.0f", n / (ms / 1000) }'; }
@@ -94,4 +103,5 @@ Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows
 | \`mine_logs\` over the table (new miner each run; $TEMPLATES templates) | ${MINE} ms | $(rate "$MINE") | scan \`sum(length(message))\` ${SCAN} ms | $(ratio "$MINE" "$SCAN") |
 | \`classify_log\` (default rules) over the table | ${CLS} ms | $(rate "$CLS") | same scan | $(ratio "$CLS" "$SCAN") |
 | COPY into a monitored hypertable (template_id and category filled: $FILLED) vs unmonitored | ${MON} ms | $(rate "$MON") | ${PLAIN} ms ($(rate "$PLAIN") rows/s) | throughput $(ratio "$PLAIN" "$MON") |
+| the floor: COPY into a hypertable whose only trigger is a no-op PL/pgSQL BEFORE ROW trigger | ${FLOOR} ms | $(rate "$FLOOR") | ${PLAIN} ms | throughput $(ratio "$PLAIN" "$FLOOR") |
 MD
