@@ -175,6 +175,18 @@ fn database_exists(db: &str) -> bool {
     })
 }
 
+/// A dynamic background worker of this library, connected to a database, never restarted by
+/// the postmaster, that tells this process when it starts and ends (so that its starter can
+/// wait for it).
+fn dynamic_worker(name: &str, typ: &str) -> BackgroundWorkerBuilder {
+    BackgroundWorkerBuilder::new(name)
+        .set_type(typ)
+        .set_library("tidewatch")
+        .enable_spi_access()
+        .set_restart_time(None)
+        .set_notify_pid(unsafe { pg_sys::MyProcPid })
+}
+
 /// The static worker of one database in `tidewatch.scheduler_databases`: connected to no
 /// database, it starts that database's scheduler (a dynamic worker) while the database exists,
 /// and starts it again after it ends (say, after `DROP DATABASE ... WITH (FORCE)` or
@@ -205,14 +217,9 @@ pub extern "C-unwind" fn tidewatch_launcher_main(_arg: pg_sys::Datum) {
         }
         waiting_logged = false;
         last_start = Some(std::time::Instant::now());
-        let spawned = BackgroundWorkerBuilder::new(&format!("tidewatch scheduler {db}"))
-            .set_type("tidewatch scheduler")
+        let spawned = dynamic_worker(&format!("tidewatch scheduler {db}"), "tidewatch scheduler")
             .set_function("tidewatch_scheduler_main")
-            .set_library("tidewatch")
             .set_extra(&db)
-            .enable_spi_access()
-            .set_restart_time(None)
-            .set_notify_pid(unsafe { pg_sys::MyProcPid })
             .load_dynamic();
         match spawned {
             Ok(worker) => {
@@ -256,15 +263,10 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
             let Ok(Some(started)) = started else {
                 continue;
             };
-            let spawned = BackgroundWorkerBuilder::new(&format!("tidewatch job {job_id}"))
-                .set_type("tidewatch job")
+            let spawned = dynamic_worker(&format!("tidewatch job {job_id}"), "tidewatch job")
                 .set_function("tidewatch_job_main")
-                .set_library("tidewatch")
                 .set_argument(job_id.into_datum())
                 .set_extra(&format!("{} {}", dboid.to_u32(), owner.to_u32()))
-                .enable_spi_access()
-                .set_restart_time(None)
-                .set_notify_pid(unsafe { pg_sys::MyProcPid })
                 .load_dynamic();
             match spawned {
                 Ok(worker) => {
