@@ -170,7 +170,7 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
         _ => log_miner::now_us(),
     };
     let id = log_miner::mine_one(&m.miner, &message);
-    let class = logs::classify_with(&logs::compiled(&m.ruleset), &message);
+    let class = logs::classify_with(&logs::compiled_at(&m.ruleset, key), &message);
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
         let pend = pending(&mut p, name, key);

@@ -246,7 +246,11 @@ impl StatementKey {
 /// The compiled ruleset `name`, checked against tidewatch.log_rules and
 /// tidewatch.log_classifiers once per statement, recompiled only when its rows changed.
 pub fn compiled(name: &str) -> std::rc::Rc<Compiled> {
-    let key = StatementKey::current();
+    compiled_at(name, StatementKey::current())
+}
+
+/// [`compiled`] for a caller that already holds the statement's key (a row trigger).
+pub fn compiled_at(name: &str, key: StatementKey) -> std::rc::Rc<Compiled> {
     let cached = COMPILED.with(|c| {
         let c = c.borrow();
         (c.0 == key).then(|| c.1.get(name).cloned()).flatten()
