@@ -35,9 +35,14 @@ CREATE TABLE tidewatch.monitors (
     params         jsonb       NOT NULL DEFAULT '{}',
     job_id         integer     REFERENCES tidewatch.job (id) ON DELETE SET NULL,
     owner          regrole     NOT NULL DEFAULT current_user::regrole,
-    created_at     timestamptz NOT NULL DEFAULT now()
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    mode           text        NOT NULL DEFAULT 'sync' CHECK (mode IN ('sync', 'async')),
+    created_lsn    pg_lsn,
+    async_lsn      pg_lsn,
+    async_at       timestamptz,
+    last_error     text
 );
-COMMENT ON TABLE tidewatch.monitors IS 'Real-time anomaly monitors: every row inserted into relid is scored by a statement trigger.';
+COMMENT ON TABLE tidewatch.monitors IS 'Real-time anomaly monitors: rows inserted into relid are scored by a statement trigger (mode sync, visible at commit) or by the database''s decoder from the write-ahead log (mode async: async_lsn/async_at say how far it got).';
 
 CREATE TABLE tidewatch.monitor_state (
     monitor         text    NOT NULL REFERENCES tidewatch.monitors (name) ON DELETE CASCADE,
@@ -366,9 +371,68 @@ SET search_path = pg_catalog, pg_temp
 RETURN CASE WHEN (tidewatch._model_verdict(tidewatch._model_state(name, series), ts, value) ->> 'is_anomaly')::boolean
             THEN -1 ELSE 1 END;
 
--- The statement trigger of a monitor: group the inserted rows by series, advance each series'
--- state under a row lock (in series order, so concurrent inserts cannot deadlock), and write
--- the episodes in the same transaction (visible when it commits).
+-- Apply one batch of a series' points to a monitor: advance the series' state under a row lock,
+-- and open, extend or close its episodes in the same transaction. Called by the statement trigger
+-- of a sync monitor (per inserting statement) and by the decoder of async monitors (per commit
+-- batch); both process series in label order, so concurrent callers cannot deadlock.
+CREATE FUNCTION tidewatch._monitor_apply(m tidewatch.monitors, series jsonb, ts timestamptz[], vals float8[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cur tidewatch.monitor_state;
+    st record;
+    e jsonb;
+    ep_id bigint;
+    open_id bigint;
+BEGIN
+    INSERT INTO tidewatch.monitor_state (monitor, series) VALUES (m.name, series) ON CONFLICT DO NOTHING;
+    SELECT * INTO cur FROM tidewatch.monitor_state s WHERE s.monitor = m.name AND s.series = _monitor_apply.series FOR UPDATE;
+    SELECT * INTO st FROM tidewatch._monitor_step(cur.state, m.method, m.params, ts, vals);
+    open_id := cur.open_episode;
+    FOR e IN SELECT x FROM jsonb_array_elements(st.episodes) x LOOP
+        IF (e ->> 'existing')::boolean AND open_id IS NOT NULL THEN
+            UPDATE tidewatch.anomalies a SET
+                ended_at = tidewatch._us(e -> 'ended_at'), peak_at = tidewatch._us(e -> 'peak_at'),
+                peak_value = (e ->> 'peak_value')::float8, expected = (e ->> 'expected')::float8,
+                lower = (e ->> 'lower')::float8, upper = (e ->> 'upper')::float8,
+                score = least((e ->> 'score')::float8, 1), sigma = (e ->> 'sigma')::float8,
+                severity = e ->> 'severity', kind = e ->> 'kind',
+                detail = a.detail || jsonb_build_object('points', e -> 'points', 'open', e -> 'open')
+            WHERE a.id = open_id;
+            ep_id := open_id;
+        ELSE
+            INSERT INTO tidewatch.anomalies (monitor, series, started_at, ended_at, peak_at, peak_value, expected,
+                                             lower, upper, score, sigma, severity, kind, detail)
+            VALUES (m.name, series, tidewatch._us(e -> 'started_at'), tidewatch._us(e -> 'ended_at'),
+                    tidewatch._us(e -> 'peak_at'), (e ->> 'peak_value')::float8, (e ->> 'expected')::float8,
+                    (e ->> 'lower')::float8, (e ->> 'upper')::float8, least((e ->> 'score')::float8, 1),
+                    (e ->> 'sigma')::float8, e ->> 'severity', e ->> 'kind',
+                    jsonb_build_object('method', m.method, 'points', e -> 'points', 'open', e -> 'open'))
+            RETURNING id INTO ep_id;
+        END IF;
+        open_id := CASE WHEN (e ->> 'open')::boolean THEN ep_id END;
+    END LOOP;
+    IF cur.missing_episode IS NOT NULL AND st.scored > 0 THEN
+        UPDATE tidewatch.anomalies a SET ended_at = (SELECT min(t) FROM unnest(ts) t),
+               detail = a.detail || jsonb_build_object('resumed_at', (SELECT min(t) FROM unnest(ts) t))
+            WHERE a.id = cur.missing_episode;
+    END IF;
+    UPDATE tidewatch.monitor_state s SET
+        state = st.state, last_ts = st.last_ts,
+        spacing = CASE WHEN st.spacing_us > 0 THEN st.spacing_us * interval '1 microsecond' END,
+        n = s.n + st.scored, late = s.late + st.late, skipped = s.skipped + st.skipped,
+        open_episode = open_id,
+        missing_episode = CASE WHEN st.scored > 0 THEN NULL ELSE s.missing_episode END,
+        updated_at = now()
+    WHERE s.monitor = m.name AND s.series = _monitor_apply.series;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION tidewatch._monitor_apply(tidewatch.monitors, jsonb, timestamptz[], float8[]) FROM PUBLIC;
+
+-- The statement trigger of a sync monitor: group the inserted rows by series and apply each
+-- series' batch; episodes are visible when the inserting transaction commits.
 CREATE FUNCTION tidewatch._monitor_trigger()
 RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -377,11 +441,6 @@ AS $$
 DECLARE
     m tidewatch.monitors;
     r record;
-    cur tidewatch.monitor_state;
-    st record;
-    e jsonb;
-    ep_id bigint;
-    open_id bigint;
     grp text;
 BEGIN
     SELECT * INTO m FROM tidewatch.monitors WHERE name = TG_ARGV[0];
@@ -397,50 +456,108 @@ BEGIN
         ' FROM tidewatch_new_rows%s',
         tidewatch._series_columns(m.relid, m.value_column, m.series_columns), m.time_column, m.value_column, grp)
     LOOP
-        INSERT INTO tidewatch.monitor_state (monitor, series) VALUES (m.name, r.series) ON CONFLICT DO NOTHING;
-        SELECT * INTO cur FROM tidewatch.monitor_state s WHERE s.monitor = m.name AND s.series = r.series FOR UPDATE;
-        SELECT * INTO st FROM tidewatch._monitor_step(cur.state, m.method, m.params, r.ts, r.vals);
-        open_id := cur.open_episode;
-        FOR e IN SELECT x FROM jsonb_array_elements(st.episodes) x LOOP
-            IF (e ->> 'existing')::boolean AND open_id IS NOT NULL THEN
-                UPDATE tidewatch.anomalies a SET
-                    ended_at = tidewatch._us(e -> 'ended_at'), peak_at = tidewatch._us(e -> 'peak_at'),
-                    peak_value = (e ->> 'peak_value')::float8, expected = (e ->> 'expected')::float8,
-                    lower = (e ->> 'lower')::float8, upper = (e ->> 'upper')::float8,
-                    score = least((e ->> 'score')::float8, 1), sigma = (e ->> 'sigma')::float8,
-                    severity = e ->> 'severity', kind = e ->> 'kind',
-                    detail = a.detail || jsonb_build_object('points', e -> 'points', 'open', e -> 'open')
-                WHERE a.id = open_id;
-                ep_id := open_id;
-            ELSE
-                INSERT INTO tidewatch.anomalies (monitor, series, started_at, ended_at, peak_at, peak_value, expected,
-                                                 lower, upper, score, sigma, severity, kind, detail)
-                VALUES (m.name, r.series, tidewatch._us(e -> 'started_at'), tidewatch._us(e -> 'ended_at'),
-                        tidewatch._us(e -> 'peak_at'), (e ->> 'peak_value')::float8, (e ->> 'expected')::float8,
-                        (e ->> 'lower')::float8, (e ->> 'upper')::float8, least((e ->> 'score')::float8, 1),
-                        (e ->> 'sigma')::float8, e ->> 'severity', e ->> 'kind',
-                        jsonb_build_object('method', m.method, 'points', e -> 'points', 'open', e -> 'open'))
-                RETURNING id INTO ep_id;
-            END IF;
-            open_id := CASE WHEN (e ->> 'open')::boolean THEN ep_id END;
-        END LOOP;
-        IF cur.missing_episode IS NOT NULL AND st.scored > 0 THEN
-            UPDATE tidewatch.anomalies a SET ended_at = (SELECT min(t) FROM unnest(r.ts) t),
-                   detail = a.detail || jsonb_build_object('resumed_at', (SELECT min(t) FROM unnest(r.ts) t))
-                WHERE a.id = cur.missing_episode;
-        END IF;
-        UPDATE tidewatch.monitor_state s SET
-            state = st.state, last_ts = st.last_ts,
-            spacing = CASE WHEN st.spacing_us > 0 THEN st.spacing_us * interval '1 microsecond' END,
-            n = s.n + st.scored, late = s.late + st.late, skipped = s.skipped + st.skipped,
-            open_episode = open_id,
-            missing_episode = CASE WHEN st.scored > 0 THEN NULL ELSE s.missing_episode END,
-            updated_at = now()
-        WHERE s.monitor = m.name AND s.series = r.series;
+        PERFORM tidewatch._monitor_apply(m, r.series, r.ts, r.vals);
     END LOOP;
     RETURN NULL;
 END
 $$;
+
+-- The decoder of async monitors applies each series' batch with this; an error (say, a bug or a
+-- corrupt state) is kept in monitors.last_error and reported as a WARNING instead of stopping the
+-- decoder for every monitor of the database.
+CREATE FUNCTION tidewatch._monitor_apply_async(monitor text, series jsonb, ts timestamptz[], vals float8[])
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m tidewatch.monitors;
+    msg text;
+BEGIN
+    SELECT * INTO m FROM tidewatch.monitors x WHERE x.name = monitor;
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM tidewatch._monitor_apply(m, series, ts, vals);
+    RETURN true;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    RAISE WARNING 'tidewatch monitor "%": could not score % points of series %: %', monitor, cardinality(ts), series, msg;
+    UPDATE tidewatch.monitors x SET last_error = format('%s: %s points of series %s not scored: %s',
+                                                        now(), cardinality(ts), series, msg)
+        WHERE x.name = monitor;
+    RETURN false;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION tidewatch._monitor_apply_async(text, jsonb, timestamptz[], float8[]) FROM PUBLIC;
+
+-- The replication slot of this database's async monitors, created when the first one is; the
+-- decoder drops it when the last one goes, so that it never holds WAL back for nothing.
+CREATE FUNCTION tidewatch._monitor_slot_name()
+RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN ('tidewatch_' || (SELECT oid FROM pg_database WHERE datname = current_database()))::name;
+
+CREATE FUNCTION tidewatch._monitor_slot()
+RETURNS pg_lsn
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    slot name := tidewatch._monitor_slot_name();
+    msg text;
+BEGIN
+    IF current_setting('wal_level') <> 'logical' THEN
+        RAISE EXCEPTION 'async monitors need wal_level = logical (it is %)', current_setting('wal_level')
+            USING ERRCODE = '55000',
+                  DETAIL = 'They read the inserted rows from the write-ahead log after commit instead of from a trigger.',
+                  HINT = 'ALTER SYSTEM SET wal_level = logical and restart the server, or use mode => ''sync''.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM unnest(string_to_array(current_setting('shared_preload_libraries'), ',')) l
+                   WHERE btrim(l) = 'tidewatch') THEN
+        RAISE EXCEPTION 'async monitors need tidewatch in shared_preload_libraries'
+            USING ERRCODE = '55000',
+                  DETAIL = 'Their decoder is a background worker started by the tidewatch scheduler.',
+                  HINT = 'Add tidewatch to shared_preload_libraries and this database to tidewatch.scheduler_databases, then restart.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM unnest(string_to_array(current_setting('tidewatch.scheduler_databases'), ',')) d
+                   WHERE btrim(d) = current_database()) THEN
+        RAISE EXCEPTION 'async monitors need the tidewatch scheduler in database "%"', current_database()
+            USING ERRCODE = '55000',
+                  DETAIL = format('tidewatch.scheduler_databases is "%s".', current_setting('tidewatch.scheduler_databases')),
+                  HINT = 'Add this database to tidewatch.scheduler_databases and restart.';
+    END IF;
+    -- PostgreSQL 15.19 and later load only the output plugins listed here (the GUC is absent before).
+    IF current_setting('output_plugin_libraries', true) IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM unnest(string_to_array(current_setting('output_plugin_libraries'), ',')) l
+                       WHERE btrim(btrim(l), '"') = 'tidewatch') THEN
+        RAISE EXCEPTION 'async monitors need tidewatch in output_plugin_libraries'
+            USING ERRCODE = '55000',
+                  DETAIL = format('output_plugin_libraries is "%s"; the decoder reads the write-ahead log through the output plugin tidewatch.',
+                                  current_setting('output_plugin_libraries')),
+                  HINT = format('ALTER SYSTEM SET output_plugin_libraries = ''%s, tidewatch'' and SELECT pg_reload_conf().',
+                                current_setting('output_plugin_libraries'));
+    END IF;
+    -- Held until commit: the decoder does not drop the slot while a monitor is being added.
+    PERFORM pg_advisory_xact_lock_shared(hashtext('tidewatch async monitor slot'));
+    IF NOT EXISTS (SELECT 1 FROM pg_replication_slots s WHERE s.slot_name = slot) THEN
+        BEGIN
+            PERFORM pg_create_logical_replication_slot(slot, 'tidewatch');
+        EXCEPTION WHEN duplicate_object THEN
+            NULL;  -- a concurrent monitor() created it
+        WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+            RAISE EXCEPTION 'could not create the replication slot "%" of async monitors: %', slot, msg
+                USING ERRCODE = '55000',
+                      HINT = 'Call tidewatch.monitor(..., mode => ''async'') in its own transaction, before any write, '
+                             'and check that max_replication_slots leaves a slot free.';
+        END;
+    END IF;
+    RETURN pg_current_wal_insert_lsn();
+END
+$$;
+REVOKE EXECUTE ON FUNCTION tidewatch._monitor_slot() FROM PUBLIC;
 
 -- The job of a monitor: series silent for longer than missing_after (default: 5 × their usual
 -- spacing, at least 1 minute) become missing_data episodes; they end when data resumes.
@@ -478,7 +595,8 @@ CREATE FUNCTION tidewatch.monitor(
     method text DEFAULT 'auto',
     params jsonb DEFAULT '{}',
     time_column name DEFAULT NULL,
-    check_interval interval DEFAULT interval '1 minute')
+    check_interval interval DEFAULT interval '1 minute',
+    mode text DEFAULT 'sync')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -487,20 +605,43 @@ AS $$
 DECLARE
     tcol name;
     job integer;
+    lsn pg_lsn;
+    bad text;
 BEGIN
     PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = monitor.name),
                                 'tidewatch.unmonitor()');
+    IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
+        RAISE EXCEPTION 'unknown monitor mode "%"', mode
+            USING ERRCODE = '22023',
+                  HINT = 'Valid modes: sync (a statement trigger; episodes visible at commit), '
+                         'async (a decoder reads committed rows from the write-ahead log; COPY at full speed).';
+    END IF;
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
     tcol := tidewatch._time_column(relation, time_column);
+    IF mode = 'async' THEN
+        SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO bad
+            FROM pg_attribute a
+            WHERE a.attrelid = relation AND a.attname = tcol
+              AND a.atttypid NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype);
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'async monitors need a timestamptz, timestamp or date time column, not %', bad
+                USING ERRCODE = '42804', HINT = 'Use mode => ''sync'', which casts the time column to timestamptz.';
+        END IF;
+        -- Before any write of this transaction: creating the slot needs that.
+        lsn := tidewatch._monitor_slot();
+    END IF;
     job := tidewatch.add_job('tidewatch.policy_monitor', check_interval, jsonb_build_object('monitor', name),
                              application_name => format('Monitor %s', name));
-    INSERT INTO tidewatch.monitors (name, relid, value_column, series_columns, time_column, method, params, job_id)
+    INSERT INTO tidewatch.monitors (name, relid, value_column, series_columns, time_column, method, params, job_id,
+                                    mode, created_lsn)
         VALUES (name, relation, value_column, coalesce(series_columns, '{}'), tcol, coalesce(method, 'auto'),
-                coalesce(params, '{}'), job);
-    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS tidewatch_new_rows'
-                   ' FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._monitor_trigger(%L)',
-                   left('tidewatch_monitor_' || name, 63), relation, name);
+                coalesce(params, '{}'), job, mode, lsn);
+    IF mode = 'sync' THEN
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS tidewatch_new_rows'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._monitor_trigger(%L)',
+                       left('tidewatch_monitor_' || name, 63), relation, name);
+    END IF;
     RETURN job;
 END
 $$;
@@ -518,12 +659,65 @@ BEGIN
     IF NOT FOUND THEN
         RETURN tidewatch._not_found('monitor', name, if_exists, 'tidewatch.monitors');
     END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
+    IF m.mode = 'sync' THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
+    END IF;
     IF m.job_id IS NOT NULL THEN
         PERFORM tidewatch.delete_job(m.job_id);
     END IF;
     DELETE FROM tidewatch.monitors x WHERE x.name = m.name;
     RETURN true;
+END
+$$;
+
+-- How far the decoder of async monitors got: per async monitor, the commit position the decoder
+-- has scored up to (its replication slot's confirmed position), how far behind the write-ahead log
+-- that is, when the monitor last scored rows, and its last error.
+CREATE FUNCTION tidewatch.monitor_lag()
+RETURNS TABLE(monitor text, scored_upto pg_lsn, behind_bytes numeric, last_scored_at timestamptz, last_error text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT m.name, s.confirmed_flush_lsn,
+           greatest(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.confirmed_flush_lsn), 0),
+           m.async_at, m.last_error
+    FROM tidewatch.monitors m
+    LEFT JOIN pg_replication_slots s ON s.slot_name = tidewatch._monitor_slot_name()
+    WHERE m.mode = 'async' ORDER BY m.name
+$$;
+
+-- Wait until the decoder has scored every transaction committed before this call (for tests,
+-- scripts and benchmarks of async monitors). Returns the seconds waited; raises 57014 after
+-- timeout.
+CREATE FUNCTION tidewatch.monitor_wait(timeout interval DEFAULT interval '30 seconds')
+RETURNS float8
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target pg_lsn := pg_current_wal_insert_lsn();
+    t0 timestamptz := clock_timestamp();
+    behind text;
+BEGIN
+    IF txid_current_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'tidewatch.monitor_wait() cannot wait for the writes of its own transaction'
+            USING ERRCODE = '25001', HINT = 'Commit first, then call it in a new transaction.';
+    END IF;
+    LOOP
+        SELECT string_agg(quote_ident(m.name), ', ') INTO behind FROM tidewatch.monitors m
+            WHERE m.mode = 'async' AND coalesce(m.created_lsn, '0/0') < target
+              AND coalesce((SELECT s.confirmed_flush_lsn FROM pg_replication_slots s
+                            WHERE s.slot_name = tidewatch._monitor_slot_name()), '0/0') < target;
+        EXIT WHEN behind IS NULL;
+        IF clock_timestamp() - t0 > timeout THEN
+            RAISE EXCEPTION 'async monitors % have not caught up after %', behind, timeout
+                USING ERRCODE = '57014',
+                      HINT = 'Check that the tidewatch scheduler runs in this database (backend_type '
+                             '"tidewatch decoder" in pg_stat_activity) and see tidewatch.monitor_lag().';
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN extract(epoch FROM clock_timestamp() - t0);
 END
 $$;
 

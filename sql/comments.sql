@@ -116,8 +116,12 @@ COMMENT ON FUNCTION tidewatch.score(text, jsonb, timestamptz, float8) IS
 'Anomaly score in [0,1] of value at ts under the trained model name for the series with these labels. The model is not updated; STABLE because it reads tidewatch.models.';
 COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8) IS
 '-1 if the trained model name flags value at ts as an outlier for this series, +1 if it is an inlier (as scikit-learn predict does). Errors with a hint when the model or series is unknown.';
-COMMENT ON FUNCTION tidewatch.monitor(text, regclass, name, name[], text, jsonb, name, interval) IS
-'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies, visible at commit. Adds a job that turns silent series into missing_data episodes; returns its id.';
+COMMENT ON FUNCTION tidewatch.monitor(text, regclass, name, name[], text, jsonb, name, interval, text) IS
+'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies. mode sync (default): a statement trigger, episodes visible at commit. mode async: no trigger; the database''s decoder scores committed rows from the write-ahead log (needs wal_level = logical; see tidewatch.monitor_lag). Adds a job that turns silent series into missing_data episodes; returns its id.';
+COMMENT ON FUNCTION tidewatch.monitor_lag() IS
+'For each async monitor: the commit position its decoder has scored up to, how many bytes of write-ahead log it is behind, when it last scored rows and its last error.';
+COMMENT ON FUNCTION tidewatch.monitor_wait(interval) IS
+'Waits until the decoder of async monitors has scored every transaction committed before the call; returns the seconds waited, raises 57014 after timeout. Call it outside a transaction that wrote.';
 COMMENT ON FUNCTION tidewatch.unmonitor(text, boolean) IS
 'Stops a monitor: drops its trigger, its job and its per-series state. Recorded episodes are kept.';
 COMMENT ON PROCEDURE tidewatch.policy_monitor(integer, jsonb) IS

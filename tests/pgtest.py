@@ -41,7 +41,11 @@ def fresh_database():
     # DROP DATABASE ... WITH (FORCE) waits for the others to exit is not terminated by it, and the
     # drop fails with "being accessed by other users". Such a worker ends at the next drop's
     # SIGTERM, so try again a few times.
+    # The decoder of async monitors holds the database's replication slot for a moment per poll,
+    # and DROP DATABASE refuses while a slot is active (even WITH (FORCE)): stop it first.
     for attempt in range(5):
+        psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{DB}'"
+             " AND backend_type = 'tidewatch decoder'", db="postgres")
         psql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)", db="postgres", check=attempt == 4)
         if one(f"SELECT count(*) FROM pg_database WHERE datname = '{DB}'", db="postgres") == "0":
             break

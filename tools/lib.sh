@@ -58,12 +58,26 @@ shared_preload_libraries = 'tidewatch'
 tidewatch.scheduler_databases = '$dbs'
 tidewatch.scheduler_naptime = 500
 max_worker_processes = 16
+wal_level = logical
+max_replication_slots = 10
+$(plugin_allowlist)
 lc_messages = 'C'
 timezone = 'UTC'
 log_min_messages = warning
 CONF
     cluster_stop "$dir"
     as_root runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+}
+
+# PostgreSQL 15.19 and later load only the logical decoding output plugins listed in
+# output_plugin_libraries (async monitors decode through the plugin tidewatch); older minors
+# have no such setting and would refuse to start with it.
+plugin_allowlist() {
+    local described
+    described=$(as_root runuser -u postgres -- "$PGBIN/postgres" --describe-config 2>/dev/null || true)
+    if [[ "$described" == *$'\n'output_plugin_libraries$'\t'* ]]; then
+        echo "output_plugin_libraries = 'pgoutput, test_decoding, tidewatch'"
+    fi
 }
 
 cluster_stop() {

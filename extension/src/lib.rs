@@ -10,6 +10,7 @@ mod jobs;
 mod log_miner;
 mod log_monitor;
 mod logs;
+mod monitor_async;
 mod quality;
 mod scheduler;
 mod time_bucket;
@@ -22,6 +23,7 @@ mod time_bucket;
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     scheduler::init();
+    monitor_async::init();
     log_miner::init();
 }
 
@@ -36,6 +38,8 @@ pub mod pg_test {
             "shared_preload_libraries = 'tidewatch'",
             "tidewatch.scheduler_databases = 'pgrx_tests'",
             "tidewatch.scheduler_naptime = 200",
+            "wal_level = logical",
+            "output_plugin_libraries = 'pgoutput, test_decoding, tidewatch'",
         ]
     }
 }

@@ -83,18 +83,38 @@ fn naptime() -> Duration {
     Duration::from_millis(u64::try_from(SCHEDULER_NAPTIME_MS.get()).unwrap_or(1000))
 }
 
+/// The first column of the first row of a read-only query. Unlike `Spi::get_one`, which goes
+/// through pgrx's "update" path and so gives the transaction an id, this writes no commit
+/// record: a scheduler tick or an idle decoder poll leaves the write-ahead log alone (and so
+/// does not wake the decoder of async monitors).
+pub(crate) fn select_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
+    sql: &str,
+    args: &[pgrx::datum::DatumWithOid],
+) -> Option<T> {
+    Spi::connect(|client| {
+        client
+            .select(sql, Some(1), args)
+            .ok()
+            .and_then(|t| t.first().get_one::<T>().ok().flatten())
+    })
+}
+
+fn extension_installed() -> bool {
+    BackgroundWorker::transaction(|| {
+        select_one::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'tidewatch')",
+            &[],
+        )
+        .unwrap_or(false)
+    })
+}
+
 /// Due jobs of this database, or none while the extension is not installed here.
 fn due_jobs() -> Vec<(i32, pg_sys::Oid)> {
+    if !extension_installed() {
+        return Vec::new();
+    }
     BackgroundWorker::transaction(|| {
-        let installed = Spi::get_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'tidewatch')",
-        )
-        .ok()
-        .flatten()
-        .unwrap_or(false);
-        if !installed {
-            return Vec::new();
-        }
         Spi::connect(|client| {
             let mut out = Vec::new();
             if let Ok(rows) = client.select(
@@ -127,12 +147,10 @@ fn record_crash(job_id: i32, started: TimestampWithTimeZone, reason: &str) {
 /// Did the run that began at `started` record its outcome?
 fn run_recorded(job_id: i32, started: TimestampWithTimeZone) -> bool {
     BackgroundWorker::transaction(|| {
-        Spi::get_one_with_args::<bool>(
+        select_one::<bool>(
             "SELECT coalesce((SELECT last_finish >= $2 FROM tidewatch.job_stat WHERE job_id = $1), false)",
             &[job_id.into(), started.into()],
         )
-        .ok()
-        .flatten()
         .unwrap_or(true)
     })
 }
@@ -245,10 +263,30 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
     log!("tidewatch scheduler started in database \"{db}\"");
     let dboid = unsafe { pg_sys::MyDatabaseId };
+    let mut decoder: Option<pgrx::bgworkers::DynamicBackgroundWorker> = None;
 
     while BackgroundWorker::wait_latch(Some(naptime())) {
         if BackgroundWorker::sighup_received() {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        }
+        // The decoder of async monitors runs whether or not jobs are enabled.
+        let running = decoder.as_ref().is_some_and(|d| d.pid().is_ok());
+        let installed = extension_installed();
+        if !installed && !running {
+            crate::monitor_async::drop_orphan_slot();
+        }
+        if !running && installed && crate::monitor_async::decoder_wanted() {
+            match dynamic_worker(&format!("tidewatch decoder {db}"), "tidewatch decoder")
+                .set_function("tidewatch_decoder_main")
+                .set_extra(&db)
+                .load_dynamic()
+            {
+                Ok(w) => decoder = Some(w),
+                Err(_) => warning!(
+                    "tidewatch scheduler: could not start the decoder of async monitors; \
+                     raise max_worker_processes"
+                ),
+            }
         }
         if !SCHEDULER_ENABLED.get() {
             continue;
@@ -258,9 +296,9 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
                 break;
             }
             let started = BackgroundWorker::transaction(|| {
-                Spi::get_one::<TimestampWithTimeZone>("SELECT clock_timestamp()")
+                select_one::<TimestampWithTimeZone>("SELECT clock_timestamp()", &[])
             });
-            let Ok(Some(started)) = started else {
+            let Some(started) = started else {
                 continue;
             };
             let spawned = dynamic_worker(&format!("tidewatch job {job_id}"), "tidewatch job")
