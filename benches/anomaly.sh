@@ -6,7 +6,9 @@
 #   2. The aggregate form with 0 and with 2 parallel workers.
 #   3. Peak backend RSS (VmHWM) of the detect_anomalies run.
 #   4. COPY of COPY_ROWS rows into a monitored hypertable against the same COPY unmonitored, and
-#      into one with a no-op transition-table trigger (the floor of that design).
+#      into one with a no-op transition-table trigger (the floor of that design); the same COPY
+#      into a hypertable with an async monitor (no trigger), with the time its decoder takes to
+#      score the rows after the commit (lag), in one COPY and in 100 COPYs back to back.
 # Usage: bash benches/anomaly.sh [ROWS] [SERIES] [REPEATS] [COPY_ROWS]
 #   (defaults 10000000 1000 3 1000000). Skips the peer, saying so, without ../shared.
 source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
@@ -29,7 +31,7 @@ say "generating $ROWS rows ($SERIES series x $PER points)"
 "${PSQL[@]}" <<SQL
 DROP EXTENSION IF EXISTS tidewatch CASCADE;
 CREATE EXTENSION tidewatch;
-DROP TABLE IF EXISTS metrics, live_plain, live_mon;
+DROP TABLE IF EXISTS metrics, live_plain, live_mon, live_async;
 CREATE TABLE metrics (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
 SELECT tidewatch.create_hypertable('metrics', 'ts', interval '7 days');
 SELECT setseed(0.42);
@@ -43,6 +45,9 @@ SELECT tidewatch.create_hypertable('live_plain', 'ts', interval '7 days');
 CREATE TABLE live_mon (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
 SELECT tidewatch.create_hypertable('live_mon', 'ts', interval '7 days');
 SELECT tidewatch.monitor('bench', 'live_mon', 'value', '{series_id}');
+CREATE TABLE live_async (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
+SELECT tidewatch.create_hypertable('live_async', 'ts', interval '7 days');
+SELECT tidewatch.monitor('bench_async', 'live_async', 'value', '{series_id}', mode => 'async');
 -- The floor of any monitor built on a statement trigger with a transition table: one that does
 -- nothing (COPY then inserts row by row into a partitioned table and fills the transition table).
 DROP TABLE IF EXISTS live_floor;
@@ -53,8 +58,13 @@ CREATE TRIGGER noop AFTER INSERT ON live_floor REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION bench_noop();
 COPY (SELECT * FROM metrics ORDER BY ts, series_id LIMIT $COPY_ROWS) TO '$DIR/copy.csv' WITH (FORMAT csv);
 SQL
+# The same rows in 100 files, for 100 COPYs back to back (sustained ingest).
+rm -f "$DIR"/part_*
+split -l $(( (COPY_ROWS + 99) / 100 )) -d -a 3 "$DIR/copy.csv" "$DIR/part_"
+PARTS=$(ls "$DIR"/part_* | awk '{ printf "COPY live_async FROM \x27%s\x27 WITH (FORMAT csv);\n", $0 }')
 
 scan=() auto=() only=() fast=() fastonly=() aggall=() agg0=() agg2=() plain=() mon=() floor=()
+async=() lag=() parts=() partlag=()
 for r in $(seq 1 "$REPEATS"); do
     scan+=("$(psql_ms -c "SELECT series_id, avg(value) FROM metrics GROUP BY series_id" )")
     auto+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}')")")
@@ -64,11 +74,29 @@ for r in $(seq 1 "$REPEATS"); do
     aggall+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE p.is_anomaly) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value) AS b FROM metrics GROUP BY series_id) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b) p")")
     agg0+=("$(psql_ms -c "SET max_parallel_workers_per_gather = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
     agg2+=("$(psql_ms -c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0" -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value, 'ewma') AS a FROM metrics GROUP BY series_id) s")")
-    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon, live_floor; DELETE FROM tidewatch.monitor_state; DELETE FROM tidewatch.anomalies"
+    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon, live_floor, live_async; DELETE FROM tidewatch.monitor_state; DELETE FROM tidewatch.anomalies"
+    # Each COPY starts with the decoder idle (it reads every table's WAL, monitored or not).
+    "${PSQL[@]}" -c "SELECT tidewatch.monitor_wait(interval '10 minutes')" >/dev/null
     plain+=("$(psql_ms -c "COPY live_plain FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+    "${PSQL[@]}" -c "SELECT tidewatch.monitor_wait(interval '10 minutes')" >/dev/null
     mon+=("$(psql_ms -c "COPY live_mon FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+    "${PSQL[@]}" -c "SELECT tidewatch.monitor_wait(interval '10 minutes')" >/dev/null
     floor+=("$(psql_ms -c "COPY live_floor FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+    "${PSQL[@]}" -c "SELECT tidewatch.monitor_wait(interval '10 minutes')" >/dev/null
+    async+=("$(psql_ms -c "COPY live_async FROM '$DIR/copy.csv' WITH (FORMAT csv)")")
+    lag+=("$("${PSQL[@]}" -At -c "SELECT round(tidewatch.monitor_wait(interval '10 minutes') * 1000)")")
+    "${PSQL[@]}" -c "TRUNCATE live_async; DELETE FROM tidewatch.monitor_state WHERE monitor = 'bench_async'"
+    "${PSQL[@]}" -c "SELECT tidewatch.monitor_wait(interval '10 minutes')" >/dev/null
+    t0=$(date +%s%N)
+    printf '%s' "$PARTS" | "${PSQL[@]}" -f - >/dev/null
+    parts+=("$(( ($(date +%s%N) - t0) / 1000000 ))")
+    partlag+=("$("${PSQL[@]}" -At -c "SELECT round(tidewatch.monitor_wait(interval '10 minutes') * 1000)")")
 done
+ASYNC=$(printf '%s\n' "${async[@]}" | median)
+LAG=$(printf '%s\n' "${lag[@]}" | median)
+PARTS_MS=$(printf '%s\n' "${parts[@]}" | median)
+PARTLAG=$(printf '%s\n' "${partlag[@]}" | median)
+ASYNC_N=$("${PSQL[@]}" -At -c "SELECT sum(n) FROM tidewatch.monitor_state WHERE monitor = 'bench_async'")
 SCAN=$(printf '%s\n' "${scan[@]}" | median)
 AUTO=$(printf '%s\n' "${auto[@]}" | median)
 ONLY=$(printf '%s\n' "${only[@]}" | median)
@@ -120,8 +148,11 @@ Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows
 | \`anomaly_agg\` GROUP BY series, 0 vs 2 parallel workers (plan has $PLAN2 partial node(s)) | ${AGG2} ms (2 workers) | ${AGG0} ms (0 workers) | $(ratio "$AGG0" "$AGG2")× speed-up |
 | COPY $COPY_ROWS rows, monitored vs unmonitored hypertable (throughput ≥ 0.7 wanted) | ${MON} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$MON") throughput |
 | the floor: COPY into a hypertable whose only trigger is a no-op statement trigger with a transition table | ${FLOOR} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$FLOOR") throughput |
+| COPY $COPY_ROWS rows, **async** monitor vs unmonitored hypertable (throughput ≥ 0.7 wanted) | ${ASYNC} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$ASYNC") throughput |
+| async lag: from that COPY's commit until its $COPY_ROWS rows are scored (\`monitor_wait()\`) | ${LAG} ms | | |
+| the same rows as 100 COPYs back to back into the async-monitored hypertable; lag after the last commit | ${PARTS_MS} ms; lag ${PARTLAG} ms | ${PLAIN} ms (one COPY, unmonitored) | |
 
-Peak backend RSS (VmHWM) after \`detect_anomalies\` auto on $ROWS rows: ${RSS} MiB. Episodes from the monitored COPY: $EPISODES.
+Peak backend RSS (VmHWM) after \`detect_anomalies\` auto on $ROWS rows: ${RSS} MiB. Episodes from the monitored COPYs (sync and async): $EPISODES. Points the async monitor scored in the last run: $ASYNC_N.
 
 Peer output (same machine, same run):
 \`\`\`
