@@ -670,57 +670,6 @@ BEGIN
 END
 $$;
 
--- How far the decoder of async monitors got: per async monitor, the commit position the decoder
--- has scored up to (its replication slot's confirmed position), how far behind the write-ahead log
--- that is, when the monitor last scored rows, and its last error.
-CREATE FUNCTION tidewatch.monitor_lag()
-RETURNS TABLE(monitor text, scored_upto pg_lsn, behind_bytes numeric, last_scored_at timestamptz, last_error text)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT m.name, s.confirmed_flush_lsn,
-           greatest(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.confirmed_flush_lsn), 0),
-           m.async_at, m.last_error
-    FROM tidewatch.monitors m
-    LEFT JOIN pg_replication_slots s ON s.slot_name = tidewatch._monitor_slot_name()
-    WHERE m.mode = 'async' ORDER BY m.name
-$$;
-
--- Wait until the decoder has scored every transaction committed before this call (for tests,
--- scripts and benchmarks of async monitors). Returns the seconds waited; raises 57014 after
--- timeout.
-CREATE FUNCTION tidewatch.monitor_wait(timeout interval DEFAULT interval '30 seconds')
-RETURNS float8
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    target pg_lsn := pg_current_wal_insert_lsn();
-    t0 timestamptz := clock_timestamp();
-    behind text;
-BEGIN
-    IF txid_current_if_assigned() IS NOT NULL THEN
-        RAISE EXCEPTION 'tidewatch.monitor_wait() cannot wait for the writes of its own transaction'
-            USING ERRCODE = '25001', HINT = 'Commit first, then call it in a new transaction.';
-    END IF;
-    LOOP
-        SELECT string_agg(quote_ident(m.name), ', ') INTO behind FROM tidewatch.monitors m
-            WHERE m.mode = 'async' AND coalesce(m.created_lsn, '0/0') < target
-              AND coalesce((SELECT s.confirmed_flush_lsn FROM pg_replication_slots s
-                            WHERE s.slot_name = tidewatch._monitor_slot_name()), '0/0') < target;
-        EXIT WHEN behind IS NULL;
-        IF clock_timestamp() - t0 > timeout THEN
-            RAISE EXCEPTION 'async monitors % have not caught up after %', behind, timeout
-                USING ERRCODE = '57014',
-                      HINT = 'Check that the tidewatch scheduler runs in this database (backend_type '
-                             '"tidewatch decoder" in pg_stat_activity) and see tidewatch.monitor_lag().';
-        END IF;
-        PERFORM pg_sleep(0.01);
-    END LOOP;
-    RETURN extract(epoch FROM clock_timestamp() - t0);
-END
-$$;
-
 -- Record an event that explain_anomaly can cite (used by drift and log monitors, or by users).
 CREATE FUNCTION tidewatch.record_event(source text, summary text, at timestamptz DEFAULT now(),
                                        name text DEFAULT NULL, series jsonb DEFAULT '{}', detail jsonb DEFAULT '{}',

@@ -119,7 +119,7 @@ COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8) IS
 COMMENT ON FUNCTION tidewatch.monitor(text, regclass, name, name[], text, jsonb, name, interval, text) IS
 'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies. mode sync (default): a statement trigger, episodes visible at commit. mode async: no trigger; the database''s decoder scores committed rows from the write-ahead log (needs wal_level = logical; see tidewatch.monitor_lag). Adds a job that turns silent series into missing_data episodes; returns its id.';
 COMMENT ON FUNCTION tidewatch.monitor_lag() IS
-'For each async monitor: the commit position its decoder has scored up to, how many bytes of write-ahead log it is behind, when it last scored rows and its last error.';
+'For each async monitor (kind anomaly or log): the commit position its decoder has scored up to, how many bytes of write-ahead log it is behind, when it last got rows and its last error.';
 COMMENT ON FUNCTION tidewatch.monitor_wait(interval) IS
 'Waits until the decoder of async monitors has scored every transaction committed before the call; returns the seconds waited, raises 57014 after timeout. Call it outside a transaction that wrote.';
 COMMENT ON FUNCTION tidewatch.unmonitor(text, boolean) IS
@@ -162,7 +162,7 @@ COMMENT ON FUNCTION tidewatch.drop_log_miner(text, boolean) IS
 'Drops a log miner and its templates. Refused while a log monitor uses it.';
 COMMENT ON FUNCTION tidewatch.train_log_classifier(text, regclass, name, name) IS
 'Trains a naive Bayes classifier over template tokens from labelled rows (message, label) and stores it in tidewatch.log_classifiers; classify_log(message, ruleset) uses the classifier named like the ruleset for lines that no rule matches. Returns the number of examples.';
-COMMENT ON FUNCTION tidewatch.log_monitor(text, regclass, name, name, text, text, name, name, interval, integer) IS
-'Starts a real-time log monitor: each line inserted (INSERT or COPY) gets its template and error class, stored in template_column/category_column (default: columns named template_id and category, if present) and counted per minute in tidewatch.log_counts; new templates become events, and a burst of an error class (Poisson test against its last 24 hours) becomes a log_burst episode in tidewatch.anomalies. Returns the miner used.';
+COMMENT ON FUNCTION tidewatch.log_monitor(text, regclass, name, name, text, text, name, name, interval, integer, text) IS
+'Starts a real-time log monitor: each line inserted (INSERT or COPY) gets its template and error class, counted per minute in tidewatch.log_counts; new templates become events, and a burst of an error class (Poisson test against its last 24 hours) becomes a log_burst episode in tidewatch.anomalies. mode sync (default): row triggers, which also store the template and class in template_column/category_column (default: columns named template_id and category, if present). mode async: no trigger; the database''s decoder classifies committed lines from the write-ahead log (needs wal_level = logical) and leaves the rows as inserted. Returns the miner used.';
 COMMENT ON FUNCTION tidewatch.unmonitor_logs(text, boolean) IS
 'Stops a log monitor: drops its triggers and state. Its counts, templates, events and episodes are kept.';

@@ -55,9 +55,14 @@ CREATE TABLE tidewatch.log_monitors (
     burst_window    interval    NOT NULL DEFAULT interval '5 minutes' CHECK (burst_window >= interval '1 minute'),
     burst_min_count integer     NOT NULL DEFAULT 10 CHECK (burst_min_count > 0),
     owner           regrole     NOT NULL DEFAULT current_user::regrole,
-    created_at      timestamptz NOT NULL DEFAULT now()
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    mode            text        NOT NULL DEFAULT 'sync' CHECK (mode IN ('sync', 'async')),
+    created_lsn     pg_lsn,
+    async_lsn       pg_lsn,
+    async_at        timestamptz,
+    last_error      text
 );
-COMMENT ON TABLE tidewatch.log_monitors IS 'Real-time log monitors: every line inserted into relid gets its template and error class (written to template_column/category_column when set), counted per minute in tidewatch.log_counts; new templates become events and bursts of an error class become log_burst anomaly episodes.';
+COMMENT ON TABLE tidewatch.log_monitors IS 'Real-time log monitors: every line inserted into relid gets its template and error class (mode sync: by row triggers, written to template_column/category_column when set; mode async: by the database''s decoder after commit, rows left as inserted), counted per minute in tidewatch.log_counts; new templates become events and bursts of an error class become log_burst anomaly episodes.';
 
 -- Lines per minute, monitor, template and error class: a hypertable on bucket, 7-day chunks.
 CREATE TABLE tidewatch.log_counts (
@@ -219,7 +224,8 @@ CREATE FUNCTION tidewatch.log_monitor(
     template_column name DEFAULT NULL,
     category_column name DEFAULT NULL,
     burst_window interval DEFAULT interval '5 minutes',
-    burst_min_count integer DEFAULT 10)
+    burst_min_count integer DEFAULT 10,
+    mode text DEFAULT 'sync')
 RETURNS text
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -230,6 +236,7 @@ DECLARE
     mname text := coalesce(miner, name);
     tpl name := template_column;
     cat name := category_column;
+    lsn pg_lsn;
 BEGIN
     PERFORM tidewatch._new_name('log monitor', name,
                                 EXISTS (SELECT 1 FROM tidewatch.log_monitors m WHERE m.name = log_monitor.name),
@@ -237,16 +244,35 @@ BEGIN
     IF relation IS NULL THEN
         RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
     END IF;
+    IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
+        RAISE EXCEPTION 'unknown log monitor mode "%"', mode
+            USING ERRCODE = '22023',
+                  HINT = 'Valid modes: sync (row triggers; each row gets its template and class at insert), '
+                         'async (a decoder classifies committed lines from the write-ahead log; COPY at full speed).';
+    END IF;
     PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
     IF tcol IS NOT NULL OR EXISTS (SELECT 1 FROM tidewatch.hypertable h WHERE h.relid = relation) THEN
         tcol := tidewatch._time_column(relation, tcol);
     END IF;
-    -- Columns named template_id and category are filled in unless other columns are given.
-    IF tpl IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'template_id'
+    IF mode = 'async' AND (tpl IS NOT NULL OR cat IS NOT NULL) THEN
+        RAISE EXCEPTION 'async log monitors do not write into the inserted rows'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'They classify lines after commit; the counts, events and bursts are the same as in sync mode.',
+                  HINT = 'Leave template_column and category_column NULL and use tidewatch.log_template() or '
+                         'tidewatch.classify_log() in queries, or use mode => ''sync''.';
+    END IF;
+    IF mode = 'async' AND tcol IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = tcol
+               AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)) THEN
+        RAISE EXCEPTION 'async log monitors need a timestamptz, timestamp or date time column'
+            USING ERRCODE = '42804', HINT = 'Use mode => ''sync''.';
+    END IF;
+    -- Columns named template_id and category are filled in (sync mode) unless others are given.
+    IF mode = 'sync' AND tpl IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'template_id'
                                                            AND NOT a.attisdropped) THEN
         tpl := 'template_id';
     END IF;
-    IF cat IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'category'
+    IF mode = 'sync' AND cat IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'category'
                                                            AND NOT a.attisdropped) THEN
         cat := 'category';
     END IF;
@@ -267,12 +293,20 @@ BEGIN
     IF burst_min_count IS NULL OR burst_min_count < 1 THEN
         RAISE EXCEPTION 'invalid burst_min_count: %', coalesce(burst_min_count::text, 'NULL') USING ERRCODE = '22023';
     END IF;
+    IF mode = 'async' THEN
+        -- Before any write of this transaction: creating the slot needs that.
+        lsn := tidewatch._monitor_slot();
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM tidewatch.log_miners m WHERE m.name = mname) THEN
         PERFORM tidewatch.create_log_miner(mname, if_not_exists => true);
     END IF;
     INSERT INTO tidewatch.log_monitors (name, relid, message_column, time_column, miner, ruleset, template_column,
-                                        category_column, burst_window, burst_min_count)
-        VALUES (name, relation, message_column, tcol, mname, ruleset, tpl, cat, burst_window, burst_min_count);
+                                        category_column, burst_window, burst_min_count, mode, created_lsn)
+        VALUES (name, relation, message_column, tcol, mname, ruleset, tpl, cat, burst_window, burst_min_count,
+                mode, lsn);
+    IF mode = 'async' THEN
+        RETURN mname;
+    END IF;
     EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION tidewatch._log_monitor_row(%L)',
                    left('tidewatch_logs_' || name, 63), relation, name);
     EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._log_monitor_statement(%L)',
@@ -302,6 +336,95 @@ BEGIN
     EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_done_' || name, 63), m.relid);
     DELETE FROM tidewatch.log_monitors x WHERE x.name = m.name;
     RETURN true;
+END
+$$;
+
+-- The decoder of async log monitors hands each monitor's committed lines to this: mined,
+-- classified and counted as the row trigger does, then flushed and checked for bursts as the
+-- statement trigger does. An error is kept in log_monitors.last_error and reported as a WARNING.
+CREATE FUNCTION tidewatch._log_monitor_apply_async(monitor text, ts timestamptz[], messages text[])
+RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    msg text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM tidewatch.log_monitors x WHERE x.name = monitor) THEN
+        RETURN false;
+    END IF;
+    PERFORM tidewatch._log_monitor_ingest(monitor, ts, messages);
+    FOR r IN SELECT * FROM tidewatch._log_monitor_flush(monitor) LOOP
+        IF r.category <> 'unknown' THEN
+            PERFORM tidewatch._log_burst_check(monitor, r.category, r.at);
+        END IF;
+    END LOOP;
+    RETURN true;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+    RAISE WARNING 'tidewatch log monitor "%": could not classify % lines: %', monitor, cardinality(messages), msg;
+    UPDATE tidewatch.log_monitors x SET last_error = format('%s: %s lines not classified: %s', now(), cardinality(messages), msg)
+        WHERE x.name = monitor;
+    RETURN false;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION tidewatch._log_monitor_apply_async(text, timestamptz[], text[]) FROM PUBLIC;
+
+-- How far the decoder of async monitors (anomaly and log) got: per monitor, the commit position
+-- the decoder has scored up to (its replication slot's confirmed position), how far behind the
+-- write-ahead log that is, when the monitor last got rows, and its last error.
+CREATE FUNCTION tidewatch.monitor_lag()
+RETURNS TABLE(monitor text, kind text, scored_upto pg_lsn, behind_bytes numeric, last_scored_at timestamptz,
+              last_error text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT m.name, m.kind, s.confirmed_flush_lsn,
+           greatest(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.confirmed_flush_lsn), 0),
+           m.async_at, m.last_error
+    FROM (SELECT x.name, 'anomaly' AS kind, x.async_at, x.last_error FROM tidewatch.monitors x WHERE x.mode = 'async'
+          UNION ALL
+          SELECT l.name, 'log', l.async_at, l.last_error FROM tidewatch.log_monitors l WHERE l.mode = 'async') m
+    LEFT JOIN pg_replication_slots s ON s.slot_name = tidewatch._monitor_slot_name()
+    ORDER BY m.kind, m.name
+$$;
+
+-- Wait until the decoder has scored every transaction committed before this call (for tests,
+-- scripts and benchmarks of async monitors). Returns the seconds waited; raises 57014 after
+-- timeout.
+CREATE FUNCTION tidewatch.monitor_wait(timeout interval DEFAULT interval '30 seconds')
+RETURNS float8
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    target pg_lsn := pg_current_wal_insert_lsn();
+    t0 timestamptz := clock_timestamp();
+    behind text;
+BEGIN
+    IF txid_current_if_assigned() IS NOT NULL THEN
+        RAISE EXCEPTION 'tidewatch.monitor_wait() cannot wait for the writes of its own transaction'
+            USING ERRCODE = '25001', HINT = 'Commit first, then call it in a new transaction.';
+    END IF;
+    LOOP
+        SELECT string_agg(quote_ident(m.name), ', ') INTO behind
+            FROM (SELECT x.name, x.created_lsn FROM tidewatch.monitors x WHERE x.mode = 'async'
+                  UNION ALL
+                  SELECT l.name, l.created_lsn FROM tidewatch.log_monitors l WHERE l.mode = 'async') m
+            WHERE coalesce(m.created_lsn, '0/0') < target
+              AND coalesce((SELECT s.confirmed_flush_lsn FROM pg_replication_slots s
+                            WHERE s.slot_name = tidewatch._monitor_slot_name()), '0/0') < target;
+        EXIT WHEN behind IS NULL;
+        IF clock_timestamp() - t0 > timeout THEN
+            RAISE EXCEPTION 'async monitors % have not caught up after %', behind, timeout
+                USING ERRCODE = '57014',
+                      HINT = 'Check that the tidewatch scheduler runs in this database (backend_type '
+                             '"tidewatch decoder" in pg_stat_activity) and see tidewatch.monitor_lag().';
+        END IF;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RETURN extract(epoch FROM clock_timestamp() - t0);
 END
 $$;
 

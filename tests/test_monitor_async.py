@@ -129,3 +129,50 @@ class AsyncMonitorTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+@require_cluster
+class AsyncLogMonitorTest(unittest.TestCase):
+    """Async log monitors against sync ones (the row triggers) as the oracle."""
+
+    def setUp(self):
+        fresh_database()
+        psql("CREATE TABLE log_sync (ts timestamptz NOT NULL, message text);"
+             "CREATE TABLE log_async (ts timestamptz NOT NULL, message text);"
+             "SELECT tidewatch.log_monitor('sync_logs', 'log_sync', 'message', 'ts');")
+        psql("SELECT tidewatch.log_monitor('async_logs', 'log_async', 'message', 'ts', mode => 'async')")
+
+    def test_async_counts_templates_and_bursts_like_sync(self):
+        lines = """SELECT timestamptz '2026-12-01 09:00' + i * interval '2 seconds',
+                          CASE WHEN i % 50 = 0 THEN NULL
+                               WHEN i % 7 = 0 THEN 'ERROR: connection to 10.0.0.' || (i % 200) || ':5432 timed out after 30s'
+                               WHEN i % 11 = 0 THEN 'duplicate key value violates unique constraint "orders_pkey"'
+                               WHEN i BETWEEN 5000 AND 5100 THEN 'FATAL: password authentication failed for user "etl' || i % 3 || '"'
+                               ELSE 'job ' || i || ' finished in ' || (i % 97) || ' ms' END
+                   FROM generate_series({lo}, {hi}) i"""
+        # Bursts are checked at the end of each batch: per statement in sync mode, per decoder
+        # poll in async mode. Waiting for the decoder after each statement makes them the same.
+        for lo in range(0, 5400, 600):
+            for table in ("log_sync", "log_async"):
+                psql(f"INSERT INTO {table} " + lines.format(lo=lo, hi=lo + 599))
+            psql("SELECT tidewatch.monitor_wait()")
+        counts = """SELECT bucket, category, severity, sum(n) FROM tidewatch.log_counts WHERE monitor = '{}'
+                    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+        sync_counts, async_counts = psql(counts.format("sync_logs")), psql(counts.format("async_logs"))
+        self.assertGreater(len(sync_counts), 90)
+        self.assertEqual(async_counts, sync_counts)
+        templates = "SELECT template, count FROM tidewatch.log_templates WHERE miner = '{}' ORDER BY template"
+        self.assertEqual(psql(templates.format("async_logs")), psql(templates.format("sync_logs")))
+        episodes = """SELECT kind, started_at, round(score::numeric, 9) FROM tidewatch.anomalies
+                      WHERE monitor = '{}' ORDER BY started_at"""
+        sync_ep = psql(episodes.format("sync_logs"))
+        self.assertGreaterEqual(len(sync_ep), 1)
+        self.assertEqual(psql(episodes.format("async_logs")), sync_ep)
+        # The rows themselves are left as inserted; the counts cover every non-NULL line.
+        self.assertEqual(one("SELECT sum(n) FROM tidewatch.log_counts WHERE monitor = 'async_logs'"),
+                         one("SELECT count(message) FROM log_async"))
+
+    def test_async_log_monitor_rejects_row_columns(self):
+        with self.assertRaises(AssertionError) as e:
+            psql("SELECT tidewatch.log_monitor('x', 'log_async', 'message', 'ts', category_column => 'message', mode => 'async')")
+        self.assertIn("do not write into the inserted rows", str(e.exception))

@@ -48,7 +48,7 @@ as_root install -d -o postgres -g postgres "$TEST_DIR"
 stage "extension pg_tests" bash -c "cd extension && cargo pgrx test pg15 --runas postgres --pgdata '$TEST_DIR/pgrx'"
 
 install_extension
-cluster_start "$TEST_DIR/cluster" "$TEST_PORT" "doctest_jobs,doctest_anomaly,tidewatch_it"
+cluster_start "$TEST_DIR/cluster" "$TEST_PORT" "doctest_jobs,doctest_anomaly,doctest_logs,tidewatch_it"
 trap 'cluster_stop "$TEST_DIR/cluster"' EXIT
 DSN="host=127.0.0.1 port=$TEST_PORT user=postgres"
 stage "docs" python3 tools/doctest/run.py --dsn "$DSN dbname=postgres" docs/

@@ -169,23 +169,7 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
         }
         _ => log_miner::now_us(),
     };
-    let id = log_miner::mine_one(&m.miner, &message);
-    let class = logs::classify_with(&logs::compiled_at(&m.ruleset, key), &message);
-    PENDING.with(|p| {
-        let mut p = p.borrow_mut();
-        let pend = pending(&mut p, name, key);
-        let bucket = t.div_euclid(MINUTE_US) * MINUTE_US;
-        let e = pend
-            .counts
-            .entry((bucket, id, class.category.clone()))
-            .or_insert((0, class.severity));
-        e.0 += 1;
-        pend.seen
-            .entry(id)
-            .and_modify(|s| s.add(t))
-            .or_insert_with(|| Seen::at(t));
-        pend.lines += 1;
-    });
+    let (id, class) = record_line(name, key, &m, t, &message);
     let mut cols: Vec<i32> = Vec::with_capacity(2);
     let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(2);
     if let Some(att) = m.template {
@@ -218,6 +202,61 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
         )
     };
     pg_sys::Datum::from(new)
+}
+
+/// Mine and classify one line at time `t` (µs since 2000-01-01) and count it in this statement's
+/// pending counts of the monitor.
+fn record_line(
+    name: &str,
+    key: StatementKey,
+    m: &Monitor,
+    t: i64,
+    message: &str,
+) -> (u64, logs::Class) {
+    let id = log_miner::mine_one(&m.miner, message);
+    let class = logs::classify_with(&logs::compiled_at(&m.ruleset, key), message);
+    PENDING.with(|p| {
+        let mut p = p.borrow_mut();
+        let pend = pending(&mut p, name, key);
+        let bucket = t.div_euclid(MINUTE_US) * MINUTE_US;
+        let e = pend
+            .counts
+            .entry((bucket, id, class.category.clone()))
+            .or_insert((0, class.severity));
+        e.0 += 1;
+        pend.seen
+            .entry(id)
+            .and_modify(|s| s.add(t))
+            .or_insert_with(|| Seen::at(t));
+        pend.lines += 1;
+    });
+    (id, class)
+}
+
+/// The async side of a log monitor: the decoder hands over the lines of committed transactions
+/// (their times, NULL for none, and messages); they are mined, classified and counted as the row
+/// trigger does, for `_log_monitor_flush` in the same statement. Returns the lines counted.
+#[pg_extern(volatile)]
+fn _log_monitor_ingest(
+    monitor_name: &str,
+    ts: Vec<Option<TimestampWithTimeZone>>,
+    messages: Vec<Option<String>>,
+) -> i64 {
+    let key = StatementKey::current();
+    let m = monitor(monitor_name, key);
+    let mut lines = 0i64;
+    for (t, message) in ts.into_iter().zip(messages) {
+        let Some(message) = message else {
+            PENDING.with(|p| pending(&mut p.borrow_mut(), monitor_name, key).skipped += 1);
+            continue;
+        };
+        let t = t
+            .and_then(|t| t.into_datum())
+            .map_or_else(log_miner::now_us, |d| d.value() as i64);
+        record_line(monitor_name, key, &m, t, &message);
+        lines += 1;
+    }
+    lines
 }
 
 /// This statement's pending counts of a monitor (those of an earlier, failed statement are

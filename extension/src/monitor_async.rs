@@ -45,13 +45,17 @@ pub fn init() {
     );
 }
 
-/// One async monitor as the decoder passes it to the plugin (option `monitors`, JSON).
+/// One async monitor as the decoder passes it to the plugin (option `monitors`, JSON). An
+/// anomaly monitor has a value column and label columns; a log monitor (`log`) no value column,
+/// its message column as the one "label", and maybe no time column.
 #[derive(Serialize, Deserialize, Clone)]
 struct Spec {
     relid: u32,
     value: String,
     time: String,
     series: Vec<String>,
+    #[serde(default)]
+    log: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -65,8 +69,8 @@ unsafe extern "C-unwind" {
 /// Where a monitor's columns are in one (leaf) relation.
 struct Bound {
     mon: u16,
-    value: (usize, pg_sys::Oid),
-    time: (usize, pg_sys::Oid),
+    value: Option<(usize, pg_sys::Oid)>,
+    time: Option<(usize, pg_sys::Oid)>,
     series: Vec<(usize, pg_sys::Oid)>,
 }
 
@@ -201,7 +205,13 @@ unsafe extern "C-unwind" fn plugin_commit(
 }
 
 unsafe fn rel_key(rel: pg_sys::Relation) -> (pg_sys::Oid, bool, i32) {
-    unsafe { ((*rel).rd_id, (*(*rel).rd_rel).relispartition, (*(*rel).rd_att).natts) }
+    unsafe {
+        (
+            (*rel).rd_id,
+            (*(*rel).rd_rel).relispartition,
+            (*(*rel).rd_att).natts,
+        )
+    }
 }
 
 /// The monitors whose table is `rel` or an ancestor of it (a hypertable's chunk), with the
@@ -233,9 +243,10 @@ unsafe fn bounds_for(p: &mut Plugin, rel: pg_sys::Relation) -> &[Bound] {
                 if !roots.iter().any(|r| r.to_u32() == s.relid) {
                     continue;
                 }
-                let (Some(value), Some(time)) = (attr(&s.value), attr(&s.time)) else {
+                let (value, time) = (attr(&s.value), attr(&s.time));
+                if (value.is_none() && !s.log) || (time.is_none() && !s.time.is_empty()) {
                     continue;
-                };
+                }
                 let series: Option<Vec<_>> = s.series.iter().map(|c| attr(c)).collect();
                 let Some(series) = series else { continue };
                 found.push(Bound {
@@ -315,12 +326,14 @@ unsafe extern "C-unwind" fn plugin_change(
         let key = rel_key(rel);
         let bounds = p.bounds.remove(&key).unwrap_or_default();
         for b in &bounds {
-            let t = (!p.nulls[b.time.0])
-                .then(|| time_us(p.values[b.time.0], b.time.1))
-                .flatten();
-            let v = (!p.nulls[b.value.0])
-                .then(|| value_f64(p.values[b.value.0], b.value.1))
-                .flatten();
+            let t = b
+                .time
+                .filter(|&(i, _)| !p.nulls[i])
+                .and_then(|(i, typ)| time_us(p.values[i], typ));
+            let v = b
+                .value
+                .filter(|&(i, _)| !p.nulls[i])
+                .and_then(|(i, typ)| value_f64(p.values[i], typ));
             let flags = u8::from(t.is_none()) | (u8::from(v.is_none()) << 1);
             p.buf.extend_from_slice(&b.mon.to_le_bytes());
             p.buf.push(flags);
@@ -430,6 +443,13 @@ fn label_json(text: Option<&String>, typ: u32) -> serde_json::Value {
     serde_json::Value::String(t.clone())
 }
 
+#[derive(Default)]
+struct Batch {
+    ts: Vec<Option<i64>>,
+    values: Vec<Option<f64>>,
+    messages: Vec<Option<String>>,
+}
+
 struct Monitor {
     name: String,
     spec: Spec,
@@ -437,7 +457,10 @@ struct Monitor {
     done: u64,
 }
 
-const QUIET: &str = "SELECT pg_catalog.set_config('log_min_messages', 'fatal', true)";
+/// For the decoding transactions: no "starting logical decoding" LOG line per poll, and room to
+/// decode a large transaction in memory instead of spilling it to disk at the default 64MB.
+const QUIET: &str = "SELECT pg_catalog.set_config('log_min_messages', 'fatal', true), \
+                     pg_catalog.set_config('logical_decoding_work_mem', '256MB', true)";
 
 const SLOT_LOCK: &str = "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('tidewatch async monitor slot'))";
 
@@ -462,7 +485,11 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, u64, bool), String> {
                 .get_two::<i64, bool>()
                 .map_err(|e| e.to_string())?;
             let installed = client
-                .select("SELECT pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL", None, &[])
+                .select(
+                    "SELECT pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL",
+                    None,
+                    &[],
+                )
                 .map_err(|e| e.to_string())?
                 .first()
                 .get_one::<bool>()
@@ -473,40 +500,44 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, u64, bool), String> {
             }
             let rows = client
                 .select(
-                    "SELECT m.name, m.relid::oid::int8, m.value_column::text, m.time_column::text, \
+                    "SELECT false, m.name, m.relid::oid::int8, m.value_column::text, m.time_column::text, \
                             m.series_columns::text[], \
                             (SELECT array_agg(a.atttypid::int8 ORDER BY c.ord) \
                                FROM unnest(m.series_columns) WITH ORDINALITY c(n, ord) \
                                JOIN pg_catalog.pg_attribute a ON a.attrelid = m.relid AND a.attname = c.n), \
                             (coalesce(m.async_lsn, m.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 \
-                     FROM tidewatch.monitors m WHERE m.mode = 'async' ORDER BY m.name",
+                     FROM tidewatch.monitors m WHERE m.mode = 'async' \
+                     UNION ALL \
+                     SELECT true, l.name, l.relid::oid::int8, '', coalesce(l.time_column::text, ''), \
+                            ARRAY[l.message_column::text], ARRAY[25::int8], \
+                            (coalesce(l.async_lsn, l.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 \
+                     FROM tidewatch.log_monitors l WHERE l.mode = 'async' \
+                     ORDER BY 1, 2",
                     None,
                     &[],
                 )
                 .map_err(|e| e.to_string())?;
             let mut out = Vec::new();
             for row in rows {
-                let name: String = row.get(1).ok().flatten().unwrap_or_default();
-                let relid: i64 = row.get(2).ok().flatten().unwrap_or(0);
-                let series: Vec<String> = row.get(5).ok().flatten().unwrap_or_default();
-                let types: Vec<i64> = row.get(6).ok().flatten().unwrap_or_default();
+                let log: bool = row.get(1).ok().flatten().unwrap_or(false);
+                let name: String = row.get(2).ok().flatten().unwrap_or_default();
+                let relid: i64 = row.get(3).ok().flatten().unwrap_or(0);
+                let series: Vec<String> = row.get(6).ok().flatten().unwrap_or_default();
+                let types: Vec<i64> = row.get(7).ok().flatten().unwrap_or_default();
                 out.push(Monitor {
                     name,
                     spec: Spec {
                         relid: relid as u32,
-                        value: row.get(3).ok().flatten().unwrap_or_default(),
-                        time: row.get(4).ok().flatten().unwrap_or_default(),
+                        value: row.get(4).ok().flatten().unwrap_or_default(),
+                        time: row.get(5).ok().flatten().unwrap_or_default(),
                         series,
+                        log,
                     },
                     types: types.into_iter().map(|t| t as u32).collect(),
-                    done: row.get::<i64>(7).ok().flatten().unwrap_or(0) as u64,
+                    done: row.get::<i64>(8).ok().flatten().unwrap_or(0) as u64,
                 });
             }
-            Ok((
-                out,
-                upto.0.unwrap_or(0) as u64,
-                upto.1.unwrap_or(false),
-            ))
+            Ok((out, upto.0.unwrap_or(0) as u64, upto.1.unwrap_or(false)))
         })
     })
 }
@@ -527,7 +558,8 @@ fn drop_slot_if_unused(slot: &str) -> bool {
             let any = client
                 .select(
                     "SELECT pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL \
-                     AND EXISTS (SELECT 1 FROM tidewatch.monitors WHERE mode = 'async')",
+                     AND (EXISTS (SELECT 1 FROM tidewatch.monitors WHERE mode = 'async') \
+                          OR EXISTS (SELECT 1 FROM tidewatch.log_monitors WHERE mode = 'async'))",
                     None,
                     &[],
                 )
@@ -589,9 +621,7 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
             // lines per poll under load. Our own warnings are raised outside this transaction.
             // (Read-only SPI calls throughout: pgrx gives a transaction id to any "update", and
             // its commit record would wake the decoder again.)
-            client
-                .select(QUIET, None, &[])
-                .map_err(|e| e.to_string())?;
+            client.select(QUIET, None, &[]).map_err(|e| e.to_string())?;
             let blocks = client
                 .select(
                     &format!(
@@ -604,9 +634,9 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                 .map_err(|e| e.to_string())?;
             let mut nblocks = 0i64;
             let mut max_end = 0u64;
-            // (monitor, labels) -> points, in commit order.
-            let mut groups: HashMap<(usize, Vec<Option<String>>), (Vec<Option<i64>>, Vec<Option<f64>>)> =
-                HashMap::new();
+            // (monitor, labels) -> points, in commit order; a log monitor's lines go to one group
+            // per monitor, the message in place of the value.
+            let mut groups: HashMap<(usize, Vec<Option<String>>), Batch> = HashMap::new();
             let mut scored_end: HashMap<usize, u64> = HashMap::new();
             for row in blocks {
                 nblocks += 1;
@@ -621,15 +651,19 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                         .entry(p.mon)
                         .and_modify(|e| *e = (*e).max(end))
                         .or_insert(end);
-                    let g = groups.entry((p.mon, p.labels)).or_default();
-                    g.0.push(p.ts);
-                    g.1.push(p.value);
+                    if monitors[p.mon].spec.log {
+                        let g = groups.entry((p.mon, Vec::new())).or_default();
+                        g.ts.push(p.ts);
+                        g.messages.push(p.labels.into_iter().next().flatten());
+                    } else {
+                        let g = groups.entry((p.mon, p.labels)).or_default();
+                        g.ts.push(p.ts);
+                        g.values.push(p.value);
+                    }
                 }
             }
             let mut keys: Vec<_> = groups.keys().cloned().collect();
-            keys.sort_by(|a, b| {
-                monitors[a.0].name.cmp(&monitors[b.0].name).then_with(|| a.1.cmp(&b.1))
-            });
+            keys.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
             let apply = client
                 .prepare_mut(
                     "SELECT tidewatch._monitor_apply_async($1, $2, $3, $4)",
@@ -641,15 +675,23 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                     ],
                 )
                 .map_err(|e| e.to_string())?;
+            let apply_log = client
+                .prepare_mut(
+                    "SELECT tidewatch._log_monitor_apply_async($1, $2, $3)",
+                    &[
+                        PgOid::BuiltIn(PgBuiltInOids::TEXTOID),
+                        PgOid::BuiltIn(PgBuiltInOids::TIMESTAMPTZARRAYOID),
+                        PgOid::BuiltIn(PgBuiltInOids::TEXTARRAYOID),
+                    ],
+                )
+                .map_err(|e| e.to_string())?;
             for key in keys {
-                let Some((ts, vals)) = groups.remove(&key) else { continue };
+                let Some(batch) = groups.remove(&key) else {
+                    continue;
+                };
                 let m = &monitors[key.0];
-                let mut labels = serde_json::Map::new();
-                for (i, col) in m.spec.series.iter().enumerate() {
-                    let typ = m.types.get(i).copied().unwrap_or(0);
-                    labels.insert(col.clone(), label_json(key.1.get(i).and_then(|l| l.as_ref()), typ));
-                }
-                let ts: Vec<Option<TimestampWithTimeZone>> = ts
+                let ts: Vec<Option<TimestampWithTimeZone>> = batch
+                    .ts
                     .into_iter()
                     .map(|t| {
                         t.and_then(|t| unsafe {
@@ -657,6 +699,24 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                         })
                     })
                     .collect();
+                if m.spec.log {
+                    client
+                        .update(
+                            &apply_log,
+                            None,
+                            &[m.name.as_str().into(), ts.into(), batch.messages.into()],
+                        )
+                        .map_err(|e| e.to_string())?;
+                    continue;
+                }
+                let mut labels = serde_json::Map::new();
+                for (i, col) in m.spec.series.iter().enumerate() {
+                    let typ = m.types.get(i).copied().unwrap_or(0);
+                    labels.insert(
+                        col.clone(),
+                        label_json(key.1.get(i).and_then(|l| l.as_ref()), typ),
+                    );
+                }
                 client
                     .update(
                         &apply,
@@ -665,16 +725,21 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                             m.name.as_str().into(),
                             JsonB(serde_json::Value::Object(labels)).into(),
                             ts.into(),
-                            vals.into(),
+                            batch.values.into(),
                         ],
                     )
                     .map_err(|e| e.to_string())?;
             }
             for (mon, end) in scored_end {
+                let table = if monitors[mon].spec.log {
+                    "log_monitors"
+                } else {
+                    "monitors"
+                };
                 client
                     .update(
                         &format!(
-                            "UPDATE tidewatch.monitors SET async_lsn = {}, async_at = now() WHERE name = $1",
+                            "UPDATE tidewatch.{table} SET async_lsn = {}, async_at = now() WHERE name = $1",
                             lsn_sql(end)
                         ),
                         None,
@@ -684,7 +749,11 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
             }
             // A full batch may have stopped before `upto`: advance only past what was read.
             Ok((
-                if nblocks >= BLOCKS_PER_POLL { max_end } else { upto.max(max_end) },
+                if nblocks >= BLOCKS_PER_POLL {
+                    max_end
+                } else {
+                    upto.max(max_end)
+                },
                 nblocks,
             ))
         })
@@ -778,7 +847,8 @@ pub fn drop_orphan_slot() {
 pub fn decoder_wanted() -> bool {
     BackgroundWorker::transaction(|| {
         select_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM tidewatch.monitors WHERE mode = 'async') \
+            "SELECT (EXISTS (SELECT 1 FROM tidewatch.monitors WHERE mode = 'async') \
+                     OR EXISTS (SELECT 1 FROM tidewatch.log_monitors WHERE mode = 'async')) \
              AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity \
                              WHERE backend_type = 'tidewatch decoder' AND datid = \
                              (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()))",
@@ -799,6 +869,7 @@ mod unit {
             value: "v".into(),
             time: "t".into(),
             series: vec!["sat".into(), "n".into()],
+            log: false,
         }];
         let mut b = 77u64.to_le_bytes().to_vec();
         b.extend_from_slice(&0u16.to_le_bytes());
@@ -820,10 +891,22 @@ mod unit {
     #[test]
     fn labels_render_like_to_jsonb() {
         let n = Some("42".to_string());
-        assert_eq!(label_json(n.as_ref(), pg_sys::INT4OID.to_u32()), serde_json::json!(42));
-        assert_eq!(label_json(n.as_ref(), pg_sys::TEXTOID.to_u32()), serde_json::json!("42"));
+        assert_eq!(
+            label_json(n.as_ref(), pg_sys::INT4OID.to_u32()),
+            serde_json::json!(42)
+        );
+        assert_eq!(
+            label_json(n.as_ref(), pg_sys::TEXTOID.to_u32()),
+            serde_json::json!("42")
+        );
         let t = Some("t".to_string());
-        assert_eq!(label_json(t.as_ref(), pg_sys::BOOLOID.to_u32()), serde_json::json!(true));
-        assert_eq!(label_json(None, pg_sys::TEXTOID.to_u32()), serde_json::Value::Null);
+        assert_eq!(
+            label_json(t.as_ref(), pg_sys::BOOLOID.to_u32()),
+            serde_json::json!(true)
+        );
+        assert_eq!(
+            label_json(None, pg_sys::TEXTOID.to_u32()),
+            serde_json::Value::Null
+        );
     }
 }
