@@ -6,6 +6,8 @@
 #   3. COPY of ROWS log rows into a monitored hypertable (log_monitor, template_id and category
 #      filled in) against the same COPY into an unmonitored one (throughput ratio), and into one
 #      with a no-op BEFORE ROW trigger (the floor of a monitor that fills the row's columns).
+#   4. The same COPY into a hypertable with an async log monitor (no trigger; the decoder
+#      classifies the committed lines), with its lag: from the commit until every line is counted.
 # The lines are the Content column of the 8 Loghub-2k systems (../shared/data/loghub-2k) repeated
 # to ROWS, with a line number appended to one line in ten so that the miner also sees variants;
 # without ../shared, the ETL log of the sample generator (crates/tidewatch-sample) is used.
@@ -55,7 +57,7 @@ chown postgres "$LINES" 2>/dev/null || true
 "${PSQL[@]}" <<SQL
 DROP EXTENSION IF EXISTS tidewatch CASCADE;
 CREATE EXTENSION tidewatch;
-DROP TABLE IF EXISTS loglines, logs_src, live_plain, live_mon, live_floor;
+DROP TABLE IF EXISTS loglines, logs_src, live_plain, live_mon, live_floor, live_async;
 CREATE TABLE loglines (message text);
 COPY loglines FROM '$LINES';
 CREATE TABLE logs_src AS SELECT timestamptz '2026-01-01' + (row_number() OVER ()) * interval '10 milliseconds' AS ts, message FROM loglines;
@@ -72,19 +74,34 @@ CREATE TABLE live_floor (ts timestamptz NOT NULL, message text, template_id bigi
 SELECT tidewatch.create_hypertable('live_floor', 'ts', interval '1 day');
 CREATE OR REPLACE FUNCTION bench_noop() RETURNS trigger LANGUAGE plpgsql AS \$\$BEGIN RETURN NEW; END\$\$;
 CREATE TRIGGER noop BEFORE INSERT ON live_floor FOR EACH ROW EXECUTE FUNCTION bench_noop();
+CREATE TABLE live_async (ts timestamptz NOT NULL, message text);
+SELECT tidewatch.create_hypertable('live_async', 'ts', interval '1 day');
 SQL
+# In its own transaction (it creates the replication slot of async monitors).
+"${PSQL[@]}" -c "SELECT tidewatch.log_monitor('bench_async', 'live_async', 'message', 'ts', mode => 'async')" >/dev/null
+WAIT="SELECT round(tidewatch.monitor_wait(interval '10 minutes') * 1000)"
 
-scan=() mine=() cls=() plain=() mon=() floor=()
+scan=() mine=() cls=() plain=() mon=() floor=() async=() lag=()
 for r in $(seq 1 "$REPEATS"); do
     scan+=("$(psql_ms -c "SELECT sum(length(message)) FROM loglines")")
     "${PSQL[@]}" -c "SELECT tidewatch.drop_log_miner('bench_mine', if_exists => true)" >/dev/null
     mine+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.mine_logs('loglines', 'message', miner => 'bench_mine')")")
     cls+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE c.category <> 'unknown') FROM loglines, LATERAL tidewatch.classify_log(message) c")")
-    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon, live_floor" >/dev/null
+    "${PSQL[@]}" -c "TRUNCATE live_plain, live_mon, live_floor, live_async" >/dev/null
+    # Each COPY starts with the decoder idle (it reads every table's WAL, monitored or not).
+    "${PSQL[@]}" -c "$WAIT" >/dev/null
     plain+=("$(psql_ms -c "COPY live_plain (ts, message) FROM '$DIR/logs.copy'")")
+    "${PSQL[@]}" -c "$WAIT" >/dev/null
     mon+=("$(psql_ms -c "COPY live_mon (ts, message) FROM '$DIR/logs.copy'")")
+    "${PSQL[@]}" -c "$WAIT" >/dev/null
     floor+=("$(psql_ms -c "COPY live_floor (ts, message) FROM '$DIR/logs.copy'")")
+    "${PSQL[@]}" -c "$WAIT" >/dev/null
+    async+=("$(psql_ms -c "COPY live_async (ts, message) FROM '$DIR/logs.copy'")")
+    lag+=("$("${PSQL[@]}" -At -c "$WAIT")")
 done
+ASYNC=$(printf '%s\n' "${async[@]}" | median)
+LAG=$(printf '%s\n' "${lag[@]}" | median)
+COUNTED=$("${PSQL[@]}" -At -c "SELECT sum(n) FROM tidewatch.log_counts WHERE monitor = 'bench_async'")
 SCAN=$(printf '%s\n' "${scan[@]}" | median)
 MINE=$(printf '%s\n' "${mine[@]}" | median)
 CLS=$(printf '%s\n' "${cls[@]}" | median)
@@ -104,4 +121,6 @@ Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows
 | \`classify_log\` (default rules) over the table | ${CLS} ms | $(rate "$CLS") | same scan | $(ratio "$CLS" "$SCAN") |
 | COPY into a monitored hypertable (template_id and category filled: $FILLED) vs unmonitored | ${MON} ms | $(rate "$MON") | ${PLAIN} ms ($(rate "$PLAIN") rows/s) | throughput $(ratio "$PLAIN" "$MON") |
 | the floor: COPY into a hypertable whose only trigger is a no-op PL/pgSQL BEFORE ROW trigger | ${FLOOR} ms | $(rate "$FLOOR") | ${PLAIN} ms | throughput $(ratio "$PLAIN" "$FLOOR") |
+| COPY into a hypertable with an **async** log monitor (lines counted over all runs: $COUNTED) vs unmonitored | ${ASYNC} ms | $(rate "$ASYNC") | ${PLAIN} ms | throughput $(ratio "$PLAIN" "$ASYNC") |
+| async lag: from that COPY's commit until all its lines are classified and counted | ${LAG} ms | | | |
 MD

@@ -90,10 +90,11 @@ class AsyncMonitorTest(unittest.TestCase):
         self.monitor("async_mon", "async", "ewma")
         self.assertEqual(one(SLOT), "1")
         psql("INSERT INTO live VALUES ('2026-01-02', 'SAT1', 1, 2)")
+        written = one("SELECT pg_current_wal_insert_lsn()")
         psql("SELECT tidewatch.monitor_wait()")
         self.assertEqual(one("SELECT n FROM tidewatch.monitor_state"), "1")
-        lag = psql("SELECT monitor, behind_bytes < 1000000, last_error IS NULL FROM tidewatch.monitor_lag()")
-        self.assertEqual(lag, [["async_mon", "t", "t"]])
+        lag = psql(f"SELECT monitor, kind, scored_upto >= '{written}', last_error IS NULL FROM tidewatch.monitor_lag()")
+        self.assertEqual(lag, [["async_mon", "anomaly", "t", "t"]])
         psql("SELECT tidewatch.unmonitor('async_mon')")
         self.assertTrue(wait_for(lambda: one(SLOT) == "0", timeout=30), "the slot outlived the last async monitor")
 
