@@ -37,6 +37,7 @@ CREATE TABLE tidewatch.monitors (
     owner          regrole     NOT NULL DEFAULT current_user::regrole,
     created_at     timestamptz NOT NULL DEFAULT now(),
     mode           text        NOT NULL DEFAULT 'sync' CHECK (mode IN ('sync', 'async')),
+    wal_system     numeric,
     created_lsn    pg_lsn,
     async_lsn      pg_lsn,
     async_at       timestamptz,
@@ -499,8 +500,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 RETURN ('tidewatch_' || (SELECT oid FROM pg_database WHERE datname = current_database()))::name;
 
-CREATE FUNCTION tidewatch._monitor_slot()
-RETURNS pg_lsn
+CREATE FUNCTION tidewatch._monitor_slot(OUT lsn pg_lsn, OUT wal_system numeric)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -554,7 +554,10 @@ BEGIN
                              'and check that max_replication_slots leaves a slot free.';
         END;
     END IF;
-    RETURN pg_current_wal_insert_lsn();
+    -- The positions are only meaningful in this cluster's WAL: with its system identifier, a
+    -- monitor restored into another cluster (pg_dump) is known to start afresh.
+    lsn := pg_current_wal_insert_lsn();
+    wal_system := (SELECT c.system_identifier FROM pg_control_system() c);
 END
 $$;
 REVOKE EXECUTE ON FUNCTION tidewatch._monitor_slot() FROM PUBLIC;
@@ -606,6 +609,7 @@ DECLARE
     tcol name;
     job integer;
     lsn pg_lsn;
+    sysid numeric;
     bad text;
 BEGIN
     PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = monitor.name),
@@ -629,14 +633,14 @@ BEGIN
                 USING ERRCODE = '42804', HINT = 'Use mode => ''sync'', which casts the time column to timestamptz.';
         END IF;
         -- Before any write of this transaction: creating the slot needs that.
-        lsn := tidewatch._monitor_slot();
+        SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
     END IF;
     job := tidewatch.add_job('tidewatch.policy_monitor', check_interval, jsonb_build_object('monitor', name),
                              application_name => format('Monitor %s', name));
     INSERT INTO tidewatch.monitors (name, relid, value_column, series_columns, time_column, method, params, job_id,
-                                    mode, created_lsn)
+                                    mode, created_lsn, wal_system)
         VALUES (name, relation, value_column, coalesce(series_columns, '{}'), tcol, coalesce(method, 'auto'),
-                coalesce(params, '{}'), job, mode, lsn);
+                coalesce(params, '{}'), job, mode, lsn, sysid);
     IF mode = 'sync' THEN
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS tidewatch_new_rows'
                        ' FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._monitor_trigger(%L)',

@@ -57,6 +57,7 @@ CREATE TABLE tidewatch.log_monitors (
     owner           regrole     NOT NULL DEFAULT current_user::regrole,
     created_at      timestamptz NOT NULL DEFAULT now(),
     mode            text        NOT NULL DEFAULT 'sync' CHECK (mode IN ('sync', 'async')),
+    wal_system      numeric,
     created_lsn     pg_lsn,
     async_lsn       pg_lsn,
     async_at        timestamptz,
@@ -237,6 +238,7 @@ DECLARE
     tpl name := template_column;
     cat name := category_column;
     lsn pg_lsn;
+    sysid numeric;
 BEGIN
     PERFORM tidewatch._new_name('log monitor', name,
                                 EXISTS (SELECT 1 FROM tidewatch.log_monitors m WHERE m.name = log_monitor.name),
@@ -295,15 +297,15 @@ BEGIN
     END IF;
     IF mode = 'async' THEN
         -- Before any write of this transaction: creating the slot needs that.
-        lsn := tidewatch._monitor_slot();
+        SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM tidewatch.log_miners m WHERE m.name = mname) THEN
         PERFORM tidewatch.create_log_miner(mname, if_not_exists => true);
     END IF;
     INSERT INTO tidewatch.log_monitors (name, relid, message_column, time_column, miner, ruleset, template_column,
-                                        category_column, burst_window, burst_min_count, mode, created_lsn)
+                                        category_column, burst_window, burst_min_count, mode, created_lsn, wal_system)
         VALUES (name, relation, message_column, tcol, mname, ruleset, tpl, cat, burst_window, burst_min_count,
-                mode, lsn);
+                mode, lsn, sysid);
     IF mode = 'async' THEN
         RETURN mname;
     END IF;
@@ -371,6 +373,13 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION tidewatch._log_monitor_apply_async(text, timestamptz[], text[]) FROM PUBLIC;
 
+-- This cluster's system identifier (pg_control_system() is not for every role).
+CREATE FUNCTION tidewatch._wal_system()
+RETURNS numeric
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT c.system_identifier FROM pg_control_system() c);
+
 -- How far the decoder of async monitors (anomaly and log) got: per monitor, the commit position
 -- the decoder has scored up to (its replication slot's confirmed position), how far behind the
 -- write-ahead log that is, when the monitor last got rows, and its last error.
@@ -409,10 +418,10 @@ BEGIN
     END IF;
     LOOP
         SELECT string_agg(quote_ident(m.name), ', ') INTO behind
-            FROM (SELECT x.name, x.created_lsn FROM tidewatch.monitors x WHERE x.mode = 'async'
+            FROM (SELECT x.name, x.created_lsn, x.wal_system FROM tidewatch.monitors x WHERE x.mode = 'async'
                   UNION ALL
-                  SELECT l.name, l.created_lsn FROM tidewatch.log_monitors l WHERE l.mode = 'async') m
-            WHERE coalesce(m.created_lsn, '0/0') < target
+                  SELECT l.name, l.created_lsn, l.wal_system FROM tidewatch.log_monitors l WHERE l.mode = 'async') m
+            WHERE (coalesce(m.created_lsn, '0/0') < target OR m.wal_system IS DISTINCT FROM tidewatch._wal_system())
               AND coalesce((SELECT s.confirmed_flush_lsn FROM pg_replication_slots s
                             WHERE s.slot_name = tidewatch._monitor_slot_name()), '0/0') < target;
         EXIT WHEN behind IS NULL;

@@ -168,6 +168,21 @@ SELECT rank, reason FROM tidewatch.explain_anomaly(
     (SELECT id FROM tidewatch.anomalies WHERE monitor = 'live_sat2' ORDER BY peak_value DESC NULLS LAST LIMIT 1));
 SQL
 
+tour "   ... the same stream with an async monitor: no trigger on the table; the decoder scores the committed rows from the write-ahead log" <<'SQL'
+SELECT tidewatch.unmonitor('live_sat2_async', if_exists => true) \g /dev/null
+DROP TABLE IF EXISTS live_sat2_async;
+CREATE TABLE live_sat2_async (ts timestamptz NOT NULL, metric text, value float8);
+SELECT tidewatch.create_hypertable('live_sat2_async', 'ts') \g /dev/null
+SELECT tidewatch.monitor('live_sat2_async', 'live_sat2_async', 'value', '{metric}', mode => 'async') AS missing_data_job;
+INSERT INTO live_sat2_async SELECT * FROM live_sat2;
+SELECT round(tidewatch.monitor_wait()::numeric, 2) AS seconds_until_scored;
+SELECT a.series ->> 'metric' AS metric, a.started_at::timestamp(0), a.kind,
+       (SELECT count(*) FROM tidewatch.anomalies s WHERE s.monitor = 'live_sat2' AND s.series = a.series
+          AND s.started_at = a.started_at AND s.kind = a.kind) = 1 AS same_as_sync
+FROM tidewatch.anomalies a WHERE a.monitor = 'live_sat2_async' ORDER BY a.score DESC, a.id LIMIT 5;
+SELECT monitor, kind, scored_upto, last_error FROM tidewatch.monitor_lag();
+SQL
+
 say "Not in the tour yet (open issues): the HTTP service and Grafana."
 say "The demo cluster keeps running: ${PSQL[*]}"
 say "Stop it with: bash tools/demo.sh stop"

@@ -484,6 +484,19 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, u64, bool), String> {
                 .first()
                 .get_two::<i64, bool>()
                 .map_err(|e| e.to_string())?;
+            // Positions recorded in another cluster (a monitor restored by pg_dump) mean nothing
+            // here: such a monitor starts afresh.
+            let system = client
+                .select(
+                    "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+                    None,
+                    &[],
+                )
+                .map_err(|e| e.to_string())?
+                .first()
+                .get_one::<String>()
+                .map_err(|e| e.to_string())?
+                .unwrap_or_default();
             let installed = client
                 .select(
                     "SELECT pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL",
@@ -505,16 +518,18 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, u64, bool), String> {
                             (SELECT array_agg(a.atttypid::int8 ORDER BY c.ord) \
                                FROM unnest(m.series_columns) WITH ORDINALITY c(n, ord) \
                                JOIN pg_catalog.pg_attribute a ON a.attrelid = m.relid AND a.attname = c.n), \
-                            (coalesce(m.async_lsn, m.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 \
+                            CASE WHEN m.wal_system = $1::numeric \
+                                 THEN (coalesce(m.async_lsn, m.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 ELSE 0 END \
                      FROM tidewatch.monitors m WHERE m.mode = 'async' \
                      UNION ALL \
                      SELECT true, l.name, l.relid::oid::int8, '', coalesce(l.time_column::text, ''), \
                             ARRAY[l.message_column::text], ARRAY[25::int8], \
-                            (coalesce(l.async_lsn, l.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 \
+                            CASE WHEN l.wal_system = $1::numeric \
+                                 THEN (coalesce(l.async_lsn, l.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 ELSE 0 END \
                      FROM tidewatch.log_monitors l WHERE l.mode = 'async' \
                      ORDER BY 1, 2",
                     None,
-                    &[],
+                    &[system.into()],
                 )
                 .map_err(|e| e.to_string())?;
             let mut out = Vec::new();
@@ -739,7 +754,9 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                 client
                     .update(
                         &format!(
-                            "UPDATE tidewatch.{table} SET async_lsn = {}, async_at = now() WHERE name = $1",
+                            "UPDATE tidewatch.{table} SET async_lsn = {}, async_at = now(), \
+                             wal_system = (SELECT system_identifier FROM pg_catalog.pg_control_system()) \
+                             WHERE name = $1",
                             lsn_sql(end)
                         ),
                         None,
