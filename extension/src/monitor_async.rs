@@ -367,17 +367,18 @@ unsafe extern "C-unwind" fn plugin_change(
 // ---------------------------------------------------------------------------------------------
 // The decoder.
 
-/// One row as decoded from a block.
-struct Point {
+/// One row as read from a block; its labels stay encoded (a slice of the block), so that rows
+/// are grouped by series without decoding or allocating per row.
+struct Point<'a> {
     mon: usize,
     ts: Option<i64>,
     value: Option<f64>,
-    labels: Vec<Option<String>>,
+    labels: &'a [u8],
 }
 
 /// Parse one block the plugin wrote: its commit end position and its rows. A malformed block
 /// (which only a different plugin version could produce) is an error, not a guess.
-fn parse_block(block: &[u8], specs: &[Spec]) -> Result<(u64, Vec<Point>), String> {
+fn parse_block<'a>(block: &'a [u8], specs: &[Spec]) -> Result<(u64, Vec<Point<'a>>), String> {
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
         if b.len() < n {
             return Err("truncated block".into());
@@ -395,24 +396,41 @@ fn parse_block(block: &[u8], specs: &[Spec]) -> Result<(u64, Vec<Point>), String
         let flags = take(&mut b, 1)?[0];
         let ts = i64::from_le_bytes(take(&mut b, 8)?.try_into().map_err(|_| "bad time")?);
         let v = f64::from_le_bytes(take(&mut b, 8)?.try_into().map_err(|_| "bad value")?);
-        let mut labels = Vec::with_capacity(spec.series.len());
+        let start = b;
+        let mut used = 0;
         for _ in &spec.series {
             let len = i32::from_le_bytes(take(&mut b, 4)?.try_into().map_err(|_| "bad label")?);
-            if len < 0 {
-                labels.push(None);
-            } else {
-                let s = take(&mut b, len as usize)?;
-                labels.push(Some(String::from_utf8_lossy(s).into_owned()));
+            used += 4;
+            if len > 0 {
+                take(&mut b, len as usize)?;
+                used += len as usize;
             }
         }
         out.push(Point {
             mon,
             ts: (flags & 1 == 0).then_some(ts),
             value: (flags & 2 == 0).then_some(v),
-            labels,
+            labels: &start[..used],
         });
     }
     Ok((end, out))
+}
+
+/// The label texts of an encoded label list (checked by `parse_block`).
+fn decode_labels(mut b: &[u8]) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    while b.len() >= 4 {
+        let len = i32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        b = &b[4..];
+        if len < 0 {
+            out.push(None);
+        } else {
+            let n = (len as usize).min(b.len());
+            out.push(Some(String::from_utf8_lossy(&b[..n]).into_owned()));
+            b = &b[n..];
+        }
+    }
+    out
 }
 
 /// A label text as `to_jsonb` would render the column's value (numbers and booleans as such).
@@ -649,14 +667,16 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                 .map_err(|e| e.to_string())?;
             let mut nblocks = 0i64;
             let mut max_end = 0u64;
-            // (monitor, labels) -> points, in commit order; a log monitor's lines go to one group
-            // per monitor, the message in place of the value.
-            let mut groups: HashMap<(usize, Vec<Option<String>>), Batch> = HashMap::new();
+            let data: Vec<Vec<u8>> = blocks
+                .map(|row| row.get::<Vec<u8>>(1).ok().flatten().unwrap_or_default())
+                .collect();
+            // (monitor, encoded labels) -> points, in commit order; a log monitor's lines go to
+            // one group per monitor, the message in place of the value.
+            let mut groups: HashMap<(usize, &[u8]), Batch> = HashMap::new();
             let mut scored_end: HashMap<usize, u64> = HashMap::new();
-            for row in blocks {
+            for block in &data {
                 nblocks += 1;
-                let data: Vec<u8> = row.get(1).ok().flatten().unwrap_or_default();
-                let (end, points) = parse_block(&data, &specs)?;
+                let (end, points) = parse_block(block, &specs)?;
                 max_end = max_end.max(end);
                 for p in points {
                     if end <= monitors[p.mon].done {
@@ -667,9 +687,10 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                         .and_modify(|e| *e = (*e).max(end))
                         .or_insert(end);
                     if monitors[p.mon].spec.log {
-                        let g = groups.entry((p.mon, Vec::new())).or_default();
+                        let g = groups.entry((p.mon, &[][..])).or_default();
                         g.ts.push(p.ts);
-                        g.messages.push(p.labels.into_iter().next().flatten());
+                        g.messages
+                            .push(decode_labels(p.labels).into_iter().next().flatten());
                     } else {
                         let g = groups.entry((p.mon, p.labels)).or_default();
                         g.ts.push(p.ts);
@@ -677,7 +698,7 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                     }
                 }
             }
-            let mut keys: Vec<_> = groups.keys().cloned().collect();
+            let mut keys: Vec<(usize, &[u8])> = groups.keys().copied().collect();
             keys.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
             let apply = client
                 .prepare_mut(
@@ -725,11 +746,12 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                     continue;
                 }
                 let mut labels = serde_json::Map::new();
+                let texts = decode_labels(key.1);
                 for (i, col) in m.spec.series.iter().enumerate() {
                     let typ = m.types.get(i).copied().unwrap_or(0);
                     labels.insert(
                         col.clone(),
-                        label_json(key.1.get(i).and_then(|l| l.as_ref()), typ),
+                        label_json(texts.get(i).and_then(|l| l.as_ref()), typ),
                     );
                 }
                 client
@@ -901,7 +923,10 @@ mod unit {
         assert_eq!(pts.len(), 1);
         assert_eq!(pts[0].ts, Some(123));
         assert_eq!(pts[0].value, None);
-        assert_eq!(pts[0].labels, vec![Some("SAT2".to_string()), None]);
+        assert_eq!(
+            decode_labels(pts[0].labels),
+            vec![Some("SAT2".to_string()), None]
+        );
         assert!(parse_block(&b[..b.len() - 1], &specs).is_err());
     }
 

@@ -264,6 +264,7 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
     log!("tidewatch scheduler started in database \"{db}\"");
     let dboid = unsafe { pg_sys::MyDatabaseId };
     let mut decoder: Option<pgrx::bgworkers::DynamicBackgroundWorker> = None;
+    let mut decoder_started: Option<std::time::Instant> = None;
 
     while BackgroundWorker::wait_latch(Some(naptime())) {
         if BackgroundWorker::sighup_received() {
@@ -275,7 +276,11 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
         if !installed && !running {
             crate::monitor_async::drop_orphan_slot();
         }
-        if !running && installed && crate::monitor_async::decoder_wanted() {
+        // At most one start per 5 seconds: a decoder that keeps failing (its error is in the
+        // server log) must not be restarted in a tight loop.
+        let may_start = decoder_started.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
+        if !running && may_start && installed && crate::monitor_async::decoder_wanted() {
+            decoder_started = Some(std::time::Instant::now());
             match dynamic_worker(&format!("tidewatch decoder {db}"), "tidewatch decoder")
                 .set_function("tidewatch_decoder_main")
                 .set_extra(&db)
