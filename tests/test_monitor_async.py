@@ -98,6 +98,24 @@ class AsyncMonitorTest(unittest.TestCase):
         psql("SELECT tidewatch.unmonitor('async_mon')")
         self.assertTrue(wait_for(lambda: one(SLOT) == "0", timeout=30), "the slot outlived the last async monitor")
 
+    def test_a_slot_dropped_by_hand_is_created_again(self):
+        self.monitor("async_mon", "async", "ewma")
+
+        def drop():
+            try:
+                psql("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                     " WHERE slot_name LIKE 'tidewatch\\_%' AND database = current_database()")
+                return True
+            except AssertionError:
+                return False  # the decoder held it at that moment
+
+        self.assertTrue(wait_for(drop, timeout=10, every=0.05))
+        self.assertTrue(wait_for(lambda: one(SLOT) == "1", timeout=30), "the decoder did not recreate the slot")
+        psql("INSERT INTO live SELECT timestamptz '2026-01-01' + i * interval '1 second', 'SAT1', 1, random()"
+             " FROM generate_series(1, 10) i")
+        psql("SELECT tidewatch.monitor_wait()")
+        self.assertEqual(one("SELECT n FROM tidewatch.monitor_state"), "10")
+
     def test_rows_moved_out_of_the_default_partition_are_not_scored_twice(self):
         self.monitor("async_mon", "async", "ewma")
         # 2026-01 has no chunk yet: these rows wait in the default partition.

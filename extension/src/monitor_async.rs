@@ -613,7 +613,7 @@ fn drop_slot_if_unused(slot: &str) -> bool {
     })
 }
 
-/// One poll: score every transaction committed up to now (at most BLOCKS_PER_POLL blocks).
+/// What a poll found.
 enum Polled {
     /// No async monitor in this database.
     NoMonitors,
@@ -623,6 +623,7 @@ enum Polled {
     Read(u64, i64),
 }
 
+/// One poll: score every transaction committed up to now (at most BLOCKS_PER_POLL blocks).
 fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
     let (monitors, upto, slot_exists) = load_monitors(slot)?;
     if monitors.is_empty() {
@@ -634,13 +635,14 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
             "tidewatch decoder: replication slot \"{slot}\" is missing; creating it again. \
              Rows committed while it was missing are not scored."
         );
+        // Read-only SPI: a transaction with an id cannot create a logical slot.
         BackgroundWorker::transaction(|| {
-            Spi::run_with_args(
-                "SELECT pg_catalog.pg_create_logical_replication_slot($1, 'tidewatch')",
+            select_one::<String>(
+                "SELECT pg_catalog.pg_create_logical_replication_slot($1, 'tidewatch')::text",
                 &[slot.into()],
             )
         })
-        .map_err(|e| e.to_string())?;
+        .ok_or("could not create the replication slot")?;
         return Ok(Polled::Idle);
     }
     if upto <= advanced {
