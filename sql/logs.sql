@@ -334,8 +334,10 @@ BEGIN
     IF NOT FOUND THEN
         RETURN tidewatch._not_found('log monitor', name, if_exists, 'tidewatch.log_monitors');
     END IF;
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_' || name, 63), m.relid);
-    EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_done_' || name, 63), m.relid);
+    IF m.mode = 'sync' THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_' || name, 63), m.relid);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_done_' || name, 63), m.relid);
+    END IF;
     DELETE FROM tidewatch.log_monitors x WHERE x.name = m.name;
     RETURN true;
 END
