@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -591,6 +592,24 @@ def apply_updates(text: str, updates: Sequence[Update]) -> str:
 # Database plumbing
 # --------------------------------------------------------------------------
 
+def drop_database(psql: str, admin_conn: str, dbname: str, timeout: float) -> None:
+    """DROP DATABASE ... WITH (FORCE), a few tries. Tidewatch's decoder of async monitors holds
+    the database's replication slot for a moment per poll, and DROP DATABASE refuses while a slot
+    is active (FORCE or not): stop the decoder, then drop; it may have started again, so retry."""
+    lit = "'" + dbname.replace("'", "''") + "'"
+    for attempt in range(5):
+        try:
+            run_admin(psql, admin_conn, [
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = %s AND backend_type = 'tidewatch decoder'" % lit,
+                "DROP DATABASE IF EXISTS %s WITH (FORCE)" % quote_ident(dbname)], timeout)
+            return
+        except FileError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
+
+
 def db_name_for(path: Path) -> str:
     stem = re.sub(r"[^a-z0-9_]+", "_", path.stem.lower()).strip("_") or "doc"
     return ("doctest_" + stem)[:63]
@@ -722,9 +741,8 @@ def run_file(path: Path, opts: Options) -> Tuple[List[Result], Optional[str]]:
             key=lambda r: r.line)
 
     try:
-        run_admin(opts.psql, admin_conn, [
-            "DROP DATABASE IF EXISTS %s WITH (FORCE)" % quote_ident(dbname),
-            "CREATE DATABASE %s" % quote_ident(dbname)], opts.timeout)
+        drop_database(opts.psql, admin_conn, dbname, opts.timeout)
+        run_admin(opts.psql, admin_conn, ["CREATE DATABASE %s" % quote_ident(dbname)], opts.timeout)
     except FileError as e:
         return fail_all(["could not create database %s: %s" % (dbname, e)]), None
 
@@ -750,9 +768,7 @@ def run_file(path: Path, opts: Options) -> Tuple[List[Result], Optional[str]]:
         shutil.rmtree(tmpdir, ignore_errors=True)
         if not opts.keep:
             try:
-                run_admin(opts.psql, admin_conn,
-                          ["DROP DATABASE IF EXISTS %s WITH (FORCE)" % quote_ident(dbname)],
-                          opts.timeout)
+                drop_database(opts.psql, admin_conn, dbname, opts.timeout)
             except FileError as e:
                 print("doctest: warning: could not drop database %s: %s" % (dbname, e),
                       file=sys.stderr)
