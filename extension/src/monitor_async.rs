@@ -490,40 +490,28 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, u64, bool), String> {
     BackgroundWorker::transaction(|| {
         Spi::connect(|client| {
             // The position first, then the monitors: any transaction that commits before the
-            // position is visible to the (later) snapshot of the second query.
-            let upto = client
+            // position is visible to the (later) snapshot of the second query. Positions recorded
+            // in another cluster (a monitor restored by pg_dump) mean nothing here: with the
+            // system identifier, such a monitor starts afresh.
+            let facts = client
                 .select(
                     "SELECT (pg_catalog.pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8, \
-                     EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1)",
+                            EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1), \
+                            (SELECT system_identifier::text FROM pg_catalog.pg_control_system()), \
+                            pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL",
                     None,
                     &[slot.into()],
                 )
                 .map_err(|e| e.to_string())?
-                .first()
-                .get_two::<i64, bool>()
-                .map_err(|e| e.to_string())?;
-            // Positions recorded in another cluster (a monitor restored by pg_dump) mean nothing
-            // here: such a monitor starts afresh.
-            let system = client
-                .select(
-                    "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
-                    None,
-                    &[],
-                )
-                .map_err(|e| e.to_string())?
-                .first()
-                .get_one::<String>()
+                .first();
+            let get = |i| facts.get::<i64>(i).map_err(|e| e.to_string());
+            let upto = (get(1)?, facts.get::<bool>(2).map_err(|e| e.to_string())?);
+            let system = facts
+                .get::<String>(3)
                 .map_err(|e| e.to_string())?
                 .unwrap_or_default();
-            let installed = client
-                .select(
-                    "SELECT pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL",
-                    None,
-                    &[],
-                )
-                .map_err(|e| e.to_string())?
-                .first()
-                .get_one::<bool>()
+            let installed = facts
+                .get::<bool>(4)
                 .map_err(|e| e.to_string())?
                 .unwrap_or(false);
             if !installed {

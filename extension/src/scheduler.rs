@@ -109,11 +109,8 @@ fn extension_installed() -> bool {
     })
 }
 
-/// Due jobs of this database, or none while the extension is not installed here.
+/// Due jobs of this database (where the extension is installed).
 fn due_jobs() -> Vec<(i32, pg_sys::Oid)> {
-    if !extension_installed() {
-        return Vec::new();
-    }
     BackgroundWorker::transaction(|| {
         Spi::connect(|client| {
             let mut out = Vec::new();
@@ -293,7 +290,7 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
                 ),
             }
         }
-        if !SCHEDULER_ENABLED.get() {
+        if !SCHEDULER_ENABLED.get() || !installed {
             continue;
         }
         for (job_id, owner) in due_jobs() {
