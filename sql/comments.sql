@@ -166,3 +166,7 @@ COMMENT ON FUNCTION tidewatch.log_monitor(text, regclass, name, name, text, text
 'Starts a real-time log monitor: each line inserted (INSERT or COPY) gets its template and error class, counted per minute in tidewatch.log_counts; new templates become events, and a burst of an error class (Poisson test against its last 24 hours) becomes a log_burst episode in tidewatch.anomalies. mode sync (default): row triggers, which also store the template and class in template_column/category_column (default: columns named template_id and category, if present). mode async: no trigger; the database''s decoder classifies committed lines from the write-ahead log (needs wal_level = logical) and leaves the rows as inserted. Returns the miner used.';
 COMMENT ON FUNCTION tidewatch.unmonitor_logs(text, boolean) IS
 'Stops a log monitor: drops its triggers and state. Its counts, templates, events and episodes are kept.';
+COMMENT ON FUNCTION tidewatch._wal_insert_end_bytes() IS
+'Internal: the end of the write-ahead log inserted so far, in bytes from 0/0 (the insert position, or the page boundary before a fresh page header).';
+COMMENT ON FUNCTION tidewatch._wal_insert_end() IS
+'Internal: the end of the write-ahead log inserted so far as a pg_lsn: what the decoder of async monitors flushes and reads up to, and what monitor_wait() waits for.';

@@ -382,6 +382,14 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 RETURN (SELECT c.system_identifier FROM pg_control_system() c);
 
+-- The end of the WAL inserted so far (the insert position, or the page boundary right before a
+-- fresh page's header): what the decoder flushes and reads up to, so what monitor_wait waits for.
+CREATE FUNCTION tidewatch._wal_insert_end()
+RETURNS pg_lsn
+LANGUAGE sql VOLATILE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN '0/0'::pg_lsn + tidewatch._wal_insert_end_bytes();
+
 -- How far the decoder of async monitors (anomaly and log) got: per monitor, the commit position
 -- the decoder has scored up to (its replication slot's confirmed position), how far behind the
 -- write-ahead log that is, when the monitor last got rows, and its last error.
@@ -392,7 +400,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT m.name, m.kind, s.confirmed_flush_lsn,
-           greatest(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), s.confirmed_flush_lsn), 0),
+           greatest(pg_wal_lsn_diff(tidewatch._wal_insert_end(), s.confirmed_flush_lsn), 0),
            m.async_at, m.last_error
     FROM (SELECT x.name, 'anomaly' AS kind, x.async_at, x.last_error FROM tidewatch.monitors x WHERE x.mode = 'async'
           UNION ALL
@@ -410,7 +418,7 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    target pg_lsn := pg_current_wal_insert_lsn();
+    target pg_lsn := tidewatch._wal_insert_end();
     t0 timestamptz := clock_timestamp();
     behind text;
 BEGIN

@@ -19,10 +19,10 @@ def require_cluster(cls):
     return cls
 
 
-def psql(sql, db=DB, check=True, timeout=600):
+def psql(sql, db=DB, check=True, timeout=600, dsn=None):
     """Run SQL, return stdout as a list of rows (unaligned, tab-separated)."""
     proc = subprocess.run(
-        ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", f"{DSN} dbname={db}", "-c", sql],
+        ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", f"{dsn or DSN} dbname={db}", "-c", sql],
         capture_output=True, text=True, timeout=timeout,
         env={**os.environ, "PGTZ": "UTC", "LC_MESSAGES": "C"},
     )
@@ -31,9 +31,78 @@ def psql(sql, db=DB, check=True, timeout=600):
     return [line.split("\t") for line in proc.stdout.splitlines() if line != ""]
 
 
-def one(sql, db=DB):
-    rows = psql(sql, db)
+def psql_script(script, db=DB, check=True, timeout=600, dsn=None):
+    """Run a script of many statements through one session (each autocommit statement is its own
+    transaction), fed on stdin; return the exit code."""
+    proc = subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", f"{dsn or DSN} dbname={db}", "-f", "-"],
+        input=script, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, "PGTZ": "UTC", "LC_MESSAGES": "C"},
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"psql script failed ({proc.returncode}): {proc.stderr.strip()[:2000]}")
+    return proc.returncode
+
+
+def one(sql, db=DB, dsn=None):
+    rows = psql(sql, db, dsn=dsn)
     return rows[0][0] if rows else None
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class SpareCluster:
+    """A private cluster on its own port, set up like tools/test.sh's (tidewatch preloaded, its
+    scheduler in `tidewatch_it`, wal_level = logical), for tests that stop or crash the server.
+    Started empty; removed when the test is done."""
+
+    def __init__(self, name):
+        base = os.environ.get("TIDEWATCH_TEST_DIR", "/var/tmp/tidewatch-test")
+        self.dir = os.path.join(base, f"spare-{name}")
+        self.port = int(os.environ.get("TIDEWATCH_SPARE_PORT", "55451"))
+        self.dsn = f"host=127.0.0.1 port={self.port} user=postgres"
+
+    def _lib(self, call):
+        subprocess.run(["bash", "-c", f'source "{REPO}/tools/lib.sh" && {call}'], check=True,
+                       capture_output=True, text=True, timeout=300)
+
+    def start(self):
+        self._lib(f'cluster_start "{self.dir}" {self.port} {DB}')
+
+    def stop(self, mode="fast"):
+        pgbin = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
+        subprocess.run(["runuser", "-u", "postgres", "--", f"{pgbin}/pg_ctl", "-D", f"{self.dir}/data",
+                        "-m", mode, "-w", "stop"], capture_output=True, timeout=120)
+
+    def psql(self, sql, db=DB, check=True):
+        return psql(sql, db, check=check, dsn=self.dsn)
+
+    def one(self, sql, db=DB):
+        return one(sql, db, dsn=self.dsn)
+
+    def script(self, text, db=DB, check=True):
+        return psql_script(text, db, check=check, dsn=self.dsn)
+
+
+class spare_cluster:
+    """`with spare_cluster("name") as c:` a fresh SpareCluster with database tidewatch_it."""
+
+    def __init__(self, name):
+        self.c = SpareCluster(name)
+
+    def __enter__(self):
+        self.c.stop(mode="immediate")
+        subprocess.run(["rm", "-rf", self.c.dir], check=True)
+        self.c.start()
+        self.c.psql(f"CREATE DATABASE {DB}", db="postgres")
+        return self.c
+
+    def __exit__(self, *exc):
+        self.c.stop(mode="immediate")
+        if exc[0] is None:
+            subprocess.run(["rm", "-rf", self.c.dir], check=False)
+        return False
 
 
 def fresh_database():

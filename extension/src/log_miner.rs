@@ -20,7 +20,13 @@ use tidewatch_logs::{Cluster, Config, Match, Miner};
 extension_sql_file!(
     "../../sql/logs.sql",
     name = "logs_catalog",
-    requires = ["anomaly", "jobs", "drift_monitor", _log_miner_config_check]
+    requires = [
+        "anomaly",
+        "jobs",
+        "drift_monitor",
+        _log_miner_config_check,
+        monitor_async::wal_insert_end_bytes
+    ]
 );
 
 /// A backend's copy of one miner.

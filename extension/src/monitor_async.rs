@@ -475,10 +475,71 @@ struct Monitor {
     done: u64,
 }
 
-/// For the decoding transactions: no "starting logical decoding" LOG line per poll, and room to
-/// decode a large transaction in memory instead of spilling it to disk at the default 64MB.
+/// For the decoding transactions: no "starting logical decoding" LOG line per poll, room to
+/// decode a large transaction in memory instead of spilling it to disk at the default 64MB, and a
+/// durable commit whatever the server's `synchronous_commit`: the slot is advanced right after,
+/// and may be saved to disk at once; if the scored states and positions were then lost in a
+/// crash, the rows between would never be scored.
 const QUIET: &str = "SELECT pg_catalog.set_config('log_min_messages', 'fatal', true), \
-                     pg_catalog.set_config('logical_decoding_work_mem', '256MB', true)";
+                     pg_catalog.set_config('logical_decoding_work_mem', '256MB', true), \
+                     pg_catalog.set_config('synchronous_commit', 'on', true)";
+
+/// The end of the WAL inserted so far: the insert position, except that right after a page
+/// header (where the next record will start) it is the page boundary, where the last record
+/// ended. XLogFlush refuses a position past the last inserted byte ("xlog flush request ... is
+/// not satisfied"), and a slot cannot confirm beyond what is flushed.
+fn wal_insert_end() -> u64 {
+    const fn maxalign(n: usize) -> u64 {
+        n.div_ceil(8) as u64 * 8
+    }
+    let short = maxalign(std::mem::size_of::<pg_sys::XLogPageHeaderData>());
+    let long = maxalign(std::mem::size_of::<pg_sys::XLogLongPageHeaderData>());
+    // SAFETY: reads of the WAL module's insert position and of a constant GUC.
+    let (pos, seg) = unsafe {
+        (
+            pg_sys::GetXLogInsertRecPtr(),
+            u64::try_from(pg_sys::wal_segment_size).unwrap_or(16 << 20),
+        )
+    };
+    let page = u64::from(pg_sys::XLOG_BLCKSZ);
+    // A record can end inside the first bytes of a page (its continuation), but never exactly
+    // at the end of the page header: it would then have ended at the boundary.
+    if pos % seg == long {
+        pos - long
+    } else if pos % page == short {
+        pos - short
+    } else {
+        pos
+    }
+}
+
+/// Flush the WAL up to the end of what is inserted now, and return that position.
+fn flush_wal() -> u64 {
+    let upto = wal_insert_end();
+    // SAFETY: outside recovery (logical decoding needs a primary), flushing up to the end of
+    // inserted WAL is always valid.
+    unsafe { pg_sys::XLogFlush(upto) };
+    upto
+}
+
+/// `tidewatch._wal_insert_end()`: [`wal_insert_end`] for SQL (`monitor_wait`, `monitor_lag`),
+/// so that they wait for the same position the decoder reads up to.
+#[pg_extern(volatile, parallel_safe, name = "_wal_insert_end_bytes")]
+pub fn wal_insert_end_bytes() -> i64 {
+    i64::try_from(wal_insert_end()).unwrap_or(i64::MAX)
+}
+
+/// True unless some `monitor()`/`log_monitor()` call holds the slot lock (shared) right now.
+fn no_monitor_being_added() -> bool {
+    BackgroundWorker::transaction(|| {
+        select_one::<bool>(
+            "SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('tidewatch async monitor slot')) \
+                    AND pg_catalog.pg_advisory_unlock(pg_catalog.hashtext('tidewatch async monitor slot'))",
+            &[],
+        )
+        .unwrap_or(false)
+    })
+}
 
 const SLOT_LOCK: &str = "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('tidewatch async monitor slot'))";
 
@@ -486,17 +547,16 @@ fn lsn_sql(v: u64) -> String {
     format!("'{:X}/{:X}'::pg_lsn", v >> 32, v & 0xffff_ffff)
 }
 
-fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, u64, bool), String> {
+/// The async monitors of this database (in a transaction, and so a snapshot, of its own) and
+/// whether the slot exists.
+fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, bool), String> {
     BackgroundWorker::transaction(|| {
         Spi::connect(|client| {
-            // The position first, then the monitors: any transaction that commits before the
-            // position is visible to the (later) snapshot of the second query. Positions recorded
-            // in another cluster (a monitor restored by pg_dump) mean nothing here: with the
-            // system identifier, such a monitor starts afresh.
+            // Positions recorded in another cluster (a monitor restored by pg_dump) mean nothing
+            // here: with the system identifier, such a monitor starts afresh.
             let facts = client
                 .select(
-                    "SELECT (pg_catalog.pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8, \
-                            EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1), \
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1), \
                             (SELECT system_identifier::text FROM pg_catalog.pg_control_system()), \
                             pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL",
                     None,
@@ -504,18 +564,17 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, u64, bool), String> {
                 )
                 .map_err(|e| e.to_string())?
                 .first();
-            let get = |i| facts.get::<i64>(i).map_err(|e| e.to_string());
-            let upto = (get(1)?, facts.get::<bool>(2).map_err(|e| e.to_string())?);
+            let slot_exists = facts.get::<bool>(1).map_err(|e| e.to_string())?;
             let system = facts
-                .get::<String>(3)
+                .get::<String>(2)
                 .map_err(|e| e.to_string())?
                 .unwrap_or_default();
             let installed = facts
-                .get::<bool>(4)
+                .get::<bool>(3)
                 .map_err(|e| e.to_string())?
                 .unwrap_or(false);
             if !installed {
-                return Ok((Vec::new(), 0, false));
+                return Ok((Vec::new(), false));
             }
             let rows = client
                 .select(
@@ -558,7 +617,7 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, u64, bool), String> {
                     done: row.get::<i64>(8).ok().flatten().unwrap_or(0) as u64,
                 });
             }
-            Ok((out, upto.0.unwrap_or(0) as u64, upto.1.unwrap_or(false)))
+            Ok((out, slot_exists.unwrap_or(false)))
         })
     })
 }
@@ -613,7 +672,21 @@ enum Polled {
 
 /// One poll: score every transaction committed up to now (at most BLOCKS_PER_POLL blocks).
 fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
-    let (monitors, upto, slot_exists) = load_monitors(slot)?;
+    // Where this poll reads up to, in this order:
+    // 1. `upto`, the WAL insert position, flushed at once. A peek decodes only WAL that is
+    //    flushed, while the slot is then advanced to `upto`: any commit between the two would be
+    //    skipped for ever. Commits made with `synchronous_commit = off` are visible before their
+    //    WAL is flushed, and this decoder once lost 18% of such rows that way (issue 15). After
+    //    the flush, the peek sees every commit before `upto`.
+    // 2. No `monitor()` call may be between choosing its `created_lsn` and its commit (it holds
+    //    the lock from before the one until after the other): else its monitor, invisible to our
+    //    snapshot, would miss its rows before `upto` once the slot moves past them.
+    // 3. The monitors, in a transaction (a snapshot) that starts after both.
+    let upto = flush_wal();
+    if !no_monitor_being_added() {
+        return Ok(Polled::Idle);
+    }
+    let (monitors, slot_exists) = load_monitors(slot)?;
     if monitors.is_empty() {
         return Ok(Polled::NoMonitors);
     }
@@ -777,6 +850,7 @@ fn poll(slot: &str, advanced: u64) -> Result<Polled, String> {
                     .map_err(|e| e.to_string())?;
             }
             // A full batch may have stopped before `upto`: advance only past what was read.
+            // Otherwise the peek decoded every record up to `upto` (flushed before it began).
             Ok((
                 if nblocks >= BLOCKS_PER_POLL {
                     max_end
