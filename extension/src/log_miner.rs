@@ -25,7 +25,7 @@ extension_sql_file!(
         "jobs",
         "drift_monitor",
         _log_miner_config_check,
-        monitor_async::wal_insert_end_bytes
+        monitor_async::decoder::wal_insert_end_bytes
     ]
 );
 
