@@ -26,6 +26,7 @@ CREATE TABLE tidewatch.job (
     next_start        timestamptz   NOT NULL DEFAULT now(),
     retry_period      interval      NOT NULL CHECK (retry_period > interval '0'),
     max_retries       integer       CHECK (max_retries >= 0),
+    max_runtime       interval      CHECK (max_runtime > interval '0'),
     hypertable_id     integer       REFERENCES tidewatch.hypertable (id) ON DELETE CASCADE,
     created_at        timestamptz   NOT NULL DEFAULT now()
 );

@@ -43,10 +43,10 @@ COMMENT ON FUNCTION tidewatch.add_retention_policy(regclass, interval, boolean, 
 COMMENT ON FUNCTION tidewatch.remove_retention_policy(regclass, boolean) IS
 'Removes the retention job of a hypertable. Errors if there is none, unless if_exists.';
 
-COMMENT ON FUNCTION tidewatch.add_job(regproc, interval, jsonb, timestamptz, boolean, interval, integer, text) IS
-'Schedules a procedure or function (job_id integer, config jsonb) to run every schedule_interval as the calling role, and returns the job id. Failures are recorded and retried after retry_period, doubling up to 5 schedule intervals; max_retries consecutive failures unschedule the job.';
-COMMENT ON FUNCTION tidewatch.alter_job(integer, interval, jsonb, timestamptz, boolean, interval, integer, boolean) IS
-'Changes the schedule, config, next start, retry settings or scheduled flag of a job; NULL keeps a setting. Returns the job as it now is.';
+COMMENT ON FUNCTION tidewatch.add_job(regproc, interval, jsonb, timestamptz, boolean, interval, integer, text, interval) IS
+'Schedules a procedure or function (job_id integer, config jsonb) to run every schedule_interval as the calling role, and returns the job id. Failures are recorded and retried after retry_period, doubling up to 5 schedule intervals; max_retries consecutive failures unschedule the job. A run longer than max_runtime (NULL: no limit) is stopped and recorded as failed with SQLSTATE 57014; jobs of a database run side by side, up to tidewatch.max_parallel_jobs.';
+COMMENT ON FUNCTION tidewatch.alter_job(integer, interval, jsonb, timestamptz, boolean, interval, integer, boolean, interval) IS
+'Changes the schedule, config, next start, retry settings, max_runtime or scheduled flag of a job; NULL keeps a setting. Returns the job as it now is.';
 COMMENT ON FUNCTION tidewatch.delete_job(integer, boolean) IS
 'Deletes a job and its statistics. Errors on an unknown id, unless if_exists.';
 COMMENT ON PROCEDURE tidewatch.run_job(integer) IS
@@ -65,7 +65,7 @@ COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval) 
 COMMENT ON FUNCTION tidewatch._on_sql_drop() IS 'Internal: removes catalog rows of dropped hypertables.';
 COMMENT ON FUNCTION tidewatch._execute_job(integer, boolean, text) IS 'Internal: runs a job, records its outcome and computes its next start.';
 COMMENT ON FUNCTION tidewatch._due_jobs(integer) IS 'Internal: jobs the scheduler should run now.';
-COMMENT ON FUNCTION tidewatch._job_crashed(integer, timestamptz, text) IS 'Internal: records a job run whose process died.';
+COMMENT ON FUNCTION tidewatch._job_crashed(integer, timestamptz, text, text) IS 'Internal: records a job run whose process died or was stopped at its max_runtime (SQLSTATE 57014).';
 
 COMMENT ON FUNCTION tidewatch.drift(float8[], float8[], text, float8) IS
 'Drift between a reference and a current numeric sample with one of Evidently''s stattests (ks, wasserstein, psi, jensenshannon, kl_div, anderson, mannw, t_test, ed, hellinger, chisquare, z, g_test, fisher_exact, TVD, or auto), with scipy''s numbers. NULL elements are skipped; NaN and infinities are dropped; threshold NULL means Evidently''s default for the method.';

@@ -109,7 +109,8 @@ CREATE FUNCTION tidewatch.add_job(
     scheduled boolean DEFAULT true,
     retry_period interval DEFAULT NULL,
     max_retries integer DEFAULT NULL,
-    application_name text DEFAULT NULL)
+    application_name text DEFAULT NULL,
+    max_runtime interval DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -131,6 +132,10 @@ BEGIN
     IF max_retries IS NOT NULL AND max_retries < 0 THEN
         RAISE EXCEPTION 'invalid max_retries: %', max_retries USING ERRCODE = '22023', HINT = 'Use NULL to retry for ever.';
     END IF;
+    IF max_runtime IS NOT NULL AND max_runtime <= interval '0' THEN
+        RAISE EXCEPTION 'invalid max_runtime: %', max_runtime
+            USING ERRCODE = '22023', HINT = 'Use a positive interval such as ''10 minutes'', or NULL for no limit.';
+    END IF;
     SELECT pr.prokind, pr.proargtypes::oid[] AS args, pr.pronargs INTO p FROM pg_proc pr WHERE pr.oid = proc;
     IF p.pronargs <> 2 OR p.args[0] <> 'integer'::regtype OR p.args[1] <> 'jsonb'::regtype THEN
         RAISE EXCEPTION 'function or procedure % cannot be a job', proc::regprocedure
@@ -141,10 +146,11 @@ BEGIN
         RAISE EXCEPTION 'permission denied for % %', CASE WHEN p.prokind = 'p' THEN 'procedure' ELSE 'function' END, proc
             USING ERRCODE = '42501';
     END IF;
-    INSERT INTO tidewatch.job (application_name, proc, schedule_interval, config, next_start, scheduled, retry_period, max_retries)
+    INSERT INTO tidewatch.job (application_name, proc, schedule_interval, config, next_start, scheduled, retry_period, max_retries,
+                               max_runtime)
         VALUES (coalesce(application_name, format('User-defined action [%s]', proc)), proc::oid::regprocedure,
                 schedule_interval, config, coalesce(initial_start, now()), coalesce(scheduled, true),
-                coalesce(retry_period, least(schedule_interval, interval '5 minutes')), max_retries)
+                coalesce(retry_period, least(schedule_interval, interval '5 minutes')), max_retries, max_runtime)
         RETURNING id INTO new_id;
     RETURN new_id;
 END
@@ -171,11 +177,11 @@ $$;
 -- What the scheduler runs next: due jobs, oldest first. Locked rows are skipped, so several
 -- schedulers (or a manual run) never run the same job twice at once.
 CREATE FUNCTION tidewatch._due_jobs(max_jobs integer DEFAULT 16)
-RETURNS TABLE (job_id integer, owner oid)
+RETURNS TABLE (job_id integer, owner oid, max_runtime interval)
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT j.id, j.owner::oid FROM tidewatch.job j
+    SELECT j.id, j.owner::oid, j.max_runtime FROM tidewatch.job j
     WHERE j.scheduled AND j.next_start <= now()
     ORDER BY j.next_start
     LIMIT max_jobs
@@ -183,7 +189,7 @@ $$;
 
 -- Called by the scheduler when a job's runner process died without recording an outcome
 -- (a crash or FATAL error): record it as a failure and back off.
-CREATE FUNCTION tidewatch._job_crashed(job_id integer, started timestamptz, reason text)
+CREATE FUNCTION tidewatch._job_crashed(job_id integer, started timestamptz, reason text, sqlstate text DEFAULT 'XX000')
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -200,7 +206,7 @@ BEGIN
         VALUES (job_id, started, 'failed')
         ON CONFLICT ON CONSTRAINT job_stat_pkey DO NOTHING;
     UPDATE tidewatch.job_stat s SET
-        last_finish = clock_timestamp(), last_status = 'failed', last_error = reason, last_error_sqlstate = 'XX000',
+        last_finish = clock_timestamp(), last_status = 'failed', last_error = reason, last_error_sqlstate = sqlstate,
         last_duration = clock_timestamp() - started,
         total_runs = s.total_runs + 1, total_failures = s.total_failures + 1,
         consecutive_failures = s.consecutive_failures + 1
@@ -225,6 +231,7 @@ SELECT j.id AS job_id,
        j.max_retries,
        j.config,
        j.next_start,
+       j.max_runtime,
        h.relid AS hypertable
 FROM tidewatch.job j
 LEFT JOIN tidewatch.hypertable h ON h.id = j.hypertable_id;
@@ -255,7 +262,8 @@ CREATE FUNCTION tidewatch.alter_job(
     scheduled boolean DEFAULT NULL,
     retry_period interval DEFAULT NULL,
     max_retries integer DEFAULT NULL,
-    if_exists boolean DEFAULT false)
+    if_exists boolean DEFAULT false,
+    max_runtime interval DEFAULT NULL)
 RETURNS SETOF tidewatch.jobs
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -272,13 +280,18 @@ BEGIN
     IF alter_job.max_retries < 0 THEN
         RAISE EXCEPTION 'invalid max_retries: %', alter_job.max_retries USING ERRCODE = '22023';
     END IF;
+    IF alter_job.max_runtime <= interval '0' THEN
+        RAISE EXCEPTION 'invalid max_runtime: %', alter_job.max_runtime
+            USING ERRCODE = '22023', HINT = 'Use a positive interval such as ''10 minutes''.';
+    END IF;
     UPDATE tidewatch.job j SET
         schedule_interval = coalesce(alter_job.schedule_interval, j.schedule_interval),
         config = coalesce(alter_job.config, j.config),
         next_start = coalesce(alter_job.next_start, j.next_start),
         scheduled = coalesce(alter_job.scheduled, j.scheduled),
         retry_period = coalesce(alter_job.retry_period, j.retry_period),
-        max_retries = coalesce(alter_job.max_retries, j.max_retries)
+        max_retries = coalesce(alter_job.max_retries, j.max_retries),
+        max_runtime = coalesce(alter_job.max_runtime, j.max_runtime)
     WHERE j.id = a_id;
     IF NOT FOUND THEN
         IF if_exists THEN

@@ -199,7 +199,7 @@ BEGIN
     IF relation IS NULL THEN
         RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
     END IF;
-    PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
+    PERFORM tidewatch._log_message_type(relation, message_column);
     IF tcol IS NOT NULL OR EXISTS (SELECT 1 FROM tidewatch.hypertable h WHERE h.relid = relation) THEN
         tcol := tidewatch._time_column(relation, tcol);
     END IF;
@@ -212,6 +212,28 @@ BEGIN
         format('SELECT %I::text, %s FROM %s', message_column,
                CASE WHEN tcol IS NULL THEN 'NULL::timestamptz' ELSE format('%I::timestamptz', tcol) END, relation),
         miner, total);
+END
+$$;
+
+-- The message column of a log monitor: a string type of variable length (text, varchar, char(n),
+-- citext, ...). Fixed-length string types such as name are refused: the row trigger reads the
+-- column as a varlena. Checked by log_monitor() and again by the trigger each statement, since
+-- a column can change type afterwards.
+CREATE FUNCTION tidewatch._log_message_type(relation regclass, col name)
+RETURNS regtype
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    typ regtype := tidewatch._column_type(relation, col, 'S', 'message');
+BEGIN
+    IF (SELECT t.typlen FROM pg_type t WHERE t.oid = typ) <> -1 THEN
+        RAISE EXCEPTION 'the message column "%" of "%" has the fixed-length type %', col, relation, typ
+            USING ERRCODE = '42804',
+                  DETAIL = 'Log monitors read variable-length strings: text, varchar, char(n) and the like.',
+                  HINT = format('ALTER TABLE %s ALTER COLUMN %I TYPE text;', relation, col);
+    END IF;
+    RETURN typ;
 END
 $$;
 
@@ -252,7 +274,7 @@ BEGIN
                   HINT = 'Valid modes: sync (row triggers; each row gets its template and class at insert), '
                          'async (a decoder classifies committed lines from the write-ahead log; COPY at full speed).';
     END IF;
-    PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
+    PERFORM tidewatch._log_message_type(relation, message_column);
     IF tcol IS NOT NULL OR EXISTS (SELECT 1 FROM tidewatch.hypertable h WHERE h.relid = relation) THEN
         tcol := tidewatch._time_column(relation, tcol);
     END IF;

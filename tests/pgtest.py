@@ -57,22 +57,22 @@ class SpareCluster:
     scheduler in `tidewatch_it`, wal_level = logical), for tests that stop or crash the server.
     Started empty; removed when the test is done."""
 
-    def __init__(self, name):
+    def __init__(self, name, pgbin=None):
         base = os.environ.get("TIDEWATCH_TEST_DIR", "/var/tmp/tidewatch-test")
         self.dir = os.path.join(base, f"spare-{name}")
         self.port = int(os.environ.get("TIDEWATCH_SPARE_PORT", "55451"))
         self.dsn = f"host=127.0.0.1 port={self.port} user=postgres"
+        self.pgbin = pgbin or os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
 
     def _lib(self, call):
         subprocess.run(["bash", "-c", f'source "{REPO}/tools/lib.sh" && {call}'], check=True,
-                       capture_output=True, text=True, timeout=300)
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PGBIN": self.pgbin})
 
     def start(self):
         self._lib(f'cluster_start "{self.dir}" {self.port} {DB}')
 
     def stop(self, mode="fast"):
-        pgbin = os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
-        subprocess.run(["runuser", "-u", "postgres", "--", f"{pgbin}/pg_ctl", "-D", f"{self.dir}/data",
+        subprocess.run(["runuser", "-u", "postgres", "--", f"{self.pgbin}/pg_ctl", "-D", f"{self.dir}/data",
                         "-m", mode, "-w", "stop"], capture_output=True, timeout=120)
 
     def psql(self, sql, db=DB, check=True):
@@ -88,8 +88,8 @@ class SpareCluster:
 class spare_cluster:
     """`with spare_cluster("name") as c:` a fresh SpareCluster with database tidewatch_it."""
 
-    def __init__(self, name):
-        self.c = SpareCluster(name)
+    def __init__(self, name, pgbin=None):
+        self.c = SpareCluster(name, pgbin)
 
     def __enter__(self):
         self.c.stop(mode="immediate")

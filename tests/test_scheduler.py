@@ -43,6 +43,33 @@ class Scheduler(unittest.TestCase):
         for j in (failing, crashing, healthy):
             psql(f"SELECT tidewatch.delete_job({j})")
 
+    def test_a_hanging_job_is_stopped_at_its_max_runtime_and_delays_no_other(self):
+        psql("CREATE PROCEDURE hang(job_id int, config jsonb) LANGUAGE sql AS $$ SELECT pg_sleep(600) $$;"
+             "GRANT EXECUTE ON PROCEDURE hang(int, jsonb) TO PUBLIC")
+        hanging = one("SELECT tidewatch.add_job('hang', interval '1 hour', max_runtime => interval '3 seconds',"
+                      " retry_period => interval '1 hour')")
+        healthy = one("SELECT tidewatch.add_job('note', interval '1 second')")
+        # While the hanging job runs (its worker sleeps), the healthy one keeps its cadence.
+        self.assertTrue(wait_for(lambda: int(one(f"SELECT count(*) FROM ran WHERE job_id = {healthy}")) >= 2, timeout=15),
+                        "a hanging job held up the others")
+        # Stopped within its max_runtime plus a scheduler tick or two, and recorded as such.
+        self.assertTrue(wait_for(lambda: one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {hanging}") == "failed",
+                                 timeout=20))
+        err, state, took = psql(f"SELECT last_error, last_error_sqlstate, extract(epoch FROM last_duration)"
+                                f" FROM tidewatch.job_stats WHERE job_id = {hanging}")[0]
+        self.assertIn("max_runtime", err)
+        self.assertEqual(state, "57014")
+        self.assertGreaterEqual(float(took), 3.0)
+        self.assertLess(float(took), 10.0)
+        self.assertEqual(one("SELECT max_runtime FROM tidewatch.jobs WHERE job_id = " + hanging), "00:00:03")
+        for j in (hanging, healthy):
+            psql(f"SELECT tidewatch.delete_job({j})")
+
+    def test_max_runtime_must_be_positive(self):
+        with self.assertRaises(AssertionError) as e:
+            psql("SELECT tidewatch.add_job('note', interval '1 hour', max_runtime => interval '0')")
+        self.assertIn("invalid max_runtime", str(e.exception))
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -36,10 +36,71 @@ ensure_deps() {
     fi
 }
 
-# Build and install the extension into the system PostgreSQL 15 (debug unless $1 = --release).
+# Build and install the extension into the PostgreSQL 15 of $PG_CONFIG (debug unless $1 =
+# --release), atomically (see install_package).
 install_extension() {
     say "building and installing the tidewatch extension ${1:-}"
-    (cd "$REPO/extension" && cargo pgrx install --pg-config "$PG_CONFIG" ${1:-} >/dev/null)
+    if [ "${1:-}" = --release ]; then install_package "$PG_CONFIG"; else install_package "$PG_CONFIG" --debug; fi
+}
+
+# install_package PG_CONFIG [--debug]: build the extension's package (`cargo pgrx package`) and
+# install each file by writing it beside its destination and renaming it over the old one. A
+# running server keeps the library it has mapped (rewriting it in place, as `cargo pgrx install`
+# does, kills the server's processes with SIGBUS) and loads the new one when it restarts.
+install_package() {
+    local pgc=$1 prof=${2:-} out f dest
+    mkdir -p "$CARGO_TARGET_DIR"
+    out=$(mktemp -d "$CARGO_TARGET_DIR/package.XXXXXX")
+    (cd "$REPO/extension" && cargo pgrx package --pg-config "$pgc" $prof --out-dir "$out" >/dev/null)
+    while IFS= read -r -d '' f; do
+        dest=${f#"$out"}    # the package mirrors the installation's absolute paths
+        as_root install -d "$(dirname "$dest")"
+        as_root install -m "$(stat -c %a "$f")" "$f" "$dest.tidewatch-new"
+        as_root mv -f "$dest.tidewatch-new" "$dest"
+    done < <(find "$out" -type f -print0)
+    rm -rf "$out"
+}
+
+# use_private_pg DIR: make DIR hold a private copy of the PostgreSQL 15 installation of
+# $PG_CONFIG (binaries, libraries, share and include files: PostgreSQL finds them relative to its
+# binaries, so the copy works where it is), and point PG_CONFIG, PGBIN, PGRX_HOME and the cargo
+# target dir of pgrx builds at it. The test command builds and installs into that copy only: it
+# never writes the installation other clusters (the demo's, a user's) run from.
+use_private_pg() {
+    local dir=$1
+    copy_pg "$dir" >/dev/null
+    local bindir
+    bindir=$("$PG_CONFIG" --bindir)
+    PG_CONFIG=$dir/root$bindir/pg_config
+    PGBIN=$dir/root$bindir
+    as_root mkdir -p "$dir/pgrx"
+    local conf
+    conf=$(printf '[configs]\npg15 = "%s"' "$PG_CONFIG")
+    if [ "$(cat "$dir/pgrx/config.toml" 2>/dev/null)" != "$conf" ]; then
+        echo "$conf" | as_root tee "$dir/pgrx/config.toml" >/dev/null
+    fi
+    export PG_CONFIG PGBIN PGRX_HOME=$dir/pgrx CARGO_TARGET_DIR=$CARGO_TARGET_DIR/private-pg
+}
+
+# copy_pg DIR: copy the PostgreSQL installation of $PG_CONFIG under DIR/root (kept when the
+# server build is the same; extensions installed since are picked up); print the copy's pg_config.
+copy_pg() {
+    local dir=$1 bindir libdir sharedir incdir
+    bindir=$("$PG_CONFIG" --bindir); sharedir=$("$PG_CONFIG" --sharedir); incdir=$("$PG_CONFIG" --pkgincludedir)
+    libdir=$(dirname "$bindir")
+    if ! cmp -s "$bindir/postgres" "$dir/root$bindir/postgres"; then
+        as_root rm -rf "$dir/root"
+        as_root mkdir -p "$dir/root$(dirname "$libdir")" "$dir/root$(dirname "$sharedir")" "$dir/root$(dirname "$incdir")"
+        as_root cp -a "$libdir" "$dir/root$(dirname "$libdir")/"
+        as_root cp -a "$sharedir" "$dir/root$(dirname "$sharedir")/"
+        as_root cp -a "$incdir" "$dir/root$(dirname "$incdir")/"
+    else
+        # Same server build: only pick up extensions installed since (Citus, say). Copies keep
+        # their times, so pgrx does not regenerate its bindings.
+        as_root cp -a -u "$libdir/." "$dir/root$libdir/"
+        as_root cp -a -u "$sharedir/extension/." "$dir/root$sharedir/extension/"
+    fi
+    echo "$dir/root$bindir/pg_config"
 }
 
 # cluster_start DIR PORT DBNAMES: a cluster owned by postgres on 127.0.0.1:PORT with tidewatch

@@ -45,6 +45,10 @@ stage "crate tests" cargo test --workspace --exclude tidewatch -j 2
 stage "doc-test runner unit tests" python3 -m unittest discover -s tools/doctest -p 'test_*.py'
 
 as_root install -d -o postgres -g postgres "$TEST_DIR"
+# Everything below builds into, installs into and runs from a private copy of PostgreSQL:
+# clusters this command did not start (the demo's, say) keep running untouched.
+cluster_stop "$TEST_DIR/cluster"
+use_private_pg "$TEST_DIR/pg"
 stage "extension pg_tests" bash -c "cd extension && cargo pgrx test pg15 --runas postgres --pgdata '$TEST_DIR/pgrx'"
 
 install_extension

@@ -82,6 +82,21 @@ fn monitor(name: &str, key: StatementKey) -> Rc<Monitor> {
                 )
             })
     });
+    // The message column's type may have changed since log_monitor() checked it (ALTER TABLE);
+    // the trigger reads it as a varlena, so check again (once per statement).
+    let checked = Spi::get_one_with_args::<String>(
+        "SELECT tidewatch._log_message_type(m.relid, m.message_column)::text \
+         FROM tidewatch.log_monitors m WHERE m.name = $1",
+        &[name.into()],
+    );
+    if let Err(e) = checked {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            format!("log monitor \"{name}\": {e}"),
+            Some("The message column's type changed after log_monitor() was called.".into()),
+            Some("ALTER the column back to text, or create the monitor again on a text column.".into()),
+        );
+    }
     let Some((Some(miner), Some(ruleset), Some(message), time, time_type, template, category)) =
         row
     else {
@@ -552,6 +567,53 @@ mod tests {
              SELECT tidewatch.log_monitor('bad', 'bad', 'message', 'ts')",
         )
         .unwrap();
+    }
+
+    #[pg_test(error = "the message column \"message\" of \"fixed\" has the fixed-length type name")]
+    fn a_fixed_length_message_column_is_refused() {
+        Spi::run(
+            "CREATE TABLE fixed (ts timestamptz NOT NULL, message name);
+             SELECT tidewatch.log_monitor('fixed', 'fixed', 'message', 'ts')",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_message_column_changed_to_a_fixed_length_type_stops_the_monitor() {
+        Spi::run(
+            "CREATE TABLE changed (ts timestamptz NOT NULL, message text);
+             SELECT tidewatch.log_monitor('changed', 'changed', 'message', 'ts');
+             INSERT INTO changed VALUES (now(), 'ERROR connection timeout after 17 ms to host db17');
+             ALTER TABLE changed ALTER COLUMN message TYPE name;",
+        )
+        .unwrap();
+        // The insert is refused with 42804 (not mined as garbage); nothing is written.
+        let refused = Spi::get_one::<String>(
+            "DO $$ BEGIN
+                 INSERT INTO changed VALUES (now(), 'ERROR connection timeout after 18 ms to host db18');
+             EXCEPTION WHEN datatype_mismatch THEN
+                 RAISE NOTICE 'refused'; PERFORM set_config('tw.refused', SQLERRM, false);
+             END $$;
+             SELECT current_setting('tw.refused', true)",
+        );
+        let refused = refused.ok().flatten().unwrap_or_default();
+        assert!(refused.contains("fixed-length type name"), "{refused}");
+        // Only the line read as text was mined, whole (the bug read `name` as a varlena: first
+        // byte lost, end cut off).
+        let templates = Spi::get_one::<String>(
+            "SELECT string_agg(template, ' | ' ORDER BY template) FROM tidewatch.log_templates
+             WHERE miner = 'changed'",
+        )
+        .unwrap()
+        .unwrap_or_default();
+        assert!(
+            templates.starts_with("ERROR connection timeout after ") && !templates.contains(" | "),
+            "{templates}"
+        );
+        assert_eq!(
+            Spi::get_one::<i64>("SELECT count(*) FROM changed").unwrap(),
+            Some(1)
+        );
     }
 
     #[pg_test]

@@ -20,6 +20,7 @@ static SCHEDULER_DATABASES: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 static SCHEDULER_NAPTIME_MS: GucSetting<i32> = GucSetting::<i32>::new(1000);
 static SCHEDULER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+static MAX_PARALLEL_JOBS: GucSetting<i32> = GucSetting::<i32>::new(4);
 
 pub fn init() {
     GucRegistry::define_string_guc(
@@ -46,6 +47,18 @@ pub fn init() {
         c"Whether the tidewatch scheduler runs due jobs.",
         c"When off, schedulers keep running but start no job; CALL tidewatch.run_job() still works.",
         &SCHEDULER_ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+
+    GucRegistry::define_int_guc(
+        c"tidewatch.max_parallel_jobs",
+        c"How many jobs of one database the tidewatch scheduler runs at once.",
+        c"Each running job is a background worker (count them in max_worker_processes). A long job \
+          delays the others only when this many run at once; a job's max_runtime bounds how long.",
+        &MAX_PARALLEL_JOBS,
+        1,
+        64,
         GucContext::Sighup,
         GucFlags::default(),
     );
@@ -99,45 +112,142 @@ pub(crate) fn select_one<T: pgrx::datum::FromDatum + pgrx::datum::IntoDatum>(
     })
 }
 
-fn extension_installed() -> bool {
-    BackgroundWorker::transaction(|| {
-        select_one::<bool>(
-            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'tidewatch')",
-            &[],
-        )
-        .unwrap_or(false)
-    })
+/// The extension in this database, as the scheduler sees it.
+#[derive(PartialEq)]
+enum Installed {
+    No,
+    /// Its SQL objects are of this library's version.
+    Current,
+    /// Its SQL objects are of another version (the library was upgraded and `ALTER EXTENSION
+    /// tidewatch UPDATE` has not run yet): jobs and the decoder wait, and the async monitors'
+    /// replication slot is kept.
+    Other(String),
 }
 
-/// Due jobs of this database (where the extension is installed).
-fn due_jobs() -> Vec<(i32, pg_sys::Oid)> {
+fn extension_installed() -> Installed {
+    let version = BackgroundWorker::transaction(|| {
+        select_one::<String>(
+            "SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'tidewatch'",
+            &[],
+        )
+    });
+    match version {
+        None => Installed::No,
+        Some(v) if v == env!("CARGO_PKG_VERSION") => Installed::Current,
+        Some(v) => Installed::Other(v),
+    }
+}
+
+/// A due job: its id, owner and `max_runtime` in milliseconds (None: no limit).
+struct Due {
+    id: i32,
+    owner: pg_sys::Oid,
+    max_runtime_ms: Option<i64>,
+}
+
+/// Due jobs of this database (where the extension is installed), at most `limit`, leaving out
+/// those that run now.
+fn due_jobs(limit: i32, running: &[i32]) -> Vec<Due> {
     BackgroundWorker::transaction(|| {
         Spi::connect(|client| {
             let mut out = Vec::new();
             if let Ok(rows) = client.select(
-                "SELECT job_id, owner FROM tidewatch._due_jobs(16)",
+                "SELECT job_id, owner, (extract(epoch FROM max_runtime) * 1000)::int8 \
+                 FROM tidewatch._due_jobs($1) WHERE job_id <> ALL ($2)",
                 None,
-                &[],
+                &[(limit + running.len() as i32).into(), running.to_vec().into()],
             ) {
                 for row in rows {
                     if let (Ok(Some(id)), Ok(Some(owner))) =
                         (row.get::<i32>(1), row.get::<pg_sys::Oid>(2))
                     {
-                        out.push((id, owner));
+                        let max_runtime_ms = row.get::<i64>(3).ok().flatten();
+                        out.push(Due {
+                            id,
+                            owner,
+                            max_runtime_ms,
+                        });
                     }
                 }
             }
+            out.truncate(usize::try_from(limit).unwrap_or(0));
             out
         })
     })
 }
 
-fn record_crash(job_id: i32, started: TimestampWithTimeZone, reason: &str) {
+/// Record a run whose process ended without recording an outcome (a crash, a FATAL error, or
+/// stopped at its max_runtime), with the SQLSTATE that says which.
+fn record_crash(job_id: i32, started: TimestampWithTimeZone, reason: &str, sqlstate: &str) {
     BackgroundWorker::transaction(|| {
-        let _ = Spi::run_with_args(
-            "SELECT tidewatch._job_crashed($1, $2, $3)",
-            &[job_id.into(), started.into(), reason.into()],
-        );
+        if let Err(e) = Spi::run_with_args(
+            "SELECT tidewatch._job_crashed($1, $2, $3, $4)",
+            &[
+                job_id.into(),
+                started.into(),
+                reason.into(),
+                sqlstate.into(),
+            ],
+        ) {
+            warning!("tidewatch scheduler: could not record the outcome of job {job_id}: {e}");
+        }
+    });
+}
+
+/// One job run in progress: its worker, when it began and when it must end.
+struct Running {
+    job_id: i32,
+    started: TimestampWithTimeZone,
+    deadline: Option<std::time::Instant>,
+    max_runtime_ms: i64,
+    stopped: bool,
+    worker: pgrx::bgworkers::DynamicBackgroundWorker,
+}
+
+/// Reap the runs that ended (recording those that did not record their outcome) and stop the
+/// ones past their max_runtime: SIGTERM ends the job's transaction (rolled back) and process.
+fn reap_and_stop(running: &mut Vec<Running>) {
+    let now = std::time::Instant::now();
+    running.retain_mut(|r| {
+        match r.worker.pid() {
+            Ok(pid) => {
+                if !r.stopped && r.deadline.is_some_and(|d| now >= d) {
+                    r.stopped = true;
+                    warning!(
+                        "tidewatch scheduler: job {} ran longer than its max_runtime ({} ms); stopping it",
+                        r.job_id,
+                        r.max_runtime_ms
+                    );
+                    BackgroundWorker::transaction(|| {
+                        select_one::<bool>("SELECT pg_catalog.pg_terminate_backend($1)", &[pid.into()])
+                    });
+                }
+                true
+            }
+            Err(_) => {
+                if !run_recorded(r.job_id, r.started) {
+                    if r.stopped {
+                        record_crash(
+                            r.job_id,
+                            r.started,
+                            &format!(
+                                "stopped after running longer than its max_runtime ({} ms)",
+                                r.max_runtime_ms
+                            ),
+                            "57014",
+                        );
+                    } else {
+                        record_crash(
+                            r.job_id,
+                            r.started,
+                            "the job's worker process ended (terminated or crashed) without recording an outcome; see the server log",
+                            "XX000",
+                        );
+                    }
+                }
+                false
+            }
+        }
     });
 }
 
@@ -262,6 +372,8 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
     let dboid = unsafe { pg_sys::MyDatabaseId };
     let mut decoder: Option<pgrx::bgworkers::DynamicBackgroundWorker> = None;
     let mut decoder_started: Option<std::time::Instant> = None;
+    let mut jobs: Vec<Running> = Vec::new();
+    let mut mismatch_warned: Option<std::time::Instant> = None;
 
     while BackgroundWorker::wait_latch(Some(naptime())) {
         if BackgroundWorker::sighup_received() {
@@ -269,10 +381,21 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
         }
         // The decoder of async monitors runs whether or not jobs are enabled.
         let running = decoder.as_ref().is_some_and(|d| d.pid().is_ok());
-        let installed = extension_installed();
-        if !installed && !running {
+        let state = extension_installed();
+        if state == Installed::No && !running {
             crate::monitor_async::drop_orphan_slot();
         }
+        if let Installed::Other(v) = &state {
+            if mismatch_warned.is_none_or(|t| t.elapsed() >= Duration::from_secs(300)) {
+                mismatch_warned = Some(std::time::Instant::now());
+                warning!(
+                    "tidewatch {} is loaded but the extension in database \"{db}\" is at version {v}; \
+                     jobs and async monitors wait until you run ALTER EXTENSION tidewatch UPDATE there",
+                    env!("CARGO_PKG_VERSION")
+                );
+            }
+        }
+        let installed = state == Installed::Current;
         // At most one start per 5 seconds: a decoder that keeps failing (its error is in the
         // server log) must not be restarted in a tight loop.
         let may_start = decoder_started.is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
@@ -290,10 +413,18 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
                 ),
             }
         }
+        reap_and_stop(&mut jobs);
         if !SCHEDULER_ENABLED.get() || !installed {
             continue;
         }
-        for (job_id, owner) in due_jobs() {
+        // Jobs run side by side, up to tidewatch.max_parallel_jobs: one that hangs delays no
+        // other (until that many hang), and is stopped at its max_runtime.
+        let free = MAX_PARALLEL_JOBS.get() - jobs.len() as i32;
+        if free <= 0 {
+            continue;
+        }
+        let busy: Vec<i32> = jobs.iter().map(|r| r.job_id).collect();
+        for due in due_jobs(free, &busy) {
             if BackgroundWorker::sigterm_received() {
                 break;
             }
@@ -303,32 +434,35 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
             let Some(started) = started else {
                 continue;
             };
-            let spawned = dynamic_worker(&format!("tidewatch job {job_id}"), "tidewatch job")
+            let spawned = dynamic_worker(&format!("tidewatch job {}", due.id), "tidewatch job")
                 .set_function("tidewatch_job_main")
-                .set_argument(job_id.into_datum())
-                .set_extra(&format!("{} {}", dboid.to_u32(), owner.to_u32()))
+                .set_argument(due.id.into_datum())
+                .set_extra(&format!("{} {}", dboid.to_u32(), due.owner.to_u32()))
                 .load_dynamic();
             match spawned {
-                Ok(worker) => {
-                    let _ = worker.wait_for_shutdown();
-                    if !run_recorded(job_id, started) {
-                        record_crash(
-                            job_id,
-                            started,
-                            "the job's worker process ended (terminated or crashed) without recording an outcome; see the server log",
-                        );
-                    }
-                }
+                Ok(worker) => jobs.push(Running {
+                    job_id: due.id,
+                    started,
+                    deadline: due.max_runtime_ms.map(|ms| {
+                        std::time::Instant::now()
+                            + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+                    }),
+                    max_runtime_ms: due.max_runtime_ms.unwrap_or(0),
+                    stopped: false,
+                    worker,
+                }),
                 Err(_) => {
                     warning!(
-                        "tidewatch scheduler: could not start a worker for job {job_id}; \
-                         raise max_worker_processes"
+                        "tidewatch scheduler: could not start a worker for job {}; \
+                         raise max_worker_processes",
+                        due.id
                     );
                     break;
                 }
             }
         }
     }
+    // Runs in progress go on and record their own outcome.
     log!("tidewatch scheduler in database \"{db}\" is stopping");
     // Its launcher starts it again while the database exists.
 }
