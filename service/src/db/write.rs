@@ -9,10 +9,10 @@
 use std::error::Error as StdError;
 
 use bytes::{BufMut, BytesMut};
-use deadpool_postgres::Transaction;
 use futures_util::pin_mut;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::{Statement, Transaction};
 
 use super::schema::TableRef;
 
@@ -83,11 +83,21 @@ impl ToSql for JsonbText<'_> {
     to_sql_checked!();
 }
 
-/// COPY the points into the staging table and move them into the metrics table; returns how many
-/// were new (the others were already there). The caller commits.
+/// The statement that moves staged points into the metrics table, skipping those already there.
+pub fn insert_staged_sql(table: &TableRef) -> String {
+    format!(
+        "INSERT INTO {} (time, metric, labels, value) SELECT time, metric, labels, value \
+         FROM pg_temp.tidewatch_staging_points ON CONFLICT (metric, labels, time) DO NOTHING",
+        table.sql
+    )
+}
+
+/// COPY the points into the staging table and move them into the metrics table with `insert`
+/// (prepared from [`insert_staged_sql`]); returns how many were new (the others were already
+/// there). The caller commits, or empties the staging table before staging more.
 pub async fn stage_points(
     tx: &Transaction<'_>,
-    table: &TableRef,
+    insert: &Statement,
     points: &[Point],
 ) -> Result<u64, tokio_postgres::Error> {
     if points.is_empty() {
@@ -113,14 +123,7 @@ pub async fn stage_points(
             .await?;
     }
     writer.finish().await?;
-    let insert = tx
-        .prepare_cached(&format!(
-            "INSERT INTO {} (time, metric, labels, value) SELECT time, metric, labels, value \
-             FROM pg_temp.tidewatch_staging_points ON CONFLICT (metric, labels, time) DO NOTHING",
-            table.sql
-        ))
-        .await?;
-    tx.execute(&insert, &[]).await
+    tx.execute(insert, &[]).await
 }
 
 /// COPY log lines straight into the logs table. The caller commits.

@@ -127,7 +127,10 @@ async fn store_points(
         let task = tokio::spawn(async move {
             let mut client = st.pool.get().await?;
             let tx = client.transaction().await?;
-            let inserted = write::stage_points(&tx, &st.tables.metrics, &points).await?;
+            let insert = tx
+                .prepare_cached(&write::insert_staged_sql(&st.tables.metrics))
+                .await?;
+            let inserted = write::stage_points(&tx, &insert, &points).await?;
             tx.commit().await?;
             Ok::<u64, ApiError>(inserted)
         });
