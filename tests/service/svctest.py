@@ -162,11 +162,34 @@ class Service:
                 status, rh, data = r.status, r.headers, r.read()
         except urllib.error.HTTPError as e:
             status, rh, data = e.code, e.headers, e.read()
+        except urllib.error.URLError as e:
+            # The server may answer (413 from Content-Length, say) and close before a large body
+            # is sent: read its answer from the socket anyway, as curl does.
+            if not isinstance(e.reason, (BrokenPipeError, ConnectionResetError)):
+                raise
+            status, rh, data = self._raw(method, path, body, h, timeout)
         # rh is an HTTPMessage: case-insensitive get().
         ctype = rh.get("Content-Type", "")
         if ctype.startswith("application/json") and data:
             data = json.loads(data)
         return status, rh, data
+
+    def _raw(self, method, path, body, headers, timeout):
+        import http.client
+        import socket
+        host, port = self.addr.rsplit(":", 1)
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.addr}\r\nContent-Length: {len(body or b'')}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        try:
+            sock.sendall(head.encode() + (body or b""))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        resp = http.client.HTTPResponse(sock)
+        resp.begin()
+        data = resp.read()
+        sock.close()
+        return resp.status, resp.headers, data
 
     def get(self, path, token=READ_TOKEN, **kw):
         return self.request("GET", path, token=token, **kw)
@@ -188,12 +211,16 @@ class Service:
                 self.proc.kill()
                 self.proc.wait()
         self._reader.join(5)
+        self.proc.stderr.close()
         return self.proc.returncode
 
 
-def table_state(table="metrics"):
-    """Count and a digest of every row: equal before and after means the table did not change."""
-    return psql(f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {table} t")[0]
+def table_state(*tables):
+    """Count and a digest of every row of each table: equal before and after means the tables did
+    not change."""
+    tables = tables or ("metrics",)
+    return psql(" UNION ALL ".join(
+        f"SELECT '{t}', count(*), coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '') FROM {t} x" for t in tables))
 
 
 def gz(data):
