@@ -10,6 +10,7 @@ Environment (tools/test.sh sets it):
                           kernel picks a free one)
 Without TIDEWATCH_DSN or the binary the tests skip, saying why.
 """
+import atexit
 import gzip
 import itertools
 import json
@@ -102,6 +103,16 @@ def _listen_address():
     return f"127.0.0.1:{next(_spare)}"
 
 
+_live = []
+
+
+@atexit.register
+def _stop_all():
+    """No service outlives the test run, whatever failed."""
+    for svc in list(_live):
+        svc.stop()
+
+
 class Service:
     """A running tidewatch-service process; its stderr is kept in self.log."""
 
@@ -126,8 +137,11 @@ class Service:
             self._reader.start()
             self._ready.wait(60)
             if self.addr:
+                _live.append(self)
                 return
             self.proc.wait(10)
+            self._reader.join(5)
+            self.proc.stderr.close()
             if "cannot listen" not in self.log:
                 break
         raise AssertionError(f"the service did not start:\n{self.log}")
@@ -203,6 +217,8 @@ class Service:
         return self.request("POST", path, text, headers=headers, **kw)
 
     def stop(self, sig=None):
+        if self in _live:
+            _live.remove(self)
         if self.proc.poll() is None:
             self.proc.terminate() if sig is None else self.proc.send_signal(sig)
             try:
@@ -213,6 +229,15 @@ class Service:
         self._reader.join(5)
         self.proc.stderr.close()
         return self.proc.returncode
+
+
+def wait_for(predicate, timeout=30.0, every=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
 
 
 def table_state(*tables):
