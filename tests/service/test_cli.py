@@ -101,9 +101,9 @@ class Cli(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn(f"imported {n} points", r.stdout)
             self.assertIn(f"{n} new, 0 already there", r.stdout)
-        self.assertEqual(psql("SELECT metric, count(*), sum(value) FROM metrics GROUP BY 1 ORDER BY 1"),
-                         [["csv_m", "3000", "%g" % sum(i * 0.5 for i in range(3000))], ["json_m", "2000", str(-sum(range(2000)))],
-                          ["lp_m", "1000", str(sum(range(1000)))], ["lp_m_other", "1000", str(sum(range(1000)))]])
+        got = [(m, int(n), float(s)) for m, n, s in psql("SELECT metric, count(*), sum(value) FROM metrics GROUP BY 1 ORDER BY 1")]
+        self.assertEqual(got, [("csv_m", 3000, sum(i * 0.5 for i in range(3000))), ("json_m", 2000, -sum(range(2000))),
+                               ("lp_m", 1000, sum(range(1000))), ("lp_m_other", 1000, sum(range(1000)))])
         self.assertEqual(one("SELECT DISTINCT labels::text FROM metrics WHERE metric = 'csv_m'"), '{"a": "1", "b": "2"}')
         # Again: nothing new.
         r = run("import", "metrics", csv, env=self.env)
