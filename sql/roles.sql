@@ -5,13 +5,22 @@
 --   psql -d DB -v reader_password=SECRET1 -v service_password=SECRET2 -f sql/roles.sql
 --
 -- Without the password variables the roles are created (or kept) without changing passwords.
+-- docs/service.md shows the whole set-up (passwords, pg_hba.conf, the service's settings).
 --
 -- tidewatch_reader   read-only, for Grafana: Tidewatch's catalog (episodes, states, drift results,
---                    templates, ...), its functions (PUBLIC may execute them), and SELECT on the tables named in
---                    -v reader_tables='public.metrics, public.logs' (none by default).
--- tidewatch_service  what tidewatch-service needs: everything the reader has, plus INSERT/SELECT
---                    on the tables it ingests into (it creates them when missing, so it may
---                    CREATE in schema public).
+--                    templates, ...), its functions (PUBLIC may execute them), the tables that
+--                    tidewatch_service creates (metrics, logs: by default privileges), and the
+--                    tables named in -v reader_tables='public.metrics, public.logs' (none by default).
+-- tidewatch_service  what tidewatch-service needs: everything the reader has, plus
+--                    - CREATE in schema public and TEMPORARY in the database: it creates its metrics
+--                      and logs hypertables when missing (it owns them, so it may put monitors on
+--                      them), and stages each request's points in a temporary table;
+--                    - EXECUTE on tidewatch._monitor_slot(): the replication slot of async monitors
+--                      (without it, TIDEWATCH_MONITOR=auto falls back to a sync monitor);
+--                    - INSERT/UPDATE on tidewatch.anomalies and tidewatch.events, UPDATE on
+--                      tidewatch.monitor_state: the monitors it owns record episodes and events as
+--                      their owner (the log monitor's triggers, the missing-data job).
+--                    It is not a superuser and has no other privilege.
 --
 -- Both have search_path = tidewatch, public set on the role itself (not per database), so that
 -- Grafana's generated time_bucket(...) resolves to tidewatch.time_bucket.
@@ -44,7 +53,22 @@ GRANT CONNECT ON DATABASE :"DBNAME" TO tidewatch_reader;
 GRANT USAGE ON SCHEMA tidewatch TO tidewatch_reader;
 GRANT SELECT ON ALL TABLES IN SCHEMA tidewatch TO tidewatch_reader;
 GRANT USAGE ON SCHEMA public TO tidewatch_reader;
+
+-- The service.
+GRANT CONNECT, TEMPORARY ON DATABASE :"DBNAME" TO tidewatch_service;
 GRANT CREATE ON SCHEMA public TO tidewatch_service;
+GRANT EXECUTE ON FUNCTION tidewatch._monitor_slot() TO tidewatch_service;
+GRANT INSERT, UPDATE ON tidewatch.anomalies, tidewatch.events TO tidewatch_service;
+GRANT UPDATE ON tidewatch.monitor_state TO tidewatch_service;
+GRANT USAGE ON SEQUENCE tidewatch.anomalies_id_seq, tidewatch.events_id_seq TO tidewatch_service;
+
+-- The reader sees what the service creates (Grafana charts the metrics and logs tables): tables
+-- created later by default privileges, tables already there now.
+ALTER DEFAULT PRIVILEGES FOR ROLE tidewatch_service IN SCHEMA public GRANT SELECT ON TABLES TO tidewatch_reader;
+SELECT format('GRANT SELECT ON %s TO tidewatch_reader', c.oid::regclass)
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relowner = 'tidewatch_service'::regrole AND n.nspname = 'public' AND c.relkind IN ('r', 'p')
+  AND NOT c.relispartition \gexec
 
 \if :{?reader_tables}
 SELECT format('GRANT SELECT ON %s TO tidewatch_reader', string_agg(trim(t)::regclass::text, ', '))

@@ -5,6 +5,8 @@
 #   3. the extension's #[pg_test]s (cargo pgrx test pg15)
 #   4. docs/*.md: every ```sql block executed against the installed extension
 #   5. tests/: integration tests against a real cluster (scheduler, concurrency, COPY)
+#   6. tests/service/: the HTTP service's binary against the same cluster (ingest, queries,
+#      bad input, limits, a cluster restart during ingest, SIGTERM, CLI, docs/service.md's curls)
 # Ends with one line "total: N passed, M failed"; exits non-zero if anything failed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
@@ -52,11 +54,16 @@ use_private_pg "$TEST_DIR/pg"
 stage "extension pg_tests" bash -c "cd extension && cargo pgrx test pg15 --runas postgres --pgdata '$TEST_DIR/pgrx'"
 
 install_extension
-cluster_start "$TEST_DIR/cluster" "$TEST_PORT" "doctest_jobs,doctest_anomaly,doctest_logs,tidewatch_it"
+cluster_start "$TEST_DIR/cluster" "$TEST_PORT" "doctest_jobs,doctest_anomaly,doctest_logs,tidewatch_it,tidewatch_svc"
 trap 'cluster_stop "$TEST_DIR/cluster"' EXIT
 DSN="host=127.0.0.1 port=$TEST_PORT user=postgres"
 stage "docs" python3 tools/doctest/run.py --dsn "$DSN dbname=postgres" docs/
 stage "integration tests" env TIDEWATCH_DSN="$DSN" python3 -m unittest discover -s tests -p 'test_*.py' -v
+# Last: its restart test restarts the cluster.
+stage "service integration tests" bash -c "cargo build -q -p tidewatch-service -j 2 && \
+    env TIDEWATCH_DSN='$DSN' TIDEWATCH_SERVICE_BIN='$CARGO_TARGET_DIR/debug/tidewatch-service' \
+        TIDEWATCH_CLUSTER_DATA='$TEST_DIR/cluster/data' PGBIN='$PGBIN' \
+        python3 -m unittest discover -s tests/service -t tests/service -p 'test_*.py' -v"
 
 if [ ${#stage_failed[@]} -gt 0 ]; then
     say "failed stages: ${stage_failed[*]}"

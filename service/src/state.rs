@@ -1,0 +1,48 @@
+//! What every handler shares: the configuration, the connection pool, the resolved tables, the
+//! tokens, the concurrency limit and the Prometheus handle. Cheap to clone (one `Arc`).
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Semaphore;
+
+use crate::auth::Tokens;
+use crate::config::Config;
+use crate::db::schema::Tables;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub pool: Pool,
+    pub tables: Tables,
+    pub write_tokens: Tokens,
+    pub read_tokens: Tokens,
+    /// Permits for requests in flight (max_concurrency); none left means 503 at once.
+    pub in_flight: Arc<Semaphore>,
+    pub prometheus: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(config: Config, pool: Pool, tables: Tables, prometheus: PrometheusHandle) -> Self {
+        AppState(Arc::new(Inner {
+            write_tokens: Tokens::new(&config.write_tokens),
+            read_tokens: Tokens::new(&config.read_tokens),
+            in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+            config,
+            pool,
+            tables,
+            prometheus,
+        }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
