@@ -233,6 +233,23 @@ SELECT severity, kind, count(*) AS episodes, count(DISTINCT series) AS series
 FROM tidewatch.anomalies WHERE monitor = 'fleet' GROUP BY 1, 2 ORDER BY 1, 2;
 SQL
 
+tour "   ... and a job that fails (its target is down), for the operations dashboard and the failed-job alert" <<'SQL'
+CREATE OR REPLACE PROCEDURE nightly_export(job_id int, config jsonb) LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'export target % is not reachable', config ->> 'target' USING ERRCODE = '08001';
+END $$;
+SELECT tidewatch.add_job('nightly_export', interval '1 hour', '{"target": "s3://demo-exports/telemetry"}') AS export_job \gset
+DO $$
+BEGIN  -- the scheduler runs it within a second; wait up to 10 s
+    FOR i IN 1..50 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM tidewatch.jobs j JOIN tidewatch.job_stats s USING (job_id)
+                          WHERE j.proc = 'nightly_export(integer, jsonb)'::regprocedure AND s.last_status = 'failed');
+        PERFORM pg_sleep(0.2);
+    END LOOP;
+END $$;
+SELECT job_id, application_name, last_status, last_error FROM tidewatch.job_stats WHERE job_id = :export_job;
+SQL
+
 tour "   ... the detector's verdicts per series and hour against the labels of the injected anomalies (classification quality), and two forecasts of SCH.M1 (regression quality)" <<SQL
 \set labels \`cat '$DIR/telemetry_labels.json'\`
 DROP TABLE IF EXISTS anomaly_labels, verdicts, forecasts;
