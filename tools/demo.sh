@@ -5,7 +5,8 @@
 #   bash tools/demo.sh load PORT   the same database and tour in a cluster already running on
 #                                  127.0.0.1:PORT with tidewatch installed (tools/test.sh's): no
 #                                  build and no cluster of its own; the generator is
-#                                  $TIDEWATCH_SAMPLE_BIN (the caller builds it)
+#                                  $TIDEWATCH_SAMPLE_BIN (the caller builds it); TIDEWATCH_DEMO_HOST
+#                                  (default 127.0.0.1) and PGPASSWORD reach a server elsewhere
 # Environment: TIDEWATCH_DEMO_DIR (default /var/tmp/tidewatch-demo), TIDEWATCH_DEMO_PORT (55442),
 # TIDEWATCH_DEMO_DAYS (14 days of telemetry), TIDEWATCH_DEMO_STEP (30 s between samples),
 # TIDEWATCH_READER_PASSWORD (password of the read-only role tidewatch_reader that Grafana uses;
@@ -39,7 +40,7 @@ else
     say "starting PostgreSQL 15 on 127.0.0.1:$PORT (data in $DIR)"
     cluster_start "$DIR" "$PORT" "$DB"
 fi
-PSQL=(psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
+PSQL=(psql -X -v ON_ERROR_STOP=1 -h "${TIDEWATCH_DEMO_HOST:-127.0.0.1}" -p "$PORT" -U postgres)
 # The scheduler and the decoder of async monitors connect to the database: DROP DATABASE ... WITH
 # (FORCE) does not end a worker that connects meanwhile, and refuses while the decoder holds its
 # replication slot, so stop the decoder and try again.

@@ -785,6 +785,7 @@ def main(argv=None):
             min_interval = max(min_interval, duration_s((ds.get("jsonData") or {}).get("timeInterval", "1s")) or 1.0)
         run_dashboards(runner, prov, min_interval)
         run_rules(runner, prov)
+        runner.conn.close()
     if args.tsc:
         typecheck(prov, report, args.tsc)
     print("grafana_check: %d passed, %d failed" % (report.passed, len(report.failures)))
