@@ -69,7 +69,7 @@ grafana_stage() {
     if command -v npm >/dev/null; then tsc=(--tsc "${TIDEWATCH_NPM_DIR:-/var/tmp/tidewatch-grafana-npm}"); else echo "SKIP @grafana/schema type check: npm is not installed"; fi
     local rc=0
     python3 tools/grafana_check/check.py --dsn "$reader" --readme README.md --expect tools/grafana_check/demo_expectations.yaml \
-        --extra-rules docs/grafana-example-rule.yaml "${tsc[@]}" || rc=1
+        --extra-rules docs/grafana.md "${tsc[@]}" || rc=1
     TIDEWATCH_GRAFANA_DSN="$reader" python3 -W ignore -m unittest discover -s tools/grafana_check/tests -p 'test_*.py' || rc=1
     return $rc
 }

@@ -763,7 +763,13 @@ def main(argv=None):
     prov = Provisioning(args.root, report, env)
     prov.load_all()
     for extra in args.extra_rules:
-        doc = load_yaml(extra, report)
+        if extra.endswith(".md"):  # a doc page: its ```yaml blocks holding groups
+            with open(extra) as f:
+                blocks = re.findall(r"```yaml\n(.*?)```", f.read(), re.S)
+            doc = next((d for d in (yaml.safe_load(b) for b in blocks) if isinstance(d, dict) and "groups" in d), None)
+            report.check(doc is not None, extra, "example", "no ```yaml block with alert rule groups")
+        else:
+            doc = load_yaml(extra, report)
         if doc:
             uids, titles = {}, set()
             for g in doc.get("groups") or []:
