@@ -677,7 +677,7 @@ def typecheck(prov, report, cache):
     res = subprocess.run([os.path.join(cache, "node_modules", ".bin", "tsc"), "-p", work], capture_output=True, text=True)
     errors = {}
     for line in res.stdout.splitlines():
-        m = re.match(r"(\w+\.ts)\((\d+),\d+\): (error .*)", line)
+        m = re.search(r"(\w+\.ts)\((\d+),\d+\): (error .*)", line)
         if m:
             errors.setdefault(m.group(1), []).append("line %s: %s" % (m.group(2), m.group(3)))
     for name, file in sorted(names.items()):
