@@ -551,9 +551,11 @@ def resolve_variables(runner, file, dash, start, end, interval_s):
     return defs, values
 
 
-def run_dashboards(runner, prov, min_interval):
+def run_dashboards(runner, prov, min_interval, only=None):
     expect = runner.expect.get("dashboards") or {}
     for uid, (file, dash) in sorted(prov.dashboards.items()):
+        if only and os.path.basename(file) not in only:
+            continue
         t = dash.get("time") or {"from": "now-6h", "to": "now"}
         start = macros.relative_time(t["from"], runner.now)
         end = macros.relative_time(t["to"], runner.now)
@@ -587,9 +589,11 @@ def run_dashboards(runner, prov, min_interval):
                            kind="annotation")
 
 
-def run_rules(runner, prov):
+def run_rules(runner, prov, only=None):
     expect = runner.expect.get("alerts") or {}
     for file, group, rule, d in prov.rules:
+        if only and rule.get("uid") not in only and os.path.basename(file) not in only:
+            continue
         rtr = d.get("relativeTimeRange") or {}
         if not isinstance(rtr.get("from"), int) or not isinstance(rtr.get("to"), int):
             continue
@@ -752,6 +756,7 @@ def main(argv=None):
     ap.add_argument("--expect", help="YAML: panels and annotations that must return rows, instants at which rules fire")
     ap.add_argument("--tsc", metavar="NPM_CACHE_DIR", help="type-check dashboards with @grafana/schema installed there")
     ap.add_argument("--extra-rules", action="append", default=[], help="more alerting YAML (e.g. a doc's example)")
+    ap.add_argument("--only", action="append", help="run only the queries of these dashboard files or rule uids")
     args = ap.parse_args(argv)
     report = Report()
     if yaml is None:
@@ -789,8 +794,8 @@ def main(argv=None):
         min_interval = 1.0
         for f, ds in prov.datasources.values():
             min_interval = max(min_interval, duration_s((ds.get("jsonData") or {}).get("timeInterval", "1s")) or 1.0)
-        run_dashboards(runner, prov, min_interval)
-        run_rules(runner, prov)
+        run_dashboards(runner, prov, min_interval, args.only)
+        run_rules(runner, prov, args.only)
         runner.conn.close()
     if args.tsc:
         typecheck(prov, report, args.tsc)
