@@ -649,6 +649,28 @@ def prove_timescaledb(runner, file, report):
 
 
 # -- type check ----------------------------------------------------------------------------------
+# A dashboard file is JSON: where @grafana/schema has a string enum (FieldColorModeId, MappingType,
+# ...) the file holds the enum's value, so Json<T> turns enums into their values (`${E}`) and keeps
+# every other type as strict as the schema; queries of panels and annotations are the SQL data
+# source's (rawSql, format), which the schema leaves to each data source.
+JSON_TYPES = """import type { AnnotationQuery, DataQuery } from '@grafana/schema';
+
+export interface SqlQuery extends DataQuery {
+  rawSql: string;
+  format: 'time_series' | 'table';
+  editorMode?: 'code' | 'builder';
+  rawQuery?: boolean;
+}
+
+export type Json<T> =
+  T extends string ? `${T}` :
+  T extends number | boolean | null | undefined ? T :
+  T extends Array<infer U> ? Array<Json<U>> :
+  T extends AnnotationQuery ? Omit<{ [K in keyof T]: Json<T[K]> }, 'target'> & { target?: SqlQuery } :
+  T extends DataQuery ? { [K in keyof T]: Json<T[K]> } & Partial<SqlQuery> :
+  { [K in keyof T]: Json<T[K]> };
+"""
+
 def typecheck(prov, report, cache):
     """tsc --noEmit --strict over one typed literal per dashboard: const d: Dashboard = {...}."""
     if not shutil.which("npm"):
@@ -659,25 +681,27 @@ def typecheck(prov, report, cache):
     if not os.path.exists(os.path.join(cache, "node_modules", "@grafana", "schema")):
         with open(pkg, "w") as f:
             json.dump({"name": "tidewatch-grafana-check", "private": True}, f)
-        res = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "@grafana/schema@12", "typescript@5"],
+        res = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "@grafana/schema@12.4.11", "typescript@5.9.3"],
                              cwd=cache, capture_output=True, text=True)
         if res.returncode != 0:
             report.fail(cache, "npm install", res.stderr.strip()[-2000:])
             return
     work = tempfile.mkdtemp(prefix="grafana-tsc-")
+    with open(os.path.join(work, "json.ts"), "w") as f:
+        f.write(JSON_TYPES)
     names = {}
     for uid, (file, dash) in sorted(prov.dashboards.items()):
         name = re.sub(r"\W", "_", uid) + ".ts"
         names[name] = file
         with open(os.path.join(work, name), "w") as f:
-            f.write("import type { Dashboard } from '@grafana/schema';\n\n// %s\nexport const dashboard: Dashboard = %s;\n"
-                    % (file, json.dumps(dash, indent=2)))
+            f.write("import type { Dashboard } from '@grafana/schema';\nimport type { Json } from './json';\n\n"
+                    "// %s\nexport const dashboard: Json<Dashboard> = %s;\n" % (file, json.dumps(dash, indent=2)))
     with open(os.path.join(work, "tsconfig.json"), "w") as f:
         json.dump({"compilerOptions": {"strict": True, "noEmit": True, "target": "ES2020", "module": "ESNext",
                                        "moduleResolution": "Bundler", "skipLibCheck": True,
                                        "typeRoots": [os.path.join(cache, "node_modules", "@types")],
                                        "baseUrl": cache, "paths": {"*": [os.path.join(cache, "node_modules", "*")]}},
-                   "files": sorted(names)}, f)
+                   "files": ["json.ts"] + sorted(names)}, f)
     res = subprocess.run([os.path.join(cache, "node_modules", ".bin", "tsc"), "-p", work], capture_output=True, text=True)
     errors = {}
     for line in res.stdout.splitlines():

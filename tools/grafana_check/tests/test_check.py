@@ -254,6 +254,30 @@ class Shapes(unittest.TestCase):
         self.assertTrue(check.shape_problems("annotation", "table", [("when", "timestamptz"), ("text", "text")], []))
 
 
+NPM_DIR = os.environ.get("TIDEWATCH_NPM_DIR")
+
+
+@unittest.skipUnless(NPM_DIR and shutil.which("npm"), "TIDEWATCH_NPM_DIR is not set or npm is absent; tools/test.sh sets it")
+class TypeCheck(unittest.TestCase):
+    """tsc --strict against @grafana/schema catches what the schema forbids."""
+
+    def test_breakages(self):
+        t = Tree()
+        try:
+            t.edit_json("grafana/dashboards/anomalies.json", lambda d: d.update(titel="misspelt"))  # not a property
+            t.edit_json(FLEET, lambda d: d["panels"][0]["fieldConfig"]["defaults"].update(color={"mode": "rainbow"}))
+            t.edit_json("grafana/dashboards/series.json", lambda d: d.update(graphTooltip="shared"))  # a number
+            rc, out = t.run("--tsc", NPM_DIR)
+            self.assertEqual(rc, 1, out)
+            fails = sorted(l for l in out.splitlines() if l.startswith("FAIL") and "@grafana/schema" in l)
+            self.assertEqual(len(fails), 3, "\n".join(fails))
+            self.assertIn("titel", fails[0])
+            self.assertIn("rainbow", fails[1])
+            self.assertIn("DashboardCursorSync", fails[2])
+        finally:
+            t.close()
+
+
 @unittest.skipUnless(DSN, "TIDEWATCH_GRAFANA_DSN is not set (the demo database as tidewatch_reader); tools/test.sh sets it")
 class Queries(unittest.TestCase):
     """Broken queries against the demo database: each must fail with the file, panel or rule and query."""
