@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # The Tidewatch demo, end to end: dependencies, build, a local cluster, sample data, a tour.
-#   bash tools/demo.sh        set up (again, from a clean database) and run the tour
-#   bash tools/demo.sh stop   stop the demo cluster
+#   bash tools/demo.sh             set up (again, from a clean database) and run the tour
+#   bash tools/demo.sh stop        stop the demo cluster
+#   bash tools/demo.sh load PORT   the same database and tour in a cluster already running on
+#                                  127.0.0.1:PORT with tidewatch installed (tools/test.sh's): no
+#                                  build and no cluster of its own; the generator is
+#                                  $TIDEWATCH_SAMPLE_BIN (the caller builds it); TIDEWATCH_DEMO_HOST
+#                                  (default 127.0.0.1) and PGPASSWORD reach a server elsewhere
 # Environment: TIDEWATCH_DEMO_DIR (default /var/tmp/tidewatch-demo), TIDEWATCH_DEMO_PORT (55442),
-# TIDEWATCH_DEMO_SERVICE_PORT (55446, the HTTP service), TIDEWATCH_DEMO_DAYS (14 days of
-# telemetry), TIDEWATCH_DEMO_STEP (30 s between samples).
+# TIDEWATCH_DEMO_SERVICE_PORT (55446, the HTTP service; not in load mode),
+# TIDEWATCH_DEMO_DAYS (14 days of telemetry), TIDEWATCH_DEMO_STEP (30 s between samples),
+# TIDEWATCH_READER_PASSWORD (password of the read-only role tidewatch_reader that Grafana uses;
+# default tidewatch_reader).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DIR=${TIDEWATCH_DEMO_DIR:-/var/tmp/tidewatch-demo}
 PORT=${TIDEWATCH_DEMO_PORT:-55442}
@@ -12,6 +19,7 @@ DAYS=${TIDEWATCH_DEMO_DAYS:-14}
 STEP=${TIDEWATCH_DEMO_STEP:-30}
 SVC_PORT=${TIDEWATCH_DEMO_SERVICE_PORT:-55446}
 DB=tidewatch_demo
+MODE=${1:-}
 
 stop_service() {
     if [ -f "$DIR/service.pid" ]; then
@@ -20,26 +28,42 @@ stop_service() {
     fi
 }
 
-if [ "${1:-}" = "stop" ]; then
+if [ "$MODE" = "stop" ]; then
     stop_service
     cluster_stop "$DIR"
     say "demo service and cluster stopped ($DIR)"
     exit 0
 fi
 
-ensure_deps
-# Stop first: replacing the library under a running server can crash it.
-stop_service
-cluster_stop "$DIR"
-install_extension --release
-say "building the sample-data generator"
-cargo build --release -q -p tidewatch-sample --manifest-path "$REPO/Cargo.toml"
-GEN="$CARGO_TARGET_DIR/release/tidewatch-sample"
+if [ "${1:-}" = "load" ]; then
+    PORT=${2:?usage: tools/demo.sh load PORT}
+    GEN=${TIDEWATCH_SAMPLE_BIN:?set TIDEWATCH_SAMPLE_BIN to a built tidewatch-sample}
+    DIR=$(mktemp -d)
+else
+    ensure_deps
+    # Stop first: replacing the library under a running server can crash it.
+    stop_service
+    cluster_stop "$DIR"
+    install_extension --release
+    say "building the sample-data generator"
+    cargo build --release -q -p tidewatch-sample --manifest-path "$REPO/Cargo.toml"
+    GEN="$CARGO_TARGET_DIR/release/tidewatch-sample"
 
-say "starting PostgreSQL 15 on 127.0.0.1:$PORT (data in $DIR)"
-cluster_start "$DIR" "$PORT" "$DB"
-PSQL=(psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres)
-"${PSQL[@]}" -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"
+    say "starting PostgreSQL 15 on 127.0.0.1:$PORT (data in $DIR)"
+    cluster_start "$DIR" "$PORT" "$DB"
+fi
+PSQL=(psql -X -v ON_ERROR_STOP=1 -h "${TIDEWATCH_DEMO_HOST:-127.0.0.1}" -p "$PORT" -U postgres)
+# The scheduler and the decoder of async monitors connect to the database: DROP DATABASE ... WITH
+# (FORCE) does not end a worker that connects meanwhile, and refuses while the decoder holds its
+# replication slot, so stop the decoder and try again.
+for attempt in 1 2 3 4 5; do
+    "${PSQL[@]}" -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = '$DB' AND backend_type = 'tidewatch decoder'" >/dev/null
+    if "${PSQL[@]}" -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/dev/null; then break; fi
+    [ "$attempt" -lt 5 ] || "${PSQL[@]}" -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
+    sleep 1
+done
+"${PSQL[@]}" -q -d postgres -c "CREATE DATABASE $DB"
 PSQL+=(-d "$DB")
 
 say "loading $DAYS days of satellite telemetry (4 satellites x 15 metrics, every $STEP s)"
@@ -194,27 +218,154 @@ FROM tidewatch.anomalies a WHERE a.monitor = 'live_sat2_async' ORDER BY a.score 
 SELECT monitor, kind, scored_upto, last_error FROM tidewatch.monitor_lag();
 SQL
 
-say "12. The HTTP service: tidewatch-service creates its metrics and logs hypertables with monitors; the last 2 days of telemetry and ETL logs go in over HTTP, and the anomalies come back over HTTP"
-cargo build --release -q -p tidewatch-service --manifest-path "$REPO/Cargo.toml"
-"${PSQL[@]}" -q -v service_password=demo-service -v reader_password=demo-reader -f "$REPO/sql/roles.sql" >/dev/null
-TOKEN=demo-write-token
-as_root touch "$DIR/service.log" && as_root chmod 666 "$DIR/service.log"
-TIDEWATCH_DATABASE_URL="host=127.0.0.1 port=$PORT dbname=$DB user=tidewatch_service password=demo-service" \
-TIDEWATCH_LISTEN="127.0.0.1:$SVC_PORT" TIDEWATCH_WRITE_TOKENS="$TOKEN" \
-    nohup "$CARGO_TARGET_DIR/release/tidewatch-service" serve >>"$DIR/service.log" 2>&1 &
-echo $! | as_root tee "$DIR/service.pid" >/dev/null
-URL="http://127.0.0.1:$SVC_PORT"
-for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.2; done
-echo "   GET /readyz: $(curl -s "$URL/readyz")"
-"${PSQL[@]}" -q -c "\copy (SELECT ts, satellite, metric, value FROM telemetry WHERE ts > now() - interval '2 days' AND ts <= now() ORDER BY ts) TO STDOUT CSV" |
-    python3 "$REPO/tools/demo_push.py" metrics "$URL" "$TOKEN"
-"${PSQL[@]}" -q -c "\copy (SELECT ts, pipeline, level, message FROM etl_log WHERE ts > now() - interval '2 days' AND ts <= now() ORDER BY ts) TO STDOUT CSV" |
-    python3 "$REPO/tools/demo_push.py" logs "$URL" "$TOKEN"
-"${PSQL[@]}" -q -t -c "SELECT 'decoder caught up in ' || round(tidewatch.monitor_wait()::numeric, 1) || ' s'"
-echo "   GET /v1/anomalies?limit=8 (newest first):"
-python3 "$REPO/tools/demo_push.py" show "$URL" "$TOKEN"
+tour "12. What the provisioned Grafana dashboards and alert rules read (grafana/, docs/grafana.md): the last day of every series streamed through a monitor, with two incidents; SAT4 silent for the last 40 minutes" <<'SQL'
+DROP TABLE IF EXISTS fleet;
+CREATE TABLE fleet (ts timestamptz NOT NULL, satellite text NOT NULL, metric text NOT NULL, value float8);
+COMMENT ON TABLE fleet IS 'The last day of telemetry as it streamed in, through the monitor fleet';
+SELECT tidewatch.create_hypertable('fleet', 'ts', chunk_time_interval => interval '1 day') \g /dev/null
+SELECT tidewatch.monitor('fleet', 'fleet', 'value', '{satellite,metric}') AS fleet_missing_data_job \gset
+-- Incidents: SAT1 SCH.M3 jumps by 12 standard deviations of its last day for five minutes, 25
+-- minutes ago; SAT2 SCH.M7 drops by as much for ten minutes, 2 hours ago.
+CREATE TEMP TABLE incident AS
+SELECT satellite, metric, sign * 12 * stddev(value) AS delta, since, until
+FROM telemetry t
+JOIN (VALUES ('SAT1', 'SCH.M3', 1, now() - interval '25 minutes', now() - interval '20 minutes'),
+             ('SAT2', 'SCH.M7', -1, now() - interval '2 hours', now() - interval '110 minutes'))
+     AS i(sat, met, sign, since, until) ON t.satellite = i.sat AND t.metric = i.met
+WHERE t.ts >= now() - interval '1 day' AND t.ts < now()
+GROUP BY satellite, metric, sign, since, until;
+INSERT INTO fleet
+SELECT t.ts, t.satellite, t.metric, t.value + coalesce(i.delta, 0)
+FROM telemetry t
+LEFT JOIN incident i ON i.satellite = t.satellite AND i.metric = t.metric AND t.ts >= i.since AND t.ts < i.until
+WHERE t.ts >= now() - interval '1 day' AND t.ts < now()
+  AND NOT (t.satellite = 'SAT4' AND t.ts >= now() - interval '40 minutes')
+ORDER BY t.ts;
+CALL tidewatch.run_job(:fleet_missing_data_job);
+SELECT severity, kind, count(*) AS episodes, count(DISTINCT series) AS series
+FROM tidewatch.anomalies WHERE monitor = 'fleet' GROUP BY 1, 2 ORDER BY 1, 2;
+SQL
 
-say "Not in the tour yet (open issue): Grafana."
-say "The demo cluster keeps running: ${PSQL[*]}"
-say "The service keeps running on $URL (API page: $URL/docs/, write token: $TOKEN; log: $DIR/service.log)"
-say "Stop both with: bash tools/demo.sh stop"
+tour "   ... and a job that fails (its target is down), for the operations dashboard and the failed-job alert" <<'SQL'
+CREATE OR REPLACE PROCEDURE nightly_export(job_id int, config jsonb) LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'export target % is not reachable', config ->> 'target' USING ERRCODE = '08001';
+END $$;
+SELECT tidewatch.add_job('nightly_export', interval '1 hour', '{"target": "s3://demo-exports/telemetry"}') AS export_job \gset
+DO $$
+BEGIN  -- the scheduler runs it within a second; wait up to 10 s
+    FOR i IN 1..50 LOOP
+        EXIT WHEN EXISTS (SELECT 1 FROM tidewatch.jobs j JOIN tidewatch.job_stats s USING (job_id)
+                          WHERE j.proc = 'nightly_export(integer, jsonb)'::regprocedure AND s.last_status = 'failed');
+        PERFORM pg_sleep(0.2);
+    END LOOP;
+END $$;
+SELECT job_id, application_name, last_status, last_error FROM tidewatch.job_stats WHERE job_id = :export_job;
+SQL
+
+tour "   ... the detector's verdicts per series and hour against the labels of the injected anomalies (classification quality), and two forecasts of SCH.M1 (regression quality)" <<SQL
+\set labels \`cat '$DIR/telemetry_labels.json'\`
+DROP TABLE IF EXISTS anomaly_labels, verdicts, forecasts;
+CREATE TABLE anomaly_labels AS
+SELECT a -> 'series' AS series, a ->> 'kind' AS kind, (a ->> 'start')::timestamptz AS started_at,
+       (a ->> 'end')::timestamptz AS ended_at
+FROM jsonb_array_elements(:'labels'::jsonb -> 'anomalies') a;
+COMMENT ON TABLE anomaly_labels IS 'The anomalies the sample-data generator injected into telemetry';
+CREATE TABLE verdicts AS
+SELECT h.hour AS ts, 'fleet'::text AS model, s.series,
+       CASE WHEN EXISTS (SELECT 1 FROM tidewatch.anomalies a WHERE a.monitor = 'fleet' AND a.series = s.series
+                         AND a.kind <> 'missing_data' AND a.started_at < h.hour + interval '1 hour'
+                         AND coalesce(a.ended_at, a.started_at) >= h.hour) THEN 'anomaly' ELSE 'normal' END AS predicted,
+       CASE WHEN EXISTS (SELECT 1 FROM anomaly_labels l WHERE l.series = s.series AND l.kind <> 'missing_data'
+                         AND l.started_at < h.hour + interval '1 hour' AND l.ended_at >= h.hour) THEN 'anomaly' ELSE 'normal' END AS actual
+FROM (SELECT DISTINCT series FROM tidewatch.monitor_state WHERE monitor = 'fleet') s,
+     generate_series(date_trunc('hour', now() - interval '1 day'), now() - interval '1 hour', interval '1 hour') h(hour);
+COMMENT ON TABLE verdicts IS 'Per series and hour of fleet: did the monitor flag it, and was an anomaly injected';
+CREATE TABLE forecasts AS
+SELECT t.ts, m.model, t.satellite, m.predicted, t.value AS actual
+FROM (SELECT ts, satellite, value,
+             avg(value) OVER (PARTITION BY satellite ORDER BY ts
+                              RANGE BETWEEN interval '1 hour' PRECEDING AND interval '1 second' PRECEDING) AS hour_mean
+      FROM telemetry WHERE metric = 'SCH.M1' AND ts >= now() - interval '25 hours' AND ts < now()) t
+LEFT JOIN telemetry y ON y.metric = 'SCH.M1' AND y.satellite = t.satellite AND y.ts = t.ts - interval '1 day'
+                     AND y.ts >= now() - interval '2 days'
+CROSS JOIN LATERAL (VALUES ('same_time_yesterday', y.value), ('last_hour_mean', t.hour_mean)) m(model, predicted)
+WHERE t.ts >= now() - interval '1 day';
+COMMENT ON TABLE forecasts IS 'Two naive forecasts of SCH.M1 per satellite and their targets';
+SELECT model, (q).n, round((q).accuracy::numeric, 3) AS accuracy, round((q).f1_macro::numeric, 3) AS f1_macro
+FROM (SELECT model, tidewatch.classification_quality(predicted, actual) AS q FROM verdicts GROUP BY 1) s;
+SELECT model, (q).n, round((q).mae::numeric, 3) AS mae, round((q).rmse::numeric, 3) AS rmse
+FROM (SELECT model, tidewatch.regression_quality(predicted, actual) AS q FROM forecasts GROUP BY 1) s ORDER BY 1;
+SQL
+
+say "   ... feature batches whose current batch drifted (f_num1 and f_num2 shifted): a reference day a week ago, the current batch spread over the day around now, watched by a drift monitor every 10 minutes"
+"${PSQL[@]}" -q <<'SQL'
+SELECT tidewatch.unmonitor_drift('features_hourly', if_exists => true) \g /dev/null
+DROP TABLE IF EXISTS feature_batches, features;
+CREATE TABLE feature_batches (batch text, f_num1 float8, f_num2 float8, f_cat text, f_bool boolean);
+CREATE TABLE features (ts timestamptz NOT NULL, f_num1 float8, f_num2 float8, f_cat text, f_bool boolean);
+COMMENT ON TABLE features IS 'Model input features: the reference batch a week ago, the current batch around now';
+SELECT tidewatch.create_hypertable('features', 'ts', chunk_time_interval => interval '1 day') \g /dev/null
+SQL
+"$GEN" features --drift shift --rows 2000 \
+    | "${PSQL[@]}" -q -c "COPY feature_batches FROM STDIN WITH (FORMAT csv, HEADER true)"
+tour "   ... (the monitor's first run)" <<'SQL'
+INSERT INTO features
+SELECT CASE WHEN batch = 'reference' THEN now() - interval '8 days' ELSE now() - interval '1 hour' END
+         + (row_number() OVER (PARTITION BY batch ORDER BY f_num1, f_num2, f_cat)) * interval '1 day' / 2000,
+       f_num1, f_num2, f_cat, f_bool
+FROM feature_batches;
+DROP TABLE feature_batches;
+SELECT tidewatch.monitor_drift('features_hourly', 'features', tstzrange(now() - interval '8 days', now() - interval '7 days'),
+                               interval '1 hour', interval '10 minutes') AS drift_job;
+SELECT column_name, method, round(statistic::numeric, 4) AS statistic, drifted,
+       round(share_of_drifted_columns::numeric, 2) AS share, dataset_drift
+FROM tidewatch.run_drift_monitor('features_hourly');
+SQL
+
+say "   ... the ETL log of the last 7 days through a log monitor: templates, error classes, bursts as episodes"
+"${PSQL[@]}" -q <<'SQL'
+SELECT tidewatch.unmonitor_logs('etl_monitored', if_exists => true) \g /dev/null
+DROP TABLE IF EXISTS etl_monitored;
+CREATE TABLE etl_monitored (ts timestamptz NOT NULL, pipeline text, level text, message text, template_id bigint, category text);
+SELECT tidewatch.create_hypertable('etl_monitored', 'ts', chunk_time_interval => interval '1 day') \g /dev/null
+SELECT tidewatch.log_monitor('etl_monitored', 'etl_monitored', 'message', 'ts') \g /dev/null
+INSERT INTO etl_monitored (ts, pipeline, level, message) SELECT ts, pipeline, level, message FROM etl_log WHERE ts < now() ORDER BY ts;
+SQL
+tour "   ... (its error bursts)" -c "
+SELECT severity, count(*) AS bursts, min(started_at)::timestamp(0) AS first, max(started_at)::timestamp(0) AS last
+FROM tidewatch.anomalies WHERE monitor = 'etl_monitored' GROUP BY 1 ORDER BY 1;"
+
+say "   ... the roles Grafana and the service use (sql/roles.sql): tidewatch_reader may read these tables"
+"${PSQL[@]}" -q -v reader_password="${TIDEWATCH_READER_PASSWORD:-tidewatch_reader}" \
+    -v reader_tables='public.telemetry, public.etl_log, public.fleet, public.live_sat2, public.live_sat2_async, public.etl_live, public.etl_monitored, public.features, public.forecasts, public.verdicts, public.anomaly_labels' \
+    -f "$REPO/sql/roles.sql" >/dev/null
+
+if [ "$MODE" != "load" ]; then
+    say "13. The HTTP service: tidewatch-service creates its metrics and logs hypertables with monitors; the last 2 days of telemetry and ETL logs go in over HTTP, and the anomalies come back over HTTP"
+    cargo build --release -q -p tidewatch-service --manifest-path "$REPO/Cargo.toml"
+    "${PSQL[@]}" -q -v service_password=demo-service -v reader_password="${TIDEWATCH_READER_PASSWORD:-tidewatch_reader}" -f "$REPO/sql/roles.sql" >/dev/null
+    TOKEN=demo-write-token
+    as_root touch "$DIR/service.log" && as_root chmod 666 "$DIR/service.log"
+    TIDEWATCH_DATABASE_URL="host=127.0.0.1 port=$PORT dbname=$DB user=tidewatch_service password=demo-service" \
+    TIDEWATCH_LISTEN="127.0.0.1:$SVC_PORT" TIDEWATCH_WRITE_TOKENS="$TOKEN" \
+        nohup "$CARGO_TARGET_DIR/release/tidewatch-service" serve >>"$DIR/service.log" 2>&1 &
+    echo $! | as_root tee "$DIR/service.pid" >/dev/null
+    URL="http://127.0.0.1:$SVC_PORT"
+    for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null && break; sleep 0.2; done
+    echo "   GET /readyz: $(curl -s "$URL/readyz")"
+    "${PSQL[@]}" -q -c "\copy (SELECT ts, satellite, metric, value FROM telemetry WHERE ts > now() - interval '2 days' AND ts <= now() ORDER BY ts) TO STDOUT CSV" |
+        python3 "$REPO/tools/demo_push.py" metrics "$URL" "$TOKEN"
+    "${PSQL[@]}" -q -c "\copy (SELECT ts, pipeline, level, message FROM etl_log WHERE ts > now() - interval '2 days' AND ts <= now() ORDER BY ts) TO STDOUT CSV" |
+        python3 "$REPO/tools/demo_push.py" logs "$URL" "$TOKEN"
+    "${PSQL[@]}" -q -t -c "SELECT 'decoder caught up in ' || round(tidewatch.monitor_wait()::numeric, 1) || ' s'"
+    echo "   GET /v1/anomalies?limit=8 (newest first):"
+    python3 "$REPO/tools/demo_push.py" show "$URL" "$TOKEN"
+fi
+
+say "Grafana: see docs/grafana.md (provisioning in grafana/, docker compose in docker/)."
+if [ "$MODE" != "load" ]; then
+    say "The demo cluster keeps running: ${PSQL[*]}"
+    say "The service keeps running on $URL (API page: $URL/docs/, write token: $TOKEN; log: $DIR/service.log)"
+    say "Stop both with: bash tools/demo.sh stop"
+fi

@@ -7,6 +7,9 @@
 #   5. tests/: integration tests against a real cluster (scheduler, concurrency, COPY)
 #   6. tests/service/: the HTTP service's binary against the same cluster (ingest, queries,
 #      bad input, limits, a cluster restart during ingest, SIGTERM, CLI, docs/service.md's curls)
+#   7. grafana/: the demo database loaded into this cluster (tools/demo.sh load), then
+#      tools/grafana_check: every provisioning file, dashboard and alert query checked and run as
+#      tidewatch_reader, the dashboards type-checked with @grafana/schema, and the checker's own tests
 # Ends with one line "total: N passed, M failed"; exits non-zero if anything failed.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
@@ -22,7 +25,7 @@ count() {
     local f=$1 p q
     read -r p q < <(awk '
         /^test result: / { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) q += $i } }
-        /^doctest: [0-9]+ passed, [0-9]+ failed/ { p += $2; q += $4 }
+        /^(doctest|grafana_check): [0-9]+ passed, [0-9]+ failed/ { p += $2; q += $4 }
         /^Ran [0-9]+ tests? in/ { ran += $2 }
         /^FAILED \(/ { s = $0; while (match(s, /(failures|errors)=[0-9]+/)) { n = substr(s, RSTART, RLENGTH); sub(/.*=/, "", n); uq += n; s = substr(s, RSTART + RLENGTH) } }
         END { print p + ran - uq, q + uq }' "$f")
@@ -54,11 +57,30 @@ use_private_pg "$TEST_DIR/pg"
 stage "extension pg_tests" bash -c "cd extension && cargo pgrx test pg15 --runas postgres --pgdata '$TEST_DIR/pgrx'"
 
 install_extension
-cluster_start "$TEST_DIR/cluster" "$TEST_PORT" "doctest_jobs,doctest_anomaly,doctest_logs,tidewatch_it,tidewatch_svc"
+cluster_start "$TEST_DIR/cluster" "$TEST_PORT" "doctest_jobs,doctest_anomaly,doctest_logs,tidewatch_it,tidewatch_svc,tidewatch_demo"
 trap 'cluster_stop "$TEST_DIR/cluster"' EXIT
 DSN="host=127.0.0.1 port=$TEST_PORT user=postgres"
 stage "docs" python3 tools/doctest/run.py --dsn "$DSN dbname=postgres" docs/
 stage "integration tests" env TIDEWATCH_DSN="$DSN" python3 -m unittest discover -s tests -p 'test_*.py' -v
+
+# Grafana: the demo database in this cluster (8 days at 60 s: about 20 s), then every query run
+# as tidewatch_reader; PyYAML and psycopg from PyPI, @grafana/schema and TypeScript from npm.
+grafana_stage() {
+    python3 -c 'import yaml, psycopg' 2>/dev/null || python3 -m pip install -q pyyaml 'psycopg[binary]' || return 1
+    cargo build -q -p tidewatch-sample || return 1
+    TIDEWATCH_SAMPLE_BIN="$CARGO_TARGET_DIR/debug/tidewatch-sample" TIDEWATCH_DEMO_DAYS=8 TIDEWATCH_DEMO_STEP=60 \
+        bash tools/demo.sh load "$TEST_PORT" > "$LOG/grafana_demo.log" 2>&1 || { tail -30 "$LOG/grafana_demo.log"; return 1; }
+    local reader="host=127.0.0.1 port=$TEST_PORT dbname=tidewatch_demo user=tidewatch_reader"
+    local tsc=() npm_dir="${TIDEWATCH_NPM_DIR:-/var/tmp/tidewatch-grafana-npm}"
+    if command -v npm >/dev/null; then tsc=(--tsc "$npm_dir"); export TIDEWATCH_NPM_DIR="$npm_dir"
+    else echo "SKIP @grafana/schema type check: npm is not installed"; fi
+    local rc=0
+    python3 tools/grafana_check/check.py --dsn "$reader" --readme README.md --expect tools/grafana_check/demo_expectations.yaml \
+        --extra-rules docs/grafana.md "${tsc[@]}" || rc=1
+    TIDEWATCH_GRAFANA_DSN="$reader" python3 -W ignore -m unittest discover -s tools/grafana_check/tests -p 'test_*.py' || rc=1
+    return $rc
+}
+stage "grafana" grafana_stage
 # Last: its restart test restarts the cluster.
 stage "service integration tests" bash -c "cargo build -q -p tidewatch-service -j 2 && \
     env TIDEWATCH_DSN='$DSN' TIDEWATCH_SERVICE_BIN='$CARGO_TARGET_DIR/debug/tidewatch-service' \
