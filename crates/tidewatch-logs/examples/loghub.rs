@@ -16,14 +16,15 @@
 //! Written under OUT_DIR:
 //! * `insample/<System>.csv`: the default configuration (or `--config`, a JSON object of
 //!   [`Config`] fields over the default) on every system;
-//! * `loso/<System>.csv`: each system labelled with the candidate configuration (see
-//!   [`candidates`]) that scores best on the OTHER systems; `loso.tsv` says which, with
-//!   the held-out scores computed here (the bench script checks them against the scorer).
-//!   Every choice the candidates differ in is so made without the held-out system. Two
-//!   selection objectives are reported: the average GA of the training systems (`plain`),
-//!   and the average over the training systems of (GA + the mean GA of their three stress
-//!   variants) / 2 (`robust`, the one written to `loso/`): a configuration that only wins
-//!   on the shapes of the training logs loses there;
+//! * `loso/<System>.csv`: each system labelled with the configuration selected on the OTHER
+//!   systems: every setting of [`space`] (thresholds, weights, rules, mask families) by
+//!   coordinate ascent from the simplest values; `loso.tsv` says which, with the held-out
+//!   scores computed here (the bench script checks them against the scorer). Two selection
+//!   objectives are reported: the average GA of the training systems (`plain`), and the
+//!   average over the training systems of (GA + the mean GA of their three stress variants)
+//!   / 2 (`robust`, the one written to `loso/`): a configuration that only wins on the
+//!   shapes of the training logs loses there. The same selection on all systems is printed
+//!   last: it is what the default should be;
 //! * `stress/<variant>/data/<System>/..._structured_corrected.csv` and
 //!   `stress/<variant>/pred/<System>.csv`: the stress variants (see [`Variant`]), labelled by
 //!   the default configuration.
@@ -220,48 +221,80 @@ fn write_pred(path: &Path, sys: &System, labels: &[(u64, String)]) -> Res<()> {
     Ok(())
 }
 
-/// The candidate configurations LOSO chooses from, the default first, then each knob's
-/// values from the simplest (fewest special rules) on: a tie, e.g. a rule that changes
-/// nothing on the training systems, goes to the earlier, simpler candidate.
-fn candidates() -> Vec<(String, Config)> {
-    let d = Config::default();
-    let mut out = vec![("default".to_string(), d.clone())];
-    for st in [0.4, 0.5, 0.6, 0.7] {
-        for ww in [0.0, 0.5, 1.0] {
-            for depth in [3, 4, 5] {
-                for kw in [false, true] {
-                    for words in [usize::MAX, 2, 1] {
-                        for enums in [0, 4] {
-                            let c = Config {
-                                sim_threshold: st,
-                                wildcard_word_weight: ww,
-                                depth,
-                                split_keywords: kw,
-                                max_word_changes: words,
-                                max_enum_values: enums,
-                                ..d.clone()
-                            };
-                            if c == d {
-                                continue;
-                            }
-                            let words = if words == usize::MAX {
-                                "any".to_string()
-                            } else {
-                                words.to_string()
-                            };
-                            out.push((
-                                format!(
-                                    "sim_threshold={st} wildcard_word_weight={ww} depth={depth} split_keywords={kw} max_word_changes={words} max_enum_values={enums}"
-                                ),
-                                c,
-                            ));
-                        }
-                    }
-                }
-            }
+/// The settings LOSO chooses, each with its candidate values from the simplest (fewest
+/// special rules) on: a tie (e.g. a rule that changes nothing on the training systems) goes to
+/// the simpler value.
+fn space() -> Vec<(&'static str, Vec<serde_json::Value>)> {
+    use serde_json::json;
+    vec![
+        ("depth", vec![json!(2), json!(3), json!(4)]),
+        (
+            "sim_threshold",
+            vec![json!(0.3), json!(0.4), json!(0.5), json!(0.6), json!(0.7)],
+        ),
+        (
+            "disagreement_prior",
+            vec![json!(0.0), json!(0.5), json!(1.0), json!(2.0)],
+        ),
+        (
+            "wildcard_word_weight",
+            vec![json!(0.0), json!(0.5), json!(1.0)],
+        ),
+        ("compound_weight", vec![json!(1.0), json!(0.5), json!(0.25)]),
+        ("split_keywords", vec![json!(false), json!(true)]),
+        (
+            "max_word_changes",
+            vec![json!(usize::MAX), json!(3), json!(2), json!(1)],
+        ),
+        (
+            "lead_positions",
+            vec![json!(0), json!(1), json!(2), json!(3)],
+        ),
+        (
+            "support_weight",
+            vec![json!(0.0), json!(0.25), json!(0.5), json!(1.0)],
+        ),
+        ("max_enum_values", vec![json!(0), json!(4)]),
+        ("mask_key_values", vec![json!(false), json!(true)]),
+        ("mask_quoted", vec![json!(false), json!(true)]),
+    ]
+}
+
+/// The configuration at `point` (one value index per setting of [`space`]).
+fn config_at(space: &[(&str, Vec<serde_json::Value>)], point: &[usize]) -> Res<Config> {
+    let mut v = serde_json::to_value(Config::default())?;
+    if let Some(o) = v.as_object_mut() {
+        for ((name, vals), &k) in space.iter().zip(point) {
+            o.insert(name.to_string(), vals[k].clone());
         }
     }
-    out
+    Ok(serde_json::from_value(v)?)
+}
+
+/// The settings of `c` that differ from the default, as `name=value`.
+fn describe(c: &Config) -> String {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (
+        serde_json::to_value(c),
+        serde_json::to_value(Config::default()),
+    ) else {
+        return String::new();
+    };
+    let d: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, v)| {
+            if v.as_u64() == Some(usize::MAX as u64) {
+                format!("{k}=any")
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect();
+    if d.is_empty() {
+        "the default".to_string()
+    } else {
+        d.join(" ")
+    }
 }
 
 /// splitmix64 (Steele, Lea, Flood 2014): deterministic draws for the stress variants.
@@ -370,6 +403,10 @@ enum Variant {
     /// ` - ` and a variable name (`<name>.exe`, `<name>-<n>`, a word, `<name>.<name>`) before
     /// every line: the first token is a variable.
     Prefix,
+    /// Sibling events: for templates with three or more constant words and ten or more
+    /// lines, some of their later lines (one in six) become a rarer event that differs in 1,
+    /// 2 or 3 of those words (drawn per template): templates that differ in a few tokens.
+    Siblings,
     /// Every variable re-drawn from one kind (diagnostics, `--stress-kinds`).
     Kind(usize),
 }
@@ -380,12 +417,18 @@ impl Variant {
             Variant::Redrawn => "redrawn".into(),
             Variant::Words => "words".into(),
             Variant::Prefix => "prefix".into(),
+            Variant::Siblings => "siblings".into(),
             Variant::Kind(k) => format!("kind{k}"),
         }
     }
 }
 
-const VARIANTS: [Variant; 3] = [Variant::Redrawn, Variant::Words, Variant::Prefix];
+const VARIANTS: [Variant; 4] = [
+    Variant::Redrawn,
+    Variant::Words,
+    Variant::Prefix,
+    Variant::Siblings,
+];
 
 /// A regular expression matching the lines of a truth template, one group per `<*>`.
 fn template_regex(tpl: &str) -> Option<regex::Regex> {
@@ -416,6 +459,12 @@ fn stress(sys: &System, v: Variant, seed: u64) -> System {
             _ => format!("{}.{}", word(&mut r), word(&mut r)),
         })
         .collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for t in &sys.truth {
+        *counts.entry(t.as_str()).or_default() += 1;
+    }
+    let mut siblings: HashMap<String, Option<Vec<Change>>> = HashMap::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = System {
         name: sys.name.clone(),
         line_ids: sys.line_ids.clone(),
@@ -423,6 +472,13 @@ fn stress(sys: &System, v: Variant, seed: u64) -> System {
         truth: Vec::with_capacity(sys.truth.len()),
     };
     for (content, tpl) in sys.contents.iter().zip(&sys.truth) {
+        if v == Variant::Siblings {
+            let (line, tpl) = sibling(content, tpl, &mut siblings, &mut seen, &mut r, &counts)
+                .unwrap_or_else(|| (content.clone(), tpl.clone()));
+            out.contents.push(line);
+            out.truth.push(tpl);
+            continue;
+        }
         if v == Variant::Prefix {
             let p = &programs[r.below(programs.len() as u64) as usize];
             out.contents.push(format!("{p} - {content}"));
@@ -466,6 +522,89 @@ fn stress(sys: &System, v: Variant, seed: u64) -> System {
     out
 }
 
+/// A changed constant word of a sibling template: (piece, word in the piece, new word).
+type Change = (usize, usize, String);
+
+/// The constant pieces of a template (around its `<*>`), with `changes` applied.
+fn pieces_with(tpl: &str, changes: &[Change]) -> Vec<String> {
+    tpl.split("<*>")
+        .enumerate()
+        .map(|(p, piece)| {
+            piece
+                .split(' ')
+                .enumerate()
+                .map(|(w, word)| {
+                    changes
+                        .iter()
+                        .find(|c| c.0 == p && c.1 == w)
+                        .map_or(word, |c| c.2.as_str())
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
+}
+
+/// The [`Variant::Siblings`] form of one line: Some((line, truth)) when it moves to its
+/// template's sibling event.
+fn sibling(
+    content: &str,
+    tpl: &str,
+    siblings: &mut HashMap<String, Option<Vec<Change>>>,
+    seen: &mut HashMap<String, usize>,
+    r: &mut Rng,
+    counts: &HashMap<&str, usize>,
+) -> Option<(String, String)> {
+    let changes = siblings
+        .entry(tpl.to_string())
+        .or_insert_with(|| {
+            if counts.get(tpl).copied().unwrap_or(0) < 10 {
+                return None;
+            }
+            // the template's plain constant words: (piece, word index)
+            let words: Vec<(usize, usize)> = tpl
+                .split("<*>")
+                .enumerate()
+                .flat_map(|(p, piece)| {
+                    piece
+                        .split(' ')
+                        .enumerate()
+                        .filter(|(_, w)| w.len() >= 2 && w.bytes().all(|b| b.is_ascii_alphabetic()))
+                        .map(move |(w, _)| (p, w))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if words.len() < 3 {
+                return None;
+            }
+            let n = 1 + r.below(3) as usize;
+            let mut chosen: Vec<Change> = Vec::new();
+            while chosen.len() < n {
+                let (p, w) = words[r.below(words.len() as u64) as usize];
+                if !chosen.iter().any(|c| c.0 == p && c.1 == w) {
+                    chosen.push((p, w, word(r)));
+                }
+            }
+            Some(chosen)
+        })
+        .clone()?;
+    let k = seen.entry(tpl.to_string()).or_default();
+    *k += 1;
+    // the first lines of a template stay; then one in six moves
+    if *k <= 3 || r.below(6) != 0 {
+        return None;
+    }
+    let re = template_regex(tpl)?;
+    let caps = re.captures(content)?;
+    let pieces = pieces_with(tpl, &changes);
+    let mut line = pieces[0].clone();
+    for (i, piece) in pieces.iter().enumerate().skip(1) {
+        line.push_str(caps.get(i).map_or("", |m| m.as_str()));
+        line.push_str(piece);
+    }
+    Some((line, pieces.join("<*>")))
+}
+
 fn write_data(dir: &Path, sys: &System) -> Res<()> {
     let d = dir.join(&sys.name);
     std::fs::create_dir_all(&d)?;
@@ -502,7 +641,7 @@ fn patched(patch: Option<&str>) -> Res<Config> {
     Ok(serde_json::from_value(v)?)
 }
 
-/// Scores of one candidate on one system: GA, PA, and the mean GA of its stress variants.
+/// Scores of one configuration on one system: GA, PA, and the mean GA of its stress variants.
 #[derive(Clone, Copy)]
 struct Cell {
     ga: f64,
@@ -510,66 +649,116 @@ struct Cell {
     stress: f64,
 }
 
-/// Leave one system out: per held-out system the candidate with the best `objective` over
-/// the others; writes its labels when `dir` is given. Returns the held-out cells.
-fn loso(
-    systems: &[System],
-    cands: &[(String, Config)],
-    table: &[Vec<Cell>],
-    robust: bool,
+/// Scores of configurations, computed once per (configuration, system).
+struct Scores<'a> {
+    systems: &'a [System],
+    stressed: &'a [Vec<System>],
     mode: Mode,
-    dir: Option<&Path>,
-    tsv: &mut String,
-) -> Res<Vec<Cell>> {
-    let objective = |row: &Vec<Cell>, k: usize| {
-        let v: Vec<f64> = row
+    cache: HashMap<(String, usize), Cell>,
+}
+
+impl Scores<'_> {
+    fn cell(&mut self, c: &Config, k: usize) -> Cell {
+        let key = (serde_json::to_string(c).unwrap_or_default(), k);
+        if let Some(x) = self.cache.get(&key) {
+            return *x;
+        }
+        let s = &self.systems[k];
+        let (ga, pa, _) = score_labels(s, &label(c, &s.contents, self.mode));
+        let sg: Vec<f64> = self.stressed[k]
             .iter()
-            .enumerate()
-            .filter(|(j, _)| *j != k)
-            .map(|(_, c)| {
+            .map(|x| score_labels(x, &label(c, &x.contents, self.mode)).0)
+            .collect();
+        let cell = Cell {
+            ga,
+            pa,
+            stress: mean(&sg),
+        };
+        self.cache.insert(key, cell);
+        cell
+    }
+
+    /// The mean objective over the systems `train`.
+    fn objective(&mut self, c: &Config, train: &[usize], robust: bool) -> f64 {
+        let v: Vec<f64> = train
+            .iter()
+            .map(|&k| {
+                let x = self.cell(c, k);
                 if robust {
-                    (c.ga + c.stress) / 2.0
+                    (x.ga + x.stress) / 2.0
                 } else {
-                    c.ga
+                    x.ga
                 }
             })
             .collect();
         mean(&v)
-    };
-    let name = if robust { "robust" } else { "plain" };
-    let mut held = Vec::new();
-    for (k, sys) in systems.iter().enumerate() {
-        let mut best = 0;
-        for i in 1..cands.len() {
-            if objective(&table[i], k) > objective(&table[best], k) + 1e-12 {
-                best = i;
+    }
+
+    /// Coordinate ascent over [`space`] on the systems `train`: from the simplest point,
+    /// each setting in turn takes its best value (the earliest on ties) given the others,
+    /// until a sweep changes nothing.
+    fn select(&mut self, train: &[usize], robust: bool) -> Res<Config> {
+        let sp = space();
+        let mut point = vec![0usize; sp.len()];
+        for _sweep in 0..6 {
+            let mut changed = false;
+            for d in 0..sp.len() {
+                let mut best = (f64::NEG_INFINITY, point[d]);
+                for v in 0..sp[d].1.len() {
+                    let mut p = point.clone();
+                    p[d] = v;
+                    let o = self.objective(&config_at(&sp, &p)?, train, robust);
+                    if o > best.0 + 1e-12 {
+                        best = (o, v);
+                    }
+                }
+                if best.1 != point[d] {
+                    point[d] = best.1;
+                    changed = true;
+                }
+            }
+            if !changed {
+                break;
             }
         }
-        let c = table[best][k];
+        config_at(&sp, &point)
+    }
+}
+
+/// Leave one system out with one objective: per held-out system the configuration selected
+/// on the others; writes its labels when `dir` is given. Also selects on all systems.
+fn loso(scores: &mut Scores, robust: bool, dir: Option<&Path>, tsv: &mut String) -> Res<()> {
+    let name = if robust { "robust" } else { "plain" };
+    let n = scores.systems.len();
+    let mut held = Vec::new();
+    for k in 0..n {
+        let train: Vec<usize> = (0..n).filter(|&j| j != k).collect();
+        let c = scores.select(&train, robust)?;
+        let x = scores.cell(&c, k);
+        let o = scores.objective(&c, &train, robust);
+        let sys = &scores.systems[k];
         if let Some(dir) = dir {
-            let labels = label(&cands[best].1, &sys.contents, mode);
+            let labels = label(&c, &sys.contents, scores.mode);
             write_pred(&dir.join(format!("{}.csv", sys.name)), sys, &labels)?;
         }
         println!(
-            "  {name:<6} {:<10} held-out GA {:.4} PA {:.4} stress GA {:.4} (training objective {:.4}; {})",
+            "  {name:<6} {:<10} held-out GA {:.4} PA {:.4} stress GA {:.4} (training objective {o:.4}; {})",
             sys.name,
-            c.ga,
-            c.pa,
-            c.stress,
-            objective(&table[best], k),
-            cands[best].0
+            x.ga,
+            x.pa,
+            x.stress,
+            describe(&c)
         );
         writeln!(
             tsv,
-            "{name}\t{}\t{}\t{:.4}\t{:.4}\t{:.4}\t{:.4}",
+            "{name}\t{}\t{}\t{o:.4}\t{:.4}\t{:.4}\t{:.4}",
             sys.name,
-            cands[best].0,
-            objective(&table[best], k),
-            c.ga,
-            c.pa,
-            c.stress
+            describe(&c),
+            x.ga,
+            x.pa,
+            x.stress
         )?;
-        held.push(c);
+        held.push(x);
     }
     let ga: Vec<f64> = held.iter().map(|c| c.ga).collect();
     let pa: Vec<f64> = held.iter().map(|c| c.pa).collect();
@@ -581,7 +770,14 @@ fn loso(
         mean(&pa),
         mean(&sg)
     );
-    Ok(held)
+    let all: Vec<usize> = (0..n).collect();
+    let c = scores.select(&all, robust)?;
+    println!(
+        "  {name:<6} selected on all {n} systems: {} (objective {:.4})",
+        describe(&c),
+        scores.objective(&c, &all, robust)
+    );
+    Ok(())
 }
 
 fn main() -> Res<()> {
@@ -685,47 +881,27 @@ fn main() -> Res<()> {
         .collect();
 
     if run_loso && systems.len() > 1 {
-        let cands = candidates();
         println!(
-            "leave one system out over {} candidate configurations:",
-            cands.len()
+            "leave one system out (coordinate ascent over {} settings):",
+            space().len()
         );
-        let table: Vec<Vec<Cell>> = cands
-            .iter()
-            .map(|(_, c)| {
-                systems
-                    .iter()
-                    .zip(&stressed)
-                    .map(|(s, st)| {
-                        let (ga, pa, _) = score_labels(s, &label(c, &s.contents, mode));
-                        let sg: Vec<f64> = st
-                            .iter()
-                            .map(|x| score_labels(x, &label(c, &x.contents, mode)).0)
-                            .collect();
-                        Cell {
-                            ga,
-                            pa,
-                            stress: mean(&sg),
-                        }
-                    })
-                    .collect()
-            })
-            .collect();
+        let mut scores = Scores {
+            systems: &systems,
+            stressed: &stressed,
+            mode,
+            cache: HashMap::new(),
+        };
         std::fs::create_dir_all(out.join("loso"))?;
         let mut tsv = String::from(
-            "objective\tsystem\tcandidate\ttraining_objective\theldout_ga\theldout_pa\theldout_stress_ga\n",
+            "objective\tsystem\tselected\ttraining_objective\theldout_ga\theldout_pa\theldout_stress_ga\n",
         );
-        loso(&systems, &cands, &table, false, mode, None, &mut tsv)?;
-        loso(
-            &systems,
-            &cands,
-            &table,
-            true,
-            mode,
-            Some(&out.join("loso")),
-            &mut tsv,
-        )?;
+        loso(&mut scores, false, None, &mut tsv)?;
+        loso(&mut scores, true, Some(&out.join("loso")), &mut tsv)?;
         std::fs::write(out.join("loso.tsv"), tsv)?;
+        println!(
+            "  ({} configurations scored)",
+            scores.cache.len() / systems.len().max(1)
+        );
     }
 
     if run_stress {
