@@ -1,41 +1,59 @@
-//! Online template mining after Drain: P. He, J. Zhu, Z. Zheng, M. R. Lyu, "Drain: An Online
-//! Log Parsing Approach with Fixed Depth Tree", IEEE ICWS 2017.
+//! Online template mining: a Drain-style miner (P. He, J. Zhu, Z. Zheng, M. R. Lyu, "Drain:
+//! An Online Log Parsing Approach with Fixed Depth Tree", IEEE ICWS 2017) whose merge test
+//! weighs the evidence of constant words, chosen and measured out of sample.
 //!
-//! As in Drain, a message is routed through a fixed-depth prefix tree (level 1: token count,
-//! then the first `depth - 2` tokens, masked tokens sharing a `<*>` child), and joins the most
-//! similar cluster of the leaf if the similarity reaches `sim_threshold`; otherwise it opens a
-//! new cluster. The template of a cluster is updated by turning disagreeing positions into
-//! `<*>`. Changes against Drain/Drain3 (each has a unit test):
-//! * a masked message token under a template `<*>` counts as a match (Drain3 counts every
-//!   template wildcard as a mismatch, so a mostly-masked line never reaches the threshold
-//!   against its own template and opens a new cluster each time);
-//! * masking (see [`crate::mask`]) turns a multi-token variable into one token before the
-//!   token count is taken, and runs of variables collapse, so they cannot split templates;
-//! * two different "keywords" (capitalised or upper-case words, e.g. `Started`/`Paused`,
-//!   `RUNNING`/`FAILED`) at a constant position never merge, however similar the rest is;
-//! * a letter-prefixed number the masker keeps (`u5`: one digit; `u13` is masked) is routed
-//!   under `<*>`, and another number after the same letters (`u6`) is a parameter change, so
-//!   `u5`, `u6`, `u13` share one template in any order;
-//! * the number of clusters is bounded: the least recently used cluster is evicted;
-//! * a leaf holding more than [`LEAF_SCAN`] clusters is not scanned whole: a message is
-//!   compared with the clusters whose constant tokens it repeats exactly (a hash index per
-//!   set of wildcard positions) and with the [`LEAF_SCAN`] newest clusters of the leaf, so
-//!   a stream of distinct lines costs O(1) comparisons per line instead of O(clusters);
-//! * the whole state is serde-serializable, can be rebuilt from its clusters alone (one
-//!   database row per cluster, see [`Miner::from_clusters`] and [`Miner::take_changes`]),
-//!   and two miners can be merged.
+//! What is adopted, and from where:
+//! * Drain: messages are grouped by token count (after masking, see [`crate::mask`]); a
+//!   message joins the most similar cluster of its group if the similarity reaches
+//!   `sim_threshold`, else opens a new cluster; joining turns the template's disagreeing
+//!   positions into `<*>`. Drain's fixed-depth prefix tree (routing by the first tokens) is
+//!   kept as an option (`depth` >= 3, routing by plain words only) but off by default: a
+//!   first token that is a variable (a host, a user, a program name) then splits every
+//!   template; the leading-words rule below keeps what the tree was for.
+//! * Spell (M. Du, F. Li, "Spell: Streaming Parsing of System Event Logs", ICDM 2016): a
+//!   template is identified by its constant tokens, and similarity is measured on them.
+//!   Per position: a variable or a token without letters (`<*>)`, `-`) is neutral; an equal
+//!   plain word counts 1, an equal compound token (identifier, path, name with digits or
+//!   inner punctuation) `compound_weight`; a differing compound token is presumed a
+//!   variable (it adds `compound_weight` to the total only); a plain word under a template
+//!   `<*>` counts `wildcard_word_weight` of 1. Similarity = agreement / (total +
+//!   `disagreement_prior`) when anything disagrees, else 1: additive (Laplace/Lidstone)
+//!   smoothing, so that a line with two words does not join on one. Drain's simSeq counts
+//!   every position, so a line with many variables joins any template of its length, and a
+//!   short line is swamped by one variable.
+//! * Frequency of a word at a position within a group (Brain: S. Yu, P. He, N. Chen, Y. Wu,
+//!   "Brain: Log Parsing With Bidirectional Parallel Tree", IEEE TSC 2023: constants are
+//!   the words as frequent as their group; and Good's estimate of unseen mass, I. J. Good,
+//!   Biometrika 1953: after n lines that all repeated one word at a position, the estimated
+//!   chance of a new word there is (words seen once) / n = 0 for n >= 2). Once a cluster has
+//!   two lines, its plain words are supported: a message may turn at most
+//!   `max_word_changes` of them into parameters, none among the first `lead_positions`
+//!   (Drain's premise that events are told apart by their first words, applied once the
+//!   data backs it), and each changed word weighs 1 + `support_weight` * ln(lines). A
+//!   cluster of one line may generalise freely: a variable that looks like a word (a user
+//!   name) is recognised by taking a second value.
+//! * Two plain words that both carry a capital (`Started`/`Paused`, `RUNNING`/`FAILED`),
+//!   or two forms of one word (`failure`/`failures`), never merge (`split_keywords`).
+//! * The Loghub-2.0 comparison (Z. Jiang et al., "A Large-Scale Evaluation for Log Parsing
+//!   Techniques: How Far Are We?", ISSTA 2024) finds that parsers tuned per dataset lose
+//!   much of their accuracy on other logs: hence ONE configuration, no rule for one log
+//!   format, and every setting chosen by leave-one-system-out on the Loghub samples and on
+//!   stress variants of them (`examples/loghub.rs`, benches/RESULTS.md).
+//!
+//! Engineering: the number of clusters is bounded (least recently used evicted); a group with
+//! more than [`LEAF_SCAN`] clusters is searched through an inverted index (position, word) ->
+//! clusters, which finds every cluster that can reach the threshold (a cluster sharing no
+//! constant with the message scores at most `wildcard_word_weight`); the whole state is
+//! serde-serializable, can be rebuilt from its clusters alone (one database row per cluster,
+//! see [`Miner::from_clusters`] and [`Miner::take_changes`]), and two miners can be merged.
 
-use crate::mask::{is_closing, is_opening, with_masked, Masked, WILDCARD};
+use crate::mask::{is_opening, with_masked, MaskOptions, Masked, WILDCARD};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 
-/// Leaves with more clusters than this are searched through their index plus this many of
-/// their newest clusters (see the module docs).
+/// Groups with more clusters than this are searched through their inverted index.
 pub const LEAF_SCAN: usize = 32;
-
-/// Most wildcard-position groups of one large leaf probed per message.
-const MAX_GROUPS_PROBED: usize = 16;
 
 /// FxHash, the multiply-rotate hash of Firefox and rustc (`rustc-hash`): fast on short keys,
 /// not collision resistant; keys here are tokens of one process, and every hit is verified.
@@ -94,42 +112,103 @@ impl Hasher for FxHasher {
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 type FxSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
-/// Miner settings. The defaults are the single configuration used for every Loghub system.
+/// Miner settings. The defaults are the single configuration used for every log, chosen by
+/// leave-one-system-out on the Loghub samples (benches/RESULTS.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Config {
-    /// Drain depth: token-count level + `depth - 2` leading-token levels (Drain uses 4).
+    /// 2: group by token count only. 3 or more: Drain's prefix tree, routing by the first
+    /// `depth - 2` tokens when they are plain words (anything else goes to `<*>`).
     pub depth: usize,
-    /// Minimum similarity (matched positions / positions) to join a cluster.
+    /// Minimum similarity (see the module docs) to join a cluster.
     pub sim_threshold: f64,
-    /// Weight of an unmasked message word falling under a template `<*>`.
+    /// Weight of a plain word falling under a template `<*>`.
     pub wildcard_word_weight: f64,
+    /// Weight of a compound token (identifier, path, dotted name) against a plain word's 1.
+    #[serde(default = "default_compound_weight")]
+    pub compound_weight: f64,
     /// Children per tree node before further tokens are routed to the `<*>` child.
     pub max_children: usize,
     /// Upper bound on live clusters (least recently used evicted first).
     pub max_clusters: usize,
     /// Longer lines are cut (bytes) before masking.
     pub max_line_len: usize,
-    /// Keep distinct keywords (`Started` vs `Paused`) in distinct clusters.
+    /// Keep distinct capitalised words (`Started` vs `Paused`) and word forms
+    /// (`failure`/`failures`) in distinct clusters.
     pub split_keywords: bool,
-    /// Most constant words of a template that one message may turn into parameters.
+    /// Most plain words of a template of two or more lines that one message may turn into
+    /// parameters.
     pub max_word_changes: usize,
     /// A parameter position that has held at most this many distinct plain words is an
     /// enumerated field and is kept in the reported template (0 disables).
     pub max_enum_values: usize,
+    /// Pseudo-count of disagreement added to the similarity's total weight when anything
+    /// disagrees (additive smoothing): a line with few constant words needs more agreement.
+    #[serde(default = "default_disagreement_prior")]
+    pub disagreement_prior: f64,
+    /// A plain word of the template that the message changes weighs 1 + this * ln(lines in
+    /// the cluster): the evidence that it is a constant grows with its repetitions.
+    #[serde(default = "default_support_weight")]
+    pub support_weight: f64,
+    /// A plain word that a cluster's lines have repeated at one of its first this many
+    /// positions is part of its identity (see the module docs; 0 disables).
+    #[serde(default = "default_lead_positions")]
+    pub lead_positions: usize,
+    /// Mask quoted strings with a space or a digit as one variable.
+    #[serde(default)]
+    pub mask_quoted: bool,
+    /// Mask the values of `key=value` pairs.
+    #[serde(default = "default_true")]
+    pub mask_key_values: bool,
+}
+
+fn default_compound_weight() -> f64 {
+    0.5
+}
+
+fn default_disagreement_prior() -> f64 {
+    0.5
+}
+
+fn default_support_weight() -> f64 {
+    1.0
+}
+
+fn default_lead_positions() -> usize {
+    3
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            depth: 4,
+            depth: 2,
             sim_threshold: 0.5,
             wildcard_word_weight: 0.5,
+            compound_weight: default_compound_weight(),
             max_children: 100,
             max_clusters: 10_000,
             max_line_len: crate::mask::DEFAULT_MAX_LEN,
             split_keywords: true,
             max_word_changes: 1,
             max_enum_values: 4,
+            disagreement_prior: default_disagreement_prior(),
+            support_weight: default_support_weight(),
+            lead_positions: default_lead_positions(),
+            mask_quoted: false,
+            mask_key_values: true,
+        }
+    }
+}
+
+impl Config {
+    /// The masker's options.
+    pub fn mask_options(&self) -> MaskOptions {
+        MaskOptions {
+            quoted: self.mask_quoted,
+            key_values: self.mask_key_values,
         }
     }
 }
@@ -231,38 +310,111 @@ struct ChangeLog {
 }
 
 const NIL: u32 = u32::MAX;
-/// Template position flags: a `<*>`; a constant keyword.
+/// Token flags. A template position: `<*>`.
 const WILD: u8 = 1;
+/// A plain word with a capital letter (see [`word_flags`]).
 const KEYWORD: u8 = 2;
-/// A letter-prefixed number (see [`id_shape`]); also a keyword.
-const ID: u8 = 4;
+/// A plain word: letters only, with optional brackets or quotes before and punctuation after.
+const WORD: u8 = 4;
+/// No letter outside `<*>` (punctuation, `<*>)`, `-`).
+const NOLETTER: u8 = 8;
 /// In a message's lazily filled flags ([`WordFlags`]): the flags of this token are known.
-const KNOWN: u8 = 8;
+const KNOWN: u8 = 16;
+/// In [`WordFlags`]: the hash of this token is known.
+const HASHED: u8 = 32;
 /// A template position that holds a `<*>` (alone or inside, `node-<*>`): a parameter.
-const PARAM: u8 = 32;
+const PARAM: u8 = 64;
 
-/// Flags ([`KEYWORD`], [`ID`]) of a plain word.
-fn word_flags(t: &str) -> u8 {
-    let mut f = 0;
-    if is_keyword(t) {
-        f |= KEYWORD;
+/// Letters only (any script), then optional closing punctuation.
+fn plain_word(t: &[u8]) -> bool {
+    let mut end = t.len();
+    while end > 0
+        && matches!(
+            t[end - 1],
+            b':' | b',' | b'.' | b';' | b'!' | b'?' | b')' | b']'
+        )
+    {
+        end -= 1;
     }
-    if id_shape(t.as_bytes()).is_some() {
-        f |= ID;
+    if end == 0 {
+        return false;
     }
-    f
+    let core = &t[..end];
+    if core.is_ascii() {
+        return core.iter().all(u8::is_ascii_alphabetic);
+    }
+    std::str::from_utf8(core).is_ok_and(|s| s.chars().all(char::is_alphabetic))
 }
 
-/// The [`word_flags`] of a message's tokens, computed on first use: one message is compared
-/// with many clusters, and most comparisons never look at these.
+/// Whether a token has a letter outside its `<*>` placeholders.
+fn has_letter(t: &[u8]) -> bool {
+    let mut i = 0;
+    while i < t.len() {
+        if t[i..].starts_with(WILDCARD.as_bytes()) {
+            i += WILDCARD.len();
+            continue;
+        }
+        if t[i].is_ascii_alphabetic() || t[i] >= 0x80 {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// [`WORD`], [`KEYWORD`] or [`NOLETTER`] of a token; none of them: a compound token.
+fn word_flags(t: &str) -> u8 {
+    let b = t.as_bytes();
+    let lead = b.iter().take_while(|&&c| is_opening(c)).count();
+    if plain_word(&b[lead..]) {
+        if t.chars().any(char::is_uppercase) {
+            WORD | KEYWORD
+        } else {
+            WORD
+        }
+    } else if !has_letter(b) {
+        NOLETTER
+    } else {
+        0
+    }
+}
+
+/// Two plain words where one extends the other (`failure`/`failures`): a different word form.
+fn is_word_variant(a: &str, b: &str) -> bool {
+    let a = a.trim_end_matches([':', ',', '.', ';']);
+    let b = b.trim_end_matches([':', ',', '.', ';']);
+    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    short.len() >= 3 && long.starts_with(short)
+}
+
+/// A 32-bit hash of one token.
+fn word_hash(b: &[u8]) -> u32 {
+    let mut h = FxHasher::default();
+    h.write(b);
+    (h.finish() >> 32) as u32
+}
+
+/// A hash of a token sequence (a template's, or a masked message's).
+fn text_key<'a>(tokens: impl Iterator<Item = &'a [u8]>) -> u64 {
+    let mut h = FxHasher::default();
+    for t in tokens {
+        h.write(t);
+        h.write_u8(0xff);
+    }
+    h.finish()
+}
+
+/// The inverted index key of a word at a position.
+fn post_key(pos: usize, hash: u32) -> u64 {
+    ((pos as u64) << 32) | u64::from(hash)
+}
+
+/// The [`word_flags`] and hashes of a message's tokens, computed on first use: one message
+/// is compared with many clusters, and most comparisons never look at these.
 struct WordFlags {
     cache: [u8; 64],
-    /// [`word_hash`] of the token, valid when [`HASHED`] is set in `cache`.
     hash: [u32; 64],
 }
-
-/// In [`WordFlags`]: the hash of this token is known.
-const HASHED: u8 = 16;
 
 impl WordFlags {
     fn new() -> WordFlags {
@@ -270,26 +422,6 @@ impl WordFlags {
             cache: [0; 64],
             hash: [0; 64],
         }
-    }
-
-    /// Whether the keyword rule forbids `m` to join a cluster with this guard: the message
-    /// holds another keyword (plain, not masked) at the guard's position.
-    #[inline]
-    fn conflicts(&mut self, m: &Masked, g: Guard) -> bool {
-        let p = g.pos as usize;
-        if g.pos == u8::MAX || p >= m.len() || m.is_masked(p) || self.get(m, p) & KEYWORD == 0 {
-            return false;
-        }
-        let h = match self.cache.get_mut(p) {
-            Some(c) if *c & HASHED != 0 => self.hash[p],
-            Some(c) => {
-                *c |= HASHED;
-                self.hash[p] = word_hash(m.text_bytes(p));
-                self.hash[p]
-            }
-            None => word_hash(m.text_bytes(p)),
-        };
-        h != g.hash
     }
 
     #[inline]
@@ -303,23 +435,36 @@ impl WordFlags {
             None => word_flags(m.text(i)),
         }
     }
+
+    #[inline]
+    fn hash(&mut self, m: &Masked, i: usize) -> u32 {
+        match self.cache.get_mut(i) {
+            Some(c) if *c & HASHED != 0 => self.hash[i],
+            Some(c) => {
+                *c |= HASHED;
+                self.hash[i] = word_hash(m.text_bytes(i));
+                self.hash[i]
+            }
+            None => word_hash(m.text_bytes(i)),
+        }
+    }
 }
 
 /// A live cluster with what the search needs precomputed.
 #[derive(Debug, Clone)]
 struct Entry {
     c: Cluster,
-    /// Per template position: [`WILD`], or [`word_flags`] of a constant; and [`PARAM`].
+    /// Per template position: [`WILD`], or the [`word_flags`] of a constant; and [`PARAM`].
     flags: Vec<u8>,
     /// Number of `<*>` template tokens.
     wild: usize,
     /// `c.template()`, kept.
     template: String,
+    /// [`text_key`] of the template tokens.
+    text_key: u64,
     /// LRU neighbours (slots), oldest at the head.
     prev: u32,
     next: u32,
-    /// Key in the leaf index (large leaves only).
-    key: Option<IndexKey>,
 }
 
 impl Entry {
@@ -329,9 +474,9 @@ impl Entry {
             flags: Vec::new(),
             wild: 0,
             template: String::new(),
+            text_key: 0,
             prev: NIL,
             next: NIL,
-            key: None,
         };
         e.refresh();
         e
@@ -339,8 +484,9 @@ impl Entry {
 
     /// Recompute what depends on the template tokens.
     fn refresh(&mut self) {
-        let toks = &self.c.tokens;
-        self.flags = toks
+        self.flags = self
+            .c
+            .tokens
             .iter()
             .map(|t| {
                 if t == WILDCARD {
@@ -354,80 +500,20 @@ impl Entry {
             .collect();
         self.wild = self.flags.iter().filter(|&&f| f & WILD != 0).count();
         self.template = self.c.template();
+        self.text_key = text_key(self.c.tokens.iter().map(String::as_bytes));
     }
 
-    fn index_key(&self) -> IndexKey {
-        let wild: Vec<u32> = (0..self.flags.len())
-            .filter(|&i| self.flags[i] & WILD != 0)
-            .map(|i| i as u32)
-            .collect();
-        let consts = consts_hash(self.c.tokens.len(), &wild, |i| &self.c.tokens[i]);
-        let guard = Guard::of(&self.c.tokens, &self.flags);
-        IndexKey {
-            wild,
-            consts,
-            guard,
-        }
+    /// Whether template position `i` is in the inverted index: a constant with a letter.
+    fn posted(&self, i: usize) -> bool {
+        self.flags[i] & (WILD | NOLETTER) == 0
     }
-}
 
-/// Where a cluster sits in a large leaf's index: its wildcard positions and a hash of its
-/// constant tokens, and its [`Guard`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct IndexKey {
-    wild: Vec<u32>,
-    consts: u64,
-    guard: Guard,
-}
-
-/// The first keyword of a template that the keyword rule applies to (not a letter-prefixed
-/// number), kept beside the cluster's slot in a large leaf: a message holding a different
-/// keyword there cannot join (see [`Miner::similarity`]), which is decided without reading
-/// the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Guard {
-    /// Position, or `u8::MAX` for none.
-    pos: u8,
-    hash: u32,
-}
-
-impl Guard {
-    const NONE: Guard = Guard {
-        pos: u8::MAX,
-        hash: 0,
-    };
-
-    fn of(tokens: &[String], flags: &[u8]) -> Guard {
-        flags
-            .iter()
-            .take(u8::MAX as usize)
-            .position(|&f| f & (KEYWORD | ID) == KEYWORD)
-            .map_or(Guard::NONE, |i| Guard {
-                pos: i as u8,
-                hash: word_hash(tokens[i].as_bytes()),
-            })
+    /// The inverted index keys of the template.
+    fn post_keys(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.flags.len())
+            .filter(|&i| self.posted(i))
+            .map(|i| post_key(i, word_hash(self.c.tokens[i].as_bytes())))
     }
-}
-
-/// A 32-bit hash of one token.
-fn word_hash(b: &[u8]) -> u32 {
-    let mut h = FxHasher::default();
-    h.write(b);
-    (h.finish() >> 32) as u32
-}
-
-/// Hash of the tokens at the positions not in `wild` (sorted).
-fn consts_hash<'a>(n: usize, wild: &[u32], tok: impl Fn(usize) -> &'a str) -> u64 {
-    let mut h = FxHasher::default();
-    let mut w = wild.iter().peekable();
-    for i in 0..n {
-        if w.peek().is_some_and(|&&x| x as usize == i) {
-            w.next();
-            continue;
-        }
-        tok(i).hash(&mut h);
-    }
-    h.finish()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -436,57 +522,51 @@ struct Node {
     leaf: Leaf,
 }
 
+/// The clusters of one group (token count and, with `depth` >= 3, leading words).
 #[derive(Debug, Clone, Default)]
 struct Leaf {
-    /// (id, slot), ascending ids; used while the leaf is small.
-    small: Vec<(u64, u32)>,
-    big: Option<Box<BigLeaf>>,
-}
-
-#[derive(Debug, Clone, Default)]
-struct BigLeaf {
-    /// id -> (slot, guard)
-    members: BTreeMap<u64, (u32, Guard)>,
-    /// wildcard positions -> constants hash -> slots
-    groups: BTreeMap<Vec<u32>, FxMap<u64, Vec<u32>>>,
+    /// (id, slot), ascending ids.
+    members: Vec<(u64, u32)>,
+    /// (position, word hash) of a template constant -> slots.
+    postings: FxMap<u64, Vec<u32>>,
+    /// Slots whose template has no constant with a letter (never in `postings`).
+    bare: Vec<u32>,
 }
 
 impl Leaf {
-    fn len(&self) -> usize {
-        match &self.big {
-            Some(b) => b.members.len(),
-            None => self.small.len(),
+    fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    fn insert(&mut self, e: &Entry, slot: u32) {
+        let pos = self.members.partition_point(|&(x, _)| x < e.c.id);
+        self.members.insert(pos, (e.c.id, slot));
+        let mut any = false;
+        for k in e.post_keys() {
+            self.postings.entry(k).or_default().push(slot);
+            any = true;
+        }
+        if !any {
+            self.bare.push(slot);
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl BigLeaf {
-    /// File (or re-file) member `id` in `slot` under `key`.
-    fn index(&mut self, id: u64, slot: u32, key: &IndexKey) {
-        self.members.insert(id, (slot, key.guard));
-        let group = match self.groups.get_mut(&key.wild) {
-            Some(g) => g,
-            None => self.groups.entry(key.wild.clone()).or_default(),
-        };
-        group.entry(key.consts).or_default().push(slot);
+    fn remove(&mut self, e: &Entry, slot: u32) {
+        if let Ok(p) = self.members.binary_search_by_key(&e.c.id, |&(x, _)| x) {
+            self.members.remove(p);
+        }
+        for k in e.post_keys() {
+            self.unpost(k, slot);
+        }
+        self.bare.retain(|&s| s != slot);
     }
 
-    fn unindex(&mut self, slot: u32, key: &IndexKey) {
-        let Some(g) = self.groups.get_mut(&key.wild) else {
-            return;
-        };
-        if let Some(v) = g.get_mut(&key.consts) {
+    fn unpost(&mut self, key: u64, slot: u32) {
+        if let Some(v) = self.postings.get_mut(&key) {
             v.retain(|&s| s != slot);
             if v.is_empty() {
-                g.remove(&key.consts);
+                self.postings.remove(&key);
             }
-        }
-        if g.is_empty() {
-            self.groups.remove(&key.wild);
         }
     }
 }
@@ -499,12 +579,18 @@ pub struct Miner {
     free: Vec<u32>,
     by_id: FxMap<u64, u32>,
     root: FxMap<usize, Node>,
+    /// [`text_key`] of a template -> slots with that key: a message whose masked text is a
+    /// template is found without a search (used when there is no prefix tree).
+    by_text: FxMap<u64, Vec<u32>>,
     lru_head: u32,
     lru_tail: u32,
     next_id: u64,
     clock: u64,
     log: ChangeLog,
     scratch: Masked,
+    /// Compare every message with every cluster of its group (tests: the oracle of the
+    /// indexes).
+    exhaustive: bool,
 }
 
 impl Default for Miner {
@@ -526,112 +612,35 @@ impl PartialEq for Miner {
     }
 }
 
-/// A "keyword" is a constant token whose change changes the event: anything with a letter
-/// that is not a plain lower-case word (`Started`, `RUNNING`, `alt0`, `z+`, `dcbf....<*>`).
-/// Plain lower-case words (user names, hosts) may become parameters.
-fn is_keyword(t: &str) -> bool {
-    let b = t.as_bytes();
-    let mut end = b.len();
-    while end > 0 && matches!(b[end - 1], b':' | b',' | b'.' | b';' | b'!' | b'?') {
-        end -= 1;
-    }
-    // the same test in one pass over bytes on ASCII
-    let (mut any, mut all) = (0u8, C_LOWER);
-    for &c in &b[..end] {
-        let k = BYTE_CLASS[c as usize];
-        any |= k;
-        all &= k;
-    }
-    if any & C_NON_ASCII == 0 {
-        return any & C_ALPHA != 0 && all & C_LOWER == 0;
-    }
-    // only ASCII bytes were cut, so `end` is a character boundary
-    let core = t.get(..end).unwrap_or(t);
-    core.chars().any(|c| c.is_alphabetic())
-        && !core.chars().all(|c| c.is_lowercase() && c.is_alphabetic())
-}
-
-const C_ALPHA: u8 = 1;
-const C_LOWER: u8 = 2;
-const C_NON_ASCII: u8 = 4;
-
-/// [`is_keyword`]'s byte classes.
-static BYTE_CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = if c >= 0x80 {
-            C_NON_ASCII
-        } else if c.is_ascii_lowercase() {
-            C_ALPHA | C_LOWER
-        } else if c.is_ascii_alphabetic() {
-            C_ALPHA
-        } else {
-            0
-        };
-        b += 1;
-    }
-    t
-};
-
-/// A letter-prefixed number (`u5`, `n7`, `(alt0),`): optional opening brackets/quotes,
-/// ASCII letters, ASCII digits, optional closing punctuation. Returns (brackets + letters,
-/// closing punctuation). The masker masks such a token from two digits on (`u13`) but keeps
-/// one digit (`ssh2`, `alt0` are often names), so the miner treats the single-digit form as
-/// a possible variable: it is routed under `<*>` and a different number after the same
-/// letters is a parameter change, not a keyword change. Same family: equal results.
-fn id_shape(t: &[u8]) -> Option<(&[u8], &[u8])> {
-    // most words fail here: no digit or closing punctuation at the end
-    let last = *t.last()?;
-    if !(last.is_ascii_digit() || is_closing(last)) {
-        return None;
-    }
-    let lead = t.iter().take_while(|&&c| is_opening(c)).count();
-    let letters = t[lead..]
-        .iter()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .count();
-    let digits = t[lead + letters..]
-        .iter()
-        .take_while(|c| c.is_ascii_digit())
-        .count();
-    let rest = &t[lead + letters + digits..];
-    (letters > 0 && digits > 0 && rest.iter().all(|&c| is_closing(c)))
-        .then(|| (&t[..lead + letters], rest))
-}
-
-/// Both tokens are letter-prefixed numbers with the same letters (see [`id_shape`]).
-fn same_id_family(a: &[u8], b: &[u8]) -> bool {
-    matches!((id_shape(a), id_shape(b)), (Some(x), Some(y)) if x == y)
-}
-
-/// The tree key of message token `i`: `<*>` for a variable or a letter-prefixed number.
+/// The tree key of message token `i` (with `depth` >= 3): the token if it is a plain
+/// word, else `<*>`.
 fn route_key(m: &Masked, i: usize) -> &str {
-    if m.is_masked(i) || id_shape(m.text_bytes(i)).is_some() {
-        WILDCARD
+    let t = m.text(i);
+    if !m.is_masked(i) && plain_word(t.as_bytes()) {
+        t
     } else {
-        m.text(i)
+        WILDCARD
     }
 }
 
-/// Two plain words where one extends the other (`failure`/`failures`): a different word form.
-fn is_word_variant(a: &str, b: &str) -> bool {
-    let a = a.trim_end_matches([':', ',', '.', ';']);
-    let b = b.trim_end_matches([':', ',', '.', ';']);
-    let (short, long) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    short.len() >= 3 && long.starts_with(short)
+/// The tree key of a stored template token.
+fn template_route_key(t: &str) -> &str {
+    if t != WILDCARD && plain_word(t.as_bytes()) {
+        t
+    } else {
+        WILDCARD
+    }
 }
 
 /// Record one more value at an enumerated position. Returns (still enumerable, new word).
 fn record_enum(
     vals: &mut Vec<(String, u64)>,
     word: &str,
-    masked: bool,
+    enumerable: bool,
     weight: u64,
     max: usize,
 ) -> (bool, bool) {
-    if masked {
+    if !enumerable {
         return (false, false);
     }
     match vals.iter_mut().find(|(v, _)| v == word) {
@@ -678,13 +687,23 @@ impl Miner {
             free: Vec::new(),
             by_id: FxMap::default(),
             root: FxMap::default(),
+            by_text: FxMap::default(),
             lru_head: NIL,
             lru_tail: NIL,
             next_id: 1,
             clock: 0,
             log: ChangeLog::default(),
             scratch: Masked::default(),
+            exhaustive: false,
         }
+    }
+
+    /// This miner with its search indexes bypassed: every message is compared with every
+    /// cluster of its group. Same results, slower; the oracle the indexes are tested against.
+    #[doc(hidden)]
+    pub fn exhaustive(mut self) -> Miner {
+        self.exhaustive = true;
+        self
     }
 
     /// Rebuild a miner from stored clusters (e.g. one database row each): ids, sizes, LRU
@@ -709,18 +728,18 @@ impl Miner {
         let mut order: Vec<(u64, u64, u32)> = Vec::with_capacity(clusters.len());
         for mut c in clusters {
             let levels = m.levels().min(c.tokens.len());
-            fn key(t: &String) -> &str {
-                if id_shape(t.as_bytes()).is_some() {
-                    WILDCARD
-                } else {
-                    t
-                }
-            }
-            if c.path.len() != levels {
-                c.path = m.tree_path(c.tokens[..levels].iter().map(key), c.tokens.len());
-            } else if c.path.iter().any(|k| id_shape(k.as_bytes()).is_some()) {
-                // filed before letter-prefixed numbers were routed under `<*>`
-                c.path = c.path.iter().map(|k| key(k).to_string()).collect();
+            // A stored path is kept when each key is the token's key or `<*>` (a full
+            // node); a path of another depth, or from an older routing rule, is rebuilt.
+            let valid = c.path.len() == levels
+                && c.path
+                    .iter()
+                    .zip(&c.tokens)
+                    .all(|(k, t)| k == WILDCARD || k == template_route_key(t));
+            if !valid {
+                c.path = m.tree_path(
+                    c.tokens[..levels].iter().map(|t| template_route_key(t)),
+                    c.tokens.len(),
+                );
             }
             let (id, last_used) = (c.id, c.last_used);
             let slot = m.alloc(Entry::new(c));
@@ -798,7 +817,11 @@ impl Miner {
     /// Add a message: join the best cluster (updating its template) or open a new one.
     pub fn add(&mut self, message: &str) -> Match {
         let mut m = std::mem::take(&mut self.scratch);
-        m.mask(message, self.config.max_line_len);
+        m.mask(
+            message,
+            self.config.max_line_len,
+            self.config.mask_options(),
+        );
         let r = self.add_masked(&m, 1);
         self.scratch = m;
         r
@@ -809,7 +832,11 @@ impl Miner {
     /// callers that need the id alone (a log monitor counting lines per template).
     pub fn add_id(&mut self, message: &str) -> u64 {
         let mut m = std::mem::take(&mut self.scratch);
-        m.mask(message, self.config.max_line_len);
+        m.mask(
+            message,
+            self.config.max_line_len,
+            self.config.mask_options(),
+        );
         let (_, id, _) = self.insert(&m, 1);
         self.scratch = m;
         id
@@ -817,7 +844,8 @@ impl Miner {
 
     /// Find the cluster a message would join, without changing anything.
     pub fn match_only(&self, message: &str) -> Option<Match> {
-        with_masked(message, self.config.max_line_len, |m| {
+        let opts = self.config.mask_options();
+        with_masked(message, self.config.max_line_len, opts, |m| {
             let (slot, _) = self.search(m)?;
             let e = self.entry(slot)?;
             // Only a full match (every constant equal) counts when the template is not updated.
@@ -835,8 +863,9 @@ impl Miner {
         })
     }
 
+    /// Prefix-tree levels below the token count (`depth - 2`).
     fn levels(&self) -> usize {
-        self.config.depth.saturating_sub(2).max(1)
+        self.config.depth.saturating_sub(2)
     }
 
     fn entry(&self, slot: u32) -> Option<&Entry> {
@@ -916,7 +945,7 @@ impl Miner {
         let e = self.slots.get_mut(slot as usize)?.as_mut()?;
         let c = &mut e.c;
         let size_before = c.size;
-        let mut tpl_changed = false;
+        let mut turned: Vec<(usize, u32)> = Vec::new();
         let mut enum_changed = false;
         let skip_all = exact && c.enums.is_empty();
         for (i, t) in c.tokens.iter_mut().enumerate() {
@@ -925,37 +954,54 @@ impl Miner {
                 continue;
             }
             let word = m.text(i);
-            let masked = m.is_masked(i);
+            let enumerable = !m.is_masked(i);
             if wild {
                 if c.enums.is_empty() {
                     continue;
                 }
                 if let Some(vals) = c.enums.get_mut(&i) {
-                    let (keep, grew) = record_enum(vals, word, masked, weight, max_enum);
+                    let (keep, grew) = record_enum(vals, word, enumerable, weight, max_enum);
                     enum_changed |= grew || !keep;
                     if !keep {
                         c.enums.remove(&i);
                     }
                 }
             } else if t.as_bytes() != m.text_bytes(i) {
-                if max_enum >= 2 && !masked && !same_id_family(t.as_bytes(), m.text_bytes(i)) {
+                if max_enum >= 2 && enumerable {
                     let vals = vec![(std::mem::take(t), size_before), (word.to_string(), weight)];
                     c.enums.insert(i, vals);
                     enum_changed = true;
                 }
+                if e.flags[i] & (WILD | NOLETTER) == 0 {
+                    turned.push((i, word_hash(t.as_bytes())));
+                }
                 *t = WILDCARD.to_string();
-                tpl_changed = true;
             }
         }
+        let tpl_changed = !turned.is_empty()
+            || c.tokens
+                .iter()
+                .zip(&e.flags)
+                .any(|(t, f)| f & WILD == 0 && t == WILDCARD);
         c.size += weight;
         c.last_used = clock;
         let id = c.id;
         if tpl_changed {
-            let old_key = e.key.take();
+            let (n, path) = (c.tokens.len(), c.path.clone());
+            let old_key = e.text_key;
             e.refresh();
-            if let Some(old) = old_key {
-                self.reindex(slot, &old);
+            let new_key = e.text_key;
+            let bare = (0..e.flags.len()).all(|i| !e.posted(i));
+            if let Some(leaf) = self.leaf_mut(n, &path) {
+                for (i, h) in turned {
+                    leaf.unpost(post_key(i, h), slot);
+                }
+                if bare && !leaf.bare.contains(&slot) {
+                    leaf.bare.push(slot);
+                }
             }
+            self.unlist_text(old_key, slot);
+            self.by_text.entry(new_key).or_default().push(slot);
         }
         if tpl_changed || enum_changed {
             self.log.changed.insert(id);
@@ -966,70 +1012,110 @@ impl Miner {
         Some(id)
     }
 
-    /// Drain's similarity (He et al. 2017, "simSeq"), with the masked-token and keyword rules.
-    /// Returns None when the keyword rule forbids the merge.
-    /// Returns (similarity, template wildcards, every constant equal).
+    /// The similarity of `m` to the template of `e` (see the module docs), or None when it
+    /// is below the threshold or a rule forbids the merge. Returns (similarity, template
+    /// wildcards, every constant equal).
     fn similarity(&self, e: &Entry, m: &Masked, wf: &mut WordFlags) -> Option<(f64, usize, bool)> {
         let tpl = &e.c.tokens;
         if tpl.len() != m.len() {
             return None;
         }
-        if tpl.is_empty() {
-            return Some((1.0, 0, true));
-        }
         let cfg = &self.config;
-        let n = tpl.len() as f64;
-        let mut sim = 0.0;
-        let mut lost = 0.0;
+        let cw = cfg.compound_weight;
+        let (mut num, mut den) = (0.0f64, 0.0f64);
         let mut word_diffs = 0;
         let mut const_diffs = 0;
+        let n = tpl.len();
         for (i, t) in tpl.iter().enumerate() {
-            // give up as soon as the threshold is out of reach
-            if (n - lost) / n + 1e-9 < cfg.sim_threshold {
+            // give up as soon as the threshold is out of reach (each remaining position
+            // can add at most 1 to both sides)
+            let rem = (n - i) as f64;
+            if den > num && (num + rem) / (den + rem) + 1e-9 < cfg.sim_threshold {
                 return None;
             }
-            let word = m.text_bytes(i);
-            if e.flags[i] & WILD != 0 {
-                let w = if m.is_masked(i) || e.c.is_enum_value(i, m.text(i)) {
-                    1.0
-                } else {
-                    cfg.wildcard_word_weight
-                };
-                sim += w;
-                lost += 1.0 - w;
-            } else if t.as_bytes() == word {
-                sim += 1.0;
-            } else if m.is_masked(i)
-                || (e.flags[i] & ID != 0
-                    && wf.get(m, i) & ID != 0
-                    && same_id_family(t.as_bytes(), word))
-            {
-                lost += 1.0;
-                const_diffs += 1;
-            } else {
-                lost += 1.0;
-                word_diffs += 1;
-                const_diffs += 1;
-                let word = m.text(i);
-                if cfg.split_keywords
-                    && ((e.flags[i] & KEYWORD != 0 && wf.get(m, i) & KEYWORD != 0)
-                        || is_word_variant(t, word))
-                {
-                    return None;
+            let tf = e.flags[i];
+            if tf & WILD != 0 {
+                if m.is_masked(i) || e.c.is_enum_value(i, m.text(i)) {
+                    continue;
                 }
-                if word_diffs > cfg.max_word_changes {
-                    return None;
+                let mf = wf.get(m, i);
+                if mf & NOLETTER != 0 {
+                    continue;
+                }
+                let w = if mf & WORD != 0 { 1.0 } else { cw };
+                num += w * cfg.wildcard_word_weight;
+                den += w;
+                continue;
+            }
+            let word = m.text_bytes(i);
+            if t.as_bytes() == word {
+                if tf & NOLETTER == 0 {
+                    let w = if tf & WORD != 0 { 1.0 } else { cw };
+                    num += w;
+                    den += w;
+                }
+                continue;
+            }
+            const_diffs += 1;
+            if tf & NOLETTER != 0 {
+                continue;
+            }
+            if m.is_masked(i) {
+                // a constant of the template holds a variable here
+                den += if tf & WORD != 0 { 1.0 } else { cw };
+                continue;
+            }
+            let mf = wf.get(m, i);
+            if tf & WORD == 0 || mf & WORD == 0 {
+                // a compound token on either side: presumed a variable
+                den += cw;
+                continue;
+            }
+            // two different plain words: the more lines repeated the template's word, the
+            // stronger the evidence that it is a constant
+            den += 1.0 + cfg.support_weight * (e.c.size as f64).ln();
+            word_diffs += 1;
+            if e.c.size >= 2 && (word_diffs > cfg.max_word_changes || i < cfg.lead_positions) {
+                return None;
+            }
+            if cfg.split_keywords
+                && ((tf & KEYWORD != 0 && mf & KEYWORD != 0) || is_word_variant(t, m.text(i)))
+            {
+                return None;
+            }
+        }
+        let sim = if den - num < 1e-12 {
+            1.0
+        } else {
+            num / (den + cfg.disagreement_prior)
+        };
+        (sim + 1e-9 >= cfg.sim_threshold).then_some((sim, e.wild, const_diffs == 0))
+    }
+
+    /// The best cluster for `m`: highest similarity, then one whose constants `m` all
+    /// repeats, then fewest wildcards, then lowest id. Returns its slot and whether `m`
+    /// repeats all its constants.
+    fn search(&self, m: &Masked) -> Option<(u32, bool)> {
+        if self.levels() == 0 && !self.exhaustive {
+            // A template equal to the masked message is the best cluster: similarity 1,
+            // every constant repeated, and any other such template has more wildcards.
+            let key = text_key((0..m.len()).map(|i| m.text_bytes(i)));
+            if let Some(slots) = self.by_text.get(&key) {
+                let hit = slots
+                    .iter()
+                    .filter_map(|&s| self.entry(s).map(|e| (e.c.id, s, e)))
+                    .filter(|(_, _, e)| {
+                        e.c.tokens.len() == m.len()
+                            && (0..m.len()).all(|i| e.c.tokens[i].as_bytes() == m.text_bytes(i))
+                    })
+                    .min_by_key(|(id, _, _)| *id);
+                if let Some((_, slot, _)) = hit {
+                    return Some((slot, true));
                 }
             }
         }
-        Some((sim / n, e.wild, const_diffs == 0))
-    }
-
-    /// The best cluster for `m`: highest similarity, then fewest wildcards, then lowest id.
-    /// Returns its slot and whether `m` repeats all its constants.
-    fn search(&self, m: &Masked) -> Option<(u32, bool)> {
         let leaf = &find_leaf(&self.root, self.levels(), m)?.leaf;
-        let mut best: Option<(f64, usize, u64, u32, bool)> = None;
+        let mut best: Option<(f64, bool, usize, u64, u32)> = None;
         let mut wf = WordFlags::new();
         let mut consider = |slot: u32, wf: &mut WordFlags| {
             let Some(e) = self.entry(slot) else {
@@ -1038,43 +1124,47 @@ impl Miner {
             let Some((sim, wild, exact)) = self.similarity(e, m, wf) else {
                 return;
             };
-            if sim + 1e-9 < self.config.sim_threshold {
-                return;
-            }
             let id = e.c.id;
             let better = match best {
                 None => true,
-                Some((bs, bw, bid, _, _)) => {
+                Some((bs, bx, bw, bid, _)) => {
                     sim > bs + 1e-9
-                        || ((sim - bs).abs() <= 1e-9 && (wild < bw || (wild == bw && id < bid)))
+                        || ((sim - bs).abs() <= 1e-9
+                            && ((exact && !bx)
+                                || (exact == bx && (wild < bw || (wild == bw && id < bid)))))
                 }
             };
             if better {
-                best = Some((sim, wild, id, slot, exact));
+                best = Some((sim, exact, wild, id, slot));
             }
         };
-        match &leaf.big {
-            None => leaf
-                .small
-                .iter()
-                .for_each(|&(_, slot)| consider(slot, &mut wf)),
-            Some(big) => {
-                // clusters whose constants the message repeats exactly
-                for (wild, by_consts) in big.groups.iter().take(MAX_GROUPS_PROBED) {
-                    let h = consts_hash(m.len(), wild, |i| m.text(i));
-                    if let Some(slots) = by_consts.get(&h) {
-                        slots.iter().for_each(|&s| consider(s, &mut wf));
-                    }
+        // A cluster that shares no constant with `m` has each of its constants with a letter
+        // disagree, so it scores below the weight of a word under a wildcard; one without
+        // such constants is in `bare`. Only a weight above the threshold needs a full scan.
+        if self.exhaustive
+            || leaf.members.len() <= LEAF_SCAN
+            || self.config.wildcard_word_weight > self.config.sim_threshold + 1e-9
+        {
+            for &(_, slot) in &leaf.members {
+                consider(slot, &mut wf);
+            }
+        } else {
+            let mut cands: Vec<u32> = leaf.bare.clone();
+            for i in 0..m.len() {
+                if m.is_masked(i) || wf.get(m, i) & NOLETTER != 0 {
+                    continue;
                 }
-                let split = self.config.split_keywords;
-                for &(slot, guard) in big.members.values().rev().take(LEAF_SCAN) {
-                    if !(split && wf.conflicts(m, guard)) {
-                        consider(slot, &mut wf);
-                    }
+                if let Some(v) = leaf.postings.get(&post_key(i, wf.hash(m, i))) {
+                    cands.extend_from_slice(v);
                 }
             }
+            cands.sort_unstable();
+            cands.dedup();
+            for slot in cands {
+                consider(slot, &mut wf);
+            }
         }
-        best.map(|b| (b.3, b.4))
+        best.map(|b| (b.4, b.1))
     }
 
     /// The tree path for a new cluster with leading keys `keys` and `n` tokens: a key that
@@ -1116,53 +1206,20 @@ impl Miner {
         let Some(e) = self.slots.get(slot as usize).and_then(Option::as_ref) else {
             return;
         };
-        let (id, n) = (e.c.id, e.c.tokens.len());
-        let mut node = self.root.entry(n).or_default();
+        let mut node = self.root.entry(e.c.tokens.len()).or_default();
         for k in &e.c.path {
             node = node.children.entry(k.as_str().into()).or_default();
         }
-        let leaf = &mut node.leaf;
-        match &mut leaf.big {
-            Some(big) => {
-                let key = e.index_key();
-                big.index(id, slot, &key);
-                if let Some(e) = self.slots.get_mut(slot as usize).and_then(Option::as_mut) {
-                    e.key = Some(key);
-                }
-            }
-            None => {
-                let pos = leaf.small.partition_point(|&(x, _)| x < id);
-                leaf.small.insert(pos, (id, slot));
-                if leaf.small.len() > LEAF_SCAN {
-                    // grow into an indexed leaf
-                    let mut big = BigLeaf::default();
-                    for &(cid, s) in &leaf.small {
-                        if let Some(e) = self.slots.get_mut(s as usize).and_then(Option::as_mut) {
-                            let key = e.index_key();
-                            big.index(cid, s, &key);
-                            e.key = Some(key);
-                        }
-                    }
-                    leaf.small = Vec::new();
-                    leaf.big = Some(Box::new(big));
-                }
-            }
-        }
+        node.leaf.insert(e, slot);
+        self.by_text.entry(e.text_key).or_default().push(slot);
     }
 
-    /// Move the cluster in `slot` to the index entry of its new template.
-    fn reindex(&mut self, slot: u32, old: &IndexKey) {
-        let Some(e) = self.entry(slot) else {
-            return;
-        };
-        let key = e.index_key();
-        let (id, n, path) = (e.c.id, e.c.tokens.len(), e.c.path.clone());
-        if let Some(big) = self.leaf_mut(n, &path).and_then(|l| l.big.as_mut()) {
-            big.unindex(slot, old);
-            big.index(id, slot, &key);
-        }
-        if let Some(e) = self.entry_mut(slot) {
-            e.key = Some(key);
+    fn unlist_text(&mut self, key: u64, slot: u32) {
+        if let Some(v) = self.by_text.get_mut(&key) {
+            v.retain(|&s| s != slot);
+            if v.is_empty() {
+                self.by_text.remove(&key);
+            }
         }
     }
 
@@ -1226,39 +1283,16 @@ impl Miner {
             self.log.evicted.push(id);
         }
         self.log.counts.remove(&id);
+        self.unlist_text(e.text_key, slot);
         // Walk only the cluster's own path; drop nodes left empty.
-        fn prune(
-            node: &mut Node,
-            path: &[String],
-            id: u64,
-            slot: u32,
-            key: Option<&IndexKey>,
-        ) -> bool {
+        fn prune(node: &mut Node, path: &[String], e: &Entry, slot: u32) -> bool {
             match path.split_first() {
-                None => {
-                    let leaf = &mut node.leaf;
-                    match &mut leaf.big {
-                        Some(big) => {
-                            big.members.remove(&id);
-                            if let Some(k) = key {
-                                big.unindex(slot, k);
-                            }
-                        }
-                        None => {
-                            if let Ok(p) = leaf.small.binary_search_by_key(&id, |&(x, _)| x) {
-                                leaf.small.remove(p);
-                            }
-                        }
-                    }
-                    if leaf.is_empty() {
-                        leaf.big = None;
-                    }
-                }
+                None => node.leaf.remove(e, slot),
                 Some((k, rest)) => {
                     if node
                         .children
                         .get_mut(k.as_str())
-                        .is_some_and(|ch| prune(ch, rest, id, slot, key))
+                        .is_some_and(|ch| prune(ch, rest, e, slot))
                     {
                         node.children.remove(k.as_str());
                     }
@@ -1268,7 +1302,7 @@ impl Miner {
         }
         let n = e.c.tokens.len();
         if let Some(root) = self.root.get_mut(&n) {
-            if prune(root, &e.c.path, id, slot, e.key.as_ref()) {
+            if prune(root, &e.c.path, &e, slot) {
                 self.root.remove(&n);
             }
         }
@@ -1294,7 +1328,8 @@ impl Miner {
     /// used to label a batch with final templates.
     pub fn template_for(&self, cluster_id: u64, message: &str) -> Option<String> {
         let c = self.cluster(cluster_id)?;
-        Some(with_masked(message, self.config.max_line_len, |m| {
+        let opts = self.config.mask_options();
+        Some(with_masked(message, self.config.max_line_len, opts, |m| {
             c.template_for(m)
         }))
     }

@@ -10,7 +10,7 @@ pub mod mask;
 pub use classify::{classify, Category, Classification, NaiveBayes, Rule, RuleSet, Severity};
 pub use drain::{Changes, Cluster, Config, Match, Miner};
 pub use header::{parse_header, Header, HeaderFormat};
-pub use mask::{template_of, tokenize, MaskKind, Masker, Token, WILDCARD};
+pub use mask::{template_of, tokenize, MaskKind, MaskOptions, Masker, Token, WILDCARD};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

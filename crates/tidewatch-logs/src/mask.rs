@@ -10,16 +10,22 @@
 //! 1. sanitise: control characters and Unicode white space become one ASCII space; the
 //!    line is cut at `max_len` bytes;
 //! 2. one left-to-right scan that tries, at each word start (and at `/`, `[`), hand-written
-//!    recognisers in this order: URL, e-mail, UUID, ISO date-time, month-name date-time,
-//!    MAC, clock time, host name under a common top-level domain, IPv6, IPv4[:port],
-//!    block id, job/application id, `0x` hex, duration/size, long hex, path. A match is ONE
-//!    variable even when it spans several whitespace tokens (`3.5 GB`,
-//!    `2024-01-01 12:00:00`), so multi-token variables do not change the token count;
-//! 3. quoted strings with a space or a digit (`"..."`, then `'...'`), then `key=value`
-//!    values (the key is kept);
+//!    recognisers of shapes that are variables in any log, in this order: URL, e-mail, UUID,
+//!    ISO date-time, month-name date-time, MAC, clock time, host name (`name.name:port`, a
+//!    dotted name under a common top-level domain or a country's second level such as
+//!    `cuhk.edu.hk`), IPv6, IPv4[:port], `0x` hex, duration/size, hex of six or more digits
+//!    with a decimal digit, path. A match is ONE variable even when it spans several
+//!    whitespace tokens (`3.5 GB`, `2024-01-01 12:00:00`), so multi-token variables do not
+//!    change the token count. No recogniser is written for one system's identifiers
+//!    (`blk_-42`, `job_1445_0020` are masked by the generic rules of step 4);
+//! 3. optional ([`MaskOptions`]): `key=value` values (the key is kept; on by default), and
+//!    quoted strings with a space or a digit as one variable (off by default: a quoted HTTP
+//!    request line holds its method, `"GET /x HTTP/1.1"`, which tells events apart);
 //! 4. whitespace split, then per token: digit runs and mixed letter+digit segments that
-//!    look like identifiers are masked inside the token (`node-12` -> `node-<*>`), and a
-//!    token left with nothing but placeholders and punctuation becomes a single `<*>`;
+//!    look like identifiers are masked inside the token (`node-12` -> `node-<*>`), a `-`
+//!    before a masked number after a separator is its sign (`blk_-42` -> `blk_<*>`), and a
+//!    token left with nothing but placeholders and punctuation (or a snake_case identifier
+//!    with numeric parts) becomes a single `<*>`;
 //! 5. runs of adjacent fully-masked tokens collapse into one `<*>` (variable-length lists).
 
 use std::cell::RefCell;
@@ -30,6 +36,24 @@ pub const WILDCARD: &str = "<*>";
 /// Default cut-off for very long lines (bytes); longer input is truncated at a char boundary.
 pub const DEFAULT_MAX_LEN: usize = 16 * 1024;
 
+/// The optional recognisers (step 3 of the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MaskOptions {
+    /// Mask a quoted string holding a space or a digit as one variable.
+    pub quoted: bool,
+    /// Mask the value of `key=value` (the key is kept).
+    pub key_values: bool,
+}
+
+impl Default for MaskOptions {
+    fn default() -> Self {
+        MaskOptions {
+            quoted: false,
+            key_values: true,
+        }
+    }
+}
+
 /// What a masked variable looked like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum MaskKind {
@@ -39,8 +63,6 @@ pub enum MaskKind {
     Timestamp,
     Ip,
     Path,
-    BlockId,
-    JobId,
     Hex,
     Duration,
     Quoted,
@@ -187,19 +209,19 @@ impl Masked {
     }
 
     /// Mask `message` into these buffers (see the module docs for the steps).
-    pub(crate) fn mask(&mut self, message: &str, max_len: usize) {
+    pub(crate) fn mask(&mut self, message: &str, max_len: usize, opts: MaskOptions) {
         self.clear();
         let found = sanitise(message, max_len, &mut self.line);
         let line = self.line.as_str();
         let s = line.as_bytes();
         let seen = scan(line, found, &mut self.vars, &mut self.digit_words);
-        if seen & SEEN_DQUOTE != 0 {
+        if opts.quoted && seen & SEEN_DQUOTE != 0 {
             quotes(s, b'"', &mut self.vars, &mut self.tmp);
         }
-        if seen & SEEN_SQUOTE != 0 {
+        if opts.quoted && seen & SEEN_SQUOTE != 0 {
             quotes(s, b'\'', &mut self.vars, &mut self.tmp);
         }
-        if seen & SEEN_EQ != 0 {
+        if opts.key_values && seen & SEEN_EQ != 0 {
             key_values(line, &mut self.vars, &mut self.tmp);
         }
         split_tokens(
@@ -605,16 +627,6 @@ fn at_word(
             return Some((e, Ip));
         }
     }
-    if underscore && b == b'b' {
-        if let Some(e) = block_id(line, s, p) {
-            return Some((e, BlockId));
-        }
-    }
-    if underscore && n_digit > 0 && b.is_ascii_lowercase() {
-        if let Some(e) = job_id(line, s, p) {
-            return Some((e, JobId));
-        }
-    }
     if b == b'0' && len >= 3 {
         if let Some(e) = hex0x(line, s, p) {
             return Some((e, Hex));
@@ -625,7 +637,7 @@ fn at_word(
             return Some((e, Duration));
         }
     }
-    if all_hex && len >= 8 && n_digit > 0 {
+    if all_hex && len >= 6 && n_digit > 0 {
         if let Some(e) = long_hex(line, s, p) {
             return Some((e, Hex));
         }
@@ -953,8 +965,43 @@ fn is_tld(w: &[u8]) -> bool {
     )
 }
 
-/// A dotted host name whose last label (a word) is a common top-level domain; the longest.
+/// A host name: any dotted name followed by `:port` (`proxy.cse.cuhk.edu.hk:5070`,
+/// `sinaimg.cn:80`); a dotted name ending in a country code under a generic second level
+/// (`cuhk.edu.hk`, `bbc.co.uk`); else the longest dotted name whose last label (a word) is a
+/// common top-level domain. Java-like names (`org.apache.Foo`) match none of these.
 fn host(line: &str, s: &[u8], p: usize) -> Option<usize> {
+    let label = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
+    // label starts after the first, and the end of the name
+    let mut starts = [0usize; 2];
+    let mut dots = 0;
+    let mut i = run(s, p, label);
+    while at(s, i) == b'.' && label(at(s, i + 1)) {
+        starts = [starts[1], i + 1];
+        dots += 1;
+        i = run(s, i + 1, label);
+    }
+    // a dotted quad is an IPv4 address (recognised next)
+    let named = s[p..i].iter().any(u8::is_ascii_alphabetic);
+    if named && dots > 0 && at(s, i) == b':' {
+        if let Some(e) = digits_upto(s, i + 1, 5) {
+            if !word_at(line, e) {
+                return Some(e);
+            }
+        }
+    }
+    if dots >= 2 && !word_at(line, i) {
+        let last = &s[starts[1]..i];
+        let second = &s[starts[0]..starts[1] - 1];
+        if last.len() == 2
+            && last.iter().all(u8::is_ascii_lowercase)
+            && matches!(
+                second,
+                b"com" | b"edu" | b"org" | b"net" | b"gov" | b"ac" | b"co"
+            )
+        {
+            return Some(i);
+        }
+    }
     last_label_match(s, p, |ls| {
         if !s[ls].is_ascii_lowercase() {
             return None;
@@ -1069,41 +1116,6 @@ fn ipv4(line: &str, s: &[u8], p: usize) -> Option<usize> {
     (!word_at(line, i)).then_some(i)
 }
 
-/// `blk_[-]digits` (HDFS block ids).
-fn block_id(line: &str, s: &[u8], p: usize) -> Option<usize> {
-    if !s.get(p..)?.starts_with(b"blk_") {
-        return None;
-    }
-    let i = if at(s, p + 4) == b'-' { p + 5 } else { p + 4 };
-    let e = run(s, i, is_digit);
-    (e > i && !word_at(line, e)).then_some(e)
-}
-
-const JOB_PREFIXES: [&[u8]; 11] = [
-    b"job",
-    b"application",
-    b"appattempt",
-    b"container",
-    b"attempt",
-    b"task",
-    b"jvm",
-    b"app",
-    b"stage",
-    b"executor",
-    b"session",
-];
-
-/// `job_...`, `application_...`, `container_...` etc. with at least one digit.
-fn job_id(line: &str, s: &[u8], p: usize) -> Option<usize> {
-    let rest = s.get(p..)?;
-    let pre = JOB_PREFIXES
-        .iter()
-        .find(|w| rest.starts_with(w) && rest.get(w.len()) == Some(&b'_'))?;
-    let i = p + pre.len() + 1;
-    let e = run(s, i, is_word_byte);
-    (s[i..e].iter().any(|&b| is_digit(b)) && !word_at(line, e)).then_some(e)
-}
-
 /// `0x` followed by hex digits, ending a word.
 fn hex0x(line: &str, s: &[u8], p: usize) -> Option<usize> {
     if s[p] != b'0' || !matches!(at(s, p + 1), b'x' | b'X') {
@@ -1172,10 +1184,11 @@ fn duration(line: &str, s: &[u8], p: usize) -> Option<usize> {
     unit(i)
 }
 
-/// Eight or more hex digits with at least one decimal digit, ending a word.
+/// Six or more hex digits with at least one decimal digit, ending a word (hashes and ids:
+/// `9f4ef63`, `d41d8cd98f00`; a word of hex letters alone, `facade`, is kept).
 fn long_hex(line: &str, s: &[u8], p: usize) -> Option<usize> {
     let e = run(s, p, is_hex);
-    (e - p >= 8 && !word_at(line, e) && s[p..e].iter().any(|&b| is_digit(b))).then_some(e)
+    (e - p >= 6 && !word_at(line, e) && s[p..e].iter().any(|&b| is_digit(b))).then_some(e)
 }
 
 /// `[A-Za-z]:` then `/seg(/seg)*`, or `/seg(/seg)*`, or `[A-Za-z]:\` and anything up to white
@@ -1455,6 +1468,20 @@ pub(crate) fn is_closing(c: u8) -> bool {
     )
 }
 
+/// A `-` just before a masked number is its sign when it starts the token or follows a
+/// separator (`blk_-42`, `x=-3`, `(-1`): drop it from the clustering text, so that negative
+/// and positive values give one template.
+fn drop_sign(texts: &mut String, base: usize) {
+    let b = texts.as_bytes();
+    let n = b.len();
+    if n > base
+        && b[n - 1] == b'-'
+        && (n - 1 == base || matches!(b[n - 2], b'_' | b'=' | b':' | b'(' | b'[' | b'{' | b','))
+    {
+        texts.pop();
+    }
+}
+
 /// Mask identifier-like alphanumeric segments inside one token `line[t0..t1]` whose
 /// variables are `vars`; append the clustering text to `texts`. Returns the kind when the
 /// whole token is a variable.
@@ -1491,6 +1518,7 @@ fn mask_token(
     let mut next_var = vars.first().map_or(usize::MAX, |v| v.start);
     while i < t1 {
         if i == next_var {
+            drop_sign(texts, base);
             texts.push_str(WILDCARD);
             note(vars[vi].kind);
             i = vars[vi].end;
@@ -1539,6 +1567,7 @@ fn mask_token(
         }
         let after_delim = start > t0;
         if digits > 0 && (digits == chars || after_delim || digits >= 2) {
+            drop_sign(texts, base);
             texts.push_str(WILDCARD);
             note(MaskKind::Number);
         } else {
@@ -1607,16 +1636,21 @@ thread_local! {
 }
 
 /// Run `f` on a thread-local [`Masked`] holding `message` masked.
-pub(crate) fn with_masked<R>(message: &str, max_len: usize, f: impl FnOnce(&Masked) -> R) -> R {
+pub(crate) fn with_masked<R>(
+    message: &str,
+    max_len: usize,
+    opts: MaskOptions,
+    f: impl FnOnce(&Masked) -> R,
+) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
         Ok(mut m) => {
-            m.mask(message, max_len);
+            m.mask(message, max_len, opts);
             f(&m)
         }
         // re-entered (cannot happen today): use fresh buffers
         Err(_) => {
             let mut m = Masked::default();
-            m.mask(message, max_len);
+            m.mask(message, max_len, opts);
             f(&m)
         }
     })
@@ -1624,7 +1658,7 @@ pub(crate) fn with_masked<R>(message: &str, max_len: usize, f: impl FnOnce(&Mask
 
 /// Tokenise and mask a message (see the module docs for the steps).
 pub fn tokenize(message: &str, max_len: usize) -> Vec<Token> {
-    with_masked(message, max_len, Masked::to_tokens)
+    with_masked(message, max_len, MaskOptions::default(), Masked::to_tokens)
 }
 
 /// The masked, normalised form of a message: variables become `<*>`, whitespace runs become
@@ -1637,7 +1671,7 @@ pub fn tokenize(message: &str, max_len: usize) -> Vec<Token> {
 /// );
 /// ```
 pub fn template_of(message: &str) -> String {
-    with_masked(message, DEFAULT_MAX_LEN, |m| {
+    with_masked(message, DEFAULT_MAX_LEN, MaskOptions::default(), |m| {
         let mut out = String::with_capacity(message.len().min(DEFAULT_MAX_LEN));
         m.template_into(&mut out);
         out
@@ -1657,7 +1691,7 @@ impl Masker {
 
     /// Mask `message` (cut at `max_len` bytes); returns the number of tokens.
     pub fn mask(&mut self, message: &str, max_len: usize) -> usize {
-        self.m.mask(message, max_len);
+        self.m.mask(message, max_len, MaskOptions::default());
         self.m.len()
     }
 

@@ -132,26 +132,49 @@ fn key_value_values() {
 }
 
 #[test]
-fn quoted_strings() {
+fn quoted_strings_are_tokens_like_any_other() {
+    // the method of a quoted HTTP request line tells events apart: it is kept
     assert_eq!(
-        template_of("file 'my report 2.txt' saved"),
-        "file <*> saved"
+        template_of(r#"10.11.10.1 "GET /v2/servers/detail HTTP/1.1" status: 200"#),
+        r#"<*> "GET <*> HTTP/<*>.<*>" status: <*>"#
     );
-    assert_eq!(
-        template_of("cannot open \"a b c\" now"),
-        "cannot open <*> now"
-    );
-    // a single quoted word may be a name that distinguishes events: kept
     assert_eq!(
         template_of("Added global filter 'safety'"),
         "Added global filter 'safety'"
     );
+    // a quoted value of a key is masked with the key=value rule
+    assert_eq!(
+        template_of("user=\"John Smith\" logged in"),
+        "user=<*> logged in"
+    );
+}
+
+/// Masking a quoted string as one variable is an option (`Config::mask_quoted`).
+#[test]
+fn quoted_strings_as_one_variable_on_request() {
+    use tidewatch_logs::{Config, Miner};
+    let mut m = Miner::new(Config {
+        mask_quoted: true,
+        ..Config::default()
+    });
+    assert_eq!(
+        m.add("file 'my report 2.txt' saved").template,
+        "file <*> saved"
+    );
+    assert_eq!(
+        m.add("cannot open \"a b c\" now").template,
+        "cannot open <*> now"
+    );
 }
 
 #[test]
-fn block_job_and_application_ids() {
+fn identifiers_with_numbers() {
     assert_eq!(
         template_of("Deleting block blk_-1608999687919862906 file x"),
+        "Deleting block <*> file x"
+    );
+    assert_eq!(
+        template_of("Deleting block blk_38865049064139660 file x"),
         "Deleting block <*> file x"
     );
     assert_eq!(
@@ -163,7 +186,43 @@ fn block_job_and_application_ids() {
         "job <*> done"
     );
     assert_eq!(template_of("Block rdd_42_35 stored"), "Block <*> stored");
-    assert_eq!(kinds("x blk_123")[1], Some(MaskKind::BlockId));
+    assert_eq!(template_of("set x=-3 and (-1)"), "set x=<*> and (<*>)");
+    // a hyphen between words is not a sign
+    assert_eq!(template_of("run pre-5 now"), "run pre-<*> now");
+    assert!(kinds("x blk_123")[1].is_some());
+}
+
+#[test]
+fn host_names_with_and_without_ports() {
+    // any dotted name followed by a port, whatever its top-level domain
+    assert_eq!(
+        template_of(
+            "proxy.cse.cuhk.edu.hk:5070 open through proxy proxy.cse.cuhk.edu.hk:5070 HTTPS"
+        ),
+        "<*> open through proxy <*> HTTPS"
+    );
+    assert_eq!(template_of("to sinaimg.cn:80 closed"), "to <*> closed");
+    // a country code under a generic second level
+    assert_eq!(template_of("host www.bbc.co.uk up"), "host <*> up");
+    // a dotted quad with a port stays an IPv4 address
+    assert_eq!(kinds("peer 10.0.0.1:80")[1], Some(MaskKind::Ip));
+    // Java-like names and dotted settings are kept
+    assert_eq!(
+        template_of("mapred.job.id is deprecated"),
+        "mapred.job.id is deprecated"
+    );
+    assert_eq!(
+        template_of("Registering class org.apache.hadoop.mapreduce.jobhistory.EventType"),
+        "Registering class org.apache.hadoop.mapreduce.jobhistory.EventType"
+    );
+}
+
+#[test]
+fn hex_ids_from_six_digits() {
+    assert_eq!(template_of("token 9f4ef63 ok"), "token <*> ok");
+    assert_eq!(template_of("token d41d8cd98f00 ok"), "token <*> ok");
+    // hex letters alone make a word
+    assert_eq!(template_of("a facade b"), "a facade b");
 }
 
 #[test]
