@@ -247,3 +247,22 @@ pub fn smd() -> Result<Vec<Series>, String> {
     }
     Ok(out)
 }
+
+/// The labelled stress set of `tidewatch-sample` (24 series x 8 days, one point a minute): a
+/// check of generalisation only, never used to choose a setting.
+pub fn stress() -> Result<Vec<Series>, String> {
+    let cfg = tidewatch_sample::stress::StressConfig::default();
+    let set = tidewatch_sample::stress::stress_series(&cfg).map_err(|e| e.to_string())?;
+    Ok(set
+        .into_iter()
+        .map(|s| Series {
+            name: s.name.clone(),
+            group: s.shape.to_string(),
+            ts: s.ts.iter().map(|t| t * 1_000_000).collect(),
+            cols: vec![s.values],
+            test_from: 0,
+            ranges: s.anomalies.iter().map(|a| (a.start, a.end)).collect(),
+            nab: None,
+        })
+        .collect())
+}

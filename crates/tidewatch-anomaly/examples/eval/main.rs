@@ -25,6 +25,7 @@ pub struct Sets {
     pub nab: Option<Vec<Series>>,
     pub msl: Option<Vec<Series>>,
     pub smd: Option<Vec<Series>>,
+    pub gen: Option<Vec<Series>>,
 }
 
 fn load(which: &[&str]) -> Sets {
@@ -44,6 +45,7 @@ fn load(which: &[&str]) -> Sets {
         nab: get("nab", &data::nab),
         msl: get("msl", &|| data::msl(MSL_STEP)),
         smd: get("smd", &data::smd),
+        gen: get("gen", &data::stress),
     }
 }
 
@@ -70,7 +72,11 @@ fn report(sets: &Sets, cfg: &serde_json::Value) -> Result<(), String> {
             );
         }
     }
-    for (name, set) in [("MSL", &sets.msl), ("SMD", &sets.smd)] {
+    for (name, set) in [
+        ("MSL", &sets.msl),
+        ("SMD", &sets.smd),
+        ("GEN (stress, not tuned on)", &sets.gen),
+    ] {
         if let Some(set) = set {
             let outs = run_all(set, cfg)?;
             println!("{name}:");
@@ -89,6 +95,7 @@ fn write(sets: &Sets, which: &str, out: &str, cfg: &serde_json::Value) -> Result
     let set = match which {
         "nab" => &sets.nab,
         "msl" => &sets.msl,
+        "gen" => &sets.gen,
         _ => &sets.smd,
     };
     let Some(set) = set else { return Ok(()) };
@@ -120,6 +127,39 @@ fn write(sets: &Sets, which: &str, out: &str, cfg: &serde_json::Value) -> Result
     Ok(())
 }
 
+fn dump(sets: &Sets, out: &str, cfg: &serde_json::Value) -> Result<(), String> {
+    use std::io::Write as _;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(out).map_err(|e| e.to_string())?);
+    writeln!(f, "entity,i,test,value,label,flag,score").map_err(|e| e.to_string())?;
+    for set in [&sets.nab, &sets.msl, &sets.smd, &sets.gen]
+        .into_iter()
+        .flatten()
+    {
+        let outs = run_all(set, cfg)?;
+        for (s, o) in set.iter().zip(&outs) {
+            for i in 0..s.ts.len() {
+                let t = i as i64 - s.test_from as i64;
+                let lab = t >= 0
+                    && s.ranges
+                        .iter()
+                        .any(|&(a, b)| a as i64 <= t && t <= b as i64);
+                writeln!(
+                    f,
+                    "{},{i},{},{},{},{},{:.4}",
+                    s.name,
+                    u8::from(t >= 0),
+                    s.cols[0][i],
+                    u8::from(lab),
+                    u8::from(o.flag[i]),
+                    o.score[i]
+                )
+                .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let cmd = args.first().map(String::as_str).unwrap_or("all");
@@ -128,13 +168,22 @@ fn main() {
             .unwrap_or(serde_json::json!({}))
     };
     let res = match cmd {
-        "all" => report(&load(&["nab", "msl", "smd"]), &parse(args.get(1))),
-        "nab" | "msl" | "smd" => report(&load(&[cmd]), &parse(args.get(1))),
+        "all" => report(&load(&["nab", "msl", "smd", "gen"]), &parse(args.get(1))),
+        "nab" | "msl" | "smd" | "gen" => report(&load(&[cmd]), &parse(args.get(1))),
         "select" => {
             let grid = args
                 .get(1)
                 .map(|p| std::fs::read_to_string(p).unwrap_or_else(|_| p.clone()));
             select::select(&load(&["nab", "msl", "smd"]), &parse(grid.as_ref()))
+        }
+        "dump" => {
+            // Development: every point of a set with its label, flag and score (for plots).
+            let which = args.get(1).map(String::as_str).unwrap_or("gen");
+            let out = args
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| "target/eval-dump.csv".into());
+            dump(&load(&[which]), &out, &parse(args.get(3)))
         }
         "write" => {
             let which = args.get(1).map(String::as_str).unwrap_or("nab");
