@@ -41,7 +41,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::tail::GpdTails;
+use crate::tail::{GpdTails, TAILS};
 use crate::{Kind, Scored};
 
 /// Tunables of `auto` (the defaults are the product; the NAB example uses nothing else).
@@ -119,6 +119,10 @@ pub struct AutoConfig {
     /// false = the scale criterion (`seasonal_ratio`) also selects the seasonal model; true =
     /// only the evidence criterion does (when `select_half_life` > 0).
     pub select_only_evidence: bool,
+    /// Range memory: the highest and lowest values seen are drawn back towards the level by
+    /// this factor per point (0 = never forget the range).
+    #[serde(default)]
+    pub range_alpha: f64,
 }
 
 impl Default for AutoConfig {
@@ -156,6 +160,7 @@ impl Default for AutoConfig {
             phase_alpha: 0.0385,
             select_ratio: 0.2816,
             select_only_evidence: true,
+            range_alpha: 1e-4,
         }
     }
 }
@@ -283,8 +288,8 @@ impl EwRobust {
     }
 }
 
-/// log10(3): the Bonferroni factor of three features.
-const LOG10_3: f64 = 0.477_121_254_719_662_4;
+/// log10(4): the Bonferroni factor of the four features.
+const LOG10_M: f64 = 0.602_059_991_327_962_4;
 
 /// Longest short mean (`AutoConfig::short` and `lik_short` are clamped to it).
 const SHORT_MAX: usize = 8;
@@ -302,15 +307,25 @@ pub struct Features {
     lvl: EwRobust,
     dif: EwRobust,
     last: f64,
+    /// The last value, or its expected value when it was outside the band: the point after a
+    /// spike is compared with both, so returning from a spike is not a jump.
+    #[serde(default)]
+    last_clean: f64,
     /// The last values, newest first (for the short mean).
     recent: [f64; SHORT_MAX],
+    /// Range memory: the highest and lowest values seen, each drawn back towards the level
+    /// with a long half-life (a value beyond both is new to the series).
+    #[serde(default)]
+    hi: f64,
+    #[serde(default)]
+    lo: f64,
     tails: GpdTails,
 }
 
 /// One evaluation of [`Features`].
 #[derive(Clone, Copy, Debug)]
 struct FeatEval {
-    fs: [f64; 3],
+    fs: [f64; TAILS],
     /// Evidence −log10 p (Bonferroni over the features) and the winning feature.
     s: f64,
     arg: usize,
@@ -333,7 +348,10 @@ impl Features {
             lvl: EwRobust::default(),
             dif: EwRobust::default(),
             last: f64::NAN,
+            last_clean: f64::NAN,
             recent: [0.0; SHORT_MAX],
+            hi: f64::NAN,
+            lo: f64::NAN,
             tails,
         }
     }
@@ -352,8 +370,17 @@ impl Features {
         let sc = self.lvl.sigma();
         let inv = 1.0 / sc;
         let z = (x - med) * inv;
-        let mut fs = [z.abs(), 0.0, 0.0];
-        fs[1] = ((x - self.last - self.dif.loc()) / self.dif.sigma()).abs();
+        let mut fs = [z.abs(), 0.0, 0.0, 0.0];
+        // Beyond the range seen so far (NaN-safe: false until the range is known).
+        if x > self.hi {
+            fs[3] = (x - self.hi) * inv;
+        } else if x < self.lo {
+            fs[3] = (self.lo - x) * inv;
+        }
+        // The jump from the last value, or from its expected value when it was outside the band,
+        // whichever is smaller (returning from a spike is not a jump).
+        let (d1, d2) = (x - self.last - self.dif.loc(), x - self.last_clean - self.dif.loc());
+        fs[1] = fmin(d1.abs(), d2.abs()) / self.dif.sigma();
         let k = short.min(self.len());
         if k > 1 {
             let recent: f64 = self.recent[..k - 1].iter().sum::<f64>() + x;
@@ -370,7 +397,7 @@ impl Features {
         }
         FeatEval {
             fs,
-            s: fmax(best - LOG10_3, 0.0),
+            s: fmax(best - LOG10_M, 0.0),
             arg,
             z,
             med,
@@ -379,7 +406,7 @@ impl Features {
     }
 
     #[inline(always)]
-    fn learn(&mut self, x: f64, fs: Option<&[f64; 3]>, cfg: &AutoConfig) {
+    fn learn(&mut self, x: f64, clean: f64, fs: Option<&[f64; TAILS]>, cfg: &AutoConfig) {
         if let Some(fs) = fs {
             self.tails.learn(fs);
         }
@@ -393,8 +420,16 @@ impl Features {
             self.dif.push(x - self.last, &st);
         }
         self.lvl.push(x, &st);
+        if self.hi.is_nan() {
+            (self.hi, self.lo) = (x, x);
+        } else {
+            let (loc, a) = (self.lvl.loc(), cfg.range_alpha);
+            self.hi = fmax(x, self.hi - a * (self.hi - loc));
+            self.lo = fmin(x, self.lo + a * (loc - self.lo));
+        }
         shift_in(&mut self.recent, x);
         self.last = x;
+        self.last_clean = clean;
     }
 }
 
@@ -799,12 +834,13 @@ impl Auto {
         };
         let band = 3.0 * scale;
         let mut s = fe.s;
-        let mut kind = match (fe.arg, use_seas.is_some()) {
-            (0, false) if fe.z > 0.0 => Kind::Spike,
-            (0, false) => Kind::Dip,
-            (_, true) if fe.arg == 0 && fe.s < 6.0 => Kind::SeasonalBreak,
-            (0, true) if fe.z > 0.0 => Kind::Spike,
-            (0, true) => Kind::Dip,
+        let feature = fe.arg;
+        let mut kind = match (feature, use_seas.is_some()) {
+            (0 | 3, false) if fe.z > 0.0 => Kind::Spike,
+            (0 | 3, false) => Kind::Dip,
+            (_, true) if feature == 0 && fe.s < 6.0 => Kind::SeasonalBreak,
+            (0 | 3, true) if fe.z > 0.0 => Kind::Spike,
+            (0 | 3, true) => Kind::Dip,
             // A jump that leaves the value outside the band is a spike or dip, not noise.
             (1, _) if fe.z > 3.0 => Kind::Spike,
             (1, _) if fe.z < -3.0 => Kind::Dip,
@@ -845,6 +881,29 @@ impl Auto {
             sraw,
             seas: seas.map(|(_, e)| e),
         })
+    }
+
+    /// Development: the evidence behind a point's verdict (features, tails, likelihood).
+    pub fn debug(&self, value: f64) -> String {
+        let Some(e) = self.evaluate(value) else {
+            return "warming up".into();
+        };
+        let raw = e.s / (e.s + self.cfg.lik_k);
+        let ls: Vec<String> = (0..TAILS)
+            .map(|i| format!("{:.1}", -self.base.tails.log10_sf(i, e.base.fs[i])))
+            .collect();
+        format!(
+            "S={:.2} base fs={:.1?} l={:?} seas={:?} lik(m={:.3} sd={:.3} L={:.2}) gate={:.2} hold={}",
+            e.s,
+            e.base.fs,
+            ls,
+            e.seas.map(|f| (f.fs, f.s)),
+            self.lik.mean,
+            self.lik.var.sqrt(),
+            self.lik.evidence(&self.cfg, raw),
+            self.gate.max(),
+            self.hold_until.saturating_sub(self.n)
+        )
     }
 
     /// Ungated score (no learning).
@@ -910,15 +969,19 @@ impl Auto {
             // normal points, as SPOT does.
             let normal = self.cfg.tail_clip_s > 0.0 || e.s < self.cfg.tail_learn_s;
             self.base
-                .learn(value, normal.then_some(&e.base.fs), &self.cfg);
+                .learn(value, clean, normal.then_some(&e.base.fs), &self.cfg);
             if e.sres.is_finite() {
                 let fs = e.seas.as_ref().map(|f| f.fs);
+                let sclean = match &e.seas {
+                    Some(f) if e.scored.outside => f.med,
+                    _ => e.sres,
+                };
                 self.seas
-                    .learn(e.sres, fs.as_ref().filter(|_| normal), &self.cfg);
+                    .learn(e.sres, sclean, fs.as_ref().filter(|_| normal), &self.cfg);
                 self.learn_phase(e.sraw);
             }
         } else {
-            self.base.learn(value, None, &self.cfg);
+            self.base.learn(value, value, None, &self.cfg);
         }
         self.learn_windows(ts, value, clean);
         if out.score.is_nan() {
