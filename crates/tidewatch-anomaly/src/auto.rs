@@ -123,6 +123,14 @@ pub struct AutoConfig {
     /// this factor per point (0 = never forget the range).
     #[serde(default)]
     pub range_alpha: f64,
+    /// Evidence S above this offset passes the likelihood layer as S − offset (the layer bounds
+    /// what it emits; a value far beyond anything seen must not be squashed).
+    #[serde(default)]
+    pub pass_offset: f64,
+    /// The jump is measured from the last value or from the one before, whichever is smaller
+    /// (false: from the last value only, so returning from a spike is a second jump).
+    #[serde(default)]
+    pub jump_two: bool,
 }
 
 impl Default for AutoConfig {
@@ -161,6 +169,8 @@ impl Default for AutoConfig {
             select_ratio: 0.2816,
             select_only_evidence: true,
             range_alpha: 1e-4,
+            pass_offset: 1e9,
+            jump_two: true,
         }
     }
 }
@@ -208,7 +218,17 @@ pub struct EwRobust {
     loc: f64,
     dev: f64,
     n: u32,
+    /// Slow, unclipped EW mean absolute deviation: a fraction of it floors the scale, so that a
+    /// mostly constant series with rare pulses keeps one stable scale (the clipped `dev` decays
+    /// towards zero between pulses and would make each pulse look larger than the last).
+    #[serde(default)]
+    slow: f64,
 }
+
+/// Rate of [`EwRobust`]'s slow deviation (half-life ≈ 700 points) and the fraction of it that
+/// floors the scale.
+const SLOW_ALPHA: f64 = 1e-3;
+const FLOOR_FRAC: f64 = 0.05;
 
 /// Smoothing factors and clips of [`EwRobust`].
 #[derive(Clone, Copy, Debug)]
@@ -235,7 +255,7 @@ impl EwRobust {
 
     #[inline(always)]
     fn floor(&self) -> f64 {
-        1e-9 * fmax(self.loc.abs(), 1e-3)
+        fmax(1e-9 * fmax(self.loc.abs(), 1e-3), FLOOR_FRAC * self.slow)
     }
 
     /// σ-equivalent scale, never zero (a relative epsilon on a constant history).
@@ -257,6 +277,7 @@ impl EwRobust {
             if self.n == 1 {
                 self.dev = 0.0;
             }
+            self.slow = self.dev;
             return;
         }
         let s = MEAN_ABS_TO_SIGMA * self.dev;
@@ -279,6 +300,8 @@ impl EwRobust {
         };
         self.loc += a * fmin(fmax(d, -ll), ll);
         self.dev += ad * (fmin(d.abs(), ld) - self.dev);
+        let a_slow = if SLOW_ALPHA * n1 < 1.0 { 1.0 / n1 } else { SLOW_ALPHA };
+        self.slow += a_slow * (d.abs() - self.slow);
         self.n = self.n.saturating_add(1);
         if !(self.loc.is_finite() && self.dev.is_finite()) {
             // Overflow (values near f64::MAX): start again from this point.
@@ -307,10 +330,10 @@ pub struct Features {
     lvl: EwRobust,
     dif: EwRobust,
     last: f64,
-    /// The last value, or its expected value when it was outside the band: the point after a
-    /// spike is compared with both, so returning from a spike is not a jump.
+    /// The value before the last: the jump is measured from the last value or from this one,
+    /// whichever is smaller, so that returning from a one-point spike is not a jump.
     #[serde(default)]
-    last_clean: f64,
+    last2: f64,
     /// The last values, newest first (for the short mean).
     recent: [f64; SHORT_MAX],
     /// Range memory: the highest and lowest values seen, each drawn back towards the level
@@ -348,7 +371,7 @@ impl Features {
             lvl: EwRobust::default(),
             dif: EwRobust::default(),
             last: f64::NAN,
-            last_clean: f64::NAN,
+            last2: f64::NAN,
             recent: [0.0; SHORT_MAX],
             hi: f64::NAN,
             lo: f64::NAN,
@@ -365,7 +388,7 @@ impl Features {
     }
 
     #[inline(always)]
-    fn eval(&self, x: f64, short: usize) -> FeatEval {
+    fn eval(&self, x: f64, short: usize, jump_two: bool) -> FeatEval {
         let med = self.lvl.loc();
         let sc = self.lvl.sigma();
         let inv = 1.0 / sc;
@@ -377,10 +400,11 @@ impl Features {
         } else if x < self.lo {
             fs[3] = (self.lo - x) * inv;
         }
-        // The jump from the last value, or from its expected value when it was outside the band,
-        // whichever is smaller (returning from a spike is not a jump).
-        let (d1, d2) = (x - self.last - self.dif.loc(), x - self.last_clean - self.dif.loc());
-        fs[1] = fmin(d1.abs(), d2.abs()) / self.dif.sigma();
+        // The jump from the last value or from the one before, whichever is smaller (returning
+        // from a one-point spike is not a jump; NaN-safe: the first comparison wins).
+        let md = self.dif.loc();
+        let (d1, d2) = ((x - self.last - md).abs(), (x - self.last2 - 2.0 * md).abs());
+        fs[1] = if jump_two && d2 < d1 { d2 } else { d1 } / self.dif.sigma();
         let k = short.min(self.len());
         if k > 1 {
             let recent: f64 = self.recent[..k - 1].iter().sum::<f64>() + x;
@@ -406,7 +430,7 @@ impl Features {
     }
 
     #[inline(always)]
-    fn learn(&mut self, x: f64, clean: f64, fs: Option<&[f64; TAILS]>, cfg: &AutoConfig) {
+    fn learn(&mut self, x: f64, fs: Option<&[f64; TAILS]>, cfg: &AutoConfig) {
         if let Some(fs) = fs {
             self.tails.learn(fs);
         }
@@ -428,8 +452,8 @@ impl Features {
             self.lo = fmin(x, self.lo + a * (loc - self.lo));
         }
         shift_in(&mut self.recent, x);
+        self.last2 = self.last;
         self.last = x;
-        self.last_clean = clean;
     }
 }
 
@@ -809,7 +833,7 @@ impl Auto {
         if (self.n as usize) < self.cfg.warmup || !self.base.ready() {
             return None;
         }
-        let base = self.base.eval(value, self.cfg.short);
+        let base = self.base.eval(value, self.cfg.short, self.cfg.jump_two);
         let mut sres = f64::NAN;
         let mut sraw = f64::NAN;
         let mut seas = None;
@@ -818,7 +842,7 @@ impl Auto {
             sraw = value - lag;
             sres = sraw / ps;
             if self.seas.ready() && self.seas.len() >= self.period.min(self.cfg.seas_warmup) {
-                seas = Some((lag, self.seas.eval(sres, self.cfg.short)));
+                seas = Some((lag, self.seas.eval(sres, self.cfg.short, self.cfg.jump_two)));
             }
         }
         // Use the seasonal residual when the seasonal model explains most of the spread.
@@ -914,6 +938,7 @@ impl Auto {
                 if self.cfg.lik_short > 0 {
                     let l = self.lik.evidence(&self.cfg, e.s / (e.s + self.cfg.lik_k))
                         + self.cfg.lik_mix * e.s;
+                    let l = fmax(l, e.s - self.cfg.pass_offset);
                     sc.score = l / (l + 5.0);
                 }
                 sc.is_anomaly = sc.score >= self.cfg.threshold;
@@ -936,6 +961,7 @@ impl Auto {
             let s = if self.cfg.lik_short > 0 {
                 let raw = e.s / (e.s + self.cfg.lik_k);
                 let s = self.lik.update(&self.cfg, self.a_lik, raw) + self.cfg.lik_mix * e.s;
+                let s = fmax(s, e.s - self.cfg.pass_offset);
                 out.score = s / (s + 5.0);
                 s
             } else {
@@ -969,19 +995,15 @@ impl Auto {
             // normal points, as SPOT does.
             let normal = self.cfg.tail_clip_s > 0.0 || e.s < self.cfg.tail_learn_s;
             self.base
-                .learn(value, clean, normal.then_some(&e.base.fs), &self.cfg);
+                .learn(value, normal.then_some(&e.base.fs), &self.cfg);
             if e.sres.is_finite() {
                 let fs = e.seas.as_ref().map(|f| f.fs);
-                let sclean = match &e.seas {
-                    Some(f) if e.scored.outside => f.med,
-                    _ => e.sres,
-                };
                 self.seas
-                    .learn(e.sres, sclean, fs.as_ref().filter(|_| normal), &self.cfg);
+                    .learn(e.sres, fs.as_ref().filter(|_| normal), &self.cfg);
                 self.learn_phase(e.sraw);
             }
         } else {
-            self.base.learn(value, value, None, &self.cfg);
+            self.base.learn(value, None, &self.cfg);
         }
         self.learn_windows(ts, value, clean);
         if out.score.is_nan() {
