@@ -28,7 +28,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Number of features in a [`GpdTails`].
-pub const TAILS: usize = 4;
+pub const TAILS: usize = 5;
 
 /// Rescale the sums when the observation weight passes this.
 const W_MAX: f64 = 1e100;
@@ -248,6 +248,14 @@ impl GpdTails {
         fmax(gpd, self.log10_rarity(i, f)).clamp(-50.0, 0.0)
     }
 
+    /// The parametric part of [`GpdTails::log10_sf`] alone.
+    #[cfg(test)]
+    fn log10_sf_gpd(&self, i: usize, f: f64) -> f64 {
+        let mut t = self.clone();
+        t.hist = Default::default();
+        t.log10_sf(i, f)
+    }
+
     /// log10 of the decayed share of past points of feature `i` at or above `f` (> u); −∞ when
     /// none was.
     #[inline]
@@ -261,12 +269,18 @@ impl GpdTails {
         } else {
             (MAX_BINS - 1, 0.0)
         };
-        if k >= h.len() {
+        if k >= h.len() || self.n <= 0.0 {
             return f64::NEG_INFINITY;
         }
-        // Counts are spread evenly (in log f) within their bin.
-        let c = h[k] * (1.0 - frac) + h[k + 1..].iter().sum::<f64>();
-        if c > 0.0 && self.n > 0.0 {
+        // The share at or above the bin's lower and upper edges, interpolated geometrically (in
+        // log f) in between; linearly in the highest bin, whose upper edge has no count.
+        let above: f64 = h[k + 1..].iter().sum();
+        let c = if above > 0.0 {
+            (above + h[k]).powf(1.0 - frac) * above.powf(frac)
+        } else {
+            h[k] * (1.0 - frac)
+        };
+        if c > 0.0 {
             (c / self.n).log10()
         } else {
             f64::NEG_INFINITY
@@ -302,25 +316,65 @@ mod tests {
         let mut u = GpdTails::new(1.0, 10.0, 0.1, 1.0, 1e5, -3.0);
         for _ in 0..200_000 {
             let x: f64 = -rng.gen_range(f64::EPSILON..1.0_f64).ln();
-            t.learn(&[x, 2.0 * x, 0.0, 0.0]);
-            u.learn(&[x, 2.0 * x, 0.0, 0.0]);
+            t.learn(&[x, 2.0 * x, 0.0, 0.0, 0.0]);
+            u.learn(&[x, 2.0 * x, 0.0, 0.0, 0.0]);
         }
         let (g, s) = t.params(0);
         assert!(g.abs() < 0.05, "gamma {g}");
         assert!((s - 1.0).abs() < 0.05, "sigma {s}");
+        // Both estimates agree with the truth, P(X > 5) = e^-5.
+        let p = 10f64.powf(t.log10_sf_gpd(0, 5.0));
+        assert!((p / (-5.0f64).exp() - 1.0).abs() < 0.15, "p {p}");
         let p = 10f64.powf(t.log10_sf(0, 5.0));
         assert!((p / (-5.0f64).exp() - 1.0).abs() < 0.15, "p {p}");
         assert_eq!(t.log10_sf(0, 0.5), 0.0);
         let f = t.value_at_log10(0, -3.0);
-        assert!((t.log10_sf(0, f) + 3.0).abs() < 1e-9, "f {f}");
+        assert!((t.log10_sf_gpd(0, f) + 3.0).abs() < 1e-9, "f {f}");
         // Twice the variable: same shape, twice the scale; never above u: no tail at all.
         let (g1, s1) = t.params(1);
         assert!(g1.abs() < 0.05 && (s1 - 2.0).abs() < 0.1, "{g1} {s1}");
         assert!(t.log10_sf(2, 5.0) < -6.0);
-        t.learn(&[f64::NAN, f64::INFINITY, 1e300, 0.0]);
+        t.learn(&[f64::NAN, f64::INFINITY, 1e300, 0.0, 0.0]);
         assert!(t.log10_sf(0, 5.0).is_finite() && t.log10_sf(1, 5.0).is_finite());
         // Forgetting and winsorising at 1e-3 keep the fit close for this light tail.
         let (gu, su) = u.params(0);
         assert!(gu.abs() < 0.1 && (su - 1.0).abs() < 0.1, "{gu} {su}");
+    }
+
+    #[test]
+    fn a_regular_pulse_is_not_rare() {
+        // Gaussian |z| with a pulse of 1000σ every 100 points: the pulse has the rate it has.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut t = GpdTails::new(2.94, 200.0, 0.02, 0.6, 50_000.0, -4.0);
+        for i in 0..20_000 {
+            let z: f64 = (0..12).map(|_| rng.gen_range(0.0..1.0)).sum::<f64>() - 6.0;
+            let f = if i % 100 == 0 { 1000.0 } else { z.abs() };
+            t.learn(&[f, 0.0, 0.0, 0.0, 0.0]);
+        }
+        let p = 10f64.powf(t.log10_sf(0, 1000.0));
+        assert!((0.005..0.02).contains(&p), "pulse {p}");
+    }
+
+    #[test]
+    fn normal_history_never_makes_a_deviation_less_rare() {
+        // Gaussian |z|: P(|z| > 9) stays tiny after 1e3, 1e4 and 1e5 points (it only gets
+        // smaller as the light tail is learned).
+        use rand::SeedableRng;
+        use rand_distr::Distribution;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+        let normal = rand_distr::StandardNormal;
+        let mut t = GpdTails::new(2.94, 200.0, 0.02, 0.6, 50_000.0, -4.0);
+        let mut last = 0.0;
+        for n in 1..=100_000 {
+            let z: f64 = normal.sample(&mut rng);
+            t.learn(&[z.abs(), 0.0, 0.0, 0.0, 0.0]);
+            if n == 1000 || n == 10_000 || n == 100_000 {
+                let l = t.log10_sf(0, 9.0);
+                assert!(l < -6.0, "after {n} points: {l}");
+                assert!(l <= last + 0.5, "after {n} points: {l} (was {last})");
+                last = l;
+            }
+        }
     }
 }

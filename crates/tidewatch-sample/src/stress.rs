@@ -261,7 +261,7 @@ pub fn stress_series(cfg: &StressConfig) -> Result<Vec<StressSeries>> {
                 .map(|i| ((clean[i] + noisev[i]) * lambda.sqrt()).round().max(0.0))
                 .collect(),
             "quantised" => (0..n)
-                .map(|i| (base + scale * ((clean[i] + noisev[i]) / 0.5).round() * 0.5))
+                .map(|i| base + scale * ((clean[i] + noisev[i]) / 0.5).round() * 0.5)
                 .collect(),
             _ => (0..n)
                 .map(|i| base + scale * (clean[i] + noisev[i]))

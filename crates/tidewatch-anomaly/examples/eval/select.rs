@@ -54,23 +54,33 @@ struct Runs<'a> {
     /// outs[c][series]
     outs: Vec<Vec<Output>>,
     groups: Vec<String>,
+    /// Cached metric per (config, skipped group or none).
+    cache: std::cell::RefCell<BTreeMap<(usize, Option<String>), f64>>,
+    /// events[c][series]
+    events: Vec<Vec<Events>>,
 }
 
 impl Runs<'_> {
     /// The dataset's metric for config `c` on the series not in group `skip`.
     fn metric(&self, c: usize, skip: Option<&str>, nab: bool) -> f64 {
-        let keep = |s: &Series| skip != Some(s.group.as_str());
-        if nab {
-            return nab_of(self.set, &self.outs[c], &keep, None)[0].score / 100.0;
+        let key = (c, skip.map(String::from));
+        if let Some(v) = self.cache.borrow().get(&key) {
+            return *v;
         }
-        let (set, outs): (Vec<Series>, Vec<Output>) = self
-            .set
-            .iter()
-            .zip(&self.outs[c])
-            .filter(|(s, _)| keep(s))
-            .map(|(s, o)| (s.clone(), o.clone()))
-            .unzip();
-        event_objective(&events_of(&set, &outs).remove("all").unwrap_or_default())
+        let keep = |s: &Series| skip != Some(s.group.as_str());
+        let v = if nab {
+            nab_of(self.set, &self.outs[c], &keep, None)[0].score / 100.0
+        } else {
+            let mut e = Events::default();
+            for (s, ev) in self.set.iter().zip(&self.events[c]) {
+                if keep(s) {
+                    e.add(ev);
+                }
+            }
+            event_objective(&e)
+        };
+        self.cache.borrow_mut().insert(key, v);
+        v
     }
 }
 
@@ -87,7 +97,26 @@ pub fn select(sets: &Sets, grid: &serde_json::Value) -> Result<(), String> {
         let mut groups: Vec<String> = set.iter().map(|s| s.group.clone()).collect();
         groups.sort();
         groups.dedup();
-        runs.push((name, Runs { set, outs, groups }));
+        let events = outs
+            .iter()
+            .map(|o: &Vec<Output>| {
+                set.iter()
+                    .zip(o)
+                    .map(|(s, o)| crate::score::events(&o.flag[s.test_from..], &s.ranges))
+                    .collect()
+            })
+            .collect();
+        let cache = Default::default();
+        runs.push((
+            name,
+            Runs {
+                set,
+                outs,
+                groups,
+                cache,
+                events,
+            },
+        ));
     }
     // J(c, held-out fold) = mean over sets of each set's metric without that fold.
     let objective = |c: usize, fold: Option<(&str, &str)>| -> f64 {
