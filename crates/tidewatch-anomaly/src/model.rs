@@ -194,8 +194,9 @@ pub enum Model {
     IForest(StreamForest),
 }
 
-/// Version byte leading [`Model::to_bytes`] (3 since `auto` moved to streaming estimates).
-pub const STATE_VERSION: u8 = 3;
+/// Version byte leading [`Model::to_bytes`] (3 since `auto` moved to streaming estimates; 4
+/// since its rarity memory, range and drift features and seasonal slots).
+pub const STATE_VERSION: u8 = 4;
 
 impl Model {
     /// Build the detector for `method` (see [`METHODS`]) with JSON `params`.
@@ -238,14 +239,16 @@ impl Model {
         }
     }
 
-    /// Score `value` at `ts` (µs since the epoch) against the past, without learning from it.
-    /// For `auto` this is the ungated score.
-    pub fn score(&self, _ts: i64, value: f64) -> Scored {
+    /// Score `value` at `ts` (µs since the epoch) against the past, without learning from it:
+    /// exactly the verdict [`Model::update`] would give the point after the same history (for
+    /// `auto`, gating and hold-off included), so that `predict`/`score` mean what the batch and
+    /// streaming forms mean.
+    pub fn score(&self, ts: i64, value: f64) -> Scored {
         if !value.is_finite() {
             return Scored::warming_up();
         }
         match self {
-            Model::Auto(d) => d.score(value),
+            Model::Auto(d) => d.as_ref().clone().update(ts, value),
             Model::Robust(d) => d.score(value),
             Model::Ewma(d) => d.score(value),
             Model::Seasonal(d) => d.score(value),
@@ -357,27 +360,9 @@ pub fn detect(
     match method {
         "seasonal" => batch_seasonal(&m, &mut out),
         "changepoint" => batch_changepoints(&m, &mut out),
-        "auto" => place_alarms(&mut out.points),
         _ => {}
     }
     Ok(out)
-}
-
-/// `auto` weighs evidence over the last two points, so a one-point spike can raise its alarm on
-/// the point after it. In batch output the alarm is moved back onto the more deviant point just
-/// before, when that one is outside the band, so `is_anomaly` marks the anomalous value itself.
-fn place_alarms(points: &mut [(i64, f64, Scored)]) {
-    for i in 1..points.len() {
-        let (before, after) = points.split_at_mut(i);
-        let prev = &mut before[i - 1].2;
-        let cur = &mut after[0].2;
-        if cur.is_anomaly && !prev.is_anomaly && prev.outside && prev.sigma.abs() > cur.sigma.abs()
-        {
-            prev.is_anomaly = true;
-            prev.score = prev.score.max(cur.score);
-            cur.is_anomaly = false;
-        }
-    }
 }
 
 /// Batch `seasonal`: MSTL decomposition (`augurs-mstl`; Bandara, Hyndman & Bergmeir 2021) with the

@@ -74,6 +74,7 @@ pub mod features;
 pub mod labels;
 pub mod rng;
 mod slots;
+pub mod stress;
 pub mod telemetry;
 pub mod time;
 
