@@ -150,6 +150,7 @@ AS $$
 DECLARE
     typ regtype;
 BEGIN
+    PERFORM tidewatch._require_select(relation);
     IF time_column IS NULL THEN
         SELECT h.time_column INTO time_column FROM tidewatch.hypertable h WHERE h.relid = relation;
         IF time_column IS NULL THEN

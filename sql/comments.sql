@@ -59,12 +59,15 @@ COMMENT ON VIEW tidewatch.job_stats IS 'Latest run of every job: start, finish, 
 
 COMMENT ON FUNCTION tidewatch._partitions(regclass) IS 'Internal: partitions of a table with their parsed range.';
 COMMENT ON FUNCTION tidewatch._hypertable(regclass) IS 'Internal: catalog row of a hypertable, or an error.';
+COMMENT ON FUNCTION tidewatch._readable(regclass) IS 'Internal: may the current role SELECT from the relation? Keys the row-level security of derived data (sql/isolation.sql).';
+COMMENT ON FUNCTION tidewatch._require_select(regclass) IS 'Internal: raise 42501 (permission denied) unless the current role may SELECT from the relation.';
 COMMENT ON FUNCTION tidewatch._chunk_name(regclass, timestamptz, interval) IS 'Internal: a free name for a new chunk.';
 COMMENT ON FUNCTION tidewatch._ensure_chunk(regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp, moving its rows out of the default partition.';
 COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval) IS 'Internal: swaps a plain table for a partitioned one with the same rows, indexes, constraints, grants and comments.';
 COMMENT ON FUNCTION tidewatch._on_sql_drop() IS 'Internal: removes catalog rows of dropped hypertables.';
 COMMENT ON FUNCTION tidewatch._execute_job(integer, boolean, text) IS 'Internal: runs a job, records its outcome and computes its next start.';
-COMMENT ON FUNCTION tidewatch._due_jobs(integer) IS 'Internal: jobs the scheduler should run now.';
+COMMENT ON FUNCTION tidewatch._due_jobs(integer) IS 'Internal: jobs the scheduler should run now, with their max_runtime.';
+COMMENT ON FUNCTION tidewatch._log_message_type(regclass, name) IS 'Internal: the type of a log monitor''s message column; refuses fixed-length string types (42804).';
 COMMENT ON FUNCTION tidewatch._job_crashed(integer, timestamptz, text, text) IS 'Internal: records a job run whose process died or was stopped at its max_runtime (SQLSTATE 57014).';
 
 COMMENT ON FUNCTION tidewatch.drift(float8[], float8[], text, float8) IS

@@ -103,6 +103,7 @@ BEGIN
     IF methods IS NOT NULL AND jsonb_typeof(methods) <> 'object' THEN
         RAISE EXCEPTION 'methods must be a JSON object such as {"value": "psi"}' USING ERRCODE = '22023';
     END IF;
+    PERFORM tidewatch._require_select(relation);
     IF tcol IS NULL THEN
         SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     END IF;
@@ -219,6 +220,7 @@ BEGIN
         RAISE EXCEPTION 'the reference window is empty or NULL' USING ERRCODE = '22023',
             HINT = 'Pass a tstzrange such as tstzrange(''2026-01-01'', ''2026-01-08'').';
     END IF;
+    PERFORM tidewatch._require_select(relation);
     SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     IF tcol IS NULL THEN
         RAISE EXCEPTION '"%" is not a hypertable', relation USING ERRCODE = '22023',
@@ -289,6 +291,7 @@ BEGIN
     IF current IS NULL OR isempty(current) THEN
         RAISE EXCEPTION 'the current window is empty or NULL' USING ERRCODE = '22023';
     END IF;
+    PERFORM tidewatch._require_select(relation);
     IF tcol IS NULL THEN
         SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     END IF;

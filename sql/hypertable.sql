@@ -57,6 +57,7 @@ BEGIN
     IF relation IS NULL THEN
         RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
     END IF;
+    PERFORM tidewatch._require_select(relation);
     SELECT * INTO h FROM tidewatch.hypertable WHERE relid = relation;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table "%" is not a hypertable', relation
@@ -798,4 +799,7 @@ END
 $$;
 CREATE EVENT TRIGGER tidewatch_sql_drop ON sql_drop EXECUTE FUNCTION tidewatch._on_sql_drop();
 
+-- The views read the catalog with the caller's rights (its row-level security applies).
+ALTER VIEW tidewatch.chunks SET (security_invoker = true);
+ALTER VIEW tidewatch.hypertables SET (security_invoker = true);
 GRANT SELECT ON tidewatch.chunks, tidewatch.hypertables TO PUBLIC;

@@ -308,4 +308,8 @@ BEGIN
 END
 $$;
 
+-- The views read the catalog with the caller's rights: a role sees its own jobs (all jobs for
+-- members of pg_read_all_stats).
+ALTER VIEW tidewatch.jobs SET (security_invoker = true);
+ALTER VIEW tidewatch.job_stats SET (security_invoker = true);
 GRANT SELECT ON tidewatch.jobs, tidewatch.job_stats TO PUBLIC;

@@ -40,6 +40,9 @@ SELECT tidewatch.mine_logs('m', 'msg', 'ts', 'mnr');
 SELECT tidewatch.save_reference('ref', 'm', tstzrange('2026-01-01', '2026-01-02'), '{value}');
 SELECT tidewatch.record_event('user', 'a deploy', timestamptz '2026-01-02 09:00', 'deploy');
 CREATE PROCEDURE noop(job_id int, config jsonb) LANGUAGE sql AS 'SELECT 1';
+-- CALL takes no subqueries as arguments: these look ids up.
+CREATE FUNCTION hid(regclass) RETURNS int LANGUAGE sql AS 'SELECT id FROM tidewatch.hypertable WHERE relid = $1';
+CREATE FUNCTION noop_job() RETURNS int LANGUAGE sql AS $$SELECT min(job_id) FROM tidewatch.jobs WHERE proc::text = 'noop(integer,jsonb)'$$;
 SELECT tidewatch.add_job('noop', interval '1 hour', scheduled => false);
 SELECT tidewatch.monitor('mon', 'm', 'value', '{sat}', 'ewma', mode => 'sync');
 INSERT INTO m SELECT timestamptz '2026-01-03' + i * interval '1 minute', 'SAT1', CASE WHEN i = 50 THEN 40 ELSE 0.1 * (i % 5) END,
@@ -102,9 +105,9 @@ CALLS = {
         ("SELECT tidewatch.anomaly_agg(ts, value, {0}, {1}) FROM m", [("'robust'", "text"), ("'{}'::jsonb", "jsonb")]),
     ],
     "anomaly_score": [
-        ("SELECT max(tidewatch.anomaly_score({0}, {1}) OVER (ORDER BY ts)) FROM m", [("ts", "timestamptz"), ("value", "float8")]),
-        ("SELECT max(tidewatch.anomaly_score(ts, value, {0}) OVER (ORDER BY ts)) FROM m", [("'ewma'", "text")]),
-        ("SELECT max(tidewatch.anomaly_score(ts, value, {0}, {1}) OVER (ORDER BY ts)) FROM m", [("'auto'", "text"), ("'{}'::jsonb", "jsonb")]),
+        ("SELECT max(s) FROM (SELECT tidewatch.anomaly_score({0}, {1}) OVER (ORDER BY ts) AS s FROM m) x", [("ts", "timestamptz"), ("value", "float8")]),
+        ("SELECT max(s) FROM (SELECT tidewatch.anomaly_score(ts, value, {0}) OVER (ORDER BY ts) AS s FROM m) x", [("'ewma'", "text")]),
+        ("SELECT max(s) FROM (SELECT tidewatch.anomaly_score(ts, value, {0}, {1}) OVER (ORDER BY ts) AS s FROM m) x", [("'auto'", "text"), ("'{}'::jsonb", "jsonb")]),
     ],
     "anomaly_points": [("SELECT count(*) FROM tidewatch.anomaly_points({0}, {1})", [("(SELECT anomaly FROM states)", "bytea"), ("false", "boolean")])],
     "anomaly_skipped": [("SELECT tidewatch.anomaly_skipped({0})", [("(SELECT anomaly FROM states)", "bytea")])],
@@ -137,15 +140,15 @@ CALLS = {
         ("SELECT count(*) FROM tidewatch.drop_chunks({0}, {1}, {2})", [("'m'::regclass", "regclass"), ("'2000-01-01'::timestamptz", "timestamptz"), ("'1999-01-01'::timestamptz", "timestamptz")]),
         ("SELECT count(*) FROM tidewatch.drop_chunks({0}, {1}, {2})", [("'m'::regclass", "regclass"), ("interval '1000 years'", "interval"), ("interval '2000 years'", "interval")]),
     ],
-    "policy_maintenance": [("CALL tidewatch.policy_maintenance({0}, {1})", [("0", "integer"), ("jsonb_build_object('hypertable', 'm'::regclass::oid)", "jsonb")])],
-    "policy_retention": [("CALL tidewatch.policy_retention({0}, {1})", [("0", "integer"), ("jsonb_build_object('hypertable', 'm'::regclass::oid, 'drop_after', '100 years')", "jsonb")])],
+    "policy_maintenance": [("CALL tidewatch.policy_maintenance({0}, {1})", [("0", "integer"), ("jsonb_build_object('hypertable_id', hid('m'))", "jsonb")])],
+    "policy_retention": [("CALL tidewatch.policy_retention({0}, {1})", [("0", "integer"), ("jsonb_build_object('hypertable_id', hid('m'), 'drop_after', '100 years')", "jsonb")])],
     "add_retention_policy": [("SELECT tidewatch.add_retention_policy({0}, {1}, true, {2})", [("'m'::regclass", "regclass"), ("interval '100 years'", "interval"), ("interval '1 hour'", "interval")])],
     "remove_retention_policy": [("SELECT tidewatch.remove_retention_policy({0}, true)", [("'m'::regclass", "regclass")])],
-    "run_job": [("CALL tidewatch.run_job({0})", [("(SELECT min(job_id) FROM tidewatch.jobs WHERE proc::text = 'noop(integer,jsonb)')", "integer")])],
+    "run_job": [("CALL tidewatch.run_job({0})", [("noop_job()", "integer")])],
     "add_job": [("SELECT tidewatch.add_job({0}, {1}, {2}, scheduled => false, retry_period => {3}, max_retries => {4})",
                  [("'noop'::regproc", "regproc"), ("interval '1 hour'", "interval"), ("'{}'::jsonb", "jsonb"), ("interval '1 minute'", "interval"), ("3", "integer")])],
     "alter_job": [("SELECT count(*) FROM tidewatch.alter_job({0}, {1}, {2})",
-                   [("(SELECT min(job_id) FROM tidewatch.jobs WHERE proc::text = 'noop(integer,jsonb)')", "integer"), ("interval '2 hours'", "interval"), ("'{\"a\": 1}'::jsonb", "jsonb")])],
+                   [("noop_job()", "integer"), ("interval '2 hours'", "interval"), ("'{\"a\": 1}'::jsonb", "jsonb")])],
     "delete_job": [("SELECT tidewatch.delete_job({0}, true)", [("(SELECT max(job_id) FROM tidewatch.jobs WHERE proc::text = 'noop(integer,jsonb)')", "integer")])],
     "detect_anomalies": [("SELECT count(*) FROM tidewatch.detect_anomalies({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7})",
                           [("'m'::regclass", "regclass"), ("'value'::name", "name"), ("'{sat}'::name[]", "name[]"), ("'ts'::name", "name"),
@@ -181,7 +184,7 @@ CALLS = {
     "policy_drift": [("CALL tidewatch.policy_drift({0}, {1})", [("0", "integer"), ("'{\"monitor\": \"dm\"}'::jsonb", "jsonb")])],
     "monitor_drift": [
         ("SELECT tidewatch.monitor_drift({0}, {1}, {2}, {3}, {4}) IS NOT NULL",
-         [("'dm'", "text"), ("'m'::regclass", "regclass"), ("'ref'", "text"), ("interval '1 hour'", "interval"), ("interval '1 hour'", "interval")]),
+         [("'dm2'", "text"), ("'m'::regclass", "regclass"), ("'ref'", "text"), ("interval '1 hour'", "interval"), ("interval '1 hour'", "interval")]),
         ("SELECT tidewatch.monitor_drift({0}, {1}, {2}, {3}, drift_share => {4}) IS NOT NULL",
          [("'dm3'", "text"), ("'m'::regclass", "regclass"), ("tstzrange('2026-01-01', '2026-01-02')", "tstzrange"), ("interval '1 hour'", "interval"), ("0.5", "float8")]),
     ],

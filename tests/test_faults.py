@@ -81,8 +81,7 @@ class ImmediateShutdownDuringMaintenanceTest(unittest.TestCase):
         with spare_cluster("crash_maintenance") as c:
             c.psql("CREATE EXTENSION tidewatch;"
                    "CREATE TABLE live (id bigint, ts timestamptz NOT NULL, value float8);"
-                   "SELECT tidewatch.create_hypertable('live', 'ts', chunk_time_interval => interval '1 day',"
-                   " create_default_partition => true)")
+                   "SELECT tidewatch.create_hypertable('live', 'ts', chunk_time_interval => interval '1 day')")
             # Rows for days that have no chunk yet wait in the default partition.
             c.psql(f"INSERT INTO live SELECT i, timestamptz '2030-01-01' + i * interval '1 second', i"
                    f" FROM generate_series(1, {self.ROWS}) i")

@@ -25,6 +25,7 @@ fn tstz(unix: i64) -> Option<TimestampWithTimeZone> {
 fn raise(e: AnomalyError) -> ! {
     let code = match e {
         AnomalyError::CorruptState(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        AnomalyError::OldState { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
     };
     let hint = e.hint();

@@ -8,6 +8,11 @@ extension_sql_file!(
     name = "jobs",
     requires = ["hypertable"]
 );
+extension_sql_file!(
+    "../../sql/isolation.sql",
+    name = "isolation",
+    requires = ["jobs", "anomaly", "drift_monitor", "logs_catalog", "log_monitor_row"]
+);
 extension_sql_file!("../../sql/comments.sql", name = "comments", finalize);
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -113,6 +113,8 @@ pub enum AnomalyError {
     ParamsNotObject { got: String },
     #[error("model state is corrupt: {0}")]
     CorruptState(String),
+    #[error("the state of this {method} detector was saved by an earlier Tidewatch (state version {version}), whose {method} state this build cannot read")]
+    OldState { version: u8, method: &'static str },
 }
 
 impl AnomalyError {
@@ -129,6 +131,9 @@ impl AnomalyError {
             }
             AnomalyError::CorruptState(_) => {
                 "retrain the model or recreate the monitor".to_string()
+            }
+            AnomalyError::OldState { .. } => {
+                "retrain the model with tidewatch.train_detector(); monitors' states of this kind are reset by ALTER EXTENSION tidewatch UPDATE (docs/upgrading.md)".to_string()
             }
         }
     }

@@ -314,18 +314,35 @@ impl Model {
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Model, AnomalyError> {
-        match b.split_first() {
-            Some((&STATE_VERSION, rest)) => {
-                let m: Model = postcard::from_bytes(rest)
-                    .map_err(|e| AnomalyError::CorruptState(e.to_string()))?;
-                m.check()?;
-                Ok(m)
-            }
-            Some((v, _)) => Err(AnomalyError::CorruptState(format!(
-                "state version {v}, this build reads version {STATE_VERSION}"
-            ))),
-            None => Err(AnomalyError::CorruptState("empty state".to_string())),
-        }
+        let rest = state_payload(b)?;
+        let m: Model =
+            postcard::from_bytes(rest).map_err(|e| AnomalyError::CorruptState(e.to_string()))?;
+        m.check()?;
+        Ok(m)
+    }
+}
+
+/// Earlier state versions that encode every method but `auto` exactly as this one does: version
+/// 4 changed only `auto`'s state (Tidewatch 0.1.0 wrote version 3).
+const SAME_BUT_AUTO: &[u8] = &[3];
+
+/// The postcard payload of a versioned state ([`Model`] or a monitor state, whose first field is
+/// its model): this version's, or an earlier one whose encoding is the same for its method.
+/// postcard writes an enum's variant index first, as a varint: 0 is [`Model::Auto`].
+pub(crate) fn state_payload(b: &[u8]) -> Result<&[u8], AnomalyError> {
+    match b.split_first() {
+        Some((&STATE_VERSION, rest)) => Ok(rest),
+        Some((v, rest)) if SAME_BUT_AUTO.contains(v) => match rest.first() {
+            Some(0) => Err(AnomalyError::OldState {
+                version: *v,
+                method: "auto",
+            }),
+            _ => Ok(rest),
+        },
+        Some((v, _)) => Err(AnomalyError::CorruptState(format!(
+            "state version {v}, this build reads version {STATE_VERSION}"
+        ))),
+        None => Err(AnomalyError::CorruptState("empty state".to_string())),
     }
 }
 

@@ -37,6 +37,14 @@ pub struct Episode {
     pub open: bool,
 }
 
+/// Severity cut-offs of [`Episode::severity`], in sigmas at the episode's peak.
+pub const CRITICAL_SIGMA: f64 = 12.0;
+pub const WARNING_SIGMA: f64 = 6.0;
+/// The same for an episode of at least [`SUSTAINED_POINTS`] points.
+pub const CRITICAL_SUSTAINED_SIGMA: f64 = 6.0;
+pub const WARNING_SUSTAINED_SIGMA: f64 = 4.0;
+pub const SUSTAINED_POINTS: u64 = 5;
+
 impl Episode {
     fn start(ts: i64, value: f64, s: &Scored) -> Self {
         Episode {
@@ -74,11 +82,23 @@ impl Episode {
         }
     }
 
-    /// info / warning / critical from the peak score.
+    /// info / warning / critical from how far outside the normal band the episode went, in
+    /// standardised (robust, for `auto`) sigmas at its peak, and for how many points:
+    ///
+    /// | severity | peak \|σ\| | or, sustained over ≥ 5 points |
+    /// |---|---|---|
+    /// | critical | ≥ 12 | ≥ 6 |
+    /// | warning  | ≥ 6  | ≥ 4 |
+    /// | info     | otherwise | |
+    ///
+    /// So a severity says the same whatever the detector's score calibration: a 97σ spike is
+    /// critical, a 9σ one a warning, a 4σ blip info (docs/anomaly.md, "Severity").
     pub fn severity(&self) -> &'static str {
-        if self.score >= 0.9 {
+        let z = if self.sigma.is_finite() { self.sigma.abs() } else { 0.0 };
+        let sustained = self.points >= SUSTAINED_POINTS;
+        if z >= CRITICAL_SIGMA || (sustained && z >= CRITICAL_SUSTAINED_SIGMA) {
             "critical"
-        } else if self.score >= 0.7 {
+        } else if z >= WARNING_SIGMA || (sustained && z >= WARNING_SUSTAINED_SIGMA) {
             "warning"
         } else {
             "info"
@@ -225,25 +245,63 @@ impl MonitorState {
     }
 
     pub fn from_bytes(b: &[u8]) -> Result<Self, AnomalyError> {
-        match b.split_first() {
-            Some((&crate::STATE_VERSION, rest)) => {
-                let st: MonitorState = postcard::from_bytes(rest)
-                    .map_err(|e| AnomalyError::CorruptState(e.to_string()))?;
-                st.model.check()?;
-                Ok(st)
-            }
-            Some((v, _)) => Err(AnomalyError::CorruptState(format!(
-                "state version {v}, this build reads version {}",
-                crate::STATE_VERSION
-            ))),
-            None => Err(AnomalyError::CorruptState("empty state".into())),
-        }
+        let rest = crate::model::state_payload(b)?;
+        let st: MonitorState =
+            postcard::from_bytes(rest).map_err(|e| AnomalyError::CorruptState(e.to_string()))?;
+        st.model.check()?;
+        Ok(st)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn episode(sigma: f64, points: u64, score: f64) -> Episode {
+        Episode {
+            started_at: 0,
+            ended_at: points as i64 - 1,
+            peak_at: 0,
+            peak_value: sigma,
+            expected: 0.0,
+            lower: -1.0,
+            upper: 1.0,
+            score,
+            sigma,
+            kind: Kind::Spike,
+            points,
+            existing: false,
+            open: false,
+        }
+    }
+
+    #[test]
+    fn severity_follows_the_deviation_and_its_duration_not_the_score() {
+        // (peak sigma, points, expected): the cut-offs of the table in Episode::severity, both
+        // signs, and scores that disagree with the deviation on purpose.
+        let cases = [
+            (97.0, 1, "critical"),
+            (-29.0, 1, "critical"),
+            (12.0, 1, "critical"),
+            (11.9, 1, "warning"),
+            (9.3, 1, "warning"),
+            (6.0, 1, "warning"),
+            (5.9, 1, "info"),
+            (4.4, 1, "info"),
+            (6.0, 5, "critical"),
+            (-6.5, 7, "critical"),
+            (5.9, 5, "warning"),
+            (4.0, 5, "warning"),
+            (4.0, 4, "info"),
+            (3.9, 50, "info"),
+            (f64::NAN, 10, "info"),
+        ];
+        for (sigma, points, want) in cases {
+            for score in [0.0, 0.5, 0.99] {
+                assert_eq!(episode(sigma, points, score).severity(), want, "sigma {sigma}, {points} points, score {score}");
+            }
+        }
+    }
 
     fn noisy(n: usize) -> Vec<(i64, f64)> {
         (0..n)

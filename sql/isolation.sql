@@ -1,0 +1,80 @@
+-- Isolation of derived data (row-level security keyed on the source relation).
+--
+-- Everything Tidewatch derives from a table (models, monitors and their states, anomaly
+-- episodes, drift references and results, log templates, counts and classifiers, events) is
+-- visible only to roles that may SELECT from that table (tidewatch._readable). The policies below
+-- are RESTRICTIVE and FOR SELECT: they narrow what each role reads, through the tables, the
+-- views (security_invoker) and every function that runs with the caller's rights; writes keep the
+-- rules they had (owners change their own configuration). Superusers and the extension's owner
+-- bypass row-level security: the background workers, the scheduler's jobs (run as their owners,
+-- who can read their tables) and the monitors' SECURITY DEFINER functions see everything.
+--
+-- What has no source relation is visible to the role that made it (and its members): a model
+-- trained from arrays, a reference saved from arrays, a classifier trained from a query. Rows whose
+-- source relation was dropped are visible to superusers only. The built-in log miner 'default' is
+-- shared by every role that mines into it: its templates are visible to all; give confidential
+-- logs a miner of their own (tidewatch.create_log_miner), which only its owner and the readers of
+-- the tables it monitors see.
+
+-- A permissive policy that keeps today's rights for a table that had no row-level security yet;
+-- the restrictive policies then narrow reading.
+CREATE POLICY monitor_state_all ON tidewatch.monitor_state USING (true) WITH CHECK (true);
+CREATE POLICY anomalies_all ON tidewatch.anomalies USING (true) WITH CHECK (true);
+CREATE POLICY events_all ON tidewatch.events USING (true) WITH CHECK (true);
+CREATE POLICY drift_results_all ON tidewatch.drift_results USING (true) WITH CHECK (true);
+CREATE POLICY log_miners_all ON tidewatch.log_miners USING (true) WITH CHECK (true);
+CREATE POLICY log_templates_all ON tidewatch.log_templates USING (true) WITH CHECK (true);
+CREATE POLICY log_classifiers_all ON tidewatch.log_classifiers USING (true) WITH CHECK (true);
+CREATE POLICY log_monitors_all ON tidewatch.log_monitors USING (true) WITH CHECK (true);
+CREATE POLICY log_counts_all ON tidewatch.log_counts USING (true) WITH CHECK (true);
+CREATE POLICY log_monitor_state_all ON tidewatch.log_monitor_state USING (true) WITH CHECK (true);
+ALTER TABLE tidewatch.monitor_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.anomalies ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.drift_results ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.log_miners ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.log_templates ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.log_classifiers ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.log_monitors ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.log_counts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.log_monitor_state ENABLE ROW LEVEL SECURITY;
+
+-- Made from a relation: readable with it; made from nothing named: its owner's.
+CREATE POLICY models_source ON tidewatch.models AS RESTRICTIVE FOR SELECT
+    USING (CASE WHEN relation IS NULL THEN pg_catalog.pg_has_role(current_user, owner, 'MEMBER')
+                ELSE tidewatch._readable(relation) END);
+CREATE POLICY references_source ON tidewatch.references AS RESTRICTIVE FOR SELECT
+    USING (CASE WHEN relation IS NULL THEN pg_catalog.pg_has_role(current_user, owner, 'MEMBER')
+                ELSE tidewatch._readable(relation) END);
+CREATE POLICY log_classifiers_source ON tidewatch.log_classifiers AS RESTRICTIVE FOR SELECT
+    USING (CASE WHEN relation IS NULL THEN pg_catalog.pg_has_role(current_user, owner, 'MEMBER')
+                ELSE tidewatch._readable(relation) END);
+CREATE POLICY monitors_source ON tidewatch.monitors AS RESTRICTIVE FOR SELECT
+    USING (tidewatch._readable(relid));
+CREATE POLICY log_monitors_source ON tidewatch.log_monitors AS RESTRICTIVE FOR SELECT
+    USING (tidewatch._readable(relid));
+CREATE POLICY drift_monitors_source ON tidewatch.drift_monitors AS RESTRICTIVE FOR SELECT
+    USING (tidewatch._readable(relid));
+CREATE POLICY events_source ON tidewatch.events AS RESTRICTIVE FOR SELECT
+    USING (relid IS NULL OR tidewatch._readable(relid));
+
+-- Made by a monitor: readable with the monitor (the subqueries see only the monitors the role may
+-- read, by the policies above; they are uncorrelated, so each runs once per query).
+CREATE POLICY monitor_state_source ON tidewatch.monitor_state AS RESTRICTIVE FOR SELECT
+    USING (monitor IN (SELECT m.name FROM tidewatch.monitors m));
+CREATE POLICY anomalies_source ON tidewatch.anomalies AS RESTRICTIVE FOR SELECT
+    USING (monitor IN (SELECT m.name FROM tidewatch.monitors m
+                       UNION ALL SELECT l.name FROM tidewatch.log_monitors l));
+CREATE POLICY drift_results_source ON tidewatch.drift_results AS RESTRICTIVE FOR SELECT
+    USING (monitor IN (SELECT d.name FROM tidewatch.drift_monitors d));
+CREATE POLICY log_counts_source ON tidewatch.log_counts AS RESTRICTIVE FOR SELECT
+    USING (monitor IN (SELECT l.name FROM tidewatch.log_monitors l));
+CREATE POLICY log_monitor_state_source ON tidewatch.log_monitor_state AS RESTRICTIVE FOR SELECT
+    USING (monitor IN (SELECT l.name FROM tidewatch.log_monitors l));
+
+-- A miner: its owner's, the readers' of a table it monitors, and everyone's for 'default'.
+CREATE POLICY log_miners_source ON tidewatch.log_miners AS RESTRICTIVE FOR SELECT
+    USING (name = 'default' OR pg_catalog.pg_has_role(current_user, owner, 'MEMBER')
+           OR name IN (SELECT l.miner FROM tidewatch.log_monitors l));
+CREATE POLICY log_templates_source ON tidewatch.log_templates AS RESTRICTIVE FOR SELECT
+    USING (miner IN (SELECT x.name FROM tidewatch.log_miners x));

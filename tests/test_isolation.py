@@ -1,0 +1,165 @@
+"""Derived data is visible only to roles that may read its source (issue 15, item 2).
+
+An owner makes two hypertables, `secret` and `shared`, and derives everything Tidewatch derives
+from each: a sync monitor with episodes and states, a trained model, a saved reference, a drift
+monitor with results, a log miner with a log monitor (templates, counts, bursts), and an event.
+`tw_iso_reader` and Grafana's `tidewatch_reader` may read `shared` only; `tw_iso_stranger` may read
+neither. For every catalog table and view, the rows derived from each source are counted as the
+superuser (the oracle: both counts must be positive, so each check can fail) and as each role.
+Functions that take a relation refuse an unreadable one with 42501, before any other check.
+"""
+import os
+import subprocess
+import unittest
+
+from pgtest import DB, DSN, REPO, fresh_database, one, psql, require_cluster
+
+ROLES = ("tw_iso_owner", "tw_iso_reader", "tw_iso_stranger")
+
+# table or view -> SQL expression naming the source ('secret' or 'shared') of a row
+SOURCES = {
+    "tidewatch.models": "substr(name, 4)",
+    "tidewatch.monitors": "substr(name, 3)",
+    "tidewatch.monitor_state": "substr(monitor, 3)",
+    "tidewatch.anomalies": "substr(monitor, 3)",
+    "tidewatch.events": "replace(relid::text, '_log', '')",
+    "tidewatch.references": "substr(name, 3)",
+    "tidewatch.drift_monitors": "substr(name, 3)",
+    "tidewatch.drift_results": "substr(monitor, 3)",
+    "tidewatch.log_miners": "substr(name, 4)",
+    "tidewatch.log_templates": "substr(miner, 4)",
+    "tidewatch.log_monitors": "substr(name, 3)",
+    "tidewatch.log_counts": "substr(monitor, 3)",
+    "tidewatch.log_monitor_state": "substr(monitor, 3)",
+    "tidewatch.hypertables": "replace(hypertable::text, '_log', '')",
+    "tidewatch.chunks": "replace(hypertable::text, '_log', '')",
+}
+
+SETUP = """
+SET ROLE tw_iso_owner;
+CREATE TABLE {t} (ts timestamptz NOT NULL, sat text NOT NULL, v float8);
+SELECT tidewatch.create_hypertable('{t}', 'ts', chunk_time_interval => interval '1 day');
+CREATE TABLE {t}_log (ts timestamptz NOT NULL, msg text);
+SELECT tidewatch.create_hypertable('{t}_log', 'ts', chunk_time_interval => interval '1 day');
+INSERT INTO {t} SELECT now() - interval '3 days' + i * interval '1 minute', s, sin(i / 30.0) + (i % 7) * 0.01
+FROM generate_series(0, 2879) i, (VALUES ('A'), ('B')) x(s);
+SELECT tidewatch.train_detector('md_{t}', '{t}', 'v', '{{sat}}', interval '30 days', 'ewma');
+SELECT tidewatch.monitor('m_{t}', '{t}', 'v', '{{sat}}', 'ewma');
+INSERT INTO {t} SELECT now() - interval '1 day' + i * interval '1 minute', 'A',
+       CASE WHEN i BETWEEN 600 AND 610 THEN 50 ELSE sin(i / 30.0) END
+FROM generate_series(0, 1200) i;
+SELECT tidewatch.save_reference('r_{t}', '{t}', tstzrange(now() - interval '3 days', now() - interval '2 days'), '{{v}}');
+SELECT tidewatch.monitor_drift('d_{t}', '{t}', 'r_{t}', interval '1 day', columns => '{{v}}');
+SELECT count(*) FROM tidewatch.run_drift_monitor('d_{t}');
+SELECT tidewatch.create_log_miner('mi_{t}', '{{}}');
+SELECT tidewatch.log_monitor('l_{t}', '{t}_log', 'msg', 'ts', 'mi_{t}');
+INSERT INTO {t}_log SELECT now() - interval '10 minutes' + i * interval '1 second',
+       CASE WHEN i % 2 = 0 THEN 'ERROR connection refused by host 10.0.0.' || i ELSE 'job ' || i || ' finished in ' || i || ' ms' END
+FROM generate_series(1, 120) i;
+SELECT tidewatch.record_event('user', 'maintenance of {t}', now() - interval '1 day', relid => '{t}'::regclass);
+"""
+
+
+@require_cluster
+class Isolation(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        fresh_database()
+        roles = "; ".join(f"DROP ROLE IF EXISTS {r}" for r in ROLES)
+        psql(f"DROP OWNED BY {', '.join(ROLES)} CASCADE", check=False)
+        psql(roles + "; " + "; ".join(f"CREATE ROLE {r}" for r in ROLES), db="postgres")
+        psql("GRANT CREATE ON SCHEMA public TO tw_iso_owner")
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", f"{DSN} dbname={DB}",
+                        "-f", os.path.join(REPO, "sql", "roles.sql")], check=True, capture_output=True)
+        for t in ("secret", "shared"):
+            psql(SETUP.format(t=t))
+        psql("SET ROLE tw_iso_owner; GRANT SELECT ON shared, shared_log TO tw_iso_reader, tidewatch_reader")
+
+    def counts(self, table, role=None):
+        prefix = f"SET ROLE {role}; " if role else ""
+        rows = psql(f"{prefix}SELECT {SOURCES[table]} AS src, count(*) FROM {table} GROUP BY 1")
+        return {src: int(n) for src, n in rows}
+
+    def test_every_catalog_table_and_view_shows_only_what_the_role_may_read(self):
+        expected = {
+            "tw_iso_owner": {"secret", "shared"},
+            "tw_iso_reader": {"shared"},
+            "tidewatch_reader": {"shared"},
+            "tw_iso_stranger": set(),
+        }
+        for table in SOURCES:
+            truth = self.counts(table)
+            for src in ("secret", "shared"):
+                self.assertGreater(truth.get(src, 0), 0, f"{table}: the setup derived no rows from {src}")
+            for role, visible in expected.items():
+                with self.subTest(table=table, role=role):
+                    seen = self.counts(table, role)
+                    for src in ("secret", "shared"):
+                        want = truth[src] if src in visible else 0
+                        self.assertEqual(seen.get(src, 0), want, f"{role} reads {table} rows derived from {src}")
+
+    def test_functions_refuse_an_unreadable_relation_with_42501(self):
+        calls = [
+            "SELECT count(*) FROM tidewatch.detect_anomalies('secret', 'v', '{sat}')",
+            "SELECT tidewatch.train_detector('x', 'secret', 'v')",
+            "SELECT tidewatch.monitor('x', 'secret', 'v')",
+            "SELECT count(*) FROM tidewatch.peer_outliers('secret', 'v', '{sat}')",
+            "SELECT count(*) FROM tidewatch.drift_report('secret', 'r_secret', tstzrange(now() - interval '1 day', now()))",
+            "SELECT tidewatch.save_reference('x', 'secret', tstzrange(now() - interval '1 day', now()))",
+        ]
+        for call in calls:
+            for role in ("tw_iso_stranger", "tw_iso_reader", "tidewatch_reader"):
+                with self.subTest(call=call, role=role):
+                    out = subprocess.run(
+                        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", "VERBOSITY=verbose",
+                         "-d", f"{DSN} dbname={DB}", "-c", f"SET ROLE {role}", "-c", "\\set VERBOSITY verbose",
+                         "-c", call],
+                        capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
+                    self.assertNotEqual(out.returncode, 0, f"{role} ran {call}")
+                    self.assertIn("42501", out.stderr, out.stderr)
+                    self.assertIn("permission denied for table secret", out.stderr)
+        # The same calls on the readable table pass the check (the reader may score it).
+        n = one("SET ROLE tw_iso_reader; SELECT count(*) FROM tidewatch.detect_anomalies('shared', 'v', '{sat}')")
+        self.assertGreater(int(n), 0)
+
+    def test_episodes_models_and_lag_of_an_unreadable_source_stay_hidden(self):
+        secret_id = one("SELECT id FROM tidewatch.anomalies WHERE monitor = 'm_secret' ORDER BY id LIMIT 1")
+        shared_id = one("SELECT id FROM tidewatch.anomalies WHERE monitor = 'm_shared' ORDER BY id LIMIT 1")
+        self.assertIsNotNone(secret_id)
+        for role in ("tw_iso_stranger", "tw_iso_reader"):
+            with self.subTest(role=role):
+                out = psql(f"SET ROLE {role}; SELECT count(*) FROM tidewatch.explain_anomaly({secret_id})", check=False)
+                self.assertFalse(out and out[0][0] != "0", f"{role} got an explanation of a secret episode: {out}")
+                out = psql(f"SET ROLE {role}; SELECT tidewatch.predict('md_secret', '{{\"sat\": \"A\"}}', now(), 1.0)",
+                           check=False)
+                self.assertEqual(out, [], f"{role} used a model trained on secret: {out}")
+                lag = psql(f"SET ROLE {role}; SELECT monitor FROM tidewatch.monitor_lag()")
+                self.assertNotIn(["m_secret"], lag)
+        self.assertGreater(int(one(f"SET ROLE tw_iso_reader; SELECT count(*) FROM tidewatch.explain_anomaly({shared_id})")), 0)
+        self.assertIsNotNone(one("SET ROLE tw_iso_reader; SELECT tidewatch.predict('md_shared', '{\"sat\": \"A\"}', now(), 1.0)"))
+
+    def test_partitions_of_the_catalog_are_not_readable_around_the_policies(self):
+        parts = psql("SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                     " WHERE n.nspname = 'tidewatch' AND c.relispartition")
+        self.assertTrue(parts)
+        for (part,) in parts:
+            for role in ("tw_iso_stranger", "tidewatch_reader"):
+                with self.subTest(part=part, role=role):
+                    out = subprocess.run(["psql", "-X", "-q", "-d", f"{DSN} dbname={DB}", "-c", f"SET ROLE {role}",
+                                          "-c", f"SELECT count(*) FROM {part}"],
+                                         capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
+                    self.assertIn("permission denied", out.stderr, f"{role} read {part} directly")
+
+    def test_jobs_are_their_owners_and_monitoring_roles(self):
+        owner_jobs = int(one("SELECT count(*) FROM tidewatch.jobs WHERE owner = 'tw_iso_owner'::regrole"))
+        self.assertGreater(owner_jobs, 0)
+        for role, want in (("tw_iso_owner", owner_jobs), ("tw_iso_stranger", 0), ("tw_iso_reader", 0),
+                           ("tidewatch_reader", owner_jobs)):
+            with self.subTest(role=role):
+                for view in ("tidewatch.jobs", "tidewatch.job_stats j JOIN tidewatch.jobs USING (job_id)"):
+                    n = int(one(f"SET ROLE {role}; SELECT count(*) FROM {view} WHERE owner = 'tw_iso_owner'::regrole"))
+                    self.assertEqual(n, want, f"{role} sees {n} jobs of tw_iso_owner through {view}")
+
+
+if __name__ == "__main__":
+    unittest.main()
