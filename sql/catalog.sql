@@ -24,7 +24,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF relation IS NOT NULL AND NOT tidewatch._readable(relation) THEN
-        RAISE EXCEPTION 'permission denied for table %', relation
+        RAISE EXCEPTION 'permission denied for table %', (SELECT c.relname FROM pg_class c WHERE c.oid = relation)
             USING ERRCODE = '42501',
                   HINT = 'Tidewatch works on a table only for roles that may SELECT from it; ask its owner for GRANT SELECT.';
     END IF;

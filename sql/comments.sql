@@ -61,6 +61,7 @@ COMMENT ON FUNCTION tidewatch._partitions(regclass) IS 'Internal: partitions of 
 COMMENT ON FUNCTION tidewatch._hypertable(regclass) IS 'Internal: catalog row of a hypertable, or an error.';
 COMMENT ON FUNCTION tidewatch._readable(regclass) IS 'Internal: may the current role SELECT from the relation? Keys the row-level security of derived data (sql/isolation.sql).';
 COMMENT ON FUNCTION tidewatch._require_select(regclass) IS 'Internal: raise 42501 (permission denied) unless the current role may SELECT from the relation.';
+COMMENT ON FUNCTION tidewatch._may_write(text) IS 'Internal: may the current role write the episodes and states of this monitor (its owner, or an inserter into a log monitor''s table)? Keys the write policies of sql/isolation.sql.';
 COMMENT ON FUNCTION tidewatch._chunk_name(regclass, timestamptz, interval) IS 'Internal: a free name for a new chunk.';
 COMMENT ON FUNCTION tidewatch._ensure_chunk(regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp, moving its rows out of the default partition.';
 COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval) IS 'Internal: swaps a plain table for a partitioned one with the same rows, indexes, constraints, grants and comments.';

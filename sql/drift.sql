@@ -93,6 +93,7 @@ DECLARE
     cols text[] := '{}';
     aggs text[] := '{}';
 BEGIN
+    PERFORM tidewatch._require_select(relation);
     IF relation IS NULL OR reference IS NULL OR current IS NULL THEN
         RAISE EXCEPTION 'relation, reference and current must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -103,7 +104,6 @@ BEGIN
     IF methods IS NOT NULL AND jsonb_typeof(methods) <> 'object' THEN
         RAISE EXCEPTION 'methods must be a JSON object such as {"value": "psi"}' USING ERRCODE = '22023';
     END IF;
-    PERFORM tidewatch._require_select(relation);
     IF tcol IS NULL THEN
         SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     END IF;
@@ -213,6 +213,7 @@ DECLARE
     nnull bigint;
     saved integer := 0;
 BEGIN
+    PERFORM tidewatch._require_select(relation);
     IF name IS NULL OR name = '' THEN
         RAISE EXCEPTION 'reference name must not be empty' USING ERRCODE = '22023';
     END IF;
@@ -220,7 +221,6 @@ BEGIN
         RAISE EXCEPTION 'the reference window is empty or NULL' USING ERRCODE = '22023',
             HINT = 'Pass a tstzrange such as tstzrange(''2026-01-01'', ''2026-01-08'').';
     END IF;
-    PERFORM tidewatch._require_select(relation);
     SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     IF tcol IS NULL THEN
         RAISE EXCEPTION '"%" is not a hypertable', relation USING ERRCODE = '22023',
@@ -278,6 +278,7 @@ DECLARE
     kind text;
     known text;
 BEGIN
+    PERFORM tidewatch._require_select(relation);
     IF NOT EXISTS (SELECT 1 FROM tidewatch.references x WHERE x.name = reference) THEN
         -- A range literal such as '[2026-01-01,2026-01-08)' resolves to this overload: treat it as one.
         IF reference ~ '^\s*[\[\(]' THEN
@@ -291,7 +292,6 @@ BEGIN
     IF current IS NULL OR isempty(current) THEN
         RAISE EXCEPTION 'the current window is empty or NULL' USING ERRCODE = '22023';
     END IF;
-    PERFORM tidewatch._require_select(relation);
     IF tcol IS NULL THEN
         SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     END IF;

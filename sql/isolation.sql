@@ -16,12 +16,36 @@
 -- logs a miner of their own (tidewatch.create_log_miner), which only its owner and the readers of
 -- the tables it monitors see.
 
--- A permissive policy that keeps today's rights for a table that had no row-level security yet;
--- the restrictive policies then narrow reading.
-CREATE POLICY monitor_state_all ON tidewatch.monitor_state USING (true) WITH CHECK (true);
-CREATE POLICY anomalies_all ON tidewatch.anomalies USING (true) WITH CHECK (true);
-CREATE POLICY events_all ON tidewatch.events USING (true) WITH CHECK (true);
-CREATE POLICY drift_results_all ON tidewatch.drift_results USING (true) WITH CHECK (true);
+-- May the current role write what the monitor `monitor` derives (its episodes and states)? Its
+-- owner and the owner's members may (the monitor's job runs as its owner); so may a role that
+-- inserts into the table of a log monitor (its triggers run as the inserting role).
+CREATE FUNCTION tidewatch._may_write(monitor text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM tidewatch.monitors m
+               WHERE m.name = monitor AND pg_catalog.pg_has_role(current_user, m.owner, 'MEMBER'))
+    OR EXISTS (SELECT 1 FROM tidewatch.log_monitors l
+               WHERE l.name = monitor AND (pg_catalog.pg_has_role(current_user, l.owner, 'MEMBER')
+                                           OR pg_catalog.has_table_privilege(l.relid::oid, 'INSERT')));
+
+-- Episodes and states: read by policy (below), written by the monitors' owners.
+CREATE POLICY monitor_state_read ON tidewatch.monitor_state FOR SELECT USING (true);
+CREATE POLICY monitor_state_insert ON tidewatch.monitor_state FOR INSERT WITH CHECK (tidewatch._may_write(monitor));
+CREATE POLICY monitor_state_update ON tidewatch.monitor_state FOR UPDATE USING (tidewatch._may_write(monitor));
+CREATE POLICY anomalies_read ON tidewatch.anomalies FOR SELECT USING (true);
+CREATE POLICY anomalies_insert ON tidewatch.anomalies FOR INSERT WITH CHECK (tidewatch._may_write(monitor));
+CREATE POLICY anomalies_update ON tidewatch.anomalies FOR UPDATE USING (tidewatch._may_write(monitor));
+GRANT INSERT, UPDATE ON tidewatch.anomalies, tidewatch.monitor_state TO PUBLIC;
+GRANT USAGE ON SEQUENCE tidewatch.anomalies_id_seq TO PUBLIC;
+-- Anyone may record an event (tidewatch.record_event), about a table it may read or about none.
+CREATE POLICY events_all ON tidewatch.events USING (true) WITH CHECK (relid IS NULL OR tidewatch._readable(relid));
+-- A drift monitor's results are written by its job, as its owner.
+CREATE POLICY drift_results_all ON tidewatch.drift_results USING (true)
+    WITH CHECK (monitor IN (SELECT d.name FROM tidewatch.drift_monitors d
+                            WHERE pg_catalog.pg_has_role(current_user, d.owner, 'MEMBER')));
+GRANT INSERT ON tidewatch.events, tidewatch.drift_results TO PUBLIC;
+-- The log catalog keeps the rights it had (PUBLIC may write it); the policies below narrow reading.
 CREATE POLICY log_miners_all ON tidewatch.log_miners USING (true) WITH CHECK (true);
 CREATE POLICY log_templates_all ON tidewatch.log_templates USING (true) WITH CHECK (true);
 CREATE POLICY log_classifiers_all ON tidewatch.log_classifiers USING (true) WITH CHECK (true);

@@ -60,7 +60,7 @@ WHERE n.nspname = 'tidewatch' AND c.relkind IN ('r', 'p', 'v') AND NOT c.relispa
 -- Earlier versions of this script granted the partitions too: take that back.
 SELECT format('REVOKE ALL ON %s FROM tidewatch_reader', string_agg(c.oid::regclass::text, ', '))
 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = 'tidewatch' AND c.relispartition HAVING count(*) > 0 \gexec
+WHERE n.nspname = 'tidewatch' AND c.relkind IN ('r', 'p') AND c.relispartition HAVING count(*) > 0 \gexec
 -- Every job's state, for the operations dashboard, as pg_stat_activity shows every session's.
 GRANT pg_read_all_stats TO tidewatch_reader;
 GRANT USAGE ON SCHEMA public TO tidewatch_reader;

@@ -263,7 +263,7 @@ class BadInputTest(unittest.TestCase):
             print(f"\n[bad input] {calls} calls over {len(CALLS)} functions: {results['ok']} returned, "
                   f"{results['error']} clear errors, {len(bad)} internal errors or timeouts, {crashes} crashes")
             self.assertEqual(crashes, 0, "the server log shows a crashed backend")
-            self.assertEqual(bad, [])
+            self.assertEqual(bad, [], "\n".join(bad))
             self.assertGreaterEqual(calls, 150)
 
 

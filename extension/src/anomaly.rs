@@ -32,8 +32,8 @@ fn raise(e: AnomalyError) -> ! {
     errors::raise(code, e.to_string(), None, Some(hint))
 }
 
-fn params_value(params: Option<JsonB>) -> serde_json::Value {
-    params.map_or(serde_json::Value::Null, |p| p.0)
+fn params_value(params: Option<errors::JsonbArg>) -> serde_json::Value {
+    params.map_or(serde_json::Value::Null, |p| p.value("params"))
 }
 
 /// The detector for `method` (default `auto`) and `params`, or an SQL error listing valid ones.
@@ -43,7 +43,7 @@ fn build_model(method: Option<&str>, params: &serde_json::Value) -> Model {
 
 /// Check a method and its params; raises 22023 with the valid names in the hint.
 #[pg_extern(immutable, parallel_safe)]
-fn _anomaly_check(method: Option<&str>, params: Option<JsonB>) -> bool {
+fn _anomaly_check(method: Option<&str>, params: Option<errors::JsonbArg>) -> bool {
     build_model(method, &params_value(params));
     true
 }
@@ -115,7 +115,8 @@ unsafe fn method_params(args: &[pg_sys::NullableDatum]) -> (Option<String>, serd
     let arg = |i: usize| args.get(i).filter(|a| !a.isnull).map(|a| a.value);
     // SAFETY: the caller's contract on argument types.
     let method = arg(3).and_then(|d| unsafe { String::from_datum(d, false) });
-    let params = arg(4).and_then(|d| unsafe { JsonB::from_datum(d, false) });
+    // SAFETY: argument 4 is jsonb (the caller's contract).
+    let params = arg(4).map(|d| unsafe { errors::JsonbArg::from_jsonb_datum(d) });
     (method, params_value(params))
 }
 
@@ -564,7 +565,7 @@ fn _model_verdict(state: &[u8], ts: TimestampWithTimeZone, value: f64) -> JsonB 
 fn _monitor_step(
     state: Option<&[u8]>,
     method: &str,
-    params: Option<JsonB>,
+    params: Option<errors::JsonbArg>,
     ts: Vec<Option<TimestampWithTimeZone>>,
     vals: Vec<Option<f64>>,
 ) -> TableIterator<

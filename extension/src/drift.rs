@@ -56,9 +56,9 @@ fn row(report: DriftReport) -> ResultRow {
 /// Drift between two numeric samples. NULL elements are skipped; NaN and ±Infinity are dropped.
 #[pg_extern(immutable, parallel_safe, name = "drift")]
 fn drift_numeric(
-    reference: Array<f64>,
-    current: Array<f64>,
-    method: default!(String, "'auto'"),
+    reference: Option<Array<f64>>,
+    current: Option<Array<f64>>,
+    method: default!(Option<String>, "'auto'"),
     threshold: default!(Option<f64>, "NULL"),
 ) -> TableIterator<
     'static,
@@ -70,6 +70,9 @@ fn drift_numeric(
         name!(drifted, bool),
     ),
 > {
+    let reference = errors::required(reference, "reference");
+    let current = errors::required(current, "current");
+    let method = errors::required(method, "method");
     let s = Samples {
         reference: reference.iter().flatten().collect(),
         current: current.iter().flatten().collect(),
@@ -82,9 +85,9 @@ fn drift_numeric(
 /// Drift between two categorical samples. NULL elements are skipped.
 #[pg_extern(immutable, parallel_safe, name = "drift")]
 fn drift_categorical(
-    reference: Array<&str>,
-    current: Array<&str>,
-    method: default!(String, "'auto'"),
+    reference: Option<Array<&str>>,
+    current: Option<Array<&str>>,
+    method: default!(Option<String>, "'auto'"),
     threshold: default!(Option<f64>, "NULL"),
 ) -> TableIterator<
     'static,
@@ -96,6 +99,9 @@ fn drift_categorical(
         name!(drifted, bool),
     ),
 > {
+    let reference = errors::required(reference, "reference");
+    let current = errors::required(current, "current");
+    let method = errors::required(method, "method");
     let s = Samples {
         reference: reference.iter().flatten().map(String::from).collect(),
         current: current.iter().flatten().map(String::from).collect(),

@@ -45,3 +45,73 @@ pub fn bucket_error(e: BucketError) -> ! {
     };
     raise(code, e.to_string(), None, Some(hint.to_string()))
 }
+
+/// A required argument of a non-strict function: NULL is refused with 22004 (pgrx would panic,
+/// which reports XX000).
+pub fn required<T>(value: Option<T>, name: &str) -> T {
+    value.unwrap_or_else(|| {
+        raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            format!("{name} must not be NULL"),
+            None,
+            None,
+        )
+    })
+}
+
+/// A `jsonb` argument as its text, parsed by the function itself: pgrx's `JsonB` parses it while
+/// unboxing the argument and panics (XX000) on jsonb that serde_json refuses (nesting deeper than
+/// 128 levels, numbers beyond f64 such as 1e999). [`JsonbArg::value`] refuses those with 22023.
+pub struct JsonbArg(pub String);
+
+impl JsonbArg {
+    /// The parsed value, or ERROR 22023 naming `what` (e.g. "params").
+    pub fn value(&self, what: &str) -> serde_json::Value {
+        serde_json::from_str(&self.0).unwrap_or_else(|e| {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("{what} cannot be read: {e}"),
+                Some("Tidewatch reads jsonb nested at most 128 levels deep, with numbers that fit a float8.".into()),
+                Some(format!("Pass {what} as a flat jsonb object such as '{{\"threshold\": 0.6}}'.")),
+            )
+        })
+    }
+
+    /// Read the jsonb datum `d` (not NULL) as its text.
+    ///
+    /// # Safety
+    /// `d` must be a jsonb datum.
+    pub unsafe fn from_jsonb_datum(d: pg_sys::Datum) -> JsonbArg {
+        // SAFETY: d is a jsonb varlena (caller); jsonb_out returns a palloc'd C string.
+        let cstr = unsafe {
+            let detoasted = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
+            pgrx::direct_function_call::<&core::ffi::CStr>(pg_sys::jsonb_out, &[Some(detoasted.into())])
+        };
+        JsonbArg(cstr.map(|c| c.to_string_lossy().into_owned()).unwrap_or_default())
+    }
+}
+
+impl pgrx::FromDatum for JsonbArg {
+    unsafe fn from_polymorphic_datum(d: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<JsonbArg> {
+        // SAFETY: a jsonb argument (the SQL type below), not NULL.
+        (!is_null).then(|| unsafe { JsonbArg::from_jsonb_datum(d) })
+    }
+}
+
+// SAFETY: JsonbArg is read from a jsonb datum (FromDatum above) and only used as an argument.
+unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for JsonbArg {
+    unsafe fn unbox_arg_unchecked(arg: pgrx::callconv::Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // SAFETY: the argument is a jsonb (caller); NULL is handled by the Option.
+        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| {
+            raise(
+                PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                format!("argument {} must not be NULL", index + 1),
+                None,
+                None,
+            )
+        })
+    }
+}
+
+pgrx::impl_sql_translatable!(JsonbArg, arg_only = "jsonb");

@@ -175,7 +175,8 @@ impl ConfigPatch {
 
 /// Check a miner's settings (the CHECK constraint of tidewatch.log_miners.config).
 #[pg_extern(immutable, parallel_safe, strict)]
-fn _log_miner_config_check(config: pgrx::JsonB) -> bool {
+fn _log_miner_config_check(config: errors::JsonbArg) -> bool {
+    let config = pgrx::JsonB(config.value("config"));
     let ok = serde_json::from_value::<ConfigPatch>(config.0.clone()).map(|p| p.valid());
     match ok {
         Ok(true) => true,
@@ -476,7 +477,7 @@ pub fn now_us() -> i64 {
 #[pg_extern(volatile)]
 fn log_parse(
     message: Option<&str>,
-    miner: default!(&str, "'default'"),
+    miner: default!(Option<&str>, "'default'"),
 ) -> TableIterator<
     'static,
     (
@@ -486,6 +487,7 @@ fn log_parse(
         name!(is_new, bool),
     ),
 > {
+    let miner = errors::required(miner, "miner");
     let Some(message) = message else {
         return TableIterator::new(std::iter::empty());
     };

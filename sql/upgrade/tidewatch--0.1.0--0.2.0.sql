@@ -19,7 +19,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF relation IS NOT NULL AND NOT tidewatch._readable(relation) THEN
-        RAISE EXCEPTION 'permission denied for table %', relation
+        RAISE EXCEPTION 'permission denied for table %', (SELECT c.relname FROM pg_class c WHERE c.oid = relation)
             USING ERRCODE = '42501',
                   HINT = 'Tidewatch works on a table only for roles that may SELECT from it; ask its owner for GRANT SELECT.';
     END IF;
@@ -109,6 +109,7 @@ DECLARE
     cols text[] := '{}';
     aggs text[] := '{}';
 BEGIN
+    PERFORM tidewatch._require_select(relation);
     IF relation IS NULL OR reference IS NULL OR current IS NULL THEN
         RAISE EXCEPTION 'relation, reference and current must not be NULL' USING ERRCODE = '22004';
     END IF;
@@ -119,7 +120,6 @@ BEGIN
     IF methods IS NOT NULL AND jsonb_typeof(methods) <> 'object' THEN
         RAISE EXCEPTION 'methods must be a JSON object such as {"value": "psi"}' USING ERRCODE = '22023';
     END IF;
-    PERFORM tidewatch._require_select(relation);
     IF tcol IS NULL THEN
         SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     END IF;
@@ -187,6 +187,7 @@ DECLARE
     nnull bigint;
     saved integer := 0;
 BEGIN
+    PERFORM tidewatch._require_select(relation);
     IF name IS NULL OR name = '' THEN
         RAISE EXCEPTION 'reference name must not be empty' USING ERRCODE = '22023';
     END IF;
@@ -194,7 +195,6 @@ BEGIN
         RAISE EXCEPTION 'the reference window is empty or NULL' USING ERRCODE = '22023',
             HINT = 'Pass a tstzrange such as tstzrange(''2026-01-01'', ''2026-01-08'').';
     END IF;
-    PERFORM tidewatch._require_select(relation);
     SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     IF tcol IS NULL THEN
         RAISE EXCEPTION '"%" is not a hypertable', relation USING ERRCODE = '22023',
@@ -250,6 +250,7 @@ DECLARE
     kind text;
     known text;
 BEGIN
+    PERFORM tidewatch._require_select(relation);
     IF NOT EXISTS (SELECT 1 FROM tidewatch.references x WHERE x.name = reference) THEN
         -- A range literal such as '[2026-01-01,2026-01-08)' resolves to this overload: treat it as one.
         IF reference ~ '^\s*[\[\(]' THEN
@@ -263,7 +264,6 @@ BEGIN
     IF current IS NULL OR isempty(current) THEN
         RAISE EXCEPTION 'the current window is empty or NULL' USING ERRCODE = '22023';
     END IF;
-    PERFORM tidewatch._require_select(relation);
     IF tcol IS NULL THEN
         SELECT h.time_column INTO tcol FROM tidewatch.hypertable h WHERE h.relid = relation;
     END IF;
@@ -710,10 +710,36 @@ COMMENT ON FUNCTION tidewatch._wal_insert_end() IS
 'Internal: the end of the write-ahead log inserted so far as a pg_lsn: what the decoder of async monitors flushes and reads up to, and what monitor_wait() waits for.';
 
 -- Row-level security of derived data, keyed on the source relation (sql/isolation.sql).
-CREATE POLICY monitor_state_all ON tidewatch.monitor_state USING (true) WITH CHECK (true);
-CREATE POLICY anomalies_all ON tidewatch.anomalies USING (true) WITH CHECK (true);
-CREATE POLICY events_all ON tidewatch.events USING (true) WITH CHECK (true);
-CREATE POLICY drift_results_all ON tidewatch.drift_results USING (true) WITH CHECK (true);
+-- May the current role write what the monitor `monitor` derives (its episodes and states)? Its
+-- owner and the owner's members may (the monitor's job runs as its owner); so may a role that
+-- inserts into the table of a log monitor (its triggers run as the inserting role).
+CREATE FUNCTION tidewatch._may_write(monitor text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN EXISTS (SELECT 1 FROM tidewatch.monitors m
+               WHERE m.name = monitor AND pg_catalog.pg_has_role(current_user, m.owner, 'MEMBER'))
+    OR EXISTS (SELECT 1 FROM tidewatch.log_monitors l
+               WHERE l.name = monitor AND (pg_catalog.pg_has_role(current_user, l.owner, 'MEMBER')
+                                           OR pg_catalog.has_table_privilege(l.relid::oid, 'INSERT')));
+
+-- Episodes and states: read by policy (below), written by the monitors' owners.
+CREATE POLICY monitor_state_read ON tidewatch.monitor_state FOR SELECT USING (true);
+CREATE POLICY monitor_state_insert ON tidewatch.monitor_state FOR INSERT WITH CHECK (tidewatch._may_write(monitor));
+CREATE POLICY monitor_state_update ON tidewatch.monitor_state FOR UPDATE USING (tidewatch._may_write(monitor));
+CREATE POLICY anomalies_read ON tidewatch.anomalies FOR SELECT USING (true);
+CREATE POLICY anomalies_insert ON tidewatch.anomalies FOR INSERT WITH CHECK (tidewatch._may_write(monitor));
+CREATE POLICY anomalies_update ON tidewatch.anomalies FOR UPDATE USING (tidewatch._may_write(monitor));
+GRANT INSERT, UPDATE ON tidewatch.anomalies, tidewatch.monitor_state TO PUBLIC;
+GRANT USAGE ON SEQUENCE tidewatch.anomalies_id_seq TO PUBLIC;
+-- Anyone may record an event (tidewatch.record_event), about a table it may read or about none.
+CREATE POLICY events_all ON tidewatch.events USING (true) WITH CHECK (relid IS NULL OR tidewatch._readable(relid));
+-- A drift monitor's results are written by its job, as its owner.
+CREATE POLICY drift_results_all ON tidewatch.drift_results USING (true)
+    WITH CHECK (monitor IN (SELECT d.name FROM tidewatch.drift_monitors d
+                            WHERE pg_catalog.pg_has_role(current_user, d.owner, 'MEMBER')));
+GRANT INSERT ON tidewatch.events, tidewatch.drift_results TO PUBLIC;
+-- The log catalog keeps the rights it had (PUBLIC may write it); the policies below narrow reading.
 CREATE POLICY log_miners_all ON tidewatch.log_miners USING (true) WITH CHECK (true);
 CREATE POLICY log_templates_all ON tidewatch.log_templates USING (true) WITH CHECK (true);
 CREATE POLICY log_classifiers_all ON tidewatch.log_classifiers USING (true) WITH CHECK (true);
@@ -771,6 +797,8 @@ CREATE POLICY log_miners_source ON tidewatch.log_miners AS RESTRICTIVE FOR SELEC
 CREATE POLICY log_templates_source ON tidewatch.log_templates AS RESTRICTIVE FOR SELECT
     USING (miner IN (SELECT x.name FROM tidewatch.log_miners x));
 
+
+COMMENT ON FUNCTION tidewatch._may_write(text) IS 'Internal: may the current role write the episodes and states of this monitor (its owner, or an inserter into a log monitor''s table)? Keys the write policies of sql/isolation.sql.';
 
 -- Serialized states: 0.2.0 writes state version 4 and reads version 3 for every method but
 -- `auto`, whose state changed. A monitor's `auto` state of version 3 starts afresh (the detector

@@ -210,6 +210,10 @@ pub fn bucket_date(width: Width, date: i32, origin: Option<i32>) -> Result<i32, 
     if date == DATE_NOBEGIN || date == DATE_NOEND {
         return Ok(date);
     }
+    // An infinite origin has no bucket boundaries (its day count would overflow).
+    if origin.is_some_and(|o| o == DATE_NOBEGIN || o == DATE_NOEND) {
+        return Err(BucketError::OutOfRange);
+    }
     match kind {
         Kind::Fixed(period) => {
             if period < USECS_PER_DAY {
@@ -231,6 +235,13 @@ pub fn bucket_date(width: Width, date: i32, origin: Option<i32>) -> Result<i32, 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_infinite_date_origin_is_out_of_range() {
+        let week = super::Width { months: 0, days: 7, micros: 0 };
+        for o in [super::DATE_NOBEGIN, super::DATE_NOEND] {
+            assert!(matches!(super::bucket_date(week, 9000, Some(o)), Err(super::BucketError::OutOfRange)));
+        }
+    }
     use super::*;
     use proptest::prelude::*;
 
