@@ -85,14 +85,24 @@ impl JsonbArg {
         // SAFETY: d is a jsonb varlena (caller); jsonb_out returns a palloc'd C string.
         let cstr = unsafe {
             let detoasted = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr());
-            pgrx::direct_function_call::<&core::ffi::CStr>(pg_sys::jsonb_out, &[Some(detoasted.into())])
+            pgrx::direct_function_call::<&core::ffi::CStr>(
+                pg_sys::jsonb_out,
+                &[Some(detoasted.into())],
+            )
         };
-        JsonbArg(cstr.map(|c| c.to_string_lossy().into_owned()).unwrap_or_default())
+        JsonbArg(
+            cstr.map(|c| c.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        )
     }
 }
 
 impl pgrx::FromDatum for JsonbArg {
-    unsafe fn from_polymorphic_datum(d: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<JsonbArg> {
+    unsafe fn from_polymorphic_datum(
+        d: pg_sys::Datum,
+        is_null: bool,
+        _: pg_sys::Oid,
+    ) -> Option<JsonbArg> {
         // SAFETY: a jsonb argument (the SQL type below), not NULL.
         (!is_null).then(|| unsafe { JsonbArg::from_jsonb_datum(d) })
     }

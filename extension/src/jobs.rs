@@ -11,7 +11,13 @@ extension_sql_file!(
 extension_sql_file!(
     "../../sql/isolation.sql",
     name = "isolation",
-    requires = ["jobs", "anomaly", "drift_monitor", "logs_catalog", "log_monitor_row"]
+    requires = [
+        "jobs",
+        "anomaly",
+        "drift_monitor",
+        "logs_catalog",
+        "log_monitor_row"
+    ]
 );
 extension_sql_file!("../../sql/comments.sql", name = "comments", finalize);
 

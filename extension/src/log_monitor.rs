@@ -94,7 +94,10 @@ fn monitor(name: &str, key: StatementKey) -> Rc<Monitor> {
             PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
             format!("log monitor \"{name}\": {e}"),
             Some("The message column's type changed after log_monitor() was called.".into()),
-            Some("ALTER the column back to text, or create the monitor again on a text column.".into()),
+            Some(
+                "ALTER the column back to text, or create the monitor again on a text column."
+                    .into(),
+            ),
         );
     }
     let Some((Some(miner), Some(ruleset), Some(message), time, time_type, template, category)) =
@@ -569,7 +572,9 @@ mod tests {
         .unwrap();
     }
 
-    #[pg_test(error = "the message column \"message\" of \"public.fixed\" has the fixed-length type name")]
+    #[pg_test(
+        error = "the message column \"message\" of \"public.fixed\" has the fixed-length type name"
+    )]
     fn a_fixed_length_message_column_is_refused() {
         Spi::run(
             "CREATE TABLE fixed (ts timestamptz NOT NULL, message name);

@@ -155,7 +155,10 @@ fn due_jobs(limit: i32, running: &[i32]) -> Vec<Due> {
                 "SELECT job_id, owner, (extract(epoch FROM max_runtime) * 1000)::int8 \
                  FROM tidewatch._due_jobs($1) WHERE job_id <> ALL ($2)",
                 None,
-                &[(limit + running.len() as i32).into(), running.to_vec().into()],
+                &[
+                    (limit + running.len() as i32).into(),
+                    running.to_vec().into(),
+                ],
             ) {
                 for row in rows {
                     if let (Ok(Some(id)), Ok(Some(owner))) =

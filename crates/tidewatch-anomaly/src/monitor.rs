@@ -94,7 +94,11 @@ impl Episode {
     /// So a severity says the same whatever the detector's score calibration: a 97σ spike is
     /// critical, a 9σ one a warning, a 4σ blip info (docs/anomaly.md, "Severity").
     pub fn severity(&self) -> &'static str {
-        let z = if self.sigma.is_finite() { self.sigma.abs() } else { 0.0 };
+        let z = if self.sigma.is_finite() {
+            self.sigma.abs()
+        } else {
+            0.0
+        };
         let sustained = self.points >= SUSTAINED_POINTS;
         if z >= CRITICAL_SIGMA || (sustained && z >= CRITICAL_SUSTAINED_SIGMA) {
             "critical"
@@ -298,7 +302,11 @@ mod tests {
         ];
         for (sigma, points, want) in cases {
             for score in [0.0, 0.5, 0.99] {
-                assert_eq!(episode(sigma, points, score).severity(), want, "sigma {sigma}, {points} points, score {score}");
+                assert_eq!(
+                    episode(sigma, points, score).severity(),
+                    want,
+                    "sigma {sigma}, {points} points, score {score}"
+                );
             }
         }
     }

@@ -28,7 +28,10 @@ fn version_3_states_of_unchanged_methods_read_as_they_were_written() {
         let back = Model::from_bytes(&old).unwrap_or_else(|e| panic!("{method}: {e}"));
         // Same detector: re-encoded identically, and scores the next point identically.
         assert_eq!(back.to_bytes(), now, "{method}");
-        let (a, b) = (m.score(500 * 60_000_000, 3.0), back.score(500 * 60_000_000, 3.0));
+        let (a, b) = (
+            m.score(500 * 60_000_000, 3.0),
+            back.score(500 * 60_000_000, 3.0),
+        );
         assert_eq!(format!("{a:?}"), format!("{b:?}"), "{method}");
     }
 }
@@ -49,9 +52,18 @@ fn a_version_3_auto_state_is_refused_with_a_clear_error() {
 fn other_versions_and_garbage_are_refused_as_corrupt() {
     let b = trained("ewma").to_bytes();
     for v in [0u8, 1, 2, 5, 255] {
-        assert!(matches!(Model::from_bytes(&as_version(b.clone(), v)), Err(AnomalyError::CorruptState(_))), "{v}");
+        assert!(
+            matches!(
+                Model::from_bytes(&as_version(b.clone(), v)),
+                Err(AnomalyError::CorruptState(_))
+            ),
+            "{v}"
+        );
     }
-    assert!(matches!(Model::from_bytes(&[]), Err(AnomalyError::CorruptState(_))));
+    assert!(matches!(
+        Model::from_bytes(&[]),
+        Err(AnomalyError::CorruptState(_))
+    ));
     assert!(Model::from_bytes(&b[..b.len() / 2]).is_err());
 }
 
@@ -59,7 +71,11 @@ fn other_versions_and_garbage_are_refused_as_corrupt() {
 fn monitor_states_follow_the_same_rule() {
     for (method, readable) in [("ewma", true), ("robust", true), ("auto", false)] {
         let mut st = MonitorState::new(method, &serde_json::json!({})).unwrap();
-        st.step((0..300i64).map(|i| (i * 60_000_000, (i as f64 / 7.0).cos())).collect());
+        st.step(
+            (0..300i64)
+                .map(|i| (i * 60_000_000, (i as f64 / 7.0).cos()))
+                .collect(),
+        );
         let now = st.to_bytes();
         let old = as_version(now.clone(), 3);
         match MonitorState::from_bytes(&old) {
@@ -69,7 +85,10 @@ fn monitor_states_follow_the_same_rule() {
             }
             Err(e) => {
                 assert!(!readable, "{method}: {e}");
-                assert!(matches!(e, AnomalyError::OldState { version: 3, .. }), "{e:?}");
+                assert!(
+                    matches!(e, AnomalyError::OldState { version: 3, .. }),
+                    "{e:?}"
+                );
             }
         }
     }

@@ -237,9 +237,16 @@ pub fn bucket_date(width: Width, date: i32, origin: Option<i32>) -> Result<i32, 
 mod tests {
     #[test]
     fn an_infinite_date_origin_is_out_of_range() {
-        let week = super::Width { months: 0, days: 7, micros: 0 };
+        let week = super::Width {
+            months: 0,
+            days: 7,
+            micros: 0,
+        };
         for o in [super::DATE_NOBEGIN, super::DATE_NOEND] {
-            assert!(matches!(super::bucket_date(week, 9000, Some(o)), Err(super::BucketError::OutOfRange)));
+            assert!(matches!(
+                super::bucket_date(week, 9000, Some(o)),
+                Err(super::BucketError::OutOfRange)
+            ));
         }
     }
     use super::*;

@@ -602,7 +602,6 @@ pub fn decoder_wanted() -> bool {
     })
 }
 
-
 #[cfg(test)]
 mod unit {
     use super::*;

@@ -308,4 +308,3 @@ unsafe extern "C-unwind" fn plugin_change(
         }
     }
 }
-

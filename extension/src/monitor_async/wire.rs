@@ -37,8 +37,10 @@ impl<'a> Writer<'a> {
         let flags = u8::from(time_us.is_none()) | (u8::from(value.is_none()) << 1);
         self.buf.extend_from_slice(&monitor.to_le_bytes());
         self.buf.push(flags);
-        self.buf.extend_from_slice(&time_us.unwrap_or(0).to_le_bytes());
-        self.buf.extend_from_slice(&value.unwrap_or(0.0).to_le_bytes());
+        self.buf
+            .extend_from_slice(&time_us.unwrap_or(0).to_le_bytes());
+        self.buf
+            .extend_from_slice(&value.unwrap_or(0.0).to_le_bytes());
     }
 
     /// One label of the current row (None: NULL). A label longer than i32::MAX bytes cannot
@@ -253,6 +255,9 @@ mod unit {
     fn a_row_of_an_unknown_monitor_is_refused() {
         let mut buf = Writer::header(1).to_vec();
         Writer::new(&mut buf).row(9, Some(1), Some(1.0));
-        assert_eq!(parse_block(&buf, &specs(3)).err().as_deref(), Some("unknown monitor index"));
+        assert_eq!(
+            parse_block(&buf, &specs(3)).err().as_deref(),
+            Some("unknown monitor index")
+        );
     }
 }
