@@ -54,8 +54,8 @@ INSERT INTO logs SELECT timestamptz '2026-01-01' + i * interval '10 seconds',
             ELSE 'job ' || i || ' finished in ' || (i % 97) || ' ms' END
 FROM generate_series(1, 2000) i;
 SELECT tidewatch.add_retention_policy('metrics', drop_after => interval '100 years');
-CREATE PROCEDURE beat(job_id int, config jsonb) LANGUAGE sql AS $$ INSERT INTO beats VALUES (now()) $$;
 CREATE TABLE beats (at timestamptz);
+CREATE PROCEDURE beat(job_id int, config jsonb) LANGUAGE sql AS $$ INSERT INTO beats VALUES (now()) $$;
 SELECT tidewatch.add_job('beat', interval '1 second');
 SELECT tidewatch.train_detector('mdl', 'metrics', 'value', '{sat}', interval '100 years', 'robust');
 SELECT tidewatch.save_reference('ref', 'metrics', tstzrange('2026-01-01', '2026-01-02'), '{value}');

@@ -727,6 +727,42 @@ mod tests {
         );
     }
 
+    #[pg_test]
+    fn log_parse_and_mine_logs_learn_the_same_templates() {
+        // One code path: lines given one by one to log_parse, and the same lines in the same
+        // order mined by mine_logs, end in the same templates with the same counts.
+        Spi::run(
+            "CREATE TABLE mixed (ts timestamptz NOT NULL, msg text);
+             INSERT INTO mixed SELECT timestamptz '2026-03-01' + i * interval '1 second',
+                 CASE i % 6 WHEN 0 THEN format('Loaded %s rows into staging.t%s in %s ms', i, i % 7, i % 90)
+                            WHEN 1 THEN format('Connection to db%s.example.com:5432 refused (attempt %s)', i % 9, i % 4)
+                            WHEN 2 THEN format('user=u%s action=login result=%s', i % 13, CASE WHEN i % 5 = 0 THEN 'FAILED' ELSE 'ok' END)
+                            WHEN 3 THEN format('GET /api/v1/items/%s HTTP/1.1 200 %s', md5(i::text), i % 1000)
+                            WHEN 4 THEN format('Task %s changed state from RUNNING to %s', i, CASE WHEN i % 4 = 0 THEN 'FAILED' ELSE 'DONE' END)
+                            ELSE format('block blk_%s replicated to %s nodes', i * 7919, 1 + i % 3) END
+             FROM generate_series(0, 1199) i;
+             SELECT tidewatch.create_log_miner('one');
+             SELECT tidewatch.create_log_miner('bulk');",
+        )
+        .unwrap();
+        Spi::run(
+            "SELECT count(*) FROM (SELECT tidewatch.log_parse(msg, 'one') FROM (SELECT msg FROM mixed ORDER BY ts) s) x;
+             SELECT count(*) FROM tidewatch.mine_logs('mixed', 'msg', 'ts', miner => 'bulk');",
+        )
+        .unwrap();
+        let templates = |miner: &str| {
+            Spi::get_one::<String>(&format!(
+                "SELECT string_agg(template || ' x' || count, E'\\n' ORDER BY template, count)
+                 FROM tidewatch.log_templates WHERE miner = '{miner}'"
+            ))
+            .unwrap()
+            .unwrap_or_default()
+        };
+        let (one, bulk) = (templates("one"), templates("bulk"));
+        assert!(one.lines().count() >= 6, "{one}");
+        assert_eq!(one, bulk);
+    }
+
     #[pg_test(error = "log miner \"nope\" does not exist")]
     fn unknown_miner_is_an_error() {
         Spi::run("SELECT * FROM tidewatch.log_parse('x', 'nope')").unwrap();

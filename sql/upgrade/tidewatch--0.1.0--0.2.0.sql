@@ -486,7 +486,6 @@ COMMENT ON FUNCTION tidewatch.alter_job(integer, interval, jsonb, timestamptz, b
 'Changes the schedule, config, next start, retry settings, max_runtime or scheduled flag of a job; NULL keeps a setting. Returns the job as it now is.';
 COMMENT ON FUNCTION tidewatch._job_crashed(integer, timestamptz, text, text) IS 'Internal: records a job run whose process died or was stopped at its max_runtime (SQLSTATE 57014).';
 COMMENT ON FUNCTION tidewatch._due_jobs(integer) IS 'Internal: jobs the scheduler should run now, with their max_runtime.';
-COMMENT ON FUNCTION tidewatch._log_message_type(regclass, name) IS 'Internal: the type of a log monitor''s message column; refuses fixed-length string types (42804).';
 COMMENT ON FUNCTION tidewatch._readable(regclass) IS 'Internal: may the current role SELECT from the relation? Keys the row-level security of derived data (sql/isolation.sql).';
 COMMENT ON FUNCTION tidewatch._require_select(regclass) IS 'Internal: raise 42501 (permission denied) unless the current role may SELECT from the relation.';
 
@@ -508,6 +507,7 @@ BEGIN
     RETURN typ;
 END
 $$;
+COMMENT ON FUNCTION tidewatch._log_message_type(regclass, name) IS 'Internal: the type of a log monitor''s message column; refuses fixed-length string types (42804).';
 CREATE OR REPLACE FUNCTION tidewatch.mine_logs(relation regclass, message_column name, time_column name DEFAULT NULL,
                                     miner text DEFAULT 'default')
 RETURNS TABLE (template_id bigint, template text, lines bigint, first_seen timestamptz, last_seen timestamptz,
