@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import http.server
 import json
+import os
+import subprocess
 import math
 import threading
 import time
@@ -22,7 +24,8 @@ import urllib.parse
 from datetime import datetime, timezone
 
 import grafana_examples as gx
-from svctest import READ_TOKEN, WRITE_TOKEN, Service, fresh_database, psql, require_service, table_state, wait_for
+from svctest import (BIN, READ_TOKEN, WRITE_TOKEN, Service, fresh_database, psql, require_service, service_dsn, table_state,
+                     wait_for)
 
 SECRET = "grafana-hmac-secret-it"
 PATH = "/v1/alerts/grafana"
@@ -200,6 +203,8 @@ class Receive(unittest.TestCase):
         self.assertEqual(r[3], "", "endsAt 0001-01-01 means not resolved")
         self.assertIn("[FIRING] High memory usage", r[6])
         self.assertIn("This alert was triggered for zone us-1", r[7])
+        self.assertIn("How bad: values B=44.2394 C=1", r[7])
+        self.assertIn("Source: https://play.grafana.org/alerting/1afz29v7z/edit", r[7])
         # Repeated (Grafana's repeat interval): stored once, counted, not notified again.
         outbox_before = counts()[1]
         for n in range(2):
@@ -465,6 +470,37 @@ class TimestampHeader(unittest.TestCase):
             self.assertEqual(psql("SELECT count(*) FROM tidewatch.notifications")[0][0], "1")
         finally:
             svc.stop()
+
+
+@require_service
+class RouteConfiguration(unittest.TestCase):
+    def check_config(self, routes, **extra):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEWATCH_")}
+        env.update({"TIDEWATCH_DATABASE_URL": service_dsn(), "TIDEWATCH_WRITE_TOKENS": WRITE_TOKEN,
+                    "TIDEWATCH_ALERT_ROUTES": routes, **extra})
+        return subprocess.run([BIN, "check-config", "--offline"], env=env, capture_output=True, text=True, timeout=30)
+
+    def test_routes_are_checked_at_start_and_secrets_not_shown(self):
+        ok = self.check_config(json.dumps([{"name": "oncall", "kind": "webhook", "url": "http://127.0.0.1:1/x",
+                                            "matchers": ["severity=critical", "sat=~SAT[0-9]+"], "hmac_secret": "route-s3cret"}]),
+                               TIDEWATCH_ALERT_HMAC_SECRET="grafana-s3cret")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        self.assertIn("oncall (webhook)", ok.stdout)
+        self.assertNotIn("s3cret", ok.stdout + ok.stderr)
+        for routes, message in [
+            ('[{"name": "x", "kind": "pager", "url": "http://a"}]', 'unknown kind "pager"'),
+            ('[{"name": "x", "kind": "webhook", "url": "ftp://a"}]', "url must start with http"),
+            ('[{"name": "x", "kind": "webhook", "url": "http://a", "matchers": ["sat=~("]}]', "bad regular expression"),
+            ('[{"name": "x", "kind": "webhook", "url": "http://a", "matchers": ["severity"]}]', "has no operator"),
+            ('[{"name": "x", "kind": "webhook", "url": "http://a"}, {"name": "x", "kind": "webhook", "url": "http://b"}]',
+             'two routes are named "x"'),
+            ('[{"name": "x", "kind": "webhook", "url": "http://a", "colour": "red"}]', "unknown field"),
+            ("not json", "not a JSON array of routes"),
+        ]:
+            with self.subTest(routes):
+                p = self.check_config(routes)
+                self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+                self.assertIn(message, p.stderr)
 
 
 @require_service

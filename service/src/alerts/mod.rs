@@ -288,7 +288,22 @@ fn compose(alert: &Alert, e: &Enrichment, severity: Option<&str>) -> (String, St
     if let Some(s) = e.sigma {
         how_bad.push(format!("{s:+.1} sigma"));
     }
-    if let Some(v) = alert.field("valueString") {
+    if let Some(Value::Object(values)) = alert.raw.get("values") {
+        let mut vs: Vec<String> = values
+            .iter()
+            .map(|(k, v)| match v.as_f64() {
+                Some(x) => format!("{k}={}", (x * 1e4).round() / 1e4),
+                None => format!("{k}={v}"),
+            })
+            .collect();
+        vs.sort();
+        if !vs.is_empty() {
+            how_bad.push(format!(
+                "values {}",
+                crate::ingest::point::clip(&vs.join(" "))
+            ));
+        }
+    } else if let Some(v) = alert.field("valueString") {
         how_bad.push(format!("values {}", crate::ingest::point::clip(v)));
     }
     if !how_bad.is_empty() {

@@ -70,7 +70,9 @@ pub fn spawn(state: AppState) {
             let busy = match run_batch(&state, &client).await {
                 Ok(n) => n > 0,
                 Err(e) => {
+                    // The database is away (a restart, say): try again a little later.
                     tracing::warn!(error = %e, "outbox: cannot claim deliveries; retrying");
+                    tokio::time::sleep(POLL * 4).await;
                     false
                 }
             };
@@ -141,6 +143,7 @@ fn body(r: &tokio_postgres::Row) -> Value {
             "panel": link("panelURL"),
             "dashboard": link("dashboardURL"),
             "silence": link("silenceURL"),
+            "image": link("imageURL"),
             "episodes": episodes.iter().map(|id| format!("/v1/anomalies/{id}")).collect::<Vec<_>>(),
         },
     })
