@@ -239,6 +239,12 @@ class Receive(unittest.TestCase):
         self.assertEqual(len(rows), 1)
         self.assertEqual(rows[0][2], "0001-01-01 00:00:00+00")
         self.assertEqual(rows[0][1], 2)
+        # The same alert twice in one payload: stored once.
+        c = gx.alert("twice-in-one", {"alertname": "twice"}, "0001-01-01T00:00:00Z")
+        status, _, body = self.post(gx.payload([c, c]))
+        self.assertEqual((body["stored"], body["duplicates"]), (1, 1), body)
+        self.assertEqual(len(set(body["notifications"])), 1)
+        self.assertEqual([r[1] for r in self.row("twice-in-one")], [1])
         # Another start time is another notification.
         b = gx.alert("zero-start", {"alertname": "zero"}, "2024-01-01T00:00:00Z")
         self.assertEqual(self.post(gx.payload([b]))[2]["stored"], 1)

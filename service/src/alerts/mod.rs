@@ -165,10 +165,14 @@ struct Enrichment {
     kind: Option<String>,
 }
 
+/// Top reasons by episode, shared by the alerts of one payload (explain_anomaly is the costly part).
+type ReasonCache = std::collections::HashMap<i64, Vec<(i32, String)>>;
+
 async fn enrich(
     tx: &tokio_postgres::Transaction<'_>,
     alert: &Alert,
     now: DateTime<Utc>,
+    cache: &mut ReasonCache,
 ) -> Result<Enrichment, tokio_postgres::Error> {
     let labels = Value::Object(alert.labels.clone());
     let lo = alert
@@ -208,15 +212,16 @@ async fn enrich(
         }
         kind.get_or_insert(k);
         episodes.push(id);
-        let top = tx
-            .query(
-                "SELECT rank, reason FROM tidewatch.explain_anomaly($1) ORDER BY rank LIMIT 3",
-                &[&id],
-            )
-            .await?;
-        for t in &top {
-            let rank: i32 = t.get(0);
-            let reason: String = t.get(1);
+        if !cache.contains_key(&id) {
+            let top = tx
+                .query(
+                    "SELECT rank, reason FROM tidewatch.explain_anomaly($1) ORDER BY rank LIMIT 3",
+                    &[&id],
+                )
+                .await?;
+            cache.insert(id, top.iter().map(|t| (t.get(0), t.get(1))).collect());
+        }
+        for (rank, reason) in cache.get(&id).into_iter().flatten() {
             reasons.push(json!({"episode": id, "rank": rank, "reason": reason}));
         }
     }
@@ -341,6 +346,11 @@ fn compose(alert: &Alert, e: &Enrichment, severity: Option<&str>) -> (String, St
     (subject, lines.join("\n"))
 }
 
+const REPEAT_SQL: &str = "\
+UPDATE tidewatch.notifications SET repeats = repeats + 1, last_received_at = now() \
+WHERE fingerprint = $1 AND status = $2 AND starts_at = $3 RETURNING id";
+
+/// Also counts a repeat: another request may have stored the same alert since REPEAT_SQL looked.
 const INSERT_SQL: &str = "\
 INSERT INTO tidewatch.notifications AS n (source, fingerprint, status, starts_at, ends_at, alertname, labels, alert, \
     payload, episodes, reasons, severity, subject, message) \
@@ -360,8 +370,20 @@ async fn store(state: &AppState, payload: grafana::Payload) -> ApiResult<(Vec<i6
     let now = Utc::now();
     let mut ids = Vec::with_capacity(payload.alerts.len());
     let mut stored = 0;
+    let mut cache = ReasonCache::new();
     for alert in &payload.alerts {
-        let e = enrich(&tx, alert, now).await?;
+        // A repeat (Grafana's repeat interval): counted, not enriched or notified again.
+        if let Some(row) = tx
+            .query_opt(
+                REPEAT_SQL,
+                &[&alert.fingerprint, &alert.status, &alert.starts_at],
+            )
+            .await?
+        {
+            ids.push(row.get(0));
+            continue;
+        }
+        let e = enrich(&tx, alert, now, &mut cache).await?;
         let severity = alert
             .label("severity")
             .map(|s| s.to_ascii_lowercase())
