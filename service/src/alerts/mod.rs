@@ -212,14 +212,14 @@ async fn enrich(
         }
         kind.get_or_insert(k);
         episodes.push(id);
-        if !cache.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(id) {
             let top = tx
                 .query(
                     "SELECT rank, reason FROM tidewatch.explain_anomaly($1) ORDER BY rank LIMIT 3",
                     &[&id],
                 )
                 .await?;
-            cache.insert(id, top.iter().map(|t| (t.get(0), t.get(1))).collect());
+            slot.insert(top.iter().map(|t| (t.get(0), t.get(1))).collect());
         }
         for (rank, reason) in cache.get(&id).into_iter().flatten() {
             reasons.push(json!({"episode": id, "rank": rank, "reason": reason}));
