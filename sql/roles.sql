@@ -19,7 +19,10 @@
 --                      (without it, TIDEWATCH_MONITOR=auto falls back to a sync monitor);
 --                    - INSERT/UPDATE on tidewatch.anomalies and tidewatch.events, UPDATE on
 --                      tidewatch.monitor_state: the monitors it owns record episodes and events as
---                      their owner (the log monitor's triggers, the missing-data job).
+--                      their owner (the log monitor's triggers, the missing-data job);
+--                    - INSERT/UPDATE on tidewatch.notifications, tidewatch.notification_outbox and
+--                      tidewatch.notification_attempts: it stores the alerts Grafana posts and
+--                      delivers them (the reader may read them, PUBLIC may not).
 --                    It is not a superuser and has no other privilege.
 --
 -- Both have search_path = tidewatch, public set on the role itself (not per database), so that
@@ -72,6 +75,9 @@ GRANT EXECUTE ON FUNCTION tidewatch._monitor_slot() TO tidewatch_service;
 GRANT INSERT, UPDATE ON tidewatch.anomalies, tidewatch.events TO tidewatch_service;
 GRANT UPDATE ON tidewatch.monitor_state TO tidewatch_service;
 GRANT USAGE ON SEQUENCE tidewatch.anomalies_id_seq, tidewatch.events_id_seq TO tidewatch_service;
+GRANT INSERT, UPDATE ON tidewatch.notifications, tidewatch.notification_outbox, tidewatch.notification_attempts
+    TO tidewatch_service;
+GRANT USAGE ON SEQUENCE tidewatch.notifications_id_seq, tidewatch.notification_outbox_id_seq TO tidewatch_service;
 
 -- The reader sees what the service creates (Grafana charts the metrics and logs tables): tables
 -- created later by default privileges, tables already there now.

@@ -11,6 +11,7 @@ mod log_miner;
 mod log_monitor;
 mod logs;
 mod monitor_async;
+mod notifications;
 mod quality;
 mod scheduler;
 mod time_bucket;

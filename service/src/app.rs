@@ -23,12 +23,13 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{ingest, observe, openapi, ops, query};
+use crate::{alerts, ingest, observe, openapi, ops, query};
 
 pub fn build(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(openapi::base())
         .merge(ingest::router(&state))
         .merge(query::router(&state))
+        .merge(alerts::router(&state))
         .merge(ops::router())
         .split_for_parts();
     let timeout = state.config.request_timeout;

@@ -161,6 +161,36 @@ pub struct CliSettings {
     /// Log format: text or json [default: text].
     #[arg(long, global = true, env = "TIDEWATCH_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Shared secret of Grafana's webhook HMAC signature; when set, POST /v1/alerts/grafana
+    /// accepts requests signed with it (or carrying a write token).
+    #[arg(
+        long,
+        global = true,
+        env = "TIDEWATCH_ALERT_HMAC_SECRET",
+        hide_env_values = true
+    )]
+    pub alert_hmac_secret: Option<String>,
+    /// Header of the signature's timestamp [default: X-Grafana-Alerting-Timestamp].
+    #[arg(long, global = true, env = "TIDEWATCH_ALERT_HMAC_TIMESTAMP_HEADER")]
+    pub alert_hmac_timestamp_header: Option<String>,
+    /// Delivery routes of alert notifications, a JSON array of {name, kind, url, matchers,
+    /// max_attempts, hmac_secret} (in the TOML file: [[alert_routes]] tables).
+    #[arg(
+        long,
+        global = true,
+        env = "TIDEWATCH_ALERT_ROUTES",
+        hide_env_values = true
+    )]
+    pub alert_routes: Option<String>,
+    /// First retry delay of a failed delivery; doubled each try, with jitter [default: 2s].
+    #[arg(long, global = true, env = "TIDEWATCH_ALERT_RETRY_BASE")]
+    pub alert_retry_base: Option<String>,
+    /// Longest delay between two tries of a delivery [default: 5m].
+    #[arg(long, global = true, env = "TIDEWATCH_ALERT_RETRY_MAX")]
+    pub alert_retry_max: Option<String>,
+    /// Time limit of one delivery attempt [default: 10s].
+    #[arg(long, global = true, env = "TIDEWATCH_ALERT_DELIVERY_TIMEOUT")]
+    pub alert_delivery_timeout: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -214,6 +244,39 @@ struct FileSettings {
     shutdown_timeout: Option<DurationValue>,
     log: Option<String>,
     log_format: Option<LogFormat>,
+    alert_hmac_secret: Option<String>,
+    alert_hmac_timestamp_header: Option<String>,
+    alert_routes: Option<Vec<RouteConfig>>,
+    alert_retry_base: Option<DurationValue>,
+    alert_retry_max: Option<DurationValue>,
+    alert_delivery_timeout: Option<DurationValue>,
+}
+
+/// One delivery route: where notifications whose labels match go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Unique name, part of each delivery's idempotency key.
+    pub name: String,
+    /// Channel kind: webhook (a JSON POST).
+    pub kind: String,
+    /// The URL to POST to.
+    pub url: String,
+    /// Label matchers as Grafana writes them (`severity=critical`, `team!=ops`, `sat=~SAT[12]`,
+    /// `env!~dev.*`); all must match. None: every notification.
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    /// Tries before a delivery is given up (status dead) [default: 8].
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// When set, each delivery is signed: X-Tidewatch-Signature = hex HMAC-SHA256(secret,
+    /// timestamp ":" body), X-Tidewatch-Timestamp = the timestamp (Unix seconds).
+    #[serde(default)]
+    pub hmac_secret: Option<String>,
+}
+
+fn default_max_attempts() -> u32 {
+    8
 }
 
 /// A value that must never reach a log line or an error message.
@@ -255,6 +318,12 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub log: String,
     pub log_format: LogFormat,
+    pub alert_hmac_secret: Option<Secret>,
+    pub alert_hmac_timestamp_header: String,
+    pub alert_routes: Vec<RouteConfig>,
+    pub alert_retry_base: Duration,
+    pub alert_retry_max: Duration,
+    pub alert_delivery_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -386,6 +455,47 @@ impl Config {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            alert_hmac_secret: cli
+                .alert_hmac_secret
+                .clone()
+                .or(file.alert_hmac_secret)
+                .filter(|s| !s.is_empty())
+                .map(Secret),
+            alert_hmac_timestamp_header: cli
+                .alert_hmac_timestamp_header
+                .clone()
+                .or(file.alert_hmac_timestamp_header)
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| "X-Grafana-Alerting-Timestamp".into()),
+            alert_routes: match &cli.alert_routes {
+                Some(json) if !json.trim().is_empty() => {
+                    serde_json::from_str(json).map_err(|e| {
+                        invalid(
+                            "alert_routes",
+                            format!("TIDEWATCH_ALERT_ROUTES is not a JSON array of routes: {e}"),
+                        )
+                    })?
+                }
+                _ => file.alert_routes.unwrap_or_default(),
+            },
+            alert_retry_base: duration(
+                "alert_retry_base",
+                &cli.alert_retry_base,
+                file.alert_retry_base,
+                Duration::from_secs(2),
+            )?,
+            alert_retry_max: duration(
+                "alert_retry_max",
+                &cli.alert_retry_max,
+                file.alert_retry_max,
+                Duration::from_secs(300),
+            )?,
+            alert_delivery_timeout: duration(
+                "alert_delivery_timeout",
+                &cli.alert_delivery_timeout,
+                file.alert_delivery_timeout,
+                Duration::from_secs(10),
+            )?,
         };
         config.validate()?;
         Ok(config)
@@ -420,6 +530,25 @@ impl Config {
                 "must be at most 9s: SIGTERM must end the process within 10 s",
             ));
         }
+        if axum::http::HeaderName::from_bytes(self.alert_hmac_timestamp_header.trim().as_bytes())
+            .is_err()
+        {
+            return Err(invalid(
+                "alert_hmac_timestamp_header",
+                format!(
+                    "\"{}\" is not an HTTP header name",
+                    self.alert_hmac_timestamp_header
+                ),
+            ));
+        }
+        if self.alert_delivery_timeout.is_zero() || self.alert_retry_base.is_zero() {
+            return Err(invalid(
+                "alert_delivery_timeout/alert_retry_base",
+                "must be more than 0",
+            ));
+        }
+        crate::alerts::routes::Routes::compile(&self.alert_routes)
+            .map_err(|m| invalid("alert_routes", m))?;
         for t in self.write_tokens.iter().chain(&self.read_tokens) {
             if t.expose()
                 .chars()
@@ -502,7 +631,9 @@ impl Config {
              pool_timeout      {:?}\n\
              statement_timeout {:?}\n\
              shutdown_timeout  {:?}\n\
-             log               {} ({:?})",
+             log               {} ({:?})\n\
+             alert_hmac_secret {}\n\
+             alert_routes      {}",
             self.listen,
             self.write_tokens.len(),
             if self.read_tokens.is_empty() {
@@ -522,6 +653,23 @@ impl Config {
             self.shutdown_timeout,
             self.log,
             self.log_format,
+            if self.alert_hmac_secret.is_some() {
+                format!(
+                    "<redacted> (timestamp header {})",
+                    self.alert_hmac_timestamp_header
+                )
+            } else {
+                "none: alerts need a write token".to_string()
+            },
+            if self.alert_routes.is_empty() {
+                "none: notifications are stored, not delivered".to_string()
+            } else {
+                self.alert_routes
+                    .iter()
+                    .map(|r| format!("{} ({})", r.name, r.kind))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
         )
     }
 }

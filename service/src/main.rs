@@ -15,7 +15,9 @@
 //! - `db`       pool, error mapping, table set-up, the COPY write path
 //! - `serve`    the server's lifecycle (start, drain on SIGTERM)
 //! - `import`   bulk loads through COPY
+//! - `alerts`   Grafana alerts in, notifications stored, linked to episodes and delivered (outbox)
 
+mod alerts;
 mod app;
 mod auth;
 mod config;

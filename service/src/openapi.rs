@@ -6,7 +6,7 @@
 //! (see `app.rs`), so a route cannot be served without being documented.
 
 use axum::Router;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -19,7 +19,7 @@ use crate::state::AppState;
         title = "Tidewatch service",
         description = "Ingest metrics (JSON, InfluxDB line protocol, Prometheus remote write) and logs into a \
                        Tidewatch database, and read back series, anomaly episodes with their explanations, drift \
-                       results and log templates. Every error is JSON {code, message}. Write endpoints need a \
+                       results and log templates; receive Grafana's alerts and deliver them as notifications. Every error is JSON {code, message}. Write endpoints need a \
                        write token (Authorization: Bearer <token>); read endpoints need a read or write token \
                        when read tokens are configured.",
         license(name = "Apache-2.0")
@@ -29,6 +29,7 @@ use crate::state::AppState;
     tags(
         (name = "ingest", description = "Points and log lines in."),
         (name = "query", description = "Series, points, anomalies, drift and logs out."),
+        (name = "alerts", description = "Grafana alerts in; notifications and their deliveries out."),
         (name = "operations", description = "Health, readiness, metrics and this document.")
     )
 )]
@@ -42,6 +43,15 @@ impl Modify for BearerAuth {
         components.add_security_scheme(
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // POST /v1/alerts/grafana: Grafana's HMAC-SHA256 signature instead of a token.
+        components.add_security_scheme(
+            "grafana_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Grafana-Alerting-Signature",
+                "hex HMAC-SHA256(TIDEWATCH_ALERT_HMAC_SECRET, body), or of timestamp \":\" body when the \
+                 timestamp header is sent; also accepted as X-Grafana-Alert-Signature",
+            ))),
         );
     }
 }

@@ -29,6 +29,8 @@ pub async fn run(config: Config) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let grace = config.shutdown_timeout;
     let state = AppState::new(config, pool, tables, prometheus);
+    // Deliveries left pending or sending (a restart, a kill -9) are picked up again.
+    crate::alerts::outbox::spawn(state.clone());
     let app = crate::app::build(state);
     // Tests and scripts read this line to learn the port (with TIDEWATCH_LISTEN=127.0.0.1:0).
     tracing::info!(%addr, "listening on {addr}");

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use metrics_exporter_prometheus::PrometheusHandle;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
+use crate::alerts::routes::Routes;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::schema::Tables;
@@ -24,6 +25,10 @@ pub struct Inner {
     /// Permits for requests in flight (max_concurrency); none left means 503 at once.
     pub in_flight: Arc<Semaphore>,
     pub prometheus: PrometheusHandle,
+    /// Delivery routes of notifications (validated with the configuration).
+    pub routes: Routes,
+    /// Wakes the outbox worker when notifications were queued.
+    pub outbox_wake: Arc<Notify>,
 }
 
 impl AppState {
@@ -32,6 +37,8 @@ impl AppState {
             write_tokens: Tokens::new(&config.write_tokens),
             read_tokens: Tokens::new(&config.read_tokens),
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
+            routes: Routes::compile(&config.alert_routes).unwrap_or_default(),
+            outbox_wake: Arc::new(Notify::new()),
             config,
             pool,
             tables,

@@ -1,0 +1,436 @@
+//! Alert notifications: `POST /v1/alerts/grafana` receives Grafana's webhook, stores each alert
+//! once in `tidewatch.notifications` (deduplicated on fingerprint, status and startsAt), links it
+//! to the anomaly episodes of the same series and time with `explain_anomaly`'s top reasons, and
+//! queues its deliveries in `tidewatch.notification_outbox` in the same transaction; the `outbox`
+//! worker delivers them. `GET /v1/notifications` lists them with their delivery state.
+//!
+//! Authentication: a write token, or (when `alert_hmac_secret` is set) Grafana's HMAC signature.
+
+pub mod grafana;
+pub mod list;
+pub mod outbox;
+pub mod routes;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use self::grafana::Alert;
+use crate::auth::{self, Access};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract;
+use crate::state::AppState;
+
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    let receive = OpenApiRouter::new()
+        .routes(routes!(receive_grafana))
+        .route_layer(RequestBodyLimitLayer::new(state.config.max_body_bytes));
+    let read = OpenApiRouter::new()
+        .routes(routes!(list::list))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::read,
+        ));
+    receive.merge(read)
+}
+
+/// Signature headers: Grafana's documentation names the first, its code's default is the second.
+const SIGNATURE_HEADERS: &[&str] = &["X-Grafana-Alerting-Signature", "X-Grafana-Alert-Signature"];
+
+/// A write token, or a valid signature when a secret is configured.
+fn authenticate(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), ApiError> {
+    let token_err = match auth::check(state, headers, Access::Write) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let Some(secret) = &state.config.alert_hmac_secret else {
+        return Err(token_err);
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let signature = SIGNATURE_HEADERS.iter().find_map(|h| header(h));
+    let ts_header = state.config.alert_hmac_timestamp_header.trim();
+    grafana::verify(
+        secret.expose().as_bytes(),
+        body,
+        signature,
+        header(ts_header),
+        Utc::now(),
+    )
+    .map_err(|e| e.into_api(ts_header))
+}
+
+/// What a webhook call stored.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ReceiveResult {
+    /// Alerts in the payload.
+    pub received: u64,
+    /// Alerts stored as new notifications (and queued for delivery).
+    pub stored: u64,
+    /// Alerts already stored with the same (fingerprint, status, startsAt): repeats, not notified again.
+    pub duplicates: u64,
+    /// The notification id of each alert, in the payload's order.
+    pub notifications: Vec<i64>,
+}
+
+/// Receive Grafana's webhook contact-point payload: each alert becomes one notification (once per
+/// fingerprint, status and startsAt), linked to the anomaly episodes of its series and time, and
+/// queued for delivery to the routes whose matchers its labels match.
+#[utoipa::path(post, path = "/v1/alerts/grafana", tag = "alerts",
+    request_body(
+        description = "Grafana's webhook payload (receiver, status, orgId, alerts[], groupLabels, commonLabels, \
+                       commonAnnotations, externalURL, version, groupKey, truncatedAlerts, title, state, message); \
+                       unknown fields are kept.",
+        content((Object = "application/json"))
+    ),
+    params(
+        ("X-Grafana-Alerting-Signature" = Option<String>, Header, description = "hex HMAC-SHA256(secret, body), or of timestamp \":\" body with a timestamp header (also accepted as X-Grafana-Alert-Signature)"),
+        ("X-Grafana-Alerting-Timestamp" = Option<String>, Header, description = "Unix seconds of the signature (the header name is alert_hmac_timestamp_header); more than 5 minutes old is refused")
+    ),
+    responses(
+        (status = 200, description = "Stored (after commit)", body = ReceiveResult),
+        (status = 400, description = "Not Grafana's format (`invalid_json`, `invalid_payload`); nothing stored", body = ErrorBody),
+        (status = 401, description = "No write token and no valid signature (`unauthorized`, `invalid_token`, `missing_signature`, `invalid_signature`, `invalid_timestamp`, `stale_timestamp`)", body = ErrorBody),
+        (status = 413, description = "Body over max_body_bytes (`body_too_large`)", body = ErrorBody),
+        (status = 503, description = "Database unavailable, pool exhausted, overloaded or timed out (`database_unavailable`, `pool_exhausted`, `overloaded`, `timeout`)", body = ErrorBody)
+    ),
+    security(("bearer" = []), ("grafana_signature" = [])))]
+pub async fn receive_grafana(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<ReceiveResult>> {
+    let body = extract::body(body, state.config.max_body_bytes).await?;
+    authenticate(&state, &headers, &body)?;
+    let payload = grafana::parse(&body)?;
+    let received = payload.alerts.len() as u64;
+    let st = state.clone();
+    // In a task of its own: a client that goes away does not leave the transaction half done.
+    let task = tokio::spawn(async move { store(&st, payload).await });
+    let (ids, stored) = task.await.map_err(|e| {
+        ApiError::internal("internal_error", format!("the write task failed: {e}"))
+    })??;
+    if stored > 0 {
+        state.outbox_wake.notify_one();
+    }
+    metrics::counter!("tidewatch_alerts_received_total").increment(received);
+    metrics::counter!("tidewatch_notifications_stored_total").increment(stored);
+    Ok(Json(ReceiveResult {
+        received,
+        stored,
+        duplicates: received - stored,
+        notifications: ids,
+    }))
+}
+
+/// Labels that say nothing about where an alert is.
+fn is_meta_label(k: &str) -> bool {
+    k == "alertname" || k == "grafana_folder" || k.starts_with("__")
+}
+
+/// The episodes of the alert's series overlapping its time (from `LOOKBACK` before its start to
+/// its end, or now while it fires), those that started nearest the alert's start first, with their
+/// severity and deviation. A series label holding the series as JSON (as Tidewatch's alert rules
+/// return it) must equal the episode's series; otherwise every label of the episode's series
+/// (its metric and labels) must be among the alert's labels with the same value.
+const EPISODES_SQL: &str = "\
+SELECT e.id, e.severity, e.sigma, e.kind FROM tidewatch.anomalies e \
+WHERE e.started_at <= $3 AND coalesce(e.ended_at, 'infinity') >= $2 \
+  AND ($4::text IS NULL OR e.monitor = $4) \
+  AND CASE WHEN $5::jsonb IS NOT NULL THEN e.series = $5 \
+      ELSE (SELECT count(*) > 0 AND bool_and(coalesce($1::jsonb ->> f.key = f.value, false)) FROM ( \
+              SELECT s.key, s.value FROM jsonb_each_text(e.series) s \
+              WHERE jsonb_typeof(e.series -> s.key) IN ('string', 'number', 'boolean') \
+              UNION ALL \
+              SELECT l.key, l.value FROM jsonb_each_text(CASE WHEN jsonb_typeof(e.series -> 'labels') = 'object' \
+                                                             THEN e.series -> 'labels' ELSE '{}' END) l) f) END \
+ORDER BY abs(extract(epoch FROM e.started_at - $6::timestamptz)), e.id LIMIT 5";
+
+/// How far before an alert's start an episode may have started (Grafana's pending period and
+/// evaluation interval come between the anomaly and the alert).
+const LOOKBACK: chrono::Duration = chrono::Duration::minutes(30);
+
+struct Enrichment {
+    episodes: Vec<i64>,
+    reasons: Value,
+    severity: Option<String>,
+    sigma: Option<f64>,
+    kind: Option<String>,
+}
+
+/// Top reasons by episode, shared by the alerts of one payload (explain_anomaly is the costly part).
+type ReasonCache = std::collections::HashMap<i64, Vec<(i32, String)>>;
+
+async fn enrich(
+    tx: &tokio_postgres::Transaction<'_>,
+    alert: &Alert,
+    now: DateTime<Utc>,
+    cache: &mut ReasonCache,
+) -> Result<Enrichment, tokio_postgres::Error> {
+    let labels = Value::Object(alert.labels.clone());
+    let lo = alert
+        .starts_at
+        .checked_sub_signed(LOOKBACK)
+        .unwrap_or(alert.starts_at);
+    let hi = alert.ends_at.unwrap_or(now).max(alert.starts_at);
+    let series: Option<Value> = alert
+        .label("series")
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .filter(|v| v.is_object());
+    let monitor = alert.label("monitor").map(str::to_string);
+    let rows = tx
+        .query(
+            EPISODES_SQL,
+            &[&labels, &lo, &hi, &monitor, &series, &alert.starts_at],
+        )
+        .await?;
+    let mut episodes = Vec::new();
+    let mut reasons = Vec::new();
+    let mut severity: Option<String> = None;
+    let mut sigma: Option<f64> = None;
+    let mut kind: Option<String> = None;
+    let rank = |s: &str| ["info", "warning", "critical"].iter().position(|x| *x == s);
+    for r in &rows {
+        let id: i64 = r.get(0);
+        let sev: String = r.get(1);
+        let sg: Option<f64> = r.get(2);
+        let k: String = r.get(3);
+        if severity.as_deref().map(rank) < Some(rank(&sev)) {
+            severity = Some(sev);
+        }
+        if let Some(s) = sg.filter(|s| s.is_finite()) {
+            if sigma.is_none_or(|m| s.abs() > m.abs()) {
+                sigma = Some(s);
+            }
+        }
+        kind.get_or_insert(k);
+        episodes.push(id);
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(id) {
+            let top = tx
+                .query(
+                    "SELECT rank, reason FROM tidewatch.explain_anomaly($1) ORDER BY rank LIMIT 3",
+                    &[&id],
+                )
+                .await?;
+            slot.insert(top.iter().map(|t| (t.get(0), t.get(1))).collect());
+        }
+        for (rank, reason) in cache.get(&id).into_iter().flatten() {
+            reasons.push(json!({"episode": id, "rank": rank, "reason": reason}));
+        }
+    }
+    Ok(Enrichment {
+        episodes,
+        reasons: Value::Array(reasons),
+        severity,
+        sigma,
+        kind,
+    })
+}
+
+fn fmt_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The subject and the short message every channel sends: what, where, since when, how bad, the
+/// top reason, and links.
+fn compose(alert: &Alert, e: &Enrichment, severity: Option<&str>) -> (String, String) {
+    let name = alert.label("alertname").unwrap_or("alert");
+    let mut where_: Vec<String> = alert
+        .labels
+        .iter()
+        .filter(|(k, _)| !is_meta_label(k) && k.as_str() != "severity")
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+        .collect();
+    where_.sort();
+    let state = if alert.status == "resolved" {
+        "RESOLVED"
+    } else {
+        "FIRING"
+    };
+    let subject = format!(
+        "[{state}{}] {name}{}",
+        severity
+            .map(|s| format!(" {}", s.to_uppercase()))
+            .unwrap_or_default(),
+        if where_.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", where_.join(", "))
+        }
+    );
+    let mut lines = Vec::new();
+    if let Some(s) = alert
+        .annotation("summary")
+        .or(alert.annotation("description"))
+    {
+        lines.push(s.to_string());
+    }
+    if !where_.is_empty() {
+        lines.push(format!("Where: {}", where_.join(", ")));
+    }
+    if alert.starts_at.timestamp() > -62_135_596_800 {
+        lines.push(format!("Since: {}", fmt_time(&alert.starts_at)));
+    }
+    if alert.status == "resolved" {
+        if let Some(t) = &alert.ends_at {
+            lines.push(format!("Resolved: {}", fmt_time(t)));
+        }
+    }
+    let mut how_bad = Vec::new();
+    if let Some(s) = severity {
+        how_bad.push(format!("severity {s}"));
+    }
+    if let Some(k) = &e.kind {
+        how_bad.push(k.replace('_', " "));
+    }
+    if let Some(s) = e.sigma {
+        how_bad.push(format!("{s:+.1} sigma"));
+    }
+    if let Some(Value::Object(values)) = alert.raw.get("values") {
+        let mut vs: Vec<String> = values
+            .iter()
+            .map(|(k, v)| match v.as_f64() {
+                Some(x) => format!("{k}={}", (x * 1e4).round() / 1e4),
+                None => format!("{k}={v}"),
+            })
+            .collect();
+        vs.sort();
+        if !vs.is_empty() {
+            how_bad.push(format!(
+                "values {}",
+                crate::ingest::point::clip(&vs.join(" "))
+            ));
+        }
+    } else if let Some(v) = alert.field("valueString") {
+        how_bad.push(format!("values {}", crate::ingest::point::clip(v)));
+    }
+    if !how_bad.is_empty() {
+        lines.push(format!("How bad: {}", how_bad.join(", ")));
+    }
+    if let Some(r) = e
+        .reasons
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|r| r.get("reason"))
+        .and_then(|r| r.as_str())
+    {
+        lines.push(format!("Top reason: {r}"));
+    }
+    if !e.episodes.is_empty() {
+        lines.push(format!(
+            "Episodes: {}",
+            e.episodes
+                .iter()
+                .map(|id| format!("/v1/anomalies/{id}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    for (label, field) in [
+        ("Panel", "panelURL"),
+        ("Dashboard", "dashboardURL"),
+        ("Source", "generatorURL"),
+    ] {
+        if let Some(u) = alert.field(field) {
+            lines.push(format!("{label}: {u}"));
+            break;
+        }
+    }
+    (subject, lines.join("\n"))
+}
+
+const REPEAT_SQL: &str = "\
+UPDATE tidewatch.notifications SET repeats = repeats + 1, last_received_at = now() \
+WHERE fingerprint = $1 AND status = $2 AND starts_at = $3 RETURNING id";
+
+/// Also counts a repeat: another request may have stored the same alert since REPEAT_SQL looked.
+const INSERT_SQL: &str = "\
+INSERT INTO tidewatch.notifications AS n (source, fingerprint, status, starts_at, ends_at, alertname, labels, alert, \
+    payload, episodes, reasons, severity, subject, message) \
+VALUES ('grafana', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+ON CONFLICT (fingerprint, status, starts_at) DO UPDATE \
+    SET repeats = n.repeats + 1, last_received_at = now() \
+RETURNING n.id, (xmax = 0) AS inserted";
+
+const OUTBOX_SQL: &str = "\
+INSERT INTO tidewatch.notification_outbox (notification_id, route, channel, kind, idempotency_key, max_attempts) \
+VALUES ($1, $2, $2, $3, $4, $5)";
+
+/// One transaction: each alert inserted (or its repeat counted) and, when new, its deliveries queued.
+async fn store(state: &AppState, payload: grafana::Payload) -> ApiResult<(Vec<i64>, u64)> {
+    let mut client = state.pool.get().await?;
+    let tx = client.transaction().await?;
+    let now = Utc::now();
+    let mut ids = Vec::with_capacity(payload.alerts.len());
+    let mut stored = 0;
+    let mut cache = ReasonCache::new();
+    for alert in &payload.alerts {
+        // A repeat (Grafana's repeat interval): counted, not enriched or notified again.
+        if let Some(row) = tx
+            .query_opt(
+                REPEAT_SQL,
+                &[&alert.fingerprint, &alert.status, &alert.starts_at],
+            )
+            .await?
+        {
+            ids.push(row.get(0));
+            continue;
+        }
+        let e = enrich(&tx, alert, now, &mut cache).await?;
+        let severity = alert
+            .label("severity")
+            .map(|s| s.to_ascii_lowercase())
+            .filter(|s| ["info", "warning", "critical"].contains(&s.as_str()))
+            .or(e.severity.clone());
+        let (subject, message) = compose(alert, &e, severity.as_deref());
+        let row = tx
+            .query_one(
+                INSERT_SQL,
+                &[
+                    &alert.fingerprint,
+                    &alert.status,
+                    &alert.starts_at,
+                    &alert.ends_at,
+                    &alert.label("alertname"),
+                    &Value::Object(alert.labels.clone()),
+                    &alert.raw,
+                    &payload.rest,
+                    &e.episodes,
+                    &e.reasons,
+                    &severity,
+                    &subject,
+                    &message,
+                ],
+            )
+            .await?;
+        let id: i64 = row.get(0);
+        let inserted: bool = row.get(1);
+        ids.push(id);
+        if inserted {
+            stored += 1;
+            for route in state.routes.matching(&alert.labels) {
+                let key = format!("tidewatch-{id}-{}", route.config.name);
+                tx.execute(
+                    OUTBOX_SQL,
+                    &[
+                        &id,
+                        &route.config.name,
+                        &route.config.kind,
+                        &key,
+                        &(route.config.max_attempts as i32),
+                    ],
+                )
+                .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok((ids, stored))
+}
