@@ -10,12 +10,12 @@ WITH members AS (
     WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
       AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tidewatch')
 ), funcs AS (
-    SELECT p.oid, p.* FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+    SELECT p.* FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
 ), rels AS (
-    SELECT c.oid, c.* FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+    SELECT c.* FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
 ), tabs AS (
     -- the extension's tables and their partitions (the chunks of its own hypertables)
-    SELECT c.oid, c.* FROM pg_class c WHERE c.relnamespace = 'tidewatch'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+    SELECT c.* FROM pg_class c WHERE c.relnamespace = 'tidewatch'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
 )
 SELECT line FROM (
     SELECT format('function %s %s returns %s lang=%s vol=%s strict=%s parallel=%s secdef=%s leakproof=%s cost=%s rows=%s config=%s kind=%s body=%s',

@@ -72,8 +72,15 @@ class SpareCluster:
         self._lib(f'cluster_start "{self.dir}" {self.port} {DB}')
 
     def stop(self, mode="fast"):
-        subprocess.run(["runuser", "-u", "postgres", "--", f"{self.pgbin}/pg_ctl", "-D", f"{self.dir}/data",
-                        "-m", mode, "-w", "stop"], capture_output=True, timeout=120)
+        """Stop the server; a fast shutdown that has not finished in 60 s becomes immediate
+        (returns the mode that stopped it)."""
+        done = subprocess.run(["runuser", "-u", "postgres", "--", f"{self.pgbin}/pg_ctl", "-D", f"{self.dir}/data",
+                               "-m", mode, "-w", "-t", "60", "stop"], capture_output=True, timeout=120)
+        if done.returncode != 0 and os.path.exists(f"{self.dir}/data/postmaster.pid"):
+            subprocess.run(["runuser", "-u", "postgres", "--", f"{self.pgbin}/pg_ctl", "-D", f"{self.dir}/data",
+                            "-m", "immediate", "-w", "stop"], capture_output=True, timeout=120)
+            return "immediate"
+        return mode
 
     def psql(self, sql, db=DB, check=True):
         return psql(sql, db, check=check, dsn=self.dsn)
