@@ -30,7 +30,9 @@ mod tests {
             Some(1)
         );
         assert_eq!(
-            Spi::get_one::<String>("SELECT starts_at::text FROM tidewatch.notifications").unwrap().as_deref(),
+            Spi::get_one::<String>("SELECT starts_at::text FROM tidewatch.notifications")
+                .unwrap()
+                .as_deref(),
             Some("0001-01-01 00:00:00+00")
         );
         // Resolved is another row: it must notify too.
@@ -41,7 +43,9 @@ mod tests {
         );
     }
 
-    #[pg_test(error = "new row for relation \"notification_outbox\" violates check constraint \"notification_outbox_kind_check\"")]
+    #[pg_test(
+        error = "new row for relation \"notification_outbox\" violates check constraint \"notification_outbox_kind_check\""
+    )]
     fn an_unknown_channel_kind_is_refused() {
         let id = Spi::get_one::<i64>(INSERT).unwrap().unwrap();
         Spi::run(&format!(
@@ -61,7 +65,10 @@ mod tests {
              SELECT id, 1, 'delivered', 200 FROM tidewatch.notification_outbox"
         ))
         .unwrap();
-        Spi::run(&format!("DELETE FROM tidewatch.notifications WHERE id = {id}")).unwrap();
+        Spi::run(&format!(
+            "DELETE FROM tidewatch.notifications WHERE id = {id}"
+        ))
+        .unwrap();
         assert_eq!(
             Spi::get_one::<i64>(
                 "SELECT (SELECT count(*) FROM tidewatch.notification_outbox) + (SELECT count(*) FROM tidewatch.notification_attempts)"

@@ -55,6 +55,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// Groups with more clusters than this are searched through their inverted index.
 pub const LEAF_SCAN: usize = 32;
 
+/// Posting lists longer than this are not searched (see `best_match`).
+pub const POSTING_SCAN: usize = 256;
+
 /// FxHash, the multiply-rotate hash of Firefox and rustc (`rustc-hash`): fast on short keys,
 /// not collision resistant; keys here are tokens of one process, and every hit is verified.
 #[derive(Default, Clone, Copy)]
@@ -528,7 +531,9 @@ struct Leaf {
     /// (id, slot), ascending ids.
     members: Vec<(u64, u32)>,
     /// (position, word hash) of a template constant -> slots.
-    postings: FxMap<u64, Vec<u32>>,
+    /// A set per key: a cluster is unlisted in O(1) when evicted (a `Vec` made every eviction
+    /// scan lists as long as the leaf).
+    postings: FxMap<u64, FxSet<u32>>,
     /// Slots whose template has no constant with a letter (never in `postings`).
     bare: Vec<u32>,
 }
@@ -543,7 +548,7 @@ impl Leaf {
         self.members.insert(pos, (e.c.id, slot));
         let mut any = false;
         for k in e.post_keys() {
-            self.postings.entry(k).or_default().push(slot);
+            self.postings.entry(k).or_default().insert(slot);
             any = true;
         }
         if !any {
@@ -563,7 +568,7 @@ impl Leaf {
 
     fn unpost(&mut self, key: u64, slot: u32) {
         if let Some(v) = self.postings.get_mut(&key) {
-            v.retain(|&s| s != slot);
+            v.remove(&slot);
             if v.is_empty() {
                 self.postings.remove(&key);
             }
@@ -1150,13 +1155,32 @@ impl Miner {
             }
         } else {
             let mut cands: Vec<u32> = leaf.bare.clone();
+            let mut common = false;
             for i in 0..m.len() {
                 if m.is_masked(i) || wf.get(m, i) & NOLETTER != 0 {
                     continue;
                 }
                 if let Some(v) = leaf.postings.get(&post_key(i, wf.hash(m, i))) {
-                    cands.extend_from_slice(v);
+                    // A word that more than POSTING_SCAN clusters of the leaf share at this
+                    // position tells them apart no better than a stop word in retrieval: it
+                    // is skipped, and the newest LEAF_SCAN clusters are searched instead, so a
+                    // leaf of thousands of clusters that share their words (every line a new
+                    // template) costs a bounded search per line, not a scan of the leaf.
+                    if v.len() <= POSTING_SCAN {
+                        cands.extend(v.iter().copied());
+                    } else {
+                        common = true;
+                    }
                 }
+            }
+            if common {
+                cands.extend(
+                    leaf.members
+                        .iter()
+                        .rev()
+                        .take(LEAF_SCAN)
+                        .map(|&(_, slot)| slot),
+                );
             }
             cands.sort_unstable();
             cands.dedup();
