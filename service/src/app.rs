@@ -23,13 +23,14 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{ingest, observe, openapi, ops, query};
+use crate::{ask, ingest, observe, openapi, ops, query};
 
 pub fn build(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(openapi::base())
         .merge(ingest::router(&state))
         .merge(query::router(&state))
         .merge(ops::router())
+        .merge(ask::router(&state))
         .split_for_parts();
     let timeout = state.config.request_timeout;
     router

@@ -45,6 +45,18 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Ask the assistant a question about anomalies (as GET /v1/ask) and print its answer.
+    Ask {
+        /// The question, e.g. "how many anomalies yesterday?" (several words are joined).
+        #[arg(required = true, num_args = 1..)]
+        question: Vec<String>,
+        /// Print the whole JSON reply (episodes, reasons, counts), not only the answer's text.
+        #[arg(long)]
+        json: bool,
+        /// Time zone of the question and answer: UTC, UTC+2, UTC-05:30 [default: ask_timezone].
+        #[arg(long)]
+        tz: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +173,9 @@ pub struct CliSettings {
     /// Log format: text or json [default: text].
     #[arg(long, global = true, env = "TIDEWATCH_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Time zone of the assistant's answers (/v1/ask): UTC or an offset such as UTC+2 [default: UTC].
+    #[arg(long, global = true, env = "TIDEWATCH_ASK_TIMEZONE")]
+    pub ask_timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -214,6 +229,7 @@ struct FileSettings {
     shutdown_timeout: Option<DurationValue>,
     log: Option<String>,
     log_format: Option<LogFormat>,
+    ask_timezone: Option<String>,
 }
 
 /// A value that must never reach a log line or an error message.
@@ -255,6 +271,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub log: String,
     pub log_format: LogFormat,
+    /// Zone of the assistant's answers (None: UTC).
+    pub ask_timezone: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -386,6 +404,7 @@ impl Config {
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Text),
+            ask_timezone: cli.ask_timezone.clone().or(file.ask_timezone),
         };
         config.validate()?;
         Ok(config)
@@ -419,6 +438,14 @@ impl Config {
                 "shutdown_timeout",
                 "must be at most 9s: SIGTERM must end the process within 10 s",
             ));
+        }
+        if let Some(tz) = &self.ask_timezone {
+            crate::ask::time::parse_offset(tz).ok_or_else(|| {
+                invalid(
+                    "ask_timezone",
+                    format!("\"{tz}\" is not UTC or an offset such as UTC+2 or UTC-05:30"),
+                )
+            })?;
         }
         for t in self.write_tokens.iter().chain(&self.read_tokens) {
             if t.expose()
@@ -502,7 +529,8 @@ impl Config {
              pool_timeout      {:?}\n\
              statement_timeout {:?}\n\
              shutdown_timeout  {:?}\n\
-             log               {} ({:?})",
+             log               {} ({:?})\n\
+             ask_timezone      {}",
             self.listen,
             self.write_tokens.len(),
             if self.read_tokens.is_empty() {
@@ -522,6 +550,7 @@ impl Config {
             self.shutdown_timeout,
             self.log,
             self.log_format,
+            self.ask_timezone.as_deref().unwrap_or("UTC"),
         )
     }
 }

@@ -15,8 +15,10 @@
 //! - `db`       pool, error mapping, table set-up, the COPY write path
 //! - `serve`    the server's lifecycle (start, drain on SIGTERM)
 //! - `import`   bulk loads through COPY
+//! - `ask`      the assistant: questions about anomalies in plain English (/v1/ask, `ask`)
 
 mod app;
+mod ask;
 mod auth;
 mod config;
 mod db;
@@ -60,6 +62,7 @@ fn main() {
             Command::Serve => serve::run(config).await,
             Command::Import { what } => import::run(config, what).await,
             Command::CheckConfig { offline } => check_config(config, offline).await,
+            Command::Ask { question, json, tz } => ask::cli::run(config, question, json, tz).await,
         }
     });
     if let Err(e) = result {
