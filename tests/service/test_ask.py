@@ -476,6 +476,45 @@ class Ask(unittest.TestCase):
         self.assertNotEqual(proc.returncode, 0)
         self.assertIn("Mars", proc.stderr)
 
+    def test_setting_and_help(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TIDEWATCH_")}
+        r = subprocess.run([BIN, "--help"], env=env, capture_output=True, text=True, timeout=60)
+        self.assertIn("[env: TIDEWATCH_ASK_TIMEZONE", r.stdout)
+        self.assertIn("ask", r.stdout)
+        env["TIDEWATCH_DATABASE_URL"] = service_dsn()
+        r = subprocess.run([BIN, "check-config", "--offline"], env={**env, "TIDEWATCH_WRITE_TOKENS": "w",
+                                                                   "TIDEWATCH_ASK_TIMEZONE": "Europe/Nowhere"},
+                           capture_output=True, text=True, timeout=60)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("ask_timezone", r.stderr)
+        # A service configured for UTC-05:00: "today" is the local day there.
+        svc = Service(read_tokens=READ_TOKEN, ask_timezone="UTC-05:00")
+        try:
+            status, _, body = svc.get("/v1/ask?" + urllib.parse.urlencode({"q": "how many anomalies today?"}))
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["timezone"], "UTC-05:00")
+            local = datetime.now(UTC) - timedelta(hours=5)
+            frm = local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(hours=5)
+            self.check_range(body, frm, frm + timedelta(days=1))
+            self.assertEqual(body["total"], len(self.oracle("true", frm, frm + timedelta(days=1))))
+            # The question's own zone wins over the setting.
+            status, _, body = svc.get("/v1/ask?" + urllib.parse.urlencode({"q": "how many anomalies today in utc"}))
+            self.assertEqual(body["timezone"], "UTC")
+            self.check_range(body, self.midnight, self.midnight + timedelta(days=1))
+        finally:
+            svc.stop()
+
+    def test_times_of_day(self):
+        d = self.midnight - timedelta(days=1)
+        body = self.ask(f"when did SAT2 have anomalies on {d.strftime('%Y-%m-%d')} between 09:00 and 11:00?")
+        self.check_range(body, d + timedelta(hours=9), d + timedelta(hours=11))
+        want = self.oracle("series -> 'labels' ->> 'satellite' = 'SAT2'", d + timedelta(hours=9), d + timedelta(hours=11))
+        self.assertTrue(want)
+        self.check_episodes(body, want)
+        body = self.ask("how many anomalies yesterday at 10:00?")
+        self.check_range(body, d + timedelta(hours=9, minutes=30), d + timedelta(hours=10, minutes=30))
+        self.assertEqual(body["total"], len(self.oracle("true", d + timedelta(hours=9, minutes=30), d + timedelta(hours=10, minutes=30))))
+
     def test_speed(self):
         qs = ["when did SAT2 SCH.M1 have anomalies last week?", "how many anomalies yesterday?",
               "which satellites had critical anomalies today?", "why was SCH.M3 anomalous in the last 3 days?"]

@@ -18,6 +18,8 @@ ENDPOINTS = [
     ("get", "/v1/drift"), ("get", "/v1/logs/templates"), ("get", "/v1/logs/errors"),
     ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
 ]
+# The assistant (issue 13).
+ENDPOINTS += [("get", "/v1/ask"), ("post", "/v1/ask")]
 
 
 def hold_lock(seconds):

@@ -371,6 +371,32 @@ pub fn parse(
         }
     }
 
+    // times of day: "between 10:00 and 12:30" (today, or the day said)
+    static HMHM: OnceLock<Regex> = OnceLock::new();
+    let hmhm = re(
+        &HMHM,
+        r"\b(?:between|from)\s+(\d{1,2}:\d{2})\s+(?:and|to|until|-)\s+(\d{1,2}:\d{2})\b",
+    );
+    if let Some(c) = hmhm.captures(text) {
+        let (Some(a), Some(b)) = (parse_hm(&c[1]), parse_hm(&c[2])) else {
+            return Err(format!("\"{}\" has a time that does not exist", &c[0]));
+        };
+        let m = c.get(0).map(span).unwrap_or((0, 0));
+        let (day, said) = match &found.range {
+            Some(r) if r.to - r.from <= Duration::days(1) => {
+                (r.from, format!("{} {}", r.said, c[0].trim()))
+            }
+            _ => (midnight(now, off, 0), c[0].trim().to_string()),
+        };
+        let local_day = day.with_timezone(&off).date_naive();
+        let (from, to) = (local(local_day, a, off), local(local_day, b, off));
+        if to <= from {
+            return Err(format!("\"{}\": the end is not after the start", &c[0]));
+        }
+        found.range = Some(TimeRange { from, to, said });
+        found.spans.push(m);
+    }
+
     // a time of day: "at 10:00" (today, or the day said) → the half hour either side
     static HM: OnceLock<Regex> = OnceLock::new();
     let hm = re(&HM, r"\b(?:at|around)\s+(\d{1,2}:\d{2})\b");
