@@ -11,7 +11,9 @@ the assistant's own output.
 import json
 import math
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 import unittest
 import urllib.parse
@@ -514,6 +516,47 @@ class Ask(unittest.TestCase):
         body = self.ask("how many anomalies yesterday at 10:00?")
         self.check_range(body, d + timedelta(hours=9, minutes=30), d + timedelta(hours=10, minutes=30))
         self.assertEqual(body["total"], len(self.oracle("true", d + timedelta(hours=9, minutes=30), d + timedelta(hours=10, minutes=30))))
+
+    def test_page_is_served_from_the_binary(self):
+        status, headers, body = self.svc.request("GET", "/", token=None)
+        self.assertEqual(status, 200)
+        self.assertTrue(headers.get("Content-Type", "").startswith("text/html"))
+        html = body.decode()
+        self.assertIn('id="q"', html)
+        # Nothing loaded from elsewhere: no external scripts, styles or images.
+        self.assertNotRegex(html, r"<(script|link|img)[^>]+(src|href)=\"https?:")
+        self.assertNotIn("https://", html)
+
+    def test_page_in_chromium(self):
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if not chromium:
+            self.skipTest("chromium is not installed (apt-get install chromium)")
+        svc = Service()  # reads open: the page asks without a token
+        try:
+            q = "when did SAT2 SCH.M1 have anomalies yesterday?"
+            url = svc.url + "/?" + urllib.parse.urlencode({"q": q})
+            with tempfile.TemporaryDirectory() as home:
+                args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        f"--user-data-dir={home}", "--virtual-time-budget=20000", "--window-size=1200,760"]
+                proc = subprocess.run(args + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
+                self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
+                dom = proc.stdout
+                shot = os.environ.get("TIDEWATCH_ASK_SCREENSHOT")
+                if shot:
+                    subprocess.run(args + [f"--screenshot={shot}", url], capture_output=True, timeout=120)
+            want = self.oracle("series -> 'labels' ->> 'satellite' = 'SAT2' AND series ->> 'metric' = 'SCH.M1'", *self.day(1))
+            self.assertTrue(want)
+            # The rendered answer, the episodes' table (one row per episode) and a chart per episode.
+            for w in want:
+                self.assertIn(w["start"], dom)
+                self.assertRegex(dom, rf'<tr data-id="{w["id"]}">')
+                self.assertRegex(dom, rf'<div class="chart" data-episode="{w["id"]}">')
+            self.assertIn('class="band"', dom)
+            self.assertIn('class="anomaly"', dom)
+            self.assertIn("had 1 anomaly episode yesterday" if len(want) == 1 else f"had {len(want)} anomaly episodes yesterday", dom)
+            self.assertIn("/d/tidewatch-series?", dom)
+        finally:
+            svc.stop()
 
     def test_speed(self):
         qs = ["when did SAT2 SCH.M1 have anomalies last week?", "how many anomalies yesterday?",

@@ -35,6 +35,19 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
             state.clone(),
             crate::auth::read,
         ))
+        // The page holds no data (it asks /v1/ask with the token typed into it): no auth.
+        .route("/", axum::routing::get(page))
+}
+
+/// `GET /`: the assistant's page (inline CSS and JavaScript, charts drawn as SVG; no CDN).
+async fn page() -> impl axum::response::IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("page.html"),
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
