@@ -448,6 +448,8 @@ class Ask(unittest.TestCase):
         self.assertEqual((status, body["code"]), (400, "missing_field"))
         status, _, body = self.svc.post_json("/v1/ask", {"q": 5}, token=READ_TOKEN)
         self.assertEqual((status, body["code"]), (400, "invalid_type"))
+        status, _, body = self.svc.post_json("/v1/ask", {"q": "x" * 100_000}, token=READ_TOKEN)
+        self.assertEqual((status, body["code"]), (413, "body_too_large"))
         status, _, body = self.svc.request("POST", "/v1/ask", "q=hi", headers={"Content-Type": "text/plain"}, token=READ_TOKEN)
         self.assertEqual((status, body["code"]), (415, "unsupported_media_type"))
         # GET and POST give the same answer.

@@ -27,6 +27,8 @@ pub use answer::AskAnswer;
 
 /// Longest question accepted, in characters.
 pub const MAX_QUESTION: usize = 1000;
+/// Largest body of `POST /v1/ask`.
+const MAX_BODY: usize = 64 * 1024;
 
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -140,10 +142,22 @@ pub async fn ask_post(
             )))
         }
     }
-    let bytes = extract::body(body, 64 * 1024).await?;
-    if bytes.len() > 64 * 1024 {
-        return Err(ApiError::too_large("a question body is at most 64 KiB"));
-    }
+    // No body limit layer covers this route: read at most MAX_BODY bytes.
+    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return ApiError::too_large(format!(
+                    "a question's body is at most {MAX_BODY} bytes"
+                ));
+            }
+            source = s.source();
+        }
+        ApiError::bad_request(
+            "invalid_body",
+            format!("the request body could not be read: {e}"),
+        )
+    })?;
     let parsed: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not JSON: {e}")))?;
     let body: AskBody = serde_json::from_value(parsed).map_err(|e| {

@@ -175,7 +175,10 @@ impl Catalog {
         let mut best: Vec<(usize, &Term)> = self
             .terms
             .iter()
-            .filter(|t| digits(&t.norm) == d && t.norm.chars().count() >= 3)
+            .filter(|t| {
+                let n = t.norm.chars().count();
+                n >= 3 && n.abs_diff(norm.chars().count()) <= budget && digits(&t.norm) == d
+            })
             .map(|t| (edit_distance(norm, &t.norm), t))
             .filter(|(dist, _)| *dist <= budget)
             .collect();
