@@ -284,6 +284,28 @@ class Ask(unittest.TestCase):
                 for v in want:
                     self.assertIn(v, body["answer"])
 
+    def test_how_many_per_label(self):
+        frm, to = self.day(1)
+        body = self.ask("how many anomalies per satellite yesterday?")
+        self.assertEqual((body["intent"], body["group_by"]), ("how_many", "satellite"))
+        self.check_range(body, frm, to)
+        want = {r[0]: int(r[1]) for r in psql(
+            "SELECT series -> 'labels' ->> 'satellite', count(*) FROM tidewatch.anomalies "
+            f"WHERE series -> 'labels' ->> 'satellite' IS NOT NULL AND coalesce(ended_at, 'infinity') >= {sql_ts(frm)} "
+            f"AND started_at < {sql_ts(to)} GROUP BY 1")}
+        self.assertEqual({g["value"]: g["episodes"] for g in body["groups"]}, want)
+        self.assertEqual(body["total"], len(self.oracle("true", frm, to)))
+        for v, n in want.items():
+            self.assertIn(f"{v} ({n})", body["answer"])
+
+    def test_named_zones_are_refused_not_ignored(self):
+        for q in ("how many anomalies today in Europe/Paris?", "when did SAT2 have anomalies yesterday in PST"):
+            with self.subTest(q=q):
+                body = self.ask(q)
+                self.assertFalse(body["understood"])
+                self.assertEqual(body["episodes"], [])
+                self.assertIn("UTC+2", body["answer"])
+
     # ---- why ---------------------------------------------------------------------------------------
 
     def test_why(self):

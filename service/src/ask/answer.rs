@@ -908,6 +908,18 @@ pub async fn answer(
                             kinds.join(", ")
                         ));
                     }
+                    if let Some(key) = &q.group_by {
+                        let list = group(&counts, key);
+                        if !list.is_empty() {
+                            let items: Vec<String> = list
+                                .iter()
+                                .map(|g| format!("{} ({})", g.value, g.episodes))
+                                .collect();
+                            s.push_str(&format!(" Per {key}: {}.", items.join(", ")));
+                        }
+                        a.group_by = Some(key.clone());
+                        a.groups = list;
+                    }
                     a.answer = s;
                     let eps = f
                         .episodes(client, "a.started_at, a.id", MAX_EPISODES)
@@ -924,31 +936,7 @@ pub async fn answer(
                 }
                 Intent::Which => {
                     let key = q.group_by.clone().unwrap_or_else(|| "series".into());
-                    let mut groups: BTreeMap<String, (i64, BTreeMap<String, i64>)> =
-                        BTreeMap::new();
-                    for (sev, _, series, n) in &counts {
-                        let mut vals = Vec::new();
-                        if key == "series" {
-                            vals.push(series_name(series));
-                        } else {
-                            values_of(series, &key, &mut vals);
-                            vals.dedup();
-                        }
-                        for v in vals {
-                            let g = groups.entry(v).or_default();
-                            g.0 += n;
-                            *g.1.entry(sev.clone()).or_default() += n;
-                        }
-                    }
-                    let mut list: Vec<AskGroup> = groups
-                        .into_iter()
-                        .map(|(value, (episodes, by_severity))| AskGroup {
-                            value,
-                            episodes,
-                            by_severity,
-                        })
-                        .collect();
-                    list.sort_by(|x, y| y.episodes.cmp(&x.episodes).then(x.value.cmp(&y.value)));
+                    let list = group(&counts, &key);
                     let noun = if key == "series" {
                         "series".to_string()
                     } else {
@@ -1099,6 +1087,37 @@ pub async fn answer(
         }
     }
     Ok(a)
+}
+
+/// Episode counts per value of `key` (at any depth of the series; "series": the whole series),
+/// most episodes first.
+fn group(counts: &[(String, String, serde_json::Value, i64)], key: &str) -> Vec<AskGroup> {
+    let mut groups: BTreeMap<String, (i64, BTreeMap<String, i64>)> = BTreeMap::new();
+    for (sev, _, series, n) in counts {
+        let mut vals = Vec::new();
+        if key == "series" {
+            vals.push(series_name(series));
+        } else {
+            values_of(series, key, &mut vals);
+            vals.sort();
+            vals.dedup();
+        }
+        for v in vals {
+            let g = groups.entry(v).or_default();
+            g.0 += n;
+            *g.1.entry(sev.clone()).or_default() += n;
+        }
+    }
+    let mut list: Vec<AskGroup> = groups
+        .into_iter()
+        .map(|(value, (episodes, by_severity))| AskGroup {
+            value,
+            episodes,
+            by_severity,
+        })
+        .collect();
+    list.sort_by(|x, y| y.episodes.cmp(&x.episodes).then(x.value.cmp(&y.value)));
+    list
 }
 
 fn fill_counts(a: &mut AskAnswer, counts: &[(String, String, serde_json::Value, i64)]) {

@@ -688,7 +688,7 @@ pub fn parse(
     // "which <key>": the word after which/what.
     let mut group_by = None;
     for (k, (_, _, w)) in all_words.iter().enumerate() {
-        if w == "which" || w == "what" {
+        if matches!(w.as_str(), "which" | "what" | "per" | "by" | "each") {
             if let Some((_, _, next)) = all_words.get(k + 1) {
                 if let Some(key) = catalog.key_for(next) {
                     group_by = Some(key);
@@ -902,6 +902,16 @@ mod tests {
         assert_eq!(
             p("which series had warnings").group_by.as_deref(),
             Some("metric")
+        );
+        let q = p("how many anomalies per satellite yesterday?");
+        assert_eq!(
+            (q.intent, q.group_by.as_deref()),
+            (Intent::HowMany, Some("satellite"))
+        );
+        let q = p("anomalies by satellite this week");
+        assert_eq!(
+            (q.intent, q.group_by.as_deref()),
+            (Intent::Which, Some("satellite"))
         );
     }
 }

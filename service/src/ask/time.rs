@@ -149,6 +149,18 @@ pub fn parse(
         found.offset = Some(off);
         found.spans.push(m);
     }
+    // Named zones are not supported (fixed offsets only): say so rather than answer in UTC.
+    static NAMED: OnceLock<Regex> = OnceLock::new();
+    let named = re(
+        &NAMED,
+        r"\b((?:africa|america|antarctica|asia|atlantic|australia|europe|indian|pacific)/[a-z_]+|in\s+(?:cet|cest|eet|eest|wet|west|bst|est|edt|cst|cdt|mst|mdt|pst|pdt|ist|jst|msk|aest|aedt))\b",
+    );
+    if let Some(m) = named.find(text) {
+        return Err(format!(
+            "\"{}\" is a named time zone; I know fixed offsets only: say UTC, UTC+2 or UTC-05:30",
+            m.as_str()
+        ));
+    }
     let off = found.offset.unwrap_or(default_offset);
     let set = |found: &mut TimeFound,
                from: DateTime<Utc>,
@@ -619,6 +631,9 @@ mod tests {
         assert!(parse("on 2026-02-30", t(NOW), utc).is_err());
         assert!(parse("between 2026-03-03 and 2026-03-01", t(NOW), utc).is_err());
         assert!(parse("utc+20", t(NOW), utc).is_err());
+        assert!(parse("today in europe/paris", t(NOW), utc).is_err());
+        assert!(parse("yesterday in pst", t(NOW), utc).is_err());
+        assert!(parse("the rest of it", t(NOW), utc).is_ok());
         assert!(parse("hello", t(NOW), utc)
             .unwrap_or_default()
             .range
