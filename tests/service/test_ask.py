@@ -183,6 +183,7 @@ class Ask(unittest.TestCase):
              "series -> 'labels' ->> 'satellite' = 'SAT2' AND kind = 'spike'",
              self.midnight - timedelta(days=1) + timedelta(hours=9, minutes=30),
              self.midnight - timedelta(days=1) + timedelta(hours=10, minutes=30), True),
+            ("give me info about SAT3 yesterday", "series -> 'labels' ->> 'satellite' = 'SAT3'", *self.day(1), True),
             ("SAT4 SCH.M7 anomalies today", "series -> 'labels' ->> 'satellite' = 'SAT4' AND series ->> 'metric' = 'SCH.M7'",
              *self.day(0), True),
         ]

@@ -564,7 +564,29 @@ pub fn parse(
 
     let mut severity: Vec<&'static str> = Vec::new();
     let mut kind: Vec<&'static str> = Vec::new();
-    for (_, _, w) in &ws {
+    for (k, (_, _, w)) in ws.iter().enumerate() {
+        // "info" is a severity only next to what it qualifies ("info anomalies", "severity
+        // info"), not in "give me info about SAT2".
+        if w == "info" {
+            let next = ws.get(k + 1).map(|x| x.2.as_str()).unwrap_or("");
+            let prev = if k > 0 { ws[k - 1].2.as_str() } else { "" };
+            let qualifies = next.starts_with("anomal")
+                || matches!(
+                    next,
+                    "episode"
+                        | "episodes"
+                        | "alert"
+                        | "alerts"
+                        | "severity"
+                        | "level"
+                        | "spikes"
+                        | "dips"
+                )
+                || matches!(prev, "severity" | "level");
+            if !qualifies {
+                continue;
+            }
+        }
         if let Some((_, s)) = SEVERITY_WORDS.iter().find(|(x, _)| x == w) {
             if !severity.contains(s) {
                 severity.push(s);
@@ -892,6 +914,9 @@ mod tests {
         let q = p("which satellites had critical anomalies today?");
         assert_eq!(q.severity, vec!["critical"]);
         assert_eq!(q.group_by.as_deref(), Some("satellite"));
+        assert!(p("give me info about SAT2").severity.is_empty());
+        assert_eq!(p("how many info anomalies").severity, vec!["info"]);
+        assert_eq!(p("anomalies of severity info").severity, vec!["info"]);
         let q = p("how many spikes and dips yesterday");
         assert_eq!(q.kind, vec!["spike", "dip"]);
         assert!(q.severity.is_empty());
