@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::{self, ApiError};
 use crate::state::AppState;
-use crate::{alerts, ingest, observe, openapi, ops, query};
+use crate::{alerts, ask, ingest, observe, openapi, ops, query};
 
 pub fn build(state: AppState) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(openapi::base())
@@ -31,6 +31,7 @@ pub fn build(state: AppState) -> Router {
         .merge(query::router(&state))
         .merge(alerts::router(&state))
         .merge(ops::router())
+        .merge(ask::router(&state))
         .split_for_parts();
     let timeout = state.config.request_timeout;
     router

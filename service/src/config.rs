@@ -45,6 +45,18 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
+    /// Ask the assistant a question about anomalies (as GET /v1/ask) and print its answer.
+    Ask {
+        /// The question, e.g. "how many anomalies yesterday?" (several words are joined).
+        #[arg(required = true, num_args = 1..)]
+        question: Vec<String>,
+        /// Print the whole JSON reply (episodes, reasons, counts), not only the answer's text.
+        #[arg(long)]
+        json: bool,
+        /// Time zone of the question and answer: UTC, UTC+2, UTC-05:30 [default: ask_timezone].
+        #[arg(long)]
+        tz: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +203,9 @@ pub struct CliSettings {
     /// Time limit of one delivery attempt [default: 10s].
     #[arg(long, global = true, env = "TIDEWATCH_ALERT_DELIVERY_TIMEOUT")]
     pub alert_delivery_timeout: Option<String>,
+    /// Time zone of the assistant's answers (/v1/ask): UTC or an offset such as UTC+2 [default: UTC].
+    #[arg(long, global = true, env = "TIDEWATCH_ASK_TIMEZONE")]
+    pub ask_timezone: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
@@ -250,6 +265,7 @@ struct FileSettings {
     alert_retry_base: Option<DurationValue>,
     alert_retry_max: Option<DurationValue>,
     alert_delivery_timeout: Option<DurationValue>,
+    ask_timezone: Option<String>,
 }
 
 /// One delivery route: where notifications whose labels match go.
@@ -324,6 +340,8 @@ pub struct Config {
     pub alert_retry_base: Duration,
     pub alert_retry_max: Duration,
     pub alert_delivery_timeout: Duration,
+    /// Zone of the assistant's answers (None: UTC).
+    pub ask_timezone: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -496,6 +514,7 @@ impl Config {
                 file.alert_delivery_timeout,
                 Duration::from_secs(10),
             )?,
+            ask_timezone: cli.ask_timezone.clone().or(file.ask_timezone),
         };
         config.validate()?;
         Ok(config)
@@ -549,6 +568,14 @@ impl Config {
         }
         crate::alerts::routes::Routes::compile(&self.alert_routes)
             .map_err(|m| invalid("alert_routes", m))?;
+        if let Some(tz) = &self.ask_timezone {
+            crate::ask::time::parse_offset(tz).ok_or_else(|| {
+                invalid(
+                    "ask_timezone",
+                    format!("\"{tz}\" is not UTC or an offset such as UTC+2 or UTC-05:30"),
+                )
+            })?;
+        }
         for t in self.write_tokens.iter().chain(&self.read_tokens) {
             if t.expose()
                 .chars()
@@ -633,7 +660,8 @@ impl Config {
              shutdown_timeout  {:?}\n\
              log               {} ({:?})\n\
              alert_hmac_secret {}\n\
-             alert_routes      {}",
+             alert_routes      {}\n\
+             ask_timezone      {}",
             self.listen,
             self.write_tokens.len(),
             if self.read_tokens.is_empty() {
@@ -670,6 +698,7 @@ impl Config {
                     .collect::<Vec<_>>()
                     .join(", ")
             },
+            self.ask_timezone.as_deref().unwrap_or("UTC"),
         )
     }
 }

@@ -16,9 +16,11 @@
 //! - `serve`    the server's lifecycle (start, drain on SIGTERM)
 //! - `import`   bulk loads through COPY
 //! - `alerts`   Grafana alerts in, notifications stored, linked to episodes and delivered (outbox)
+//! - `ask`      the assistant: questions about anomalies in plain English (/v1/ask, `ask`)
 
 mod alerts;
 mod app;
+mod ask;
 mod auth;
 mod config;
 mod db;
@@ -62,6 +64,7 @@ fn main() {
             Command::Serve => serve::run(config).await,
             Command::Import { what } => import::run(config, what).await,
             Command::CheckConfig { offline } => check_config(config, offline).await,
+            Command::Ask { question, json, tz } => ask::cli::run(config, question, json, tz).await,
         }
     });
     if let Err(e) = result {

@@ -27,7 +27,9 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.dirname(HERE))
+# Appended, not prepended: tests/ has modules named like those here (test_bad_input), and discovery
+# must import tests/service's.
+sys.path.append(os.path.dirname(HERE))
 
 from pgtest import DSN  # noqa: E402
 

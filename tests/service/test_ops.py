@@ -21,6 +21,8 @@ ENDPOINTS = [
 ]
 # Endpoints that also take another credential than the bearer token.
 SECURITY = {"/v1/alerts/grafana": [{"bearer": []}, {"grafana_signature": []}]}
+# The assistant (issue 13).
+ENDPOINTS += [("get", "/v1/ask"), ("post", "/v1/ask")]
 
 
 def hold_lock(seconds):

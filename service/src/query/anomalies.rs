@@ -107,11 +107,11 @@ pub struct ExplainedAnomaly {
     pub explanation: Vec<Reason>,
 }
 
-const COLUMNS: &str =
+pub const COLUMNS: &str =
     "a.id, a.monitor, a.series, a.started_at, a.ended_at, a.peak_at, a.peak_value, a.expected, \
                        a.lower, a.upper, a.score, a.sigma, a.severity, a.kind, a.detail";
 
-fn anomaly(r: &Row) -> Anomaly {
+pub fn anomaly(r: &Row) -> Anomaly {
     let series: serde_json::Value = r.get(2);
     let metric = series
         .get("metric")
