@@ -13,8 +13,10 @@ from pgtest import DSN, require_cluster
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SHARED = os.path.join(HERE, "..", "..", "shared")
-# Measured 64.45 on the 31-file set (the bar is 62); scores move by about ±2 with small
-# changes, so guard at the bar.
+# Measured 64.45 with 0.1.0's auto and 62.01 with 0.2.0's (deterministic: same data, same code)
+# on the 31-file set; the bar is 62. 0.2.0 traded NAB's in-sample score for MSL and SMD, which
+# were not used to choose its settings (benches/RESULTS.md): a change that drops below the bar
+# must show it helps held out.
 FLOOR = 62.0
 
 

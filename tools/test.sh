@@ -61,6 +61,8 @@ cluster_start "$TEST_DIR/cluster" "$TEST_PORT" "doctest_jobs,doctest_anomaly,doc
 trap 'cluster_stop "$TEST_DIR/cluster"' EXIT
 DSN="host=127.0.0.1 port=$TEST_PORT user=postgres"
 stage "docs" python3 tools/doctest/run.py --dsn "$DSN dbname=postgres" docs/
+# numpy for ../shared/tools/nab_score.py (the NAB scorer that test_nab.py runs), from PyPI.
+python3 -c 'import numpy' 2>/dev/null || python3 -m pip install -q numpy || true
 stage "integration tests" env TIDEWATCH_DSN="$DSN" python3 -m unittest discover -s tests -p 'test_*.py' -v
 
 # Grafana: the demo database in this cluster (8 days at 60 s: about 20 s), then every query run
