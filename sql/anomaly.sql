@@ -706,6 +706,8 @@ DECLARE
     usual record;
     peers jsonb;
     r record;
+    col record;
+    keys text;
     reasons jsonb := '[]';
 BEGIN
     SELECT * INTO e FROM tidewatch.anomalies a WHERE a.id = explain_anomaly.id;
@@ -756,11 +758,27 @@ BEGIN
 
     -- 3. What the series usually does at this time of day and week (28 days before).
     IF m.name IS NOT NULL THEN
+        -- The series as one condition per column with its value as a literal, so that an index
+        -- on the series columns (and time) finds its rows; the jsonb comparison after it is the
+        -- exact test (a scan of every series' 28 days took 0.3 s per episode on demo data).
+        keys := 'true';
+        FOR col IN SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ FROM pg_attribute a
+                   WHERE a.attrelid = m.relid AND a.attname = ANY (m.series_columns) AND a.attnum > 0
+                     AND NOT a.attisdropped AND a.atttypid <> 'json'::regtype
+        LOOP
+            IF coalesce(jsonb_typeof(e.series -> col.attname), 'null') = 'null' THEN
+                keys := keys || format(' AND %I IS NULL', col.attname);
+            ELSIF col.typ = 'jsonb' THEN
+                keys := keys || format(' AND %I = %L::jsonb', col.attname, (e.series -> col.attname)::text);
+            ELSE
+                keys := keys || format(' AND %I = %L::%s', col.attname, e.series ->> col.attname, col.typ);
+            END IF;
+        END LOOP;
         EXECUTE format(
             'SELECT count(*) AS n, percentile_cont(ARRAY[0.1, 0.5, 0.9]) WITHIN GROUP (ORDER BY %I::float8) AS q'
-            ' FROM %s WHERE %s = $1 AND %I >= $2 - interval ''28 days'' AND %I < $2'
+            ' FROM %s WHERE %s AND %s = $1 AND %I >= $2 - interval ''28 days'' AND %I < $2'
             ' AND extract(hour FROM %I::timestamptz AT TIME ZONE ''UTC'') = extract(hour FROM $2 AT TIME ZONE ''UTC'')',
-            m.value_column, m.relid, tidewatch._series_columns(m.relid, m.value_column, m.series_columns),
+            m.value_column, m.relid, keys, tidewatch._series_columns(m.relid, m.value_column, m.series_columns),
             m.time_column, m.time_column, m.time_column)
             INTO usual USING e.series, peak;
         IF usual.n > 0 THEN

@@ -800,6 +800,156 @@ CREATE POLICY log_templates_source ON tidewatch.log_templates AS RESTRICTIVE FOR
 
 COMMENT ON FUNCTION tidewatch._may_write(text) IS 'Internal: may the current role write the episodes and states of this monitor (its owner, or an inserter into a log monitor''s table)? Keys the write policies of sql/isolation.sql.';
 
+-- explain_anomaly finds a series' usual values through an index on its columns.
+CREATE OR REPLACE FUNCTION tidewatch.explain_anomaly(id bigint, "window" interval DEFAULT interval '30 minutes')
+RETURNS TABLE (rank integer, reason text, evidence jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    e tidewatch.anomalies;
+    m tidewatch.monitors;
+    w interval := coalesce("window", interval '30 minutes');
+    lo timestamptz;
+    hi timestamptz;
+    peak timestamptz;
+    usual record;
+    peers jsonb;
+    r record;
+    col record;
+    keys text;
+    reasons jsonb := '[]';
+BEGIN
+    SELECT * INTO e FROM tidewatch.anomalies a WHERE a.id = explain_anomaly.id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no anomaly episode with id %', explain_anomaly.id
+            USING ERRCODE = '42704', HINT = 'List episodes with SELECT id, monitor, series, started_at FROM tidewatch.anomalies.';
+    END IF;
+    SELECT * INTO m FROM tidewatch.monitors x WHERE x.name = e.monitor;
+    peak := coalesce(e.peak_at, e.started_at);
+    lo := e.started_at - w;
+    hi := coalesce(e.ended_at, now()) + w;
+
+    -- 1. The detector and by how much.
+    IF e.kind = 'missing_data' THEN
+        reasons := reasons || jsonb_build_object('weight', 1.0,
+            'reason', format('series stopped reporting: last value at %s, usually every %s',
+                             e.detail ->> 'last_seen', coalesce(e.detail ->> 'usual_spacing', 'unknown')),
+            'evidence', jsonb_build_object('detector', 'missing_data', 'last_seen', e.detail -> 'last_seen',
+                                           'usual_spacing', e.detail -> 'usual_spacing', 'ended_at', e.ended_at));
+    ELSE
+        reasons := reasons || jsonb_build_object('weight', 1.0 + coalesce(e.score, 0),
+            'reason', format('%s detector fired at %s: value %s against expected %s (normal band %s to %s), %s robust sigmas %s',
+                             coalesce(m.method, e.detail ->> 'method', 'the'), peak, round(e.peak_value::numeric, 4),
+                             round(e.expected::numeric, 4), round(e.lower::numeric, 4), round(e.upper::numeric, 4),
+                             round(least(abs(e.sigma), 1e6)::numeric, 1), CASE WHEN e.sigma >= 0 THEN 'above' ELSE 'below' END),
+            'evidence', jsonb_build_object('detector', coalesce(m.method, e.detail ->> 'method'), 'params', m.params,
+                                           'value', e.peak_value, 'expected', e.expected, 'lower', e.lower,
+                                           'upper', e.upper, 'sigma', e.sigma, 'score', e.score,
+                                           'severity', e.severity));
+    END IF;
+
+    -- 2. What kind of anomaly.
+    reasons := reasons || jsonb_build_object('weight', 0.95,
+        'reason', format('kind: %s (%s), from %s to %s', e.kind,
+            CASE e.kind
+                WHEN 'spike' THEN 'a short excursion above the normal band'
+                WHEN 'dip' THEN 'a short excursion below the normal band'
+                WHEN 'level_shift' THEN 'the level moved and stayed'
+                WHEN 'variance_change' THEN 'the noise level changed'
+                WHEN 'flatline' THEN 'the value stopped changing'
+                WHEN 'missing_data' THEN 'no data arrived'
+                WHEN 'seasonal_break' THEN 'the usual daily or weekly pattern broke'
+                WHEN 'peer_outlier' THEN 'unlike its sibling series'
+                ELSE 'a burst of errors' END,
+            e.started_at, coalesce(e.ended_at::text, 'now')),
+        'evidence', jsonb_build_object('kind', e.kind, 'started_at', e.started_at, 'ended_at', e.ended_at,
+                                       'points', e.detail -> 'points'));
+
+    -- 3. What the series usually does at this time of day and week (28 days before).
+    IF m.name IS NOT NULL THEN
+        -- The series as one condition per column with its value as a literal, so that an index
+        -- on the series columns (and time) finds its rows; the jsonb comparison after it is the
+        -- exact test (a scan of every series' 28 days took 0.3 s per episode on demo data).
+        keys := 'true';
+        FOR col IN SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS typ FROM pg_attribute a
+                   WHERE a.attrelid = m.relid AND a.attname = ANY (m.series_columns) AND a.attnum > 0
+                     AND NOT a.attisdropped AND a.atttypid <> 'json'::regtype
+        LOOP
+            IF coalesce(jsonb_typeof(e.series -> col.attname), 'null') = 'null' THEN
+                keys := keys || format(' AND %I IS NULL', col.attname);
+            ELSIF col.typ = 'jsonb' THEN
+                keys := keys || format(' AND %I = %L::jsonb', col.attname, (e.series -> col.attname)::text);
+            ELSE
+                keys := keys || format(' AND %I = %L::%s', col.attname, e.series ->> col.attname, col.typ);
+            END IF;
+        END LOOP;
+        EXECUTE format(
+            'SELECT count(*) AS n, percentile_cont(ARRAY[0.1, 0.5, 0.9]) WITHIN GROUP (ORDER BY %I::float8) AS q'
+            ' FROM %s WHERE %s AND %s = $1 AND %I >= $2 - interval ''28 days'' AND %I < $2'
+            ' AND extract(hour FROM %I::timestamptz AT TIME ZONE ''UTC'') = extract(hour FROM $2 AT TIME ZONE ''UTC'')',
+            m.value_column, m.relid, keys, tidewatch._series_columns(m.relid, m.value_column, m.series_columns),
+            m.time_column, m.time_column, m.time_column)
+            INTO usual USING e.series, peak;
+        IF usual.n > 0 THEN
+            reasons := reasons || jsonb_build_object(
+                'weight', CASE WHEN e.peak_value NOT BETWEEN usual.q[1] AND usual.q[3] THEN 0.9 ELSE 0.5 END,
+                'reason', format('at %s:00 UTC this series is usually %s (p10 %s, p90 %s over %s values in the 28 days before); %s',
+                                 extract(hour FROM peak AT TIME ZONE 'UTC'), round(usual.q[2]::numeric, 4),
+                                 round(usual.q[1]::numeric, 4), round(usual.q[3]::numeric, 4), usual.n,
+                                 CASE WHEN e.peak_value IS NULL THEN 'no value arrived'
+                                      WHEN e.peak_value NOT BETWEEN usual.q[1] AND usual.q[3]
+                                      THEN 'this value is outside that range'
+                                      ELSE 'this value is within that range, so the deviation is from the recent level' END),
+                'evidence', jsonb_build_object('hour_utc', extract(hour FROM peak AT TIME ZONE 'UTC'), 'n', usual.n,
+                                               'p10', usual.q[1], 'median', usual.q[2], 'p90', usual.q[3]));
+        END IF;
+    END IF;
+
+    -- 4. Other series of the same label group anomalous within ±window.
+    SELECT jsonb_agg(jsonb_build_object('id', a.id, 'monitor', a.monitor, 'series', a.series, 'kind', a.kind,
+                                        'started_at', a.started_at, 'score', a.score) ORDER BY a.started_at)
+        INTO peers
+        FROM tidewatch.anomalies a
+        WHERE a.id <> e.id AND a.started_at <= hi AND coalesce(a.ended_at, a.started_at) >= lo
+          AND (a.series = e.series
+               OR EXISTS (SELECT 1 FROM jsonb_each(a.series) x JOIN jsonb_each(e.series) y USING (key, value)));
+    IF peers IS NOT NULL THEN
+        reasons := reasons || jsonb_build_object('weight', 0.8 + least(jsonb_array_length(peers), 10) * 0.01,
+            'reason', format('%s other episode(s) of series sharing labels with %s within ±%s: %s',
+                             jsonb_array_length(peers), e.series, w,
+                             (SELECT string_agg(format('%s %s at %s', x ->> 'series', x ->> 'kind', x ->> 'started_at'), '; ')
+                                FROM (SELECT x FROM jsonb_array_elements(peers) x LIMIT 5) s)),
+            'evidence', jsonb_build_object('episodes', peers));
+    END IF;
+
+    -- 5. Drift results, new log templates and log error bursts overlapping the episode.
+    FOR r IN SELECT * FROM tidewatch.events ev
+             WHERE ev.at <= hi AND coalesce(ev."until", ev.at) >= lo
+               AND (ev.relid IS NULL OR ev.relid = m.relid)
+               AND (ev.series = '{}' OR ev.series = e.series
+                    OR EXISTS (SELECT 1 FROM jsonb_each(ev.series) x JOIN jsonb_each(e.series) y USING (key, value)))
+             ORDER BY CASE WHEN peak BETWEEN ev.at AND coalesce(ev."until", ev.at) THEN 0
+                           ELSE least(abs(extract(epoch FROM ev.at - peak)),
+                                      abs(extract(epoch FROM coalesce(ev."until", ev.at) - peak))) END
+             LIMIT 10
+    LOOP
+        reasons := reasons || jsonb_build_object('weight', 0.7,
+            'reason', format('%s event %s %s: %s', r.source, coalesce('"' || r.name || '"', ''),
+                             CASE WHEN r."until" IS NULL OR r."until" = r.at THEN 'at ' || r.at
+                                  ELSE format('from %s to %s', r.at, r."until") END, r.summary),
+            'evidence', jsonb_build_object('event_id', r.id, 'source', r.source, 'at', r.at, 'until', r."until",
+                                           'detail', r.detail));
+    END LOOP;
+
+    RETURN QUERY
+        SELECT (row_number() OVER (ORDER BY (x ->> 'weight')::float8 DESC, o))::integer, x ->> 'reason', x -> 'evidence'
+        FROM jsonb_array_elements(reasons) WITH ORDINALITY AS t(x, o)
+        ORDER BY 1;
+END
+$$;
+
 -- Alert notifications from Grafana and their delivery outbox (sql/notifications.sql).
 -- Alert notifications: alerts received from Grafana (POST /v1/alerts/grafana of tidewatch-service)
 -- and test messages, each linked to the anomaly episodes it concerns, and their deliveries through
