@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test of Tidewatch, as README.md describes and .ci/run calls:
 #   1. crate unit and property tests (cargo test)
-#   2. the doc-test runner's own unit tests
+#   2. the doc-test runner's own unit tests; lints (cargo fmt --check, clippy -D warnings)
 #   3. the extension's #[pg_test]s (cargo pgrx test pg15)
 #   4. docs/*.md: every ```sql block executed against the installed extension
 #   5. tests/: integration tests against a real cluster (scheduler, concurrency, COPY)
@@ -54,6 +54,16 @@ as_root install -d -o postgres -g postgres "$TEST_DIR"
 # clusters this command did not start (the demo's, say) keep running untouched.
 cluster_stop "$TEST_DIR/cluster"
 use_private_pg "$TEST_DIR/pg"
+# Lints: formatting, and clippy with -D warnings on every crate and on the extension with and
+# without its test features (the lints declared in Cargo.toml: unwrap_used,
+# undocumented_unsafe_blocks, ...).
+lint() {
+    cargo fmt --all --check || return 1
+    cargo clippy -q --workspace --exclude tidewatch --all-targets -j 2 -- -D warnings || return 1
+    (cd extension && cargo clippy -q --features pg15 -j 2 -- -D warnings &&
+        cargo clippy -q --features "pg15 pg_test" --all-targets -j 2 -- -D warnings)
+}
+stage "lint" lint
 stage "extension pg_tests" bash -c "cd extension && cargo pgrx test pg15 --runas postgres --pgdata '$TEST_DIR/pgrx'"
 
 install_extension

@@ -84,7 +84,7 @@ impl Batch {
         let (method, params, nulls): (Option<String>, Option<serde_json::Value>, u64) =
             serde_json::from_slice(header).map_err(|e| e.to_string())?;
         let body = &b[4 + len..];
-        if body.len() % 16 != 0 {
+        if !body.len().is_multiple_of(16) {
             return Err("truncated points".into());
         }
         let points = body
@@ -184,6 +184,7 @@ fn _anomaly_agg_combine(
     // SAFETY: both states are Batches of this aggregate.
     let other = unsafe { b.get::<Batch>() }.cloned();
     if let Some(other) = other {
+        // SAFETY: `a` is this aggregate's Batch state and fcinfo is the call's (state_mut's contract).
         let s: &mut Batch = unsafe { state_mut(&mut a, fcinfo) };
         if s.method.is_none() {
             s.method = other.method;
@@ -742,7 +743,7 @@ mod tests {
     fn window_form_agrees_with_the_batch_form() {
         load();
         // The streaming window aggregate and the batch aggregate run the same causal detector.
-        assert_eq!(count("SELECT count(*) FROM (SELECT tidewatch.anomaly_score(ts, v) OVER (PARTITION BY s ORDER BY ts) AS x FROM t) q WHERE x > 0") > 0, true);
+        assert!(count("SELECT count(*) FROM (SELECT tidewatch.anomaly_score(ts, v) OVER (PARTITION BY s ORDER BY ts) AS x FROM t) q WHERE x > 0") > 0);
         let diff = count(
             "WITH w AS (SELECT s, ts, tidewatch.anomaly_score(ts, v) OVER (PARTITION BY s ORDER BY ts) AS score FROM t),
                   b AS (SELECT series ->> 's' AS s, ts, score, is_anomaly FROM tidewatch.detect_anomalies('t', 'v', '{s}', 'ts'))

@@ -115,6 +115,7 @@ fn combine<T: Clone>(mut a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallI
     // SAFETY: both are Samples<T> of the same aggregate.
     let other = unsafe { b.get::<Samples<T>>() }.cloned();
     if let Some(other) = other {
+        // SAFETY: `a` is this aggregate's Samples<T> state and fcinfo is the call's.
         let s: &mut Samples<T> = unsafe { state_mut(&mut a, fcinfo) };
         s.merge(&other);
     }
@@ -241,6 +242,7 @@ unsafe fn step_fcinfo<T: Clone>(
 ) -> pg_sys::Datum {
     // SAFETY: fmgr's fcinfo; nargs is at least 3 for these aggregates.
     let nargs = unsafe { (*fcinfo).nargs } as usize;
+    // SAFETY: fmgr guarantees `args` holds `nargs` initialised arguments.
     let args = unsafe { (*fcinfo).args.as_slice(nargs) };
     let state: *mut Samples<T> = if args[0].isnull {
         let ctx = agg_context(fcinfo);
@@ -359,6 +361,7 @@ fn results<S: Tested>(state: &Internal) -> Vec<pgrx::composite_type!('static, "d
     // SAFETY: the caller names the state type of its aggregate. Read in place: the windows can
     // hold 10^7 values, so no copy of the state.
     let empty = S::default();
+    // SAFETY: the caller names the state type S of its aggregate (read in place, no copy).
     let s = unsafe { state.get::<S>() }.unwrap_or(&empty);
     s.all()
         .into_iter()

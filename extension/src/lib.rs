@@ -1,6 +1,11 @@
 //! The `tidewatch` PostgreSQL extension. This file is a table of contents: one module per SQL
 //! feature, each a thin layer over the plain crates in `crates/` and the SQL in `sql/`.
 
+// pgrx's TableIterator signatures name every column of a result: complex by nature.
+#![allow(clippy::type_complexity)]
+// #[pg_test] functions are tests that clippy does not recognise as such: unwrap there as in tests.
+#![cfg_attr(feature = "pg_test", allow(clippy::unwrap_used))]
+
 mod aggregate;
 mod anomaly;
 mod drift;

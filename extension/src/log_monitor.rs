@@ -142,6 +142,7 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
 ) -> pg_sys::Datum {
     // SAFETY: fmgr's fcinfo; the context is checked to be TriggerData before use.
     let td = unsafe { (*fcinfo).context } as *mut pg_sys::TriggerData;
+    // SAFETY: td is non-null here; reading its node tag is how PostgreSQL checks a trigger context.
     if td.is_null() || unsafe { (*td).type_ } != pg_sys::NodeTag::T_TriggerData {
         errors::raise(
             PgSqlErrorCode::ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
@@ -178,10 +179,12 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
     let t = match m.time {
         // SAFETY: as above; timestamp and timestamptz are int8 µs since 2000-01-01.
         Some((att, typ)) if typ == pg_sys::TIMESTAMPTZOID || typ == pg_sys::TIMESTAMPOID => {
+            // SAFETY: att is an attribute of tupdesc whose type is timestamp[tz], an int8 datum.
             unsafe { get_attr::<i64>(tuple, tupdesc, att) }.unwrap_or_else(log_miner::now_us)
         }
         // SAFETY: as above; a date is int4 days since 2000-01-01.
         Some((att, typ)) if typ == pg_sys::DATEOID => {
+            // SAFETY: att is an attribute of tupdesc whose type is date, an int4 datum.
             unsafe { get_attr::<i32>(tuple, tupdesc, att) }
                 .map_or_else(log_miner::now_us, |d| i64::from(d) * 86_400_000_000)
         }

@@ -73,7 +73,7 @@ pub unsafe extern "C-unwind" fn tidewatch_classify_log(
             result_tupdesc(fcinfo),
         )
     };
-    let c = classify_with(&compiled(&ruleset), &message);
+    let c = classify_with(&compiled(ruleset), message);
     let mut values = [
         c.category
             .as_ref()

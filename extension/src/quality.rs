@@ -41,6 +41,7 @@ fn _regression_quality_combine(
     // SAFETY: both states are Regressions of this aggregate.
     let other = unsafe { b.get::<Regression>() }.cloned();
     if let Some(other) = other {
+        // SAFETY: `a` is this aggregate's Regression state and fcinfo is the call's.
         let s: &mut Regression = unsafe { state_mut(&mut a, fcinfo) };
         s.merge(&other);
     }
@@ -118,6 +119,7 @@ fn _classification_quality_combine(
     // SAFETY: both states are Classifications of this aggregate.
     let other = unsafe { b.get::<Classification>() }.cloned();
     if let Some(other) = other {
+        // SAFETY: `a` is this aggregate's Classification state and fcinfo is the call's.
         let s: &mut Classification = unsafe { state_mut(&mut a, fcinfo) };
         s.merge(&other);
     }

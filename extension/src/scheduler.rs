@@ -64,6 +64,7 @@ pub fn init() {
     );
 
     // Background workers can only be registered while the postmaster loads the library.
+    // SAFETY: a global PostgreSQL sets while it loads shared_preload_libraries; read from the postmaster's only thread.
     if !unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
         return;
     }
@@ -312,6 +313,7 @@ fn dynamic_worker(name: &str, typ: &str) -> BackgroundWorkerBuilder {
         .set_library("tidewatch")
         .enable_spi_access()
         .set_restart_time(None)
+        // SAFETY: MyProcPid is the current backend's pid, set before any extension code runs.
         .set_notify_pid(unsafe { pg_sys::MyProcPid })
 }
 
@@ -331,6 +333,7 @@ pub extern "C-unwind" fn tidewatch_launcher_main(_arg: pg_sys::Datum) {
     let mut last_start: Option<std::time::Instant> = None;
     while BackgroundWorker::wait_latch(Some(naptime())) {
         if BackgroundWorker::sighup_received() {
+            // SAFETY: a background worker re-reads its configuration on SIGHUP in its main loop, as PostgreSQL's own workers do.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         if last_start.is_some_and(|t| t.elapsed() < Duration::from_secs(5)) {
@@ -361,6 +364,7 @@ pub extern "C-unwind" fn tidewatch_launcher_main(_arg: pg_sys::Datum) {
     }
     // Exit with 1 so that a launcher terminated on its own comes back (restart time 5 s); at
     // server shutdown nothing is restarted anyway.
+    // SAFETY: proc_exit runs the exit callbacks and ends this worker process; nothing after it runs.
     unsafe { pg_sys::proc_exit(1) };
 }
 
@@ -372,6 +376,7 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
     let db = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
     log!("tidewatch scheduler started in database \"{db}\"");
+    // SAFETY: MyDatabaseId is set once the worker is connected to its database (line above).
     let dboid = unsafe { pg_sys::MyDatabaseId };
     let mut decoder: Option<pgrx::bgworkers::DynamicBackgroundWorker> = None;
     let mut decoder_started: Option<std::time::Instant> = None;
@@ -380,6 +385,7 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
 
     while BackgroundWorker::wait_latch(Some(naptime())) {
         if BackgroundWorker::sighup_received() {
+            // SAFETY: a background worker re-reads its configuration on SIGHUP in its main loop, as PostgreSQL's own workers do.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         // The decoder of async monitors runs whether or not jobs are enabled.
@@ -476,6 +482,7 @@ pub extern "C-unwind" fn tidewatch_job_main(arg: pg_sys::Datum) {
     // SIGTERM keeps PostgreSQL's default for background workers (end the process at once), so
     // pg_terminate_backend() stops a runaway job; SIGINT (pg_cancel_backend) cancels its query.
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    // SAFETY: the worker's main argument is the int4 job id the scheduler registered it with.
     let job_id = unsafe { i32::from_datum(arg, false) }.unwrap_or(0);
     let mut parts = BackgroundWorker::get_extra()
         .split_whitespace()

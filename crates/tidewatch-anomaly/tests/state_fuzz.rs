@@ -19,8 +19,9 @@ fn states() -> Vec<(Vec<u8>, Vec<u8>)> {
     METHODS
         .iter()
         .map(|method| {
-            let mut m = Model::new(method, &serde_json::json!({})).unwrap();
-            let mut st = MonitorState::new(method, &serde_json::json!({})).unwrap();
+            let mut m = Model::new(method, &serde_json::json!({})).expect("a detector");
+            let mut st =
+                MonitorState::new(method, &serde_json::json!({})).expect("a monitor state");
             let pts: Vec<(i64, f64)> = (0..300i64)
                 .map(|i| {
                     (

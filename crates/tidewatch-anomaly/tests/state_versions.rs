@@ -6,7 +6,7 @@ use tidewatch_anomaly::monitor::MonitorState;
 use tidewatch_anomaly::{AnomalyError, Model, STATE_VERSION};
 
 fn trained(method: &str) -> Model {
-    let mut m = Model::new(method, &serde_json::json!({})).unwrap();
+    let mut m = Model::new(method, &serde_json::json!({})).expect("a detector");
     for i in 0..500i64 {
         m.update(i * 60_000_000, (i as f64 / 10.0).sin());
     }

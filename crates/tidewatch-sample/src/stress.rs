@@ -127,13 +127,13 @@ impl Noise {
 
 /// Generate the stress set.
 pub fn stress_series(cfg: &StressConfig) -> Result<Vec<StressSeries>> {
-    if cfg.step_secs == 0 || !(cfg.days > 0.0) || cfg.series == 0 {
+    if cfg.step_secs == 0 || cfg.days.is_nan() || cfg.days <= 0.0 || cfg.series == 0 {
         return Err(Error::Config(
             "stress: step_secs, days and series must be positive".into(),
         ));
     }
     let n = (cfg.days * 86_400.0 / f64::from(cfg.step_secs)).floor() as usize;
-    if n < 100 || n > 10_000_000 {
+    if !(100..=10_000_000).contains(&n) {
         return Err(Error::Config(format!(
             "stress: {n} points per series (100 to 10M)"
         )));

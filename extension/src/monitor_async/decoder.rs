@@ -528,6 +528,7 @@ pub extern "C-unwind" fn tidewatch_decoder_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let db = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    // SAFETY: MyDatabaseId is set once the worker is connected to its database (line above).
     let slot = format!("tidewatch_{}", unsafe { pg_sys::MyDatabaseId }.to_u32());
     let mut advanced = 0u64;
     let mut idle_polls = 0u32;
@@ -542,6 +543,7 @@ pub extern "C-unwind" fn tidewatch_decoder_main(_arg: pg_sys::Datum) {
             break;
         }
         if BackgroundWorker::sighup_received() {
+            // SAFETY: a background worker re-reads its configuration on SIGHUP in its main loop, as PostgreSQL's own workers do.
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         match poll(&slot, advanced) {

@@ -46,6 +46,7 @@ struct Plugin {
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub unsafe extern "C-unwind" fn _PG_output_plugin_init(cb: *mut pg_sys::OutputPluginCallbacks) {
+    // SAFETY: PostgreSQL passes a valid, writable callbacks struct (the function's contract).
     unsafe {
         (*cb).startup_cb = Some(plugin_startup);
         (*cb).begin_cb = Some(plugin_begin);
@@ -59,6 +60,7 @@ unsafe fn list_cells(list: *mut pg_sys::List) -> Vec<pg_sys::ListCell> {
     if list.is_null() {
         return Vec::new();
     }
+    // SAFETY: list is a non-null PostgreSQL List whose `length` cells are initialised.
     unsafe {
         let n = (*list).length.max(0) as usize;
         (0..n).map(|i| *(*list).elements.add(i)).collect()
@@ -71,6 +73,7 @@ unsafe extern "C-unwind" fn plugin_startup(
     opts: *mut pg_sys::OutputPluginOptions,
     _is_init: bool,
 ) {
+    // SAFETY: PostgreSQL calls the startup callback with valid ctx and opts; the options are DefElem nodes.
     unsafe {
         (*opts).output_type = pg_sys::OutputPluginOutputType::OUTPUT_PLUGIN_BINARY_OUTPUT;
         let mut specs = Vec::new();
@@ -104,6 +107,7 @@ unsafe extern "C-unwind" fn plugin_startup(
 
 #[pg_guard]
 unsafe extern "C-unwind" fn plugin_shutdown(ctx: *mut pg_sys::LogicalDecodingContext) {
+    // SAFETY: ctx is the decoding context this plugin's startup filled; its private data is our Plugin (or null).
     unsafe {
         let p = (*ctx).output_plugin_private.cast::<Plugin>();
         if !p.is_null() {
@@ -114,6 +118,7 @@ unsafe extern "C-unwind" fn plugin_shutdown(ctx: *mut pg_sys::LogicalDecodingCon
 }
 
 unsafe fn plugin(ctx: *mut pg_sys::LogicalDecodingContext) -> &'static mut Plugin {
+    // SAFETY: startup stored a leaked Box<Plugin> in output_plugin_private for the context's lifetime.
     unsafe { &mut *(*ctx).output_plugin_private.cast::<Plugin>() }
 }
 
@@ -122,6 +127,7 @@ unsafe extern "C-unwind" fn plugin_begin(
     ctx: *mut pg_sys::LogicalDecodingContext,
     txn: *mut pg_sys::ReorderBufferTXN,
 ) {
+    // SAFETY: PostgreSQL calls the callback with a valid ctx and txn of this plugin's context.
     unsafe {
         let p = plugin(ctx);
         p.buf.clear();
@@ -133,6 +139,7 @@ unsafe fn flush(ctx: *mut pg_sys::LogicalDecodingContext, p: &mut Plugin) {
     if p.buf.is_empty() {
         return;
     }
+    // SAFETY: ctx is a valid decoding context; PrepareWrite/Write are called in pairs as the API requires.
     unsafe {
         pg_sys::OutputPluginPrepareWrite(ctx, true);
         pg_sys::appendBinaryStringInfo((*ctx).out, Writer::header(p.end_lsn).as_ptr().cast(), 8);
@@ -148,6 +155,7 @@ unsafe extern "C-unwind" fn plugin_commit(
     txn: *mut pg_sys::ReorderBufferTXN,
     _commit_lsn: pg_sys::XLogRecPtr,
 ) {
+    // SAFETY: PostgreSQL calls the callback with a valid ctx and txn of this plugin's context.
     unsafe {
         let p = plugin(ctx);
         p.end_lsn = (*txn).end_lsn;
@@ -156,6 +164,7 @@ unsafe extern "C-unwind" fn plugin_commit(
 }
 
 unsafe fn rel_key(rel: pg_sys::Relation) -> (pg_sys::Oid, bool, i32) {
+    // SAFETY: rel is a valid, open relation passed by the change callback.
     unsafe {
         (
             (*rel).rd_id,
@@ -168,6 +177,7 @@ unsafe fn rel_key(rel: pg_sys::Relation) -> (pg_sys::Oid, bool, i32) {
 /// The monitors whose table is `rel` or an ancestor of it (a hypertable's chunk), with the
 /// positions of their columns in `rel`; computed once per relation and peek.
 unsafe fn bounds_for(p: &mut Plugin, rel: pg_sys::Relation) -> &[Bound] {
+    // SAFETY: rel is a valid, open relation passed by the change callback; its tuple descriptor lives as long as it.
     unsafe {
         let key = rel_key(rel);
         let relid = key.0;
@@ -214,6 +224,7 @@ unsafe fn bounds_for(p: &mut Plugin, rel: pg_sys::Relation) -> &[Bound] {
 }
 
 unsafe fn value_f64(d: pg_sys::Datum, typ: pg_sys::Oid) -> Option<f64> {
+    // SAFETY: d is a non-null datum of type typ (the column's), read only for the listed numeric types.
     unsafe {
         match typ {
             pg_sys::FLOAT8OID => f64::from_datum(d, false),
@@ -230,6 +241,7 @@ unsafe fn value_f64(d: pg_sys::Datum, typ: pg_sys::Oid) -> Option<f64> {
 }
 
 unsafe fn time_us(d: pg_sys::Datum, typ: pg_sys::Oid) -> Option<i64> {
+    // SAFETY: d is a non-null datum of type typ (the column's), read only for the listed time types.
     unsafe {
         match typ {
             pg_sys::TIMESTAMPTZOID => i64::from_datum(d, false),
@@ -251,6 +263,7 @@ unsafe extern "C-unwind" fn plugin_change(
     rel: pg_sys::Relation,
     change: *mut pg_sys::ReorderBufferChange,
 ) {
+    // SAFETY: PostgreSQL calls the change callback with valid ctx, txn, rel and change pointers.
     unsafe {
         if (*change).action != pg_sys::ReorderBufferChangeType::REORDER_BUFFER_CHANGE_INSERT {
             return;

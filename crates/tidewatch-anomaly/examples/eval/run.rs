@@ -45,8 +45,7 @@ pub fn run(s: &Series, over: &serde_json::Value) -> Result<Output, String> {
     };
     for col in &s.cols {
         let mut m = model(over)?;
-        for i in 0..n {
-            let v = col[i];
+        for (i, &v) in col.iter().enumerate().take(n) {
             if !v.is_finite() {
                 continue;
             }

@@ -6,6 +6,7 @@
 
 /// NAB application profile: weights of a true positive, a false negative and a false positive.
 #[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // printed with {:?} when debugging a profile
 pub struct Profile {
     pub name: &'static str,
     pub tp: f64,
@@ -112,6 +113,7 @@ impl NabLayout {
 
 /// NAB result of a set of files under one profile.
 #[derive(Clone, Copy, Debug, Default)]
+#[allow(dead_code)] // raw: the unnormalised score, for debugging
 pub struct NabScore {
     pub score: f64,
     pub threshold: f64,
