@@ -392,6 +392,17 @@ const SEVERITY_FIRST: &str =
     "CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, \
      abs(a.sigma) DESC NULLS LAST, a.score DESC NULLS LAST, a.started_at, a.id";
 
+/// Episodes listed without their reasons.
+fn plain_episodes(eps: Vec<Anomaly>) -> Vec<AskEpisode> {
+    eps.into_iter()
+        .map(|e| AskEpisode {
+            ongoing: is_ongoing(&e),
+            anomaly: e,
+            reasons: None,
+        })
+        .collect()
+}
+
 fn is_ongoing(a: &Anomaly) -> bool {
     a.ended_at.is_none()
         || a.detail
@@ -651,14 +662,7 @@ pub async fn answer(
                 a.answer = s;
             }
             a.truncated = (eps.len() as i64) < a.total;
-            a.episodes = eps
-                .into_iter()
-                .map(|e| AskEpisode {
-                    ongoing: is_ongoing(&e),
-                    anomaly: e,
-                    reasons: None,
-                })
-                .collect();
+            a.episodes = plain_episodes(eps);
         }
         Intent::Drift => {
             let range = q
@@ -756,14 +760,7 @@ pub async fn answer(
             }
             a.time_range = Some(range);
             a.truncated = (eps.len() as i64) < a.total;
-            a.episodes = eps
-                .into_iter()
-                .map(|e| AskEpisode {
-                    ongoing: is_ongoing(&e),
-                    anomaly: e,
-                    reasons: None,
-                })
-                .collect();
+            a.episodes = plain_episodes(eps);
         }
         Intent::Logs => {
             let range = q
@@ -858,14 +855,7 @@ pub async fn answer(
             }
             a.time_range = Some(range);
             a.truncated = (eps.len() as i64) < a.total;
-            a.episodes = eps
-                .into_iter()
-                .map(|e| AskEpisode {
-                    ongoing: is_ongoing(&e),
-                    anomaly: e,
-                    reasons: None,
-                })
-                .collect();
+            a.episodes = plain_episodes(eps);
         }
         Intent::When | Intent::Why | Intent::HowMany | Intent::Which | Intent::Help => {
             let range = q.range.clone().map(|r| AskRange {
@@ -925,14 +915,7 @@ pub async fn answer(
                         .episodes(client, "a.started_at, a.id", MAX_EPISODES)
                         .await?;
                     a.truncated = (eps.len() as i64) < a.total;
-                    a.episodes = eps
-                        .into_iter()
-                        .map(|e| AskEpisode {
-                            ongoing: is_ongoing(&e),
-                            anomaly: e,
-                            reasons: None,
-                        })
-                        .collect();
+                    a.episodes = plain_episodes(eps);
                 }
                 Intent::Which => {
                     let key = q.group_by.clone().unwrap_or_else(|| "series".into());
@@ -967,14 +950,7 @@ pub async fn answer(
                         .episodes(client, "a.started_at, a.id", MAX_EPISODES)
                         .await?;
                     a.truncated = (eps.len() as i64) < a.total;
-                    a.episodes = eps
-                        .into_iter()
-                        .map(|e| AskEpisode {
-                            ongoing: is_ongoing(&e),
-                            anomaly: e,
-                            reasons: None,
-                        })
-                        .collect();
+                    a.episodes = plain_episodes(eps);
                 }
                 Intent::Why => {
                     let eps = f.episodes(client, SEVERITY_FIRST, MAX_EXPLAINED).await?;
@@ -1066,14 +1042,7 @@ pub async fn answer(
                         a.answer = s;
                     }
                     a.truncated = (eps.len() as i64) < a.total;
-                    a.episodes = eps
-                        .into_iter()
-                        .map(|e| AskEpisode {
-                            ongoing: is_ongoing(&e),
-                            anomaly: e,
-                            reasons: None,
-                        })
-                        .collect();
+                    a.episodes = plain_episodes(eps);
                 }
             }
             a.time_range = range.or(Some(AskRange {
