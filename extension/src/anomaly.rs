@@ -8,7 +8,7 @@ use crate::errors;
 use pgrx::prelude::*;
 use pgrx::{Internal, JsonB, PgMemoryContexts, PgSqlErrorCode};
 use tidewatch_anomaly::monitor::MonitorState;
-use tidewatch_anomaly::{AnomalyError, Kind, Model, Scored};
+use tidewatch_anomaly::{Kind, Model, Scored};
 
 /// µs between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
@@ -18,18 +18,10 @@ fn unix_us(ts: TimestampWithTimeZone) -> i64 {
     pg.saturating_add(PG_EPOCH_US)
 }
 
+use crate::errors::anomaly as raise;
+
 fn tstz(unix: i64) -> Option<TimestampWithTimeZone> {
     TimestampWithTimeZone::try_from(unix.saturating_sub(PG_EPOCH_US)).ok()
-}
-
-fn raise(e: AnomalyError) -> ! {
-    let code = match e {
-        AnomalyError::CorruptState(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
-        AnomalyError::OldState { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-        _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-    };
-    let hint = e.hint();
-    errors::raise(code, e.to_string(), None, Some(hint))
 }
 
 fn params_value(params: Option<errors::JsonbArg>) -> serde_json::Value {

@@ -20,25 +20,7 @@ CREATE TYPE tidewatch.drift_result AS (
     name = "drift_types"
 );
 
-fn raise(e: DriftError) -> ! {
-    let (code, hint) = match &e {
-        DriftError::UnknownMethod { valid, .. } => {
-            (PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("Valid methods: auto, {valid}."))
-        }
-        DriftError::EmptySample { which, .. } => (
-            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("The {which} window has no finite values; check its time range and column."),
-        ),
-        DriftError::MethodNotForType { .. } => (
-            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
-            "For text or boolean columns use auto, chisquare, z, fisher_exact, g_test, psi, kl_div, jensenshannon, TVD or hellinger.".into(),
-        ),
-        DriftError::NotApplicable { .. } => {
-            (PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "Choose another method or use auto.".into())
-        }
-    };
-    errors::raise(code, e.to_string(), None, Some(hint))
-}
+use crate::errors::drift as raise;
 
 type ResultRow = (String, Option<f64>, Option<f64>, f64, bool);
 

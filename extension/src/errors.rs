@@ -3,6 +3,8 @@
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use pgrx::PgSqlErrorCode;
+use tidewatch_anomaly::AnomalyError;
+use tidewatch_drift::DriftError;
 use tidewatch_time::BucketError;
 
 /// Raise a PostgreSQL ERROR (never returns).
@@ -125,3 +127,47 @@ unsafe impl<'fcx> pgrx::callconv::ArgAbi<'fcx> for JsonbArg {
 }
 
 pgrx::impl_sql_translatable!(JsonbArg, arg_only = "jsonb");
+
+/// An anomaly crate error: 22023 for bad methods and params, XX001 for a corrupt state, 55000 for a
+/// state an earlier version wrote that this one cannot read.
+pub fn anomaly(e: AnomalyError) -> ! {
+    let code = match e {
+        AnomalyError::CorruptState(_) => PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+        AnomalyError::OldState { .. } => PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+    };
+    let hint = e.hint();
+    raise(code, e.to_string(), None, Some(hint))
+}
+
+/// A drift crate error: 22023 for unknown or inapplicable methods and empty samples, 42804 for a
+/// method that does not fit the column's type.
+pub fn drift(e: DriftError) -> ! {
+    let (code, hint) = match &e {
+        DriftError::UnknownMethod { valid, .. } => {
+            (PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, format!("Valid methods: auto, {valid}."))
+        }
+        DriftError::EmptySample { which, .. } => (
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("The {which} window has no finite values; check its time range and column."),
+        ),
+        DriftError::MethodNotForType { .. } => (
+            PgSqlErrorCode::ERRCODE_DATATYPE_MISMATCH,
+            "For text or boolean columns use auto, chisquare, z, fisher_exact, g_test, psi, kl_div, jensenshannon, TVD or hellinger.".into(),
+        ),
+        DriftError::NotApplicable { .. } => {
+            (PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "Choose another method or use auto.".into())
+        }
+    };
+    raise(code, e.to_string(), None, Some(hint))
+}
+
+/// A failure of SPI itself (not of the user's input): XX000, naming the log miner.
+pub fn spi(e: pgrx::spi::SpiError) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("tidewatch log miner: {e}"),
+        None,
+        None,
+    )
+}

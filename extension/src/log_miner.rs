@@ -96,14 +96,7 @@ fn lock_key(name: &str) -> i64 {
     (0x7477_4c00_i64 << 32) | i64::from(h)
 }
 
-fn spi_error(e: pgrx::spi::SpiError) -> ! {
-    errors::raise(
-        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-        format!("tidewatch log miner: {e}"),
-        None,
-        None,
-    )
-}
+use crate::errors::spi as spi_error;
 
 fn unknown_miner(name: &str) -> ! {
     errors::raise(
