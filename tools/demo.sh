@@ -361,6 +361,15 @@ if [ "$MODE" != "load" ]; then
     "${PSQL[@]}" -q -t -c "SELECT 'decoder caught up in ' || round(tidewatch.monitor_wait()::numeric, 1) || ' s'"
     echo "   GET /v1/anomalies?limit=8 (newest first):"
     python3 "$REPO/tools/demo_push.py" show "$URL" "$TOKEN"
+
+    say "14. Grafana's alert webhook and the assistant: an alert in Grafana's webhook format for the strongest spike, stored once and linked to its episode; then three questions to the assistant (tidewatch-service ask; the page at $URL/)"
+    python3 "$REPO/tools/demo_push.py" alert "$URL" "$TOKEN"
+    for q in "how many anomalies in the last 2 days?" "which satellites had critical anomalies in the last 2 days?" \
+             "why was SCH.M3 anomalous in the last 2 days?"; do
+        echo "   Q: $q"
+        TIDEWATCH_DATABASE_URL="host=127.0.0.1 port=$PORT dbname=$DB user=tidewatch_service password=demo-service" \
+            "$CARGO_TARGET_DIR/release/tidewatch-service" ask "$q" 2>/dev/null | head -12 | sed 's/^/     /'
+    done
 fi
 
 say "Grafana: see docs/grafana.md (provisioning in grafana/, docker compose in docker/)."

@@ -476,12 +476,28 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
     // Its launcher starts it again while the database exists.
 }
 
+// PostgreSQL's SIGTERM handler of backends (postgres.c): the C symbol itself, since pgrx's
+// `pg_sys::die` is a Rust wrapper and a signal handler must be the C function.
+unsafe extern "C-unwind" {
+    #[link_name = "die"]
+    fn postgres_die(signal: std::ffi::c_int);
+}
+
 #[pg_guard]
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn tidewatch_job_main(arg: pg_sys::Datum) {
-    // SIGTERM keeps PostgreSQL's default for background workers (end the process at once), so
-    // pg_terminate_backend() stops a runaway job; SIGINT (pg_cancel_backend) cancels its query.
+    // SIGTERM (pg_terminate_backend, DROP DATABASE ... WITH (FORCE), server shutdown) is handled as
+    // in a regular backend: die() marks the process and it exits at its next interrupt check, out
+    // of any critical section. PostgreSQL's default for background workers, bgworker_die(),
+    // raises FATAL from the signal handler itself, which becomes a PANIC (and restarts the whole
+    // server) when the signal lands in a critical section: measured once in the test suite, a job
+    // writing WAL when its database was dropped. SIGINT (pg_cancel_backend) cancels its query.
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP);
+    // SAFETY: installing PostgreSQL's own die() handler for SIGTERM (15 on Linux, the only
+    // platform built here), as its backends and parallel workers do; signals are unblocked above.
+    unsafe {
+        pg_sys::pqsignal(15, Some(postgres_die));
+    }
     // SAFETY: the worker's main argument is the int4 job id the scheduler registered it with.
     let job_id = unsafe { i32::from_datum(arg, false) }.unwrap_or(0);
     let mut parts = BackgroundWorker::get_extra()
