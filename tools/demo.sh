@@ -368,7 +368,7 @@ if [ "$MODE" != "load" ]; then
              "why was SCH.M3 anomalous in the last 2 days?"; do
         echo "   Q: $q"
         TIDEWATCH_DATABASE_URL="host=127.0.0.1 port=$PORT dbname=$DB user=tidewatch_service password=demo-service" \
-            "$CARGO_TARGET_DIR/release/tidewatch-service" ask "$q" 2>/dev/null | head -12 | sed 's/^/     /'
+            "$CARGO_TARGET_DIR/release/tidewatch-service" ask "$q" 2>/dev/null | sed -n '1,14s/^/     /p'
     done
 fi
 
