@@ -35,16 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 ADMIN="host=127.0.0.1 port=$PORT user=postgres"
-# The decoder of async monitors holds the database's replication slot for a moment per poll and
-# DROP DATABASE refuses while a slot is active: stop the decoder and try again.
-for attempt in 1 2 3 4 5; do
-    psql -X -q -d "$ADMIN dbname=postgres" -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = '$DB' AND backend_type = 'tidewatch decoder'" >/dev/null
-    if psql -X -q -d "$ADMIN dbname=postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/dev/null; then break; fi
-    [ "$attempt" -lt 5 ] || psql -X -q -d "$ADMIN dbname=postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-    sleep 1
-done
-psql -X -q -d "$ADMIN dbname=postgres" -c "CREATE DATABASE $DB"
+recreate_database "$DB" psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres
 psql -X -q -d "$ADMIN dbname=$DB" -c "CREATE EXTENSION tidewatch"
 psql -X -q -d "$ADMIN dbname=$DB" -v service_password=bench -f "$REPO/sql/roles.sql" >/dev/null
 

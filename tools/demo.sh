@@ -53,17 +53,7 @@ else
     cluster_start "$DIR" "$PORT" "$DB"
 fi
 PSQL=(psql -X -v ON_ERROR_STOP=1 -h "${TIDEWATCH_DEMO_HOST:-127.0.0.1}" -p "$PORT" -U postgres)
-# The scheduler and the decoder of async monitors connect to the database: DROP DATABASE ... WITH
-# (FORCE) does not end a worker that connects meanwhile, and refuses while the decoder holds its
-# replication slot, so stop the decoder and try again.
-for attempt in 1 2 3 4 5; do
-    "${PSQL[@]}" -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE datname = '$DB' AND backend_type = 'tidewatch decoder'" >/dev/null
-    if "${PSQL[@]}" -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" 2>/dev/null; then break; fi
-    [ "$attempt" -lt 5 ] || "${PSQL[@]}" -q -d postgres -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
-    sleep 1
-done
-"${PSQL[@]}" -q -d postgres -c "CREATE DATABASE $DB"
+recreate_database "$DB" "${PSQL[@]}"
 PSQL+=(-d "$DB")
 
 say "loading $DAYS days of satellite telemetry (4 satellites x 15 metrics, every $STEP s)"

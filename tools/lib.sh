@@ -148,6 +148,22 @@ cluster_stop() {
     fi
 }
 
+# recreate_database DB PSQL-ARGS...: drop DB (if any) and create it empty. The decoder of async
+# monitors holds the database's replication slot for a moment per poll and DROP DATABASE refuses
+# while a slot is active (even WITH (FORCE)), and the scheduler reconnects meanwhile: stop the
+# decoder and try again, up to 5 times.
+recreate_database() {
+    local db=$1 attempt; shift
+    for attempt in 1 2 3 4 5; do
+        "$@" -q -d postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+            WHERE datname = '$db' AND backend_type = 'tidewatch decoder'" >/dev/null
+        if "$@" -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" 2>/dev/null; then break; fi
+        [ "$attempt" -lt 5 ] || "$@" -q -d postgres -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)"
+        sleep 1
+    done
+    "$@" -q -d postgres -c "CREATE DATABASE \"$db\""
+}
+
 # Benchmark helpers (benches/*.sh): median of numbers on stdin, ratio a/b with 2 decimals, and the
 # time in ms of one psql call made with the caller's PSQL array.
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }

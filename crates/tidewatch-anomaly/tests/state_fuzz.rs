@@ -15,28 +15,32 @@ const METHODS: [&str; 6] = [
     "iforest",
 ];
 
-fn states() -> Vec<(Vec<u8>, Vec<u8>)> {
-    METHODS
-        .iter()
-        .map(|method| {
-            let mut m = Model::new(method, &serde_json::json!({})).expect("a detector");
-            let mut st =
-                MonitorState::new(method, &serde_json::json!({})).expect("a monitor state");
-            let pts: Vec<(i64, f64)> = (0..300i64)
-                .map(|i| {
-                    (
-                        i * 60_000_000,
-                        (i as f64 / 9.0).sin() + if i == 250 { 9.0 } else { 0.0 },
-                    )
-                })
-                .collect();
-            for &(t, v) in &pts {
-                m.update(t, v);
-            }
-            st.step(pts);
-            (m.to_bytes(), st.to_bytes())
-        })
-        .collect()
+/// Valid states of every method (model, monitor state), made once.
+fn states() -> &'static [(Vec<u8>, Vec<u8>)] {
+    static STATES: std::sync::OnceLock<Vec<(Vec<u8>, Vec<u8>)>> = std::sync::OnceLock::new();
+    STATES.get_or_init(|| {
+        METHODS
+            .iter()
+            .map(|method| {
+                let mut m = Model::new(method, &serde_json::json!({})).expect("a detector");
+                let mut st =
+                    MonitorState::new(method, &serde_json::json!({})).expect("a monitor state");
+                let pts: Vec<(i64, f64)> = (0..300i64)
+                    .map(|i| {
+                        (
+                            i * 60_000_000,
+                            (i as f64 / 9.0).sin() + if i == 250 { 9.0 } else { 0.0 },
+                        )
+                    })
+                    .collect();
+                for &(t, v) in &pts {
+                    m.update(t, v);
+                }
+                st.step(pts);
+                (m.to_bytes(), st.to_bytes())
+            })
+            .collect()
+    })
 }
 
 fn decode(b: &[u8]) {

@@ -392,6 +392,25 @@ const SEVERITY_FIRST: &str =
     "CASE a.severity WHEN 'critical' THEN 0 WHEN 'warning' THEN 1 ELSE 2 END, \
      abs(a.sigma) DESC NULLS LAST, a.score DESC NULLS LAST, a.started_at, a.id";
 
+impl From<crate::ask::time::TimeRange> for AskRange {
+    fn from(r: crate::ask::time::TimeRange) -> Self {
+        AskRange {
+            from: r.from,
+            to: r.to,
+            said: r.said,
+        }
+    }
+}
+
+/// The question's time range, or the last `span` before `now` (`said` says so).
+fn range_or_last(q: &Question, now: DateTime<Utc>, span: Duration, said: &str) -> AskRange {
+    q.range.clone().map(AskRange::from).unwrap_or(AskRange {
+        from: now - span,
+        to: now,
+        said: said.into(),
+    })
+}
+
 /// Episodes listed without their reasons.
 fn plain_episodes(eps: Vec<Anomaly>) -> Vec<AskEpisode> {
     eps.into_iter()
@@ -665,19 +684,7 @@ pub async fn answer(
             a.episodes = plain_episodes(eps);
         }
         Intent::Drift => {
-            let range = q
-                .range
-                .clone()
-                .map(|r| AskRange {
-                    from: r.from,
-                    to: r.to,
-                    said: r.said,
-                })
-                .unwrap_or(AskRange {
-                    from: now - Duration::days(7),
-                    to: now,
-                    said: "in the last 7 days".into(),
-                });
+            let range = range_or_last(&q, now, Duration::days(7), "in the last 7 days");
             let drift_kinds = vec![
                 "level_shift".to_string(),
                 "variance_change".to_string(),
@@ -763,19 +770,7 @@ pub async fn answer(
             a.episodes = plain_episodes(eps);
         }
         Intent::Logs => {
-            let range = q
-                .range
-                .clone()
-                .map(|r| AskRange {
-                    from: r.from,
-                    to: r.to,
-                    said: r.said,
-                })
-                .unwrap_or(AskRange {
-                    from: now - Duration::hours(24),
-                    to: now,
-                    said: "in the last 24 hours".into(),
-                });
+            let range = range_or_last(&q, now, Duration::hours(24), "in the last 24 hours");
             if let Some(logs) = &tables.logs {
                 let rows = client
                     .query(
@@ -858,11 +853,7 @@ pub async fn answer(
             a.episodes = plain_episodes(eps);
         }
         Intent::When | Intent::Why | Intent::HowMany | Intent::Which | Intent::Help => {
-            let range = q.range.clone().map(|r| AskRange {
-                from: r.from,
-                to: r.to,
-                said: r.said,
-            });
+            let range = q.range.clone().map(AskRange::from);
             let f = Filter::new(&q, range.as_ref(), None);
             let counts = f.counts(client).await?;
             fill_counts(&mut a, &counts);
