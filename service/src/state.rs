@@ -29,16 +29,25 @@ pub struct Inner {
     pub routes: Routes,
     /// Wakes the outbox worker when notifications were queued.
     pub outbox_wake: Arc<Notify>,
+    /// The HTTP client of deliveries (webhook, Telegram, Slack).
+    pub http: reqwest::Client,
 }
 
 impl AppState {
-    pub fn new(config: Config, pool: Pool, tables: Tables, prometheus: PrometheusHandle) -> Self {
+    pub fn new(
+        config: Config,
+        pool: Pool,
+        tables: Tables,
+        prometheus: PrometheusHandle,
+        http: reqwest::Client,
+    ) -> Self {
         AppState(Arc::new(Inner {
             write_tokens: Tokens::new(&config.write_tokens),
             read_tokens: Tokens::new(&config.read_tokens),
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
             routes: Routes::compile(&config.alert_routes).unwrap_or_default(),
             outbox_wake: Arc::new(Notify::new()),
+            http,
             config,
             pool,
             tables,

@@ -6,10 +6,12 @@
 //!
 //! Authentication: a write token, or (when `alert_hmac_secret` is set) Grafana's HMAC signature.
 
+pub mod channels;
 pub mod grafana;
 pub mod list;
 pub mod outbox;
 pub mod routes;
+pub mod test_message;
 
 use axum::body::Body;
 use axum::extract::State;
@@ -25,9 +27,11 @@ use utoipa_axum::routes;
 
 use self::grafana::Alert;
 use crate::auth::{self, Access};
+use crate::config::Config;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract;
 use crate::state::AppState;
+use crate::zone::Zone;
 
 pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
     let receive = OpenApiRouter::new()
@@ -39,7 +43,13 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
             state.clone(),
             crate::auth::read,
         ));
-    receive.merge(read)
+    let write = OpenApiRouter::new()
+        .routes(routes!(test_message::send_test))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::write,
+        ));
+    receive.merge(read).merge(write)
 }
 
 /// Signature headers: Grafana's documentation names the first, its code's default is the second.
@@ -234,13 +244,14 @@ async fn enrich(
     })
 }
 
-fn fmt_time(t: &DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
+/// A time in a message: in the zone of `ask_timezone` (UTC without one), with its name.
+pub fn fmt_time(config: &Config, t: &DateTime<Utc>) -> String {
+    Zone::of(config).format(t)
 }
 
 /// The subject and the short message every channel sends: what, where, since when, how bad, the
 /// top reason, and links.
-fn compose(alert: &Alert, e: &Enrichment, severity: Option<&str>) -> (String, String) {
+fn compose(alert: &Alert, e: &Enrichment, severity: Option<&str>, zone: Zone) -> (String, String) {
     let name = alert.label("alertname").unwrap_or("alert");
     let mut where_: Vec<String> = alert
         .labels
@@ -276,11 +287,11 @@ fn compose(alert: &Alert, e: &Enrichment, severity: Option<&str>) -> (String, St
         lines.push(format!("Where: {}", where_.join(", ")));
     }
     if alert.starts_at.timestamp() > -62_135_596_800 {
-        lines.push(format!("Since: {}", fmt_time(&alert.starts_at)));
+        lines.push(format!("Since: {}", zone.format(&alert.starts_at)));
     }
     if alert.status == "resolved" {
         if let Some(t) = &alert.ends_at {
-            lines.push(format!("Resolved: {}", fmt_time(t)));
+            lines.push(format!("Resolved: {}", zone.format(t)));
         }
     }
     let mut how_bad = Vec::new();
@@ -371,6 +382,7 @@ async fn store(state: &AppState, payload: grafana::Payload) -> ApiResult<(Vec<i6
     let mut ids = Vec::with_capacity(payload.alerts.len());
     let mut stored = 0;
     let mut cache = ReasonCache::new();
+    let zone = Zone::of(&state.config);
     for alert in &payload.alerts {
         // A repeat (Grafana's repeat interval): counted, not enriched or notified again.
         if let Some(row) = tx
@@ -389,7 +401,7 @@ async fn store(state: &AppState, payload: grafana::Payload) -> ApiResult<(Vec<i6
             .map(|s| s.to_ascii_lowercase())
             .filter(|s| ["info", "warning", "critical"].contains(&s.as_str()))
             .or(e.severity.clone());
-        let (subject, message) = compose(alert, &e, severity.as_deref());
+        let (subject, message) = compose(alert, &e, severity.as_deref(), zone);
         let row = tx
             .query_one(
                 INSERT_SQL,
