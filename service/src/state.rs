@@ -31,6 +31,8 @@ pub struct Inner {
     pub outbox_wake: Arc<Notify>,
     /// The HTTP client of deliveries (webhook, Telegram, Slack).
     pub http: reqwest::Client,
+    /// explain_anomaly's top reasons by episode, across alert payloads.
+    pub reasons: crate::alerts::reasons::Cache,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
             routes: Routes::compile(&config.alert_routes).unwrap_or_default(),
             outbox_wake: Arc::new(Notify::new()),
             http,
+            reasons: Default::default(),
             config,
             pool,
             tables,

@@ -124,7 +124,7 @@ pub async fn send_test(State(state): State<AppState>, body: Body) -> ApiResult<J
         format!(
             "A test message from Tidewatch through route \"{name}\" ({kind}), sent {}. \
              If you can read it, notifications reach this channel.",
-            super::fmt_time(&state.config, &Utc::now())
+            crate::zone::Zone::of(&state.config).format(&Utc::now())
         )
     });
     let st = state.clone();
