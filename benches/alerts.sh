@@ -3,7 +3,7 @@
 # p99 <= 200 ms): a cluster of its own (from a private copy of PostgreSQL, as tools/test.sh does),
 # the release build of tidewatch-service, then benches/alerts_bench.py (data, payloads, p50/p99).
 # Results go into benches/RESULTS.md by hand.
-# Usage: bash benches/alerts.sh [REQUESTS] [SERIES]   (defaults 200 and 100)
+# Usage: bash benches/alerts.sh [REQUESTS] [SERIES]   (defaults 200 and 400)
 # Environment: TIDEWATCH_BENCH_DIR (default /var/tmp/tidewatch-alerts-bench), TIDEWATCH_BENCH_PORT
 # (cluster port, default 55446), TIDEWATCH_BENCH_PG (the private PostgreSQL copy, default
 # $TIDEWATCH_BENCH_DIR/pg), TIDEWATCH_BENCH_EXTENSION=release|debug (default release; the

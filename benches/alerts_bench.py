@@ -9,15 +9,17 @@ episodes: so every alert is matched to its episodes and gets explain_anomaly's t
 stored as a new notification (fresh fingerprints each request), and queued to one webhook route
 (a local receiver that answers 200, so the outbox worker delivers meanwhile, as in production).
 A second run sends payloads whose alerts match no episode (the cost of storing alone). Those
-runs are warm (the reasons cache holds the episodes after the first payload); the cold case is
-measured apart: COLD times a service just started, and its first payload on the episodes.
+runs are warm (the reasons cache holds the episodes after the first payload). Then payloads of
+resolved alerts on episodes no payload linked before (the other series, earlier episodes):
+every episode explained in the request, on a running service; and COLD times a service just
+started (new connections, empty caches), and its first payload on episodes.
 Requests are sent one after another (sequential client, loopback); prints p50/p95/p99/max, and
 checks every answer (stored == 100) and the stored links against psql.
 
 Uses the integration tests' harness (tests/service/svctest.py): TIDEWATCH_DSN (superuser conninfo
 of a cluster whose scheduler runs in tidewatch_svc) and TIDEWATCH_SERVICE_BIN (a release build);
 benches/alerts.sh sets both up. Usage: python3 benches/alerts_bench.py [REQUESTS] [SERIES]
-(defaults 200 and 100).
+(defaults 200 and 400).
 """
 import http.server
 import json
@@ -31,9 +33,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from svctest import Service, fresh_database, one, psql  # noqa: E402
 
 REQUESTS = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-SERIES = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+SERIES = int(sys.argv[2]) if len(sys.argv) > 2 else 400
 ALERTS = 100
-COLD = 5
+COLD = 3
 
 
 class Sink(http.server.BaseHTTPRequestHandler):
@@ -127,6 +129,44 @@ def main():
         # Metrics without data: no episode matches.
         plain = run(svc, "100 alerts, no episode (stored only)",
                     lambda r: [alert(f"p{r}-{i}", "NONE." + m, s, iso(int(t0) + 30)) for i, (m, s, t0) in enumerate(starts)])
+        # Uncached on a running service: payloads of resolved alerts on episodes never linked
+        # before (the other series, and the earlier episodes of every series), so each of their
+        # episodes is explained in the request.
+        eps = {}
+        for m, sat, a, b in psql("SELECT series ->> 'metric', series -> 'labels' ->> 'satellite', "
+                                 "extract(epoch FROM started_at)::bigint, extract(epoch FROM coalesce(ended_at, now()))::bigint "
+                                 "FROM tidewatch.anomalies WHERE series ? 'metric' ORDER BY started_at DESC"):
+            eps.setdefault((m, sat), []).append((int(a), int(b)))
+        used = {(m, s_) for m, s_, _ in starts}
+        series = sorted(eps)
+        groups = [[k for k in series if k not in used][i:i + ALERTS] for i in range(0, len(series), ALERTS)]
+        plans = [(g, 0) for g in groups if len(g) == ALERTS] + [(g, layer) for layer in (1, 2, 3)
+                                                                for g in [sorted(used)] + groups if len(g) == ALERTS]
+        uncached, n_eps = [], []
+        for k, (group, layer) in enumerate(plans):
+            alerts = []
+            for i, key in enumerate(group):
+                if len(eps[key]) > layer:
+                    a, b = eps[key][layer]
+                    x = alert(f"u{k}-{i}", key[0], key[1], iso(a + 30))
+                    x["status"], x["endsAt"] = "resolved", iso(b + 60)
+                else:
+                    x = alert(f"u{k}-{i}", "NONE." + key[0], key[1], iso(int(time.time())))
+                alerts.append(x)
+            with_episode = sum(1 for key in group if len(eps[key]) > layer)
+            if with_episode < ALERTS * 0.8:
+                continue
+            t1 = time.perf_counter()
+            status, _, resp = svc.request("POST", "/v1/alerts/grafana", json.dumps(payload(alerts)),
+                                          headers={"Content-Type": "application/json"})
+            uncached.append((time.perf_counter() - t1) * 1000)
+            assert status == 200 and resp["stored"] == ALERTS, resp
+            n_eps.append(int(one(f"SELECT count(DISTINCT e) FROM tidewatch.notifications, unnest(episodes) e "
+                                 f"WHERE fingerprint LIKE 'u{k}-%'")))
+        if uncached:
+            print(f"| 100 alerts on episodes never explained before (running service; {min(n_eps)}–{max(n_eps)} "
+                  f"episodes to explain) | {len(uncached)} | ≥ 80 of 100 | {statistics.median(uncached):.1f} | "
+                  f"{pct(uncached, 95):.1f} | **{pct(uncached, 99):.1f}** | {max(uncached):.1f} |")
         # Cold: a service just started (its reasons cache empty; plans warmed by one payload
         # without episodes), then one payload whose 100 alerts all need explain_anomaly.
         svc.stop()
@@ -146,6 +186,7 @@ def main():
         print(f"| 100 alerts on episodes, cold (service just started; {explained} episodes to explain) | {COLD} | "
               f"100 of 100 | {statistics.median(cold):.1f} | - | max **{max(cold):.1f}** | {max(cold):.1f} |")
         print(json.dumps({"p99_ms_enriched": round(pct(linked, 99), 1), "p99_ms_plain": round(pct(plain, 99), 1),
+                          "p99_ms_uncached": round(pct(uncached, 99), 1) if uncached else None,
                           "max_ms_cold": round(max(cold), 1)}))
     finally:
         svc.stop()
