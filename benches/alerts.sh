@@ -6,7 +6,8 @@
 # Usage: bash benches/alerts.sh [REQUESTS] [SERIES]   (defaults 200 and 400)
 # Environment: TIDEWATCH_BENCH_DIR (default /var/tmp/tidewatch-alerts-bench), TIDEWATCH_BENCH_PORT
 # (cluster port, default 55446), TIDEWATCH_BENCH_PG (the private PostgreSQL copy, default
-# $TIDEWATCH_BENCH_DIR/pg), TIDEWATCH_BENCH_EXTENSION=release|debug (default release; the
+# $TIDEWATCH_BENCH_DIR/pg; never the copy a running cluster uses: installing into it can crash
+# that cluster with SIGBUS), TIDEWATCH_BENCH_EXTENSION=release|debug (default release; the
 # notification path is SQL and the service, so a debug extension changes little).
 set -eo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"

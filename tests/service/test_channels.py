@@ -12,10 +12,12 @@ import email.policy
 import http.server
 import json
 import os
+import re
 import socketserver
 import subprocess
 import threading
 import time
+import tomllib
 import unittest
 import urllib.parse
 from datetime import datetime, timezone
@@ -236,6 +238,10 @@ class Channels(unittest.TestCase):
              "smtp_username": SMTP_USER, "smtp_password": SMTP_PASSWORD,
              "from": "Tidewatch <alerts@tidewatch.example>", "to": ["oncall@example.net", "Ops Desk <ops@example.org>"],
              "matchers": ["route=mail"], "max_attempts": 3},
+            # The local server offers no STARTTLS: a route that requires it must not send.
+            {"name": "mail-starttls", "kind": "email", "smtp_host": "127.0.0.1", "smtp_port": cls.smtp.port,
+             "smtp_tls": "starttls", "smtp_username": SMTP_USER, "smtp_password": SMTP_PASSWORD,
+             "from": "tw@tidewatch.example", "to": ["oncall@example.net"], "matchers": ["route=never"]},
         ]
         cls.svc = Service(read_tokens=READ_TOKEN, alert_routes=json.dumps(cls.routes), alert_retry_base="200ms",
                           alert_retry_max="1s", alert_delivery_timeout="3s", ask_timezone="Europe/Paris")
@@ -402,6 +408,13 @@ class Channels(unittest.TestCase):
         self.assertEqual(body["reply"], f"250 2.0.0 Ok: queued as TW{n}")
         ((_, _, _, m),) = self.smtp.messages(body["idempotency_key"])
         self.assertIn('through route "mail" (email)', m.get_content())
+        # STARTTLS required but not offered: nothing sent, the password not either.
+        sessions = self.smtp.sessions
+        status, _, body = self.svc.post_json("/v1/notifications/test", {"route": "mail-starttls", "text": "tls-only"})
+        self.assertEqual((status, body["status"], body["reply"]), (200, "dead", None), body)
+        self.assertIn("STARTTLS", body["error"].upper())
+        self.assertEqual(self.smtp.sessions, sessions + 1, "it connected once")
+        self.assertEqual(self.smtp.messages("tls-only"), [])
         # A failing channel: the outcome says so (one try, no retry).
         self.hook.scripts["custom failure text"] = [(500, {}, b"boom")]
         status, _, body = self.svc.post_json("/v1/notifications/test", {"route": "slack", "text": "custom failure text"})
@@ -416,7 +429,7 @@ class Channels(unittest.TestCase):
         # Errors.
         status, _, body = self.svc.post_json("/v1/notifications/test", {"route": "nope"})
         self.assertEqual((status, body["code"]), (404, "unknown_route"))
-        self.assertIn("tg, slack, mail", body["message"])
+        self.assertIn("tg, slack, mail, mail-starttls", body["message"])
         for bad in ({}, {"route": "tg", "colour": "red"}, {"route": 5}, {"route": "tg", "text": ""},
                     {"route": "tg", "text": "x" * 2001}):
             status, _, body = self.svc.post_json("/v1/notifications/test", bad)
@@ -441,6 +454,19 @@ class RouteValidation(unittest.TestCase):
         env.update({"TIDEWATCH_DATABASE_URL": service_dsn(), "TIDEWATCH_WRITE_TOKENS": WRITE_TOKEN,
                     "TIDEWATCH_ALERT_ROUTES": json.dumps(routes)})
         return subprocess.run([BIN, "check-config", "--offline"], env=env, capture_output=True, text=True, timeout=30)
+
+    def test_the_examples_of_docs_alerts_md_are_valid(self):
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "alerts.md")) as f:
+            doc = f.read()
+        routes = []
+        for block in re.findall(r"```toml\n(.*?)```", doc, re.S):
+            routes += tomllib.loads(block)["alert_routes"]
+        self.assertEqual({r["kind"] for r in routes}, {"webhook", "telegram", "slack", "email"})
+        for n, r in enumerate(routes):
+            r["name"] = f"r{n}"
+        p = self.check_config(routes)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn(f"r{len(routes) - 1} (", p.stdout)
 
     def test_each_kind_is_checked_at_start_and_secrets_not_shown(self):
         good = [{"name": "tg", "kind": "telegram", "bot_token": BOT_TOKEN, "chat_id": "@ops"},
