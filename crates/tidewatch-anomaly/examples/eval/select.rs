@@ -199,8 +199,15 @@ pub fn select(sets: &Sets, grid: &serde_json::Value) -> Result<(), String> {
     let metric = |k: Cand, si: usize, skip: Option<usize>| -> f64 {
         let (name, set, groups) = &all_sets[si];
         if *name == "nab" {
-            let m = &res[k.0].nab.as_ref().map(|n| n.metric.clone()).unwrap_or_default();
-            return m.get(skip.map_or(0, |g| g + 1)).copied().unwrap_or(f64::NAN);
+            let m = &res[k.0]
+                .nab
+                .as_ref()
+                .map(|n| n.metric.clone())
+                .unwrap_or_default();
+            return m
+                .get(skip.map_or(0, |g| g + 1))
+                .copied()
+                .unwrap_or(f64::NAN);
         }
         let mut e = Events::default();
         for (i, s) in set.iter().enumerate() {
@@ -269,7 +276,11 @@ pub fn select(sets: &Sets, grid: &serde_json::Value) -> Result<(), String> {
                 .enumerate()
                 .map(|(si, (n, ..))| format!("{n} {:.3}", metric(k, si, None)))
                 .collect();
-            let tag = if Some(k) == default { " (defaults)" } else { "" };
+            let tag = if Some(k) == default {
+                " (defaults)"
+            } else {
+                ""
+            };
             println!(
                 "  #{:<3} J={:.4} {} {}{tag}",
                 rank + 1,
@@ -308,10 +319,7 @@ pub fn select(sets: &Sets, grid: &serde_json::Value) -> Result<(), String> {
                 e.add(&res[k.0].ev[si][i][k.1]);
             }
         }
-        (
-            e.f05(),
-            format!("F0.5 {:.3} far {:.4}", e.f05(), e.far()),
-        )
+        (e.f05(), format!("F0.5 {:.3} far {:.4}", e.f05(), e.far()))
     };
     let mut picks: Vec<Vec<Cand>> = Vec::new();
     let mut tally: BTreeMap<Cand, usize> = BTreeMap::new();
