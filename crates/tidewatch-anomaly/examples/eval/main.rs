@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p tidewatch-anomaly --example eval -- all [CONFIG_JSON]
-//! cargo run --release -p tidewatch-anomaly --example eval -- select GRID_JSON
+//! cargo run --release -p tidewatch-anomaly --example eval -- select GRID_JSON   # EVAL_DEVICE=1: SMD by MultiAuto
 //! cargo run --release -p tidewatch-anomaly --example eval -- write nab|msl|smd OUT [CONFIG_JSON]
 //! ```
 //!

@@ -326,14 +326,13 @@ pub fn select(sets: &Sets, grid: &serde_json::Value) -> Result<(), String> {
     println!("folds (held-out group: choice | held-out score | defaults on it | in-sample J of the choice):");
     for (si, (name, _, groups)) in all_sets.iter().enumerate() {
         let mut p = Vec::new();
-        for g in 0..groups.len() {
+        for (g, gname) in groups.iter().enumerate() {
             let k = best(Some((si, g)));
             *tally.entry(k).or_default() += 1;
             let (_, h) = group_score(k, si, g, true);
             let d = default.map_or("-".into(), |d| group_score(d, si, g, true).1);
             println!(
-                "  {name} {:<22} {} | {h} | {d} | J {:.4} (on the other folds {:.4})",
-                groups[g],
+                "  {name} {gname:<22} {} | {h} | {d} | J {:.4} (on the other folds {:.4})",
                 describe(k),
                 objective(k, None),
                 objective(k, Some((si, g)))
