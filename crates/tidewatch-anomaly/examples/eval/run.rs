@@ -75,6 +75,26 @@ pub fn run(s: &Series, over: &serde_json::Value) -> Result<Output, String> {
             out.flag[i] |= sc.is_anomaly;
         }
     }
+    if s.cols.len() > 1 && std::env::var_os("EVAL_BONFERRONI").is_some() {
+        // EVAL_BONFERRONI (experiment): the OR of N per-sensor detectors, with the largest
+        // sensor's evidence e = 5·s/(1 − s) less log10 N (Bonferroni over the sensors), scored
+        // back as e/(e + 5), so that one threshold means about one series' false-alarm rate.
+        let thr = match model(over)? {
+            Model::Auto(a) => a.config().threshold,
+            _ => AutoConfig::default().threshold,
+        };
+        let bonf = (s.cols.len() as f64).log10();
+        for (sc, fl) in out.score.iter_mut().zip(out.flag.iter_mut()) {
+            let e = if *sc < 1.0 {
+                5.0 * *sc / (1.0 - *sc)
+            } else {
+                f64::INFINITY
+            };
+            let e = (e - bonf).max(0.0);
+            *sc = if e.is_finite() { e / (e + 5.0) } else { 1.0 };
+            *fl = *sc >= thr;
+        }
+    }
     Ok(out)
 }
 
