@@ -292,6 +292,16 @@ pub fn select(sets: &Sets, grid: &serde_json::Value) -> Result<(), String> {
     }
     let chosen = best(None);
     println!("in-sample choice: {}", describe(chosen));
+    if let Some(n) = &res[chosen.0].nab {
+        // Self-check of the pooling: the categories' parts at the all-file threshold, pooled,
+        // must give the all-file swept score.
+        let pooled = NabScore::pool(&n.ins);
+        let direct = 100.0 * n.metric[0];
+        println!("check: NAB pooled over categories {pooled:.4} = swept on all files {direct:.4}");
+        if (pooled - direct).abs() > 1e-9 {
+            return Err(format!("NAB pooling mismatch: {pooled} vs {direct}"));
+        }
+    }
 
     // Per fold: the choice, the held-out group's score with it, and the in-sample J of the
     // same setting (and of the defaults on the same group).
