@@ -208,8 +208,14 @@ impl Model {
         }
         let p = Params::from_json(method, params)?;
         Ok(match method {
+            // `auto`'s own default threshold (chosen by leave-one-group-out, benches/RESULTS.md)
+            // unless `params` sets one: AutoConfig is its one source of truth.
             "auto" => Model::Auto(Box::new(Auto::new(AutoConfig {
-                threshold: p.threshold,
+                threshold: if params.get("threshold").is_some() {
+                    p.threshold
+                } else {
+                    AutoConfig::default().threshold
+                },
                 period: p.period,
                 refractory: p.refractory,
                 ..AutoConfig::default()

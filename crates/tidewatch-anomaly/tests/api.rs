@@ -285,3 +285,25 @@ fn state_size_is_bounded_whatever_the_history() {
         println!("{method}: state {} bytes", sizes[1]);
     }
 }
+
+/// `auto`'s threshold has one source of truth, `AutoConfig::default()` (what leave-one-group-out
+/// chooses): the SQL path (`Model::new` with no `threshold` in params) must not substitute the
+/// other methods' default. Fails as soon as the two defaults differ and the path does not follow.
+#[test]
+fn auto_threshold_defaults_to_auto_config_and_params_override_it() {
+    use tidewatch_anomaly::auto::AutoConfig;
+    let thr = |params: serde_json::Value| match Model::new("auto", &params).expect("auto") {
+        Model::Auto(a) => a.config().threshold,
+        _ => panic!("not auto"),
+    };
+    assert_eq!(thr(json!({})), AutoConfig::default().threshold);
+    assert_eq!(
+        thr(serde_json::Value::Null),
+        AutoConfig::default().threshold
+    );
+    assert_eq!(thr(json!({"threshold": 0.73})), 0.73);
+    assert_eq!(
+        thr(json!({"refractory": 9})),
+        AutoConfig::default().threshold
+    );
+}

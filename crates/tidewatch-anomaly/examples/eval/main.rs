@@ -5,6 +5,8 @@
 //! ```text
 //! cargo run --release -p tidewatch-anomaly --example eval -- all [CONFIG_JSON]
 //! cargo run --release -p tidewatch-anomaly --example eval -- select GRID_JSON
+//! # EVAL_DEVICE=1: an SMD machine judged by MultiAuto; EVAL_BONFERRONI=1: its sensors OR-ed with
+//! # the largest evidence less log10 N; EVAL_THREADS (2), EVAL_TOP (15): workers, lines printed
 //! cargo run --release -p tidewatch-anomaly --example eval -- write nab|msl|smd OUT [CONFIG_JSON]
 //! ```
 //!

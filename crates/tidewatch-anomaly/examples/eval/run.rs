@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use tidewatch_anomaly::auto::{Auto, AutoConfig};
+use tidewatch_anomaly::auto::{Auto, AutoConfig, MultiAuto};
 use tidewatch_anomaly::Model;
 
 use crate::data::Series;
@@ -43,6 +43,25 @@ pub fn run(s: &Series, over: &serde_json::Value) -> Result<Output, String> {
         score: vec![0.0; n],
         flag: vec![false; n],
     };
+    if s.cols.len() > 1 && std::env::var_os("EVAL_DEVICE").is_some() {
+        // EVAL_DEVICE: a device is judged as a whole by `MultiAuto` (its own calibration of
+        // the most surprised sensor and of the summed excess surprise).
+        let cfg = match model(over)? {
+            Model::Auto(a) => a.config().clone(),
+            _ => AutoConfig::default(),
+        };
+        let mut m = MultiAuto::new(cfg, s.cols.len());
+        let mut row = vec![f64::NAN; s.cols.len()];
+        for i in 0..n {
+            for (c, col) in s.cols.iter().enumerate() {
+                row[c] = col.get(i).copied().unwrap_or(f64::NAN);
+            }
+            let d = m.update(s.ts[i], &row);
+            out.score[i] = d.score;
+            out.flag[i] = d.is_anomaly;
+        }
+        return Ok(out);
+    }
     for col in &s.cols {
         let mut m = model(over)?;
         for (i, &v) in col.iter().enumerate().take(n) {
@@ -54,6 +73,26 @@ pub fn run(s: &Series, over: &serde_json::Value) -> Result<Output, String> {
                 out.score[i] = sc.score;
             }
             out.flag[i] |= sc.is_anomaly;
+        }
+    }
+    if s.cols.len() > 1 && std::env::var_os("EVAL_BONFERRONI").is_some() {
+        // EVAL_BONFERRONI (experiment): the OR of N per-sensor detectors, with the largest
+        // sensor's evidence e = 5·s/(1 − s) less log10 N (Bonferroni over the sensors), scored
+        // back as e/(e + 5), so that one threshold means about one series' false-alarm rate.
+        let thr = match model(over)? {
+            Model::Auto(a) => a.config().threshold,
+            _ => AutoConfig::default().threshold,
+        };
+        let bonf = (s.cols.len() as f64).log10();
+        for (sc, fl) in out.score.iter_mut().zip(out.flag.iter_mut()) {
+            let e = if *sc < 1.0 {
+                5.0 * *sc / (1.0 - *sc)
+            } else {
+                f64::INFINITY
+            };
+            let e = (e - bonf).max(0.0);
+            *sc = if e.is_finite() { e / (e + 5.0) } else { 1.0 };
+            *fl = *sc >= thr;
         }
     }
     Ok(out)

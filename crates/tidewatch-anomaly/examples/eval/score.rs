@@ -118,6 +118,25 @@ pub struct NabScore {
     pub score: f64,
     pub threshold: f64,
     pub raw: f64,
+    /// The raw score of flagging nothing and of finding every window at its start (additive
+    /// over files, so that groups scored separately can be pooled).
+    pub null: f64,
+    pub perfect: f64,
+}
+
+impl NabScore {
+    /// Pool scores of disjoint file sets (each with its own threshold): NAB's normalisation of
+    /// the summed raw, null and perfect scores.
+    pub fn pool(parts: &[NabScore]) -> f64 {
+        let (raw, null, perfect) = parts.iter().fold((0.0, 0.0, 0.0), |a, p| {
+            (a.0 + p.raw, a.1 + p.null, a.2 + p.perfect)
+        });
+        if perfect - null > 0.0 {
+            100.0 * (raw - null) / (perfect - null)
+        } else {
+            f64::NAN
+        }
+    }
 }
 
 /// Score `scores[f]` (every row of file f) over `layouts`, with the threshold swept (None) or
@@ -192,6 +211,8 @@ pub fn nab_score(
         score,
         threshold: best_thr,
         raw: best_total,
+        null,
+        perfect,
     }
 }
 
