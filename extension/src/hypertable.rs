@@ -253,8 +253,9 @@ mod tests {
         let wrong = Spi::get_one::<String>(
             "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
              WHERE p.pronamespace = 'tidewatch'::regnamespace
-               AND ((p.proname IN ('show_chunks', 'time_bucket', '_partitions', '_hypertable') AND p.proparallel <> 's')
-                 OR (p.proname IN ('create_hypertable', 'drop_chunks', 'run_maintenance', 'add_job', '_ensure_chunk')
+               AND ((p.proname IN ('show_chunks', 'time_bucket', '_partitions', '_range_parents', '_hypertable') AND p.proparallel <> 's')
+                 OR (p.proname IN ('create_hypertable', 'drop_chunks', 'run_maintenance', 'add_job', '_ensure_chunk',
+                                   '_ensure_range_chunk')
                      AND p.proparallel = 's'))",
         )
         .unwrap();
@@ -288,5 +289,152 @@ mod tests {
         Spi::run("DROP TABLE gone").unwrap();
         assert_eq!(count("SELECT count(*) FROM tidewatch.hypertable WHERE relid::regclass::text NOT LIKE 'tidewatch.%'"), 0);
         assert_eq!(count("SELECT count(*) FROM tidewatch.job"), 0);
+    }
+
+    // Space partitioning: hash partitions by the series column(s), each range-partitioned on time.
+
+    /// The hash partition holding each row (the oracle: PostgreSQL's own routing, read back
+    /// through tableoid, not our catalog).
+    const PART_OF: &str = "(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = tableoid)";
+
+    #[pg_test]
+    fn space_partitions_keep_each_series_in_one_partition() {
+        Spi::run(
+            "CREATE TABLE sp (ts timestamptz NOT NULL, sat text, v float8);
+             CREATE INDEX ON sp (sat, ts);
+             SELECT * FROM tidewatch.create_hypertable('sp', 'ts', interval '1 day',
+                                                        partitioning_column => 'sat', number_partitions => 4);",
+        )
+        .unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch._range_parents('sp')"),
+            4
+        );
+        assert_eq!(count("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'sp'::regclass AND partstrat = 'h'"), 1);
+        // Chunks for today and 3 days ahead in each hash partition, and a default partition each.
+        assert_eq!(count("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'sp'::regclass AND NOT is_default"), 16);
+        assert_eq!(count("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'sp'::regclass AND is_default"), 4);
+        assert_eq!(count("SELECT count(DISTINCT space_partition) FROM tidewatch.chunks WHERE hypertable = 'sp'::regclass"), 4);
+        assert_eq!(count("SELECT number_partitions FROM tidewatch.hypertables WHERE hypertable = 'sp'::regclass"), 4);
+        // 40 series over 10 days: the past days wait in the default partitions.
+        Spi::run(
+            "CREATE TEMP TABLE want AS
+             SELECT t AS ts, 'SAT' || s AS sat, s * 1000 + extract(epoch FROM t) / 3600 AS v
+             FROM generate_series(1, 40) s, generate_series(now() - interval '10 days', now(), interval '1 hour') t;
+             INSERT INTO sp SELECT * FROM want;",
+        )
+        .unwrap();
+        assert!(
+            count("SELECT count(*) FROM sp WHERE tableoid::regclass::text LIKE '%default'") > 0
+        );
+        assert!(count("SELECT rows_moved FROM tidewatch.run_maintenance('sp')") > 0);
+        assert_eq!(
+            count("SELECT rows_left_in_default FROM tidewatch.run_maintenance('sp')"),
+            0
+        );
+        // Nothing lost or changed: the rows are exactly the inserted ones.
+        assert_eq!(
+            count("SELECT count(*) FROM (SELECT * FROM sp EXCEPT ALL SELECT * FROM want) x"),
+            0
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM (SELECT * FROM want EXCEPT ALL SELECT * FROM sp) x"),
+            0
+        );
+        // Every series lives in exactly one hash partition, and every partition holds some.
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM (SELECT sat FROM sp GROUP BY sat HAVING count(DISTINCT {PART_OF}) <> 1) x")),
+            0
+        );
+        assert_eq!(
+            count(&format!("SELECT count(DISTINCT {PART_OF}) FROM sp")),
+            4
+        );
+        // Every row is in a chunk whose range holds it, under its own hash partition.
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM sp JOIN tidewatch.chunks c ON c.chunk = sp.tableoid
+                 WHERE c.is_default OR sp.ts < c.range_start OR sp.ts >= c.range_end OR c.space_partition <> {PART_OF}"
+            )),
+            0
+        );
+        // drop_chunks drops old chunks in every partition, and only those.
+        let cut = "tidewatch.time_bucket('1 day', now() - interval '5 days')";
+        let old = count(&format!("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'sp'::regclass AND range_end <= {cut}"));
+        assert!(old >= 16, "{old} old chunks");
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tidewatch.drop_chunks('sp', older_than => {cut})"
+            )),
+            old
+        );
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM sp WHERE ts < {cut}")),
+            0
+        );
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM sp")),
+            count(&format!("SELECT count(*) FROM want WHERE ts >= {cut}"))
+        );
+    }
+
+    #[pg_test]
+    fn space_partitioning_migrates_rows_and_checks_its_arguments() {
+        Spi::run(
+            "CREATE TABLE mig (id bigserial, ts timestamptz NOT NULL, dev int, metric text, v float8,
+                               PRIMARY KEY (id, ts, dev, metric));
+             INSERT INTO mig (ts, dev, metric, v)
+             SELECT now() - i * interval '7 minutes', i % 13, 'm' || (i % 3), i FROM generate_series(1, 5000) i;
+             SELECT * FROM tidewatch.create_hypertable('mig', 'ts', migrate_data => true,
+                                                        partitioning_columns => '{dev, metric}', number_partitions => 3);",
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM mig"), 5000);
+        assert_eq!(count("SELECT sum(v)::bigint FROM mig"), 5000 * 5001 / 2);
+        assert_eq!(count("SELECT count(*) FROM ONLY mig"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch._range_parents('mig')"),
+            3
+        );
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM (SELECT dev, metric FROM mig GROUP BY 1, 2 HAVING count(DISTINCT {PART_OF}) <> 1) x")),
+            0
+        );
+        // Partitions and chunks are named after the table, not the temporary one.
+        assert_eq!(
+            count("SELECT count(*) FROM pg_class WHERE relname LIKE '%tw_new%'"),
+            0
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM pg_class WHERE relname = 'mig_h2'"),
+            1
+        );
+        // The serial continues.
+        Spi::run("INSERT INTO mig (ts, dev, metric, v) VALUES (now(), 1, 'm1', 0)").unwrap();
+        assert_eq!(count("SELECT max(id) FROM mig"), 5001);
+    }
+
+    #[pg_test(error = "invalid number_partitions: NULL")]
+    fn space_partitioning_needs_number_partitions() {
+        Spi::run("CREATE TABLE np (ts timestamptz NOT NULL, sat text)").unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('np', 'ts', partitioning_column => 'sat')")
+            .unwrap();
+    }
+
+    #[pg_test(error = "partitioning column \"nope\" does not exist in table \"public.nc\"")]
+    fn space_partitioning_on_a_missing_column_is_an_error() {
+        Spi::run("CREATE TABLE nc (ts timestamptz NOT NULL, sat text)").unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('nc', 'ts', partitioning_column => 'nope', number_partitions => 2)").unwrap();
+    }
+
+    #[pg_test(
+        error = "cannot convert \"public.pk\" to a hypertable: unique index \"public.pk_pkey\" does not include column \"sat\""
+    )]
+    fn space_partitioning_needs_the_column_in_unique_keys() {
+        Spi::run(
+            "CREATE TABLE pk (id int, ts timestamptz NOT NULL, sat text, PRIMARY KEY (id, ts))",
+        )
+        .unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('pk', 'ts', partitioning_column => 'sat', number_partitions => 2)").unwrap();
     }
 }
