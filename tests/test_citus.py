@@ -162,6 +162,53 @@ class CitusTest(unittest.TestCase):
         self.same("SELECT * FROM loc", "SELECT * FROM dist", "rows after drop_chunks")
         self.assertEqual(one("SELECT count(*) FROM dist WHERE mode = 'late'"), "0")
 
+    def received(self, sql):
+        """Bytes (in text form, as Citus' adaptive executor receives them) of the rows every
+        worker task of sql sends to the coordinator, and the plan. Each task's query, from
+        EXPLAIN VERBOSE with every task shown, is run again on its node. (Citus' own EXPLAIN
+        ANALYZE count, "Tuple data received from nodes", fails on the cstring column of
+        worker_partial_agg.)"""
+        plan = "\n".join(r[0] for r in q(f"SET citus.explain_all_tasks = on; EXPLAIN (VERBOSE, COSTS OFF) {sql}"))
+        tasks = re.findall(r"Query: (.*)\n\s*Node: host=(\S+) port=(\d+)", plan)
+        self.assertTrue(tasks, plan)
+        total = 0
+        for query, host, port in tasks:
+            total += int(one(f"SELECT coalesce(sum(octet_length(x::text)), 0) FROM ({query}) x",
+                             f"host={host} port={port} user=postgres"))
+        return total, plan
+
+    def test_quality_aggregates_run_partially_on_the_workers(self):
+        for n, t in ((2000, "qs"), (16000, "qb")):
+            for suffix, dist in (("_loc", ""), ("", f"SELECT create_distributed_table('{t}', 'id');")):
+                psql_script(f"""
+                    SET citus.shard_count = 4;
+                    CREATE TABLE {t}{suffix} (id int, hour int, target float8, prediction float8, label text, guess text);
+                    {dist}
+                    INSERT INTO {t}{suffix} SELECT i, i % 24, (i % 97) * 1.5 + (i % 7), (i % 97) * 1.5 + (i % 11) - 3,
+                           (ARRAY['ok','warn','fail'])[1 + i % 3], (ARRAY['ok','warn','fail'])[1 + (i % 5) % 3]
+                    FROM generate_series(1, {n}) i;""", DB, dsn=COORD)
+        queries = {
+            "regression_quality": "SELECT (tidewatch.regression_quality(prediction, target)).* FROM {t}",
+            "classification_quality": "SELECT (tidewatch.classification_quality(guess, label)).* FROM {t}",
+            "regression_quality by hour": "SELECT hour, (tidewatch.regression_quality(prediction, target)).* FROM {t} GROUP BY hour",
+        }
+        for what, sql in queries.items():
+            # The same numbers as on one node.
+            for t in ("qs", "qb"):
+                self.same(sql.format(t=t + "_loc"), sql.format(t=t), what)
+            small, plan = self.received(sql.format(t="qs"))
+            big, _ = self.received(sql.format(t="qb"))
+            # Partial aggregation on the workers, combined on the coordinator.
+            self.assertIn("worker_partial_agg", plan, what)
+            self.assertIn("coord_combine_agg", plan, what)
+            # 8 times the rows, about the same bytes: each shard sends its state, not its rows (the
+            # numbers in a state take a few more digits as they grow).
+            self.assertLess(big, 1.25 * small, f"{what}: {small} bytes for 2,000 rows, {big} for 16,000")
+        # The measure sees rows when rows are sent.
+        small, _ = self.received("SELECT prediction FROM qs")
+        big, _ = self.received("SELECT prediction FROM qb")
+        self.assertGreater(big, 6 * small)
+
     def test_detect_anomalies_same_as_single_node(self):
         for method in ("auto", "robust", "ewma"):
             sql = ("SELECT series::text, ts, value, expected, lower, upper, score, is_anomaly "

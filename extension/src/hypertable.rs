@@ -295,7 +295,8 @@ mod tests {
 
     /// The hash partition holding each row (the oracle: PostgreSQL's own routing, read back
     /// through tableoid, not our catalog).
-    const PART_OF: &str = "(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = tableoid)";
+    /// (`{t}` is the table's name or alias: unqualified, `tableoid` would be pg_inherits' own.)
+    const PART_OF: &str = "(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = {t}.tableoid)";
 
     #[pg_test]
     fn space_partitions_keep_each_series_in_one_partition() {
@@ -343,18 +344,19 @@ mod tests {
         );
         // Every series lives in exactly one hash partition, and every partition holds some.
         assert_eq!(
-            count(&format!("SELECT count(*) FROM (SELECT sat FROM sp GROUP BY sat HAVING count(DISTINCT {PART_OF}) <> 1) x")),
+            count(&format!("SELECT count(*) FROM (SELECT sat FROM sp GROUP BY sat HAVING count(DISTINCT {}) <> 1) x", PART_OF.replace("{t}", "sp"))),
             0
         );
         assert_eq!(
-            count(&format!("SELECT count(DISTINCT {PART_OF}) FROM sp")),
+            count(&format!("SELECT count(DISTINCT {}) FROM sp", PART_OF.replace("{t}", "sp"))),
             4
         );
         // Every row is in a chunk whose range holds it, under its own hash partition.
         assert_eq!(
             count(&format!(
                 "SELECT count(*) FROM sp JOIN tidewatch.chunks c ON c.chunk = sp.tableoid
-                 WHERE c.is_default OR sp.ts < c.range_start OR sp.ts >= c.range_end OR c.space_partition <> {PART_OF}"
+                 WHERE c.is_default OR sp.ts < c.range_start OR sp.ts >= c.range_end OR c.space_partition <> {}",
+                PART_OF.replace("{t}", "sp")
             )),
             0
         );
@@ -397,12 +399,13 @@ mod tests {
             3
         );
         assert_eq!(
-            count(&format!("SELECT count(*) FROM (SELECT dev, metric FROM mig GROUP BY 1, 2 HAVING count(DISTINCT {PART_OF}) <> 1) x")),
+            count(&format!("SELECT count(*) FROM (SELECT dev, metric FROM mig GROUP BY 1, 2 HAVING count(DISTINCT {}) <> 1) x", PART_OF.replace("{t}", "mig"))),
             0
         );
-        // Partitions and chunks are named after the table, not the temporary one.
+        // Partitions and chunks are named after the table, not the temporary one (their indexes
+        // keep the names they got when made, as without space partitioning).
         assert_eq!(
-            count("SELECT count(*) FROM pg_class WHERE relname LIKE '%tw_new%'"),
+            count("SELECT count(*) FROM pg_class WHERE relname LIKE '%tw_new%' AND relkind IN ('r', 'p')"),
             0
         );
         assert_eq!(
@@ -436,5 +439,78 @@ mod tests {
         )
         .unwrap();
         Spi::run("SELECT tidewatch.create_hypertable('pk', 'ts', partitioning_column => 'sat', number_partitions => 2)").unwrap();
+    }
+
+    /// Per-series work over a hypertable with space partitioning gives what it gives over a plain
+    /// table of the same rows (the oracle), and aggregates partition-wise.
+    #[pg_test]
+    fn space_partitioned_scoring_matches_a_plain_table() {
+        Spi::run(
+            "CREATE TABLE flat (ts timestamptz NOT NULL, sat text, metric int, v float8);
+             INSERT INTO flat SELECT timestamptz '2026-01-01' + i * interval '10 minutes', 'SAT' || s, m,
+                    sin(i / 9.0 + s) + m + CASE WHEN i = 60 + s THEN 9 ELSE 0 END
+             FROM generate_series(0, 199) i, generate_series(1, 30) s, generate_series(1, 2) m;
+             CREATE TABLE sp2 (LIKE flat);
+             SELECT tidewatch.create_hypertable('sp2', 'ts', interval '1 day',
+                                                partitioning_column => 'sat', number_partitions => 4);
+             INSERT INTO sp2 SELECT * FROM flat;
+             SELECT tidewatch.run_maintenance('sp2');
+             CREATE TABLE plain_h (LIKE flat);
+             SELECT tidewatch.create_hypertable('plain_h', 'ts', interval '1 day');
+             INSERT INTO plain_h SELECT * FROM flat;
+             SELECT tidewatch.run_maintenance('plain_h');
+             ANALYZE sp2, plain_h;",
+        )
+        .unwrap();
+        for q in [
+            "SELECT series, ts, value, expected, lower, upper, score, is_anomaly
+             FROM tidewatch.detect_anomalies('{t}', 'v', '{sat,metric}')",
+            "SELECT series, ts, score FROM tidewatch.detect_anomalies('{t}', 'v', '{sat,metric}', anomalies_only => true)",
+            "SELECT series, bucket_start, value, score, is_outlier
+             FROM tidewatch.peer_outliers('{t}', 'v', '{sat}', interval '2 hours', '2026-01-01', '2026-01-03')",
+        ] {
+            let (a, b) = (q.replace("{t}", "sp2"), q.replace("{t}", "plain_h"));
+            assert!(count(&format!("SELECT count(*) FROM ({a}) x")) > 0, "{a}");
+            assert_eq!(count(&format!("SELECT count(*) FROM (({a}) EXCEPT ALL ({b})) x")), 0, "{a}");
+            assert_eq!(count(&format!("SELECT count(*) FROM (({b}) EXCEPT ALL ({a})) x")), 0, "{a}");
+        }
+        Spi::run(
+            "SELECT tidewatch.train_detector('on_sp', 'sp2', 'v', '{sat,metric}', interval '10 years', 'robust');
+             SELECT tidewatch.train_detector('on_plain', 'plain_h', 'v', '{sat,metric}', interval '10 years', 'robust');",
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM tidewatch.models WHERE name = 'on_sp'"), 60);
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM tidewatch.models a FULL JOIN tidewatch.models b
+                   ON a.series = b.series AND a.state = b.state AND a.name = 'on_sp' AND b.name = 'on_plain'
+                 WHERE (a.name = 'on_sp' OR b.name = 'on_plain') AND (a.id IS NULL OR b.id IS NULL)"
+            ),
+            0
+        );
+        // The setting is back as it was after each call.
+        assert_eq!(
+            Spi::get_one::<String>("SELECT current_setting('enable_partitionwise_aggregate')")
+                .unwrap()
+                .as_deref(),
+            Some("off")
+        );
+        // Partition-wise: an Append of one complete aggregate per hash partition (each may
+        // combine partial aggregates of its chunks).
+        Spi::run("SET LOCAL enable_partitionwise_aggregate = on").unwrap();
+        let plan = Spi::get_one::<pgrx::Json>(
+            "EXPLAIN (FORMAT JSON) SELECT sat, metric, tidewatch.anomaly_agg(ts, v) FROM sp2 GROUP BY sat, metric",
+        )
+        .unwrap()
+        .map(|j| j.0)
+        .unwrap_or_default();
+        let top = &plan[0]["Plan"];
+        assert_eq!(top["Node Type"], "Append", "{plan}");
+        let parts = top["Plans"].as_array().cloned().unwrap_or_default();
+        assert_eq!(parts.len(), 4, "{plan}");
+        for p in parts {
+            assert_eq!(p["Node Type"], "Aggregate", "{plan}");
+            assert_ne!(p["Partial Mode"], "Partial", "{plan}");
+        }
     }
 }

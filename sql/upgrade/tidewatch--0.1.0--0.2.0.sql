@@ -1877,3 +1877,266 @@ COMMENT ON FUNCTION tidewatch._space_columns(regclass, name, name, integer, name
 COMMENT ON FUNCTION tidewatch._ensure_range_chunk(regclass, regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp in one range-partitioned table of a hypertable, moving its rows out of that table''s default partition.';
 COMMENT ON FUNCTION tidewatch._ensure_chunk(regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp (in every hash partition), moving its rows out of the default partitions.';
 COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval, name[], integer) IS 'Internal: swaps a plain table for a partitioned one with the same rows, indexes, constraints, grants and comments.';
+
+-- Model quality aggregates with a bytea state (an expanded object in memory), so that Citus runs
+-- them partially on its workers (it refuses internal states); no serialize/deserialize functions.
+-- A user view or function that uses them makes the update fail with PostgreSQL's dependency
+-- error (nothing is lost): drop it, update, create it again.
+DROP AGGREGATE tidewatch.regression_quality(float8, float8);
+DROP AGGREGATE tidewatch.classification_quality(text, text);
+DROP FUNCTION tidewatch._regression_quality_step(internal, float8, float8);
+DROP FUNCTION tidewatch._regression_quality_combine(internal, internal);
+DROP FUNCTION tidewatch._regression_quality_serialize(internal);
+DROP FUNCTION tidewatch._regression_quality_deserialize(bytea, internal);
+DROP FUNCTION tidewatch._regression_quality_final(internal);
+DROP FUNCTION tidewatch._classification_quality_step(internal, text, text);
+DROP FUNCTION tidewatch._classification_quality_combine(internal, internal);
+DROP FUNCTION tidewatch._classification_quality_serialize(internal);
+DROP FUNCTION tidewatch._classification_quality_deserialize(bytea, internal);
+DROP FUNCTION tidewatch._classification_quality_final(internal);
+CREATE FUNCTION tidewatch._regression_quality_step(bytea, float8, float8) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._regression_quality_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._regression_quality_final(bytea) RETURNS tidewatch.regression_metrics
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_step(bytea, text, text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_final(bytea) RETURNS tidewatch.classification_metrics
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE tidewatch.regression_quality(prediction float8, target float8) (
+    SFUNC = tidewatch._regression_quality_step, STYPE = bytea,
+    COMBINEFUNC = tidewatch._regression_quality_combine,
+    FINALFUNC = tidewatch._regression_quality_final,
+    PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.classification_quality(prediction text, target text) (
+    SFUNC = tidewatch._classification_quality_step, STYPE = bytea,
+    COMBINEFUNC = tidewatch._classification_quality_combine,
+    FINALFUNC = tidewatch._classification_quality_final,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE tidewatch.regression_quality(float8, float8) IS
+'Regression quality of predictions against targets: n, MAE, RMSE, MAPE (percent, rows with target 0 skipped), R² and mean error (prediction − target). Rows with a NULL or non-finite value are skipped; parallel-safe, combines across workers.';
+COMMENT ON AGGREGATE tidewatch.classification_quality(text, text) IS
+'Classification quality of predicted against true labels: n, accuracy, macro precision/recall/F1 (0 for a class never predicted), per-class metrics and the confusion matrix {target: {prediction: count}} as jsonb. Rows with a NULL label are skipped; parallel-safe.';
+
+-- Space partitioning: detect_anomalies, train_detector (through _train_rows, whose RETURN QUERY
+-- may use parallel workers) and peer_outliers aggregate partition-wise over the hash partitions
+-- of a hypertable with space partitioning (tidewatch._partitionwise).
+CREATE FUNCTION tidewatch._partitionwise(relation regclass)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev text := current_setting('enable_partitionwise_aggregate');
+BEGIN
+    IF prev = 'on' OR NOT EXISTS (SELECT 1 FROM tidewatch.hypertable h
+                                  WHERE h.relid = relation AND h.number_partitions IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('enable_partitionwise_aggregate', 'on', true);
+    RETURN prev;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.detect_anomalies(
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    start timestamptz DEFAULT NULL,
+    finish timestamptz DEFAULT NULL,
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}',
+    anomalies_only boolean DEFAULT false)
+RETURNS TABLE (series jsonb, ts timestamptz, value float8, expected float8, lower float8,
+               upper float8, score float8, is_anomaly boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tcol name;
+    label text;
+    grp text;
+    cond text := 'true';
+    prev text;
+BEGIN
+    PERFORM tidewatch._anomaly_check(method, params);
+    label := tidewatch._series_columns(relation, value_column, series_columns);
+    tcol := tidewatch._time_column(relation, time_column);
+    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
+        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
+            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
+    END IF;
+    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
+    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
+    prev := tidewatch._partitionwise(relation);
+    IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT ''{}''::jsonb, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly FROM (SELECT tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            ' FROM %s WHERE %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
+            tcol, value_column, relation, cond)
+            USING method, params, start, finish, coalesce(anomalies_only, false);
+    ELSE
+        grp := (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s);
+        RETURN QUERY EXECUTE format(
+            'SELECT g.series, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly'
+            ' FROM (SELECT %s AS series, tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            ' FROM %s WHERE %s GROUP BY %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
+            label, tcol, value_column, relation, cond, grp)
+            USING method, params, start, finish, coalesce(anomalies_only, false);
+    END IF;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+CREATE FUNCTION tidewatch._train_rows(relation regclass, value_column name, series_columns name[], tcol name,
+                                      method text, params jsonb, lo timestamptz, fin timestamptz)
+RETURNS TABLE (series jsonb, j jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev text := tidewatch._partitionwise(relation);
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS j'
+        ' FROM %s WHERE %I > $3 AND %I <= $4 GROUP BY %s',
+        tidewatch._series_columns(relation, value_column, series_columns), tcol, value_column, relation, tcol, tcol,
+        CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
+             ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
+        USING method, params, lo, fin;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.train_detector(
+    name text,
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    train_interval interval DEFAULT interval '30 days',
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name;
+    fin timestamptz;
+    lo timestamptz;
+    r record;
+    trained integer := 0;
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF train_interval IS NULL OR train_interval <= interval '0' THEN
+        RAISE EXCEPTION 'train_interval must be positive, got %', train_interval
+            USING ERRCODE = '22023', HINT = 'Use an interval such as ''30 days''.';
+    END IF;
+    PERFORM tidewatch._anomaly_check(method, params);
+    PERFORM tidewatch._series_columns(relation, value_column, series_columns);
+    tcol := tidewatch._time_column(relation, NULL::name);
+    EXECUTE format('SELECT max(%I)::timestamptz FROM %s WHERE %I <= now()', tcol, relation, tcol) INTO fin;
+    IF fin IS NULL THEN
+        RAISE EXCEPTION 'no rows to train model "%" on: "%" has no rows up to now', name, relation
+            USING ERRCODE = 'P0002', HINT = 'Load data first, or check the table name.';
+    END IF;
+    lo := fin - train_interval;
+    FOR r IN SELECT * FROM tidewatch._train_rows(relation, value_column, series_columns, tcol, method, params, lo, fin)
+    LOOP
+        INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
+                                           trained_at, train_start, train_end, n, skipped, state, quality)
+        VALUES (name, r.series, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
+                now(), lo, fin, (r.j ->> 'n')::bigint, (r.j ->> 'skipped')::bigint,
+                decode(r.j ->> 'state_hex', 'hex'),
+                jsonb_build_object('anomaly_rate', (r.j -> 'anomaly_rate'),
+                                   'first_seen', tidewatch._us(r.j -> 'first_us'),
+                                   'last_seen', tidewatch._us(r.j -> 'last_us')))
+        ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
+            method = excluded.method, params = excluded.params, relation = excluded.relation,
+            value_column = excluded.value_column, series_columns = excluded.series_columns,
+            trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,
+            n = excluded.n, skipped = excluded.skipped, state = excluded.state, quality = excluded.quality;
+        trained := trained + 1;
+        IF trained % 100 = 0 THEN
+            RAISE NOTICE 'train_detector "%": % series trained', name, trained;
+        END IF;
+    END LOOP;
+    IF trained = 0 THEN
+        RAISE EXCEPTION 'no rows to train model "%" on in (%, %]', name, lo, fin
+            USING ERRCODE = 'P0002', HINT = 'Widen train_interval.';
+    END IF;
+    RETURN trained;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.peer_outliers(
+    relation regclass,
+    value_column name,
+    series_columns name[],
+    bucket interval,
+    start timestamptz,
+    finish timestamptz,
+    method text DEFAULT 'mad',
+    sensitivity float8 DEFAULT 0.9)
+RETURNS TABLE (series jsonb, bucket_start timestamptz, value float8, score float8, is_outlier boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    label text;
+    tcol name;
+    prev text;
+BEGIN
+    IF method IS NULL OR method NOT IN ('mad', 'dbscan') THEN
+        RAISE EXCEPTION 'unknown peer outlier method "%"', method
+            USING ERRCODE = '22023', HINT = 'valid methods: mad, dbscan';
+    END IF;
+    IF sensitivity IS NULL OR NOT (sensitivity > 0 AND sensitivity < 1) THEN
+        RAISE EXCEPTION 'sensitivity must be in (0, 1), got %', sensitivity
+            USING ERRCODE = '22023', HINT = 'Higher flags more; 0.9 is the default.';
+    END IF;
+    IF bucket IS NULL OR bucket <= interval '0' THEN
+        RAISE EXCEPTION 'bucket must be a positive interval, got %', bucket USING ERRCODE = '22023';
+    END IF;
+    IF start IS NULL OR finish IS NULL OR finish <= start THEN
+        RAISE EXCEPTION 'start and finish must be given, with start before finish' USING ERRCODE = '22023';
+    END IF;
+    IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
+        RAISE EXCEPTION 'peer_outliers needs series_columns to tell the series apart' USING ERRCODE = '22023',
+            HINT = 'Pass e.g. series_columns => ''{satellite}''.';
+    END IF;
+    label := tidewatch._series_columns(relation, value_column, series_columns);
+    tcol := tidewatch._time_column(relation, NULL::name);
+    -- Grouped by the series columns themselves (not the jsonb label), so that with space
+    -- partitioning the buckets of each hash partition are computed partition-wise.
+    prev := tidewatch._partitionwise(relation);
+    RETURN QUERY EXECUTE format(
+        'WITH b AS (SELECT %s AS series, tidewatch.time_bucket($1, %I::timestamptz) AS bucket, avg(%I)::float8 AS v'
+        '           FROM %s WHERE %I >= $2 AND %I < $3 GROUP BY %s, 2),'
+        ' s AS (SELECT x.series, (row_number() OVER (ORDER BY x.series) - 1)::int AS si FROM (SELECT DISTINCT b.series FROM b) x),'
+        ' k AS (SELECT x.bucket, (row_number() OVER (ORDER BY x.bucket) - 1)::int AS bi FROM (SELECT DISTINCT b.bucket FROM b) x),'
+        ' grid AS (SELECT s.series, s.si, k.bucket, k.bi, b.v FROM s CROSS JOIN k LEFT JOIN b USING (series, bucket))'
+        ' SELECT g.series, g.bucket, g.v, p.score, p.is_outlier'
+        ' FROM (SELECT (SELECT count(*) FROM s)::int AS ns, (SELECT count(*) FROM k)::int AS nb,'
+        '              array_agg(grid.v ORDER BY grid.si, grid.bi) AS vals FROM grid) a'
+        ' CROSS JOIN LATERAL tidewatch._peer_outliers(a.ns, a.nb, a.vals, $4, $5) p'
+        ' JOIN grid g ON g.si = p.series_idx AND g.bi = p.bucket_idx'
+        ' ORDER BY g.bucket, g.series',
+        label, tcol, value_column, relation, tcol, tcol,
+        (SELECT string_agg(format('%I', c), ', ') FROM unnest(series_columns) c))
+        USING bucket, start, finish, method, sensitivity;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: turns on partition-wise aggregation for a hypertable with space partitioning; returns the setting to put back.';
+COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
+'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
