@@ -36,6 +36,9 @@ SELECT tidewatch.create_hypertable('m_time', 'ts', interval '7 days');
 CREATE TABLE m_space (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
 SELECT tidewatch.create_hypertable('m_space', 'ts', interval '7 days',
                                    partitioning_column => 'series_id', number_partitions => $PARTS);
+-- Chunks for the whole range first, so that the rows go straight into them.
+SELECT tidewatch._ensure_chunk(t, b) FROM unnest('{m_time,m_space}'::regclass[]) t,
+       generate_series(timestamptz '2026-01-01', timestamptz '2026-01-01' + $PER * interval '1 minute', interval '7 days') b;
 SELECT setseed(0.42);
 INSERT INTO m_time
 SELECT s, timestamptz '2026-01-01' + i * interval '1 minute',

@@ -1424,7 +1424,8 @@ BEGIN
             RAISE EXCEPTION 'cannot convert "%" to a hypertable: unique index "%" does not include column "%"',
                     relation, r.idx, key_col
                 USING ERRCODE = '0A000',
-                      DETAIL = 'A unique index or primary key on a partitioned table must contain the partition columns.',
+                      DETAIL = format('A unique index or primary key on a partitioned table must contain the partition column%s.',
+                                     CASE WHEN cardinality(space_columns) > 0 THEN 's' ELSE '' END),
                       HINT = format('Add %I to it, e.g. PRIMARY KEY (id, %I), then call create_hypertable again.', key_col, key_col);
         END LOOP;
     END LOOP;
