@@ -293,7 +293,7 @@ $$;
 -- hash partitions), and train_detector's loop over a query may not.
 CREATE FUNCTION tidewatch._train_rows(relation regclass, value_column name, series_columns name[], tcol name,
                                       method text, params jsonb, lo timestamptz, fin timestamptz)
-RETURNS TABLE (series jsonb, j jsonb)
+RETURNS TABLE (series jsonb, t tidewatch._trained)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -301,7 +301,7 @@ DECLARE
     prev text := tidewatch._partitionwise(relation);
 BEGIN
     RETURN QUERY EXECUTE format(
-        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS j'
+        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS t'
         ' FROM %s WHERE %I > $3 AND %I <= $4 GROUP BY %s',
         tidewatch._series_columns(relation, value_column, series_columns), tcol, value_column, relation, tcol, tcol,
         CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
@@ -354,11 +354,10 @@ BEGIN
         INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
                                            trained_at, train_start, train_end, n, skipped, state, quality)
         VALUES (name, r.series, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
-                now(), lo, fin, (r.j ->> 'n')::bigint, (r.j ->> 'skipped')::bigint,
-                decode(r.j ->> 'state_hex', 'hex'),
-                jsonb_build_object('anomaly_rate', (r.j -> 'anomaly_rate'),
-                                   'first_seen', tidewatch._us(r.j -> 'first_us'),
-                                   'last_seen', tidewatch._us(r.j -> 'last_us')))
+                now(), lo, fin, (r.t).n, (r.t).skipped, (r.t).state,
+                jsonb_build_object('anomaly_rate', (r.t).anomaly_rate,
+                                   'first_seen', (r.t).first_seen,
+                                   'last_seen', (r.t).last_seen))
         ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
             method = excluded.method, params = excluded.params, relation = excluded.relation,
             value_column = excluded.value_column, series_columns = excluded.series_columns,

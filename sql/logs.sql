@@ -208,10 +208,7 @@ BEGIN
         RAISE NOTICE 'created log miner "%"', miner;
     END IF;
     SELECT greatest(c.reltuples, 0)::bigint INTO total FROM pg_class c WHERE c.oid = relation;
-    RETURN QUERY SELECT * FROM tidewatch._mine_query(
-        format('SELECT %I::text, %s FROM %s', message_column,
-               CASE WHEN tcol IS NULL THEN 'NULL::timestamptz' ELSE format('%I::timestamptz', tcol) END, relation),
-        miner, total);
+    RETURN QUERY SELECT * FROM tidewatch._mine_query(relation, message_column, tcol, miner, total);
 END
 $$;
 
@@ -593,9 +590,6 @@ BEGIN
     END IF;
     PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
     PERFORM tidewatch._column_type(relation, label_column, 'S', 'label');
-    RETURN tidewatch._train_log_classifier(name,
-        format('SELECT %I::text, %I::text FROM %s WHERE %I IS NOT NULL AND %I IS NOT NULL',
-               message_column, label_column, relation, message_column, label_column),
-        relation::oid);
+    RETURN tidewatch._train_log_classifier(name, relation, message_column, label_column);
 END
 $$;

@@ -8,7 +8,7 @@ use crate::errors;
 use pgrx::prelude::*;
 use pgrx::{Internal, JsonB, PgMemoryContexts, PgSqlErrorCode};
 use tidewatch_anomaly::monitor::MonitorState;
-use tidewatch_anomaly::{Kind, Model, Scored};
+use tidewatch_anomaly::{Model, Scored};
 
 /// µs between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
@@ -43,60 +43,8 @@ fn _anomaly_check(method: Option<&str>, params: Option<errors::JsonbArg>) -> boo
 // ---------------------------------------------------------------------------------------------
 // Batch aggregate: collect a series' points, score them in time order at the end.
 
-/// The state of `anomaly_agg`: the method, its params and the points (unsorted).
-#[derive(Default, Clone)]
-struct Batch {
-    method: Option<String>,
-    params: Option<serde_json::Value>,
-    points: Vec<(i64, f64)>,
-    nulls: u64,
-}
-
-impl Batch {
-    /// Layout: u32 header length, header JSON [method, params, nulls], then (i64, f64) pairs LE.
-    fn to_bytes(&self) -> Vec<u8> {
-        let header = serde_json::json!([self.method, self.params, self.nulls]).to_string();
-        let mut out = Vec::with_capacity(4 + header.len() + self.points.len() * 16);
-        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        for (t, v) in &self.points {
-            out.extend_from_slice(&t.to_le_bytes());
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
-    }
-
-    fn from_bytes(b: &[u8]) -> Result<Batch, String> {
-        let len = b
-            .get(..4)
-            .and_then(|h| <[u8; 4]>::try_from(h).ok())
-            .map(|h| u32::from_le_bytes(h) as usize)
-            .ok_or("truncated header")?;
-        let header = b.get(4..4 + len).ok_or("truncated header")?;
-        let (method, params, nulls): (Option<String>, Option<serde_json::Value>, u64) =
-            serde_json::from_slice(header).map_err(|e| e.to_string())?;
-        let body = &b[4 + len..];
-        if !body.len().is_multiple_of(16) {
-            return Err("truncated points".into());
-        }
-        let points = body
-            .chunks_exact(16)
-            .map(|c| {
-                let mut t = [0u8; 8];
-                let mut v = [0u8; 8];
-                t.copy_from_slice(&c[..8]);
-                v.copy_from_slice(&c[8..]);
-                (i64::from_le_bytes(t), f64::from_le_bytes(v))
-            })
-            .collect();
-        Ok(Batch {
-            method,
-            params,
-            points,
-            nulls,
-        })
-    }
-}
+/// The state of `anomaly_agg`; its byte format lives in the algorithm crate.
+use tidewatch_anomaly::formats::{Batch, ScoredPoints};
 
 /// The method and params of an aggregate call: arguments 3 and 4 when given, read only on the
 /// first row of each group (the state keeps them).
@@ -178,12 +126,7 @@ fn _anomaly_agg_combine(
     if let Some(other) = other {
         // SAFETY: `a` is this aggregate's Batch state and fcinfo is the call's (state_mut's contract).
         let s: &mut Batch = unsafe { state_mut(&mut a, fcinfo) };
-        if s.method.is_none() {
-            s.method = other.method;
-            s.params = other.params;
-        }
-        s.points.extend_from_slice(&other.points);
-        s.nulls += other.nulls;
+        s.merge(&other);
     }
     a
 }
@@ -192,7 +135,7 @@ fn _anomaly_agg_combine(
 fn _anomaly_agg_serialize(state: Internal) -> Vec<u8> {
     // SAFETY: this aggregate's state is always a Batch.
     unsafe { state.get::<Batch>() }
-        .map(Batch::to_bytes)
+        .map(Batch::encode)
         .unwrap_or_default()
 }
 
@@ -202,30 +145,7 @@ fn _anomaly_agg_deserialize(
     _unused: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    deserialize(bytes, Batch::from_bytes, fcinfo)
-}
-
-/// Bytes per scored point in the result of `anomaly_agg`.
-const POINT_BYTES: usize = 8 * 6 + 2;
-
-fn kind_code(k: Option<Kind>) -> u8 {
-    k.map_or(0, |k| k as u8 + 1)
-}
-
-fn kind_name(code: u8) -> Option<&'static str> {
-    const KINDS: [Kind; 8] = [
-        Kind::Spike,
-        Kind::Dip,
-        Kind::LevelShift,
-        Kind::VarianceChange,
-        Kind::Flatline,
-        Kind::MissingData,
-        Kind::SeasonalBreak,
-        Kind::PeerOutlier,
-    ];
-    code.checked_sub(1)
-        .and_then(|i| KINDS.get(i as usize))
-        .map(|k| k.as_str())
+    deserialize(bytes, Batch::decode, fcinfo)
 }
 
 /// Score the collected series; the result is a compact array of scored points (bytea) that
@@ -234,31 +154,19 @@ fn kind_name(code: u8) -> Option<&'static str> {
 fn _anomaly_agg_final(state: Internal) -> Option<Vec<u8>> {
     // SAFETY: this aggregate's state is always a Batch (or NULL when no row came).
     let s = unsafe { state.get::<Batch>() }?;
-    let method = s.method.as_deref().unwrap_or("auto");
-    let params = s.params.clone().unwrap_or(serde_json::Value::Null);
-    let r =
-        tidewatch_anomaly::detect(method, &params, s.points.clone()).unwrap_or_else(|e| raise(e));
-    let mut out = Vec::with_capacity(16 + r.points.len() * POINT_BYTES);
-    out.extend_from_slice(&(r.skipped as u64 + s.nulls).to_le_bytes());
-    for (t, v, sc) in &r.points {
-        out.extend_from_slice(&t.to_le_bytes());
-        for x in [*v, sc.expected, sc.lower, sc.upper, sc.score] {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out.push(u8::from(sc.is_anomaly) | (u8::from(sc.outside) << 1));
-        out.push(kind_code(sc.kind));
-    }
-    Some(out)
+    Some(s.score().unwrap_or_else(|e| raise(e)))
 }
 
-fn read_f64(c: &[u8], at: usize) -> f64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&c[at..at + 8]);
-    f64::from_le_bytes(b)
-}
-
-fn finite(x: f64) -> Option<f64> {
-    x.is_finite().then_some(x)
+/// The scored points of `anomaly_agg`'s result, or 22P03 for bytes that are not one.
+fn scored_points(batch: &[u8]) -> ScoredPoints<'_> {
+    ScoredPoints::parse(batch).unwrap_or_else(|e| {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+            "not the result of tidewatch.anomaly_agg()".into(),
+            Some(e.to_string()),
+            Some("Pass the value returned by tidewatch.anomaly_agg(ts, value).".into()),
+        )
+    })
 }
 
 /// `anomaly_points(batch bytea, anomalies_only boolean DEFAULT false)`: the result of
@@ -282,14 +190,7 @@ pub unsafe extern "C-unwind" fn tidewatch_anomaly_points(
             args[1].value.value() != 0,
         )
     };
-    if batch.len() < 8 || (batch.len() - 8) % POINT_BYTES != 0 {
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-            "not the result of tidewatch.anomaly_agg()".into(),
-            Some(format!("{} bytes", batch.len())),
-            Some("Pass the value returned by tidewatch.anomaly_agg(ts, value).".into()),
-        );
-    }
+    let points = scored_points(batch);
     // SAFETY: InitMaterializedSRF checks the call context (a set-returning call that accepts
     // materialize mode) and raises an error otherwise; it sets setResult and setDesc.
     let (store, desc) = unsafe {
@@ -298,26 +199,22 @@ pub unsafe extern "C-unwind" fn tidewatch_anomaly_points(
         ((*rsinfo).setResult, (*rsinfo).setDesc)
     };
     let f8 = |x: f64| pg_sys::Datum::from(x.to_bits() as usize);
-    for c in batch[8..].chunks_exact(POINT_BYTES) {
-        let flag = c[48];
-        if anomalies_only && flag & 1 == 0 {
+    for p in points.iter() {
+        if anomalies_only && !p.is_anomaly {
             continue;
         }
-        let mut t = [0u8; 8];
-        t.copy_from_slice(&c[..8]);
-        let unix = i64::from_le_bytes(t);
-        let pg = unix.saturating_sub(PG_EPOCH_US);
+        let pg = p.ts.saturating_sub(PG_EPOCH_US);
         let ts_ok = (MIN_TIMESTAMP..END_TIMESTAMP).contains(&pg);
-        let (e, lo, hi) = (read_f64(c, 16), read_f64(c, 24), read_f64(c, 32));
-        let kind = kind_name(c[49]);
+        let (e, lo, hi) = (p.expected, p.lower, p.upper);
+        let kind = p.kind.map(|k| k.as_str());
         let mut values = [
             pg_sys::Datum::from(pg as usize),
-            f8(read_f64(c, 8)),
+            f8(p.value),
             f8(e),
             f8(lo),
             f8(hi),
-            f8(read_f64(c, 40)),
-            pg_sys::Datum::from(usize::from(flag & 1 == 1)),
+            f8(p.score),
+            pg_sys::Datum::from(usize::from(p.is_anomaly)),
             kind.and_then(|k| k.into_datum())
                 .unwrap_or(pg_sys::Datum::from(0)),
         ];
@@ -363,10 +260,7 @@ CREATE FUNCTION tidewatch.anomaly_points(batch bytea, anomalies_only boolean DEF
 /// How many input rows `anomaly_agg` skipped (NULL time or value, NaN, ±Infinity).
 #[pg_extern(immutable, parallel_safe, strict)]
 fn anomaly_skipped(batch: &[u8]) -> i64 {
-    batch
-        .get(..8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-        .map_or(0, |b| u64::from_le_bytes(b) as i64)
+    i64::try_from(scored_points(batch).skipped()).unwrap_or(i64::MAX)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -476,40 +370,50 @@ CREATE AGGREGATE tidewatch.anomaly_score(ts timestamptz, value float8, method te
 // ---------------------------------------------------------------------------------------------
 // Trained models: the model bytes after learning from a window, with a JSON summary.
 
-#[pg_extern(immutable, parallel_safe)]
-fn _train_final(state: Internal) -> Option<JsonB> {
+extension_sql!(
+    r#"
+CREATE TYPE tidewatch._trained AS (n bigint, skipped bigint, anomaly_rate float8,
+                                   first_seen timestamptz, last_seen timestamptz, state bytea);
+"#,
+    name = "trained_type"
+);
+
+/// The model trained on the collected series (see `Batch::train`), as `train_detector` stores it.
+#[pg_extern(immutable, parallel_safe, requires = ["trained_type"])]
+fn _train_final(state: Internal) -> Option<pgrx::composite_type!('static, "_trained")> {
     // SAFETY: the training aggregate's state is a Batch (or NULL when no row came).
     let s = unsafe { state.get::<Batch>() }?;
-    let params = s.params.clone().unwrap_or(serde_json::Value::Null);
-    let mut model = build_model(s.method.as_deref(), &params);
-    let mut pts = s.points.clone();
-    pts.sort_by_key(|p| p.0);
-    let (mut n, mut skipped, mut flagged) = (0u64, s.nulls, 0u64);
-    let (mut first, mut last) = (None, None);
-    for (t, v) in pts {
-        if !v.is_finite() {
-            skipped += 1;
-            continue;
-        }
-        let sc = model.update(t, v);
-        n += 1;
-        flagged += u64::from(sc.is_anomaly);
-        first.get_or_insert(t);
-        last = Some(t);
+    let t = s.train().unwrap_or_else(|e| raise(e));
+    let mut row = PgHeapTuple::new_composite_type("tidewatch._trained").unwrap_or_else(|e| {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            e.to_string(),
+            None,
+            None,
+        )
+    });
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let set = [
+        row.set_by_name("n", count(t.n)),
+        row.set_by_name("skipped", count(t.skipped)),
+        row.set_by_name("anomaly_rate", t.anomaly_rate()),
+        row.set_by_name("first_seen", t.first_us.and_then(tstz)),
+        row.set_by_name("last_seen", t.last_us.and_then(tstz)),
+        row.set_by_name("state", t.model),
+    ];
+    if let Some(Err(e)) = set.into_iter().find(Result::is_err) {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            format!("building the trained model's row: {e}"),
+            None,
+            None,
+        );
     }
-    let hex: String = model
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Some(JsonB(serde_json::json!({
-        "n": n,
-        "skipped": skipped,
-        "anomaly_rate": if n > 0 { flagged as f64 / n as f64 } else { 0.0 },
-        "first_us": first,
-        "last_us": last,
-        "state_hex": hex,
-    })))
+    Some(row)
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
 }
 
 extension_sql!(

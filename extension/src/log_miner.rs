@@ -494,11 +494,14 @@ fn log_parse(
     TableIterator::once((m.cluster_id as i64, m.template, m.parameters, m.is_new))
 }
 
-/// The body of mine_logs: mine every row of `query` (message text, time timestamptz) into the
-/// miner, with NOTICE progress, and return per template of this run its lines and times.
+/// The body of mine_logs: mine every row of `relation` (its message column as text, its time
+/// column, when given, as timestamptz) into the miner, with NOTICE progress, and return per
+/// template of this run its lines and times. The caller checks the columns' types.
 #[pg_extern(volatile)]
 fn _mine_query(
-    query: &str,
+    relation: pgrx::PgRelation,
+    message_column: &str,
+    time_column: Option<&str>,
     miner: &str,
     total: i64,
 ) -> TableIterator<
@@ -513,6 +516,16 @@ fn _mine_query(
     ),
 > {
     const BATCH: i64 = 10_000;
+    let time = time_column.map_or_else(
+        || "NULL::timestamptz".to_string(),
+        |t| format!("{}::timestamptz", pgrx::spi::quote_identifier(t)),
+    );
+    let query = format!(
+        "SELECT {}::text, {time} FROM {}",
+        pgrx::spi::quote_identifier(message_column),
+        pgrx::spi::quote_qualified_identifier(relation.namespace(), relation.name())
+    );
+    drop(relation);
     let now = now_us();
     let (stats, templates, created) = Spi::connect_mut(|client| {
         if !lock_and_load(client, miner) {
@@ -522,7 +535,7 @@ fn _mine_query(
         let mut lines: HashMap<u64, i64> = HashMap::new();
         let mut done: i64 = 0;
         let mut next_notice = 100_000.max(total / 10);
-        let mut cursor = client.open_cursor(query, &[]);
+        let mut cursor = client.open_cursor(&query, &[]);
         loop {
             let batch = cursor.fetch(BATCH).unwrap_or_else(|e| spi_error(e));
             let n = batch.len();

@@ -337,15 +337,29 @@ pub fn compiled_at(name: &str, key: StatementKey) -> std::rc::Rc<Compiled> {
     set
 }
 
-/// Train the learned fallback classifier `name` from (message, label) rows of `query`; returns
-/// the number of examples.
+/// Train the learned fallback classifier `name` from the (message, label) rows of `relation`
+/// where both are not NULL; returns the number of examples. The caller checks the columns' types.
 #[pg_extern(volatile)]
-fn _train_log_classifier(name: &str, query: &str, relation: pg_sys::Oid) -> i64 {
+fn _train_log_classifier(
+    name: &str,
+    relation: pgrx::PgRelation,
+    message_column: &str,
+    label_column: &str,
+) -> i64 {
+    let (msg, label) = (
+        pgrx::spi::quote_identifier(message_column),
+        pgrx::spi::quote_identifier(label_column),
+    );
+    let query = format!(
+        "SELECT {msg}::text, {label}::text FROM {} WHERE {msg} IS NOT NULL AND {label} IS NOT NULL",
+        pgrx::spi::quote_qualified_identifier(relation.namespace(), relation.name())
+    );
+    let relation = relation.oid();
     let (nb, n, labels) = Spi::connect(|client| {
         let mut nb = tidewatch_logs::NaiveBayes::new(1.0);
         let mut n: i64 = 0;
         let mut labels: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-        let mut cursor = client.open_cursor(query, &[]);
+        let mut cursor = client.open_cursor(&query, &[]);
         loop {
             let batch = cursor.fetch(10_000).unwrap_or_else(|e| {
                 errors::raise(

@@ -508,6 +508,25 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION tidewatch._log_message_type(regclass, name) IS 'Internal: the type of a log monitor''s message column; refuses fixed-length string types (42804).';
+-- Internal functions take a table and column names instead of SQL text (issue 15, item 7).
+DROP FUNCTION tidewatch._mine_query(text, text, bigint);
+CREATE FUNCTION tidewatch."_mine_query"(
+	"relation" regclass,
+	"message_column" TEXT,
+	"time_column" TEXT,
+	"miner" TEXT,
+	"total" bigint
+) RETURNS TABLE (
+	"template_id" bigint,
+	"template" TEXT,
+	"lines" bigint,
+	"first_seen" timestamp with time zone,
+	"last_seen" timestamp with time zone,
+	"is_new" bool
+)
+VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_mine_query_wrapper';
 CREATE OR REPLACE FUNCTION tidewatch.mine_logs(relation regclass, message_column name, time_column name DEFAULT NULL,
                                     miner text DEFAULT 'default')
 RETURNS TABLE (template_id bigint, template text, lines bigint, first_seen timestamptz, last_seen timestamptz,
@@ -532,10 +551,7 @@ BEGIN
         RAISE NOTICE 'created log miner "%"', miner;
     END IF;
     SELECT greatest(c.reltuples, 0)::bigint INTO total FROM pg_class c WHERE c.oid = relation;
-    RETURN QUERY SELECT * FROM tidewatch._mine_query(
-        format('SELECT %I::text, %s FROM %s', message_column,
-               CASE WHEN tcol IS NULL THEN 'NULL::timestamptz' ELSE format('%I::timestamptz', tcol) END, relation),
-        miner, total);
+    RETURN QUERY SELECT * FROM tidewatch._mine_query(relation, message_column, tcol, miner, total);
 END
 $$;
 CREATE OR REPLACE FUNCTION tidewatch.log_monitor(
@@ -1077,6 +1093,123 @@ BEGIN
         RAISE NOTICE 'tidewatch 0.2.0: % models trained with method auto must be trained again', models
             USING HINT = 'SELECT tidewatch.train_detector(...) with the same arguments; until then predict() and score() refuse them.';
     END IF;
+END
+$$;
+
+-- Byte formats and training moved into the algorithm crates (issue 15, item 7): the training
+-- aggregate returns a row instead of JSON with the model in hex; the log classifier's trainer
+-- takes a table and column names instead of SQL text.
+DROP FUNCTION tidewatch._train_log_classifier(text, text, oid);
+CREATE FUNCTION tidewatch."_train_log_classifier"(
+	"name" TEXT,
+	"relation" regclass,
+	"message_column" TEXT,
+	"label_column" TEXT
+) RETURNS bigint
+STRICT VOLATILE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_train_log_classifier_wrapper';
+CREATE OR REPLACE FUNCTION tidewatch.train_log_classifier(name text, relation regclass, message_column name, label_column name)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'classifier name must not be empty' USING ERRCODE = '22023',
+            HINT = 'Name it after the ruleset it backs up: ''default'' or a ruleset of tidewatch.log_rules.';
+    END IF;
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
+    PERFORM tidewatch._column_type(relation, label_column, 'S', 'label');
+    RETURN tidewatch._train_log_classifier(name, relation, message_column, label_column);
+END
+$$;
+DROP AGGREGATE tidewatch._train_agg(timestamptz, float8, text, jsonb);
+DROP FUNCTION tidewatch._train_final(internal);
+CREATE TYPE tidewatch._trained AS (n bigint, skipped bigint, anomaly_rate float8,
+                                   first_seen timestamptz, last_seen timestamptz, state bytea);
+CREATE FUNCTION tidewatch."_train_final"(
+	"state" internal
+) RETURNS tidewatch._trained
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_train_final_wrapper';
+CREATE AGGREGATE tidewatch._train_agg(ts timestamptz, value float8, method text, params jsonb) (
+    SFUNC = tidewatch._anomaly_agg_step, STYPE = internal, COMBINEFUNC = tidewatch._anomaly_agg_combine,
+    SERIALFUNC = tidewatch._anomaly_agg_serialize, DESERIALFUNC = tidewatch._anomaly_agg_deserialize,
+    FINALFUNC = tidewatch._train_final, PARALLEL = SAFE);
+CREATE OR REPLACE FUNCTION tidewatch.train_detector(
+    name text,
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    train_interval interval DEFAULT interval '30 days',
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name;
+    label text;
+    grp text;
+    fin timestamptz;
+    lo timestamptz;
+    r record;
+    trained integer := 0;
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF train_interval IS NULL OR train_interval <= interval '0' THEN
+        RAISE EXCEPTION 'train_interval must be positive, got %', train_interval
+            USING ERRCODE = '22023', HINT = 'Use an interval such as ''30 days''.';
+    END IF;
+    PERFORM tidewatch._anomaly_check(method, params);
+    label := tidewatch._series_columns(relation, value_column, series_columns);
+    tcol := tidewatch._time_column(relation, NULL::name);
+    EXECUTE format('SELECT max(%I)::timestamptz FROM %s WHERE %I <= now()', tcol, relation, tcol) INTO fin;
+    IF fin IS NULL THEN
+        RAISE EXCEPTION 'no rows to train model "%" on: "%" has no rows up to now', name, relation
+            USING ERRCODE = 'P0002', HINT = 'Load data first, or check the table name.';
+    END IF;
+    lo := fin - train_interval;
+    grp := CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
+                ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END;
+    FOR r IN EXECUTE format(
+        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS t'
+        ' FROM %s WHERE %I > $3 AND %I <= $4 GROUP BY %s',
+        label, tcol, value_column, relation, tcol, tcol, grp)
+        USING method, params, lo, fin
+    LOOP
+        INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
+                                           trained_at, train_start, train_end, n, skipped, state, quality)
+        VALUES (name, r.series, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
+                now(), lo, fin, (r.t).n, (r.t).skipped, (r.t).state,
+                jsonb_build_object('anomaly_rate', (r.t).anomaly_rate,
+                                   'first_seen', (r.t).first_seen,
+                                   'last_seen', (r.t).last_seen))
+        ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
+            method = excluded.method, params = excluded.params, relation = excluded.relation,
+            value_column = excluded.value_column, series_columns = excluded.series_columns,
+            trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,
+            n = excluded.n, skipped = excluded.skipped, state = excluded.state, quality = excluded.quality;
+        trained := trained + 1;
+        IF trained % 100 = 0 THEN
+            RAISE NOTICE 'train_detector "%": % series trained', name, trained;
+        END IF;
+    END LOOP;
+    IF trained = 0 THEN
+        RAISE EXCEPTION 'no rows to train model "%" on in (%, %]', name, lo, fin
+            USING ERRCODE = 'P0002', HINT = 'Widen train_interval.';
+    END IF;
+    RETURN trained;
 END
 $$;
 
@@ -1995,7 +2128,7 @@ END
 $$;
 CREATE FUNCTION tidewatch._train_rows(relation regclass, value_column name, series_columns name[], tcol name,
                                       method text, params jsonb, lo timestamptz, fin timestamptz)
-RETURNS TABLE (series jsonb, j jsonb)
+RETURNS TABLE (series jsonb, t tidewatch._trained)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -2003,7 +2136,7 @@ DECLARE
     prev text := tidewatch._partitionwise(relation);
 BEGIN
     RETURN QUERY EXECUTE format(
-        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS j'
+        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS t'
         ' FROM %s WHERE %I > $3 AND %I <= $4 GROUP BY %s',
         tidewatch._series_columns(relation, value_column, series_columns), tcol, value_column, relation, tcol, tcol,
         CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
@@ -2055,11 +2188,10 @@ BEGIN
         INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
                                            trained_at, train_start, train_end, n, skipped, state, quality)
         VALUES (name, r.series, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
-                now(), lo, fin, (r.j ->> 'n')::bigint, (r.j ->> 'skipped')::bigint,
-                decode(r.j ->> 'state_hex', 'hex'),
-                jsonb_build_object('anomaly_rate', (r.j -> 'anomaly_rate'),
-                                   'first_seen', tidewatch._us(r.j -> 'first_us'),
-                                   'last_seen', tidewatch._us(r.j -> 'last_us')))
+                now(), lo, fin, (r.t).n, (r.t).skipped, (r.t).state,
+                jsonb_build_object('anomaly_rate', (r.t).anomaly_rate,
+                                   'first_seen', (r.t).first_seen,
+                                   'last_seen', (r.t).last_seen))
         ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
             method = excluded.method, params = excluded.params, relation = excluded.relation,
             value_column = excluded.value_column, series_columns = excluded.series_columns,

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod auto;
 pub mod detectors;
+pub mod formats;
 pub mod iforest;
 mod model;
 pub mod monitor;
@@ -61,6 +62,30 @@ impl Kind {
             Kind::SeasonalBreak => "seasonal_break",
             Kind::PeerOutlier => "peer_outlier",
         }
+    }
+
+    /// Every kind, in the order of [`Kind::code`].
+    pub const ALL: [Kind; 8] = [
+        Kind::Spike,
+        Kind::Dip,
+        Kind::LevelShift,
+        Kind::VarianceChange,
+        Kind::Flatline,
+        Kind::MissingData,
+        Kind::SeasonalBreak,
+        Kind::PeerOutlier,
+    ];
+
+    /// The kind's code in byte formats: 1 to 8 (0 stands for no kind).
+    pub fn code(self) -> u8 {
+        self as u8 + 1
+    }
+
+    /// The kind of a code of [`Kind::code`]; None for 0 and unknown codes.
+    pub fn from_code(code: u8) -> Option<Kind> {
+        code.checked_sub(1)
+            .and_then(|i| Kind::ALL.get(usize::from(i)))
+            .copied()
     }
 }
 

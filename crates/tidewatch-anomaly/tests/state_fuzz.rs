@@ -46,6 +46,11 @@ fn states() -> &'static [(Vec<u8>, Vec<u8>)] {
 fn decode(b: &[u8]) {
     let _ = Model::from_bytes(b);
     let _ = MonitorState::from_bytes(b);
+    // The aggregate's state and result (crate::formats).
+    let _ = tidewatch_anomaly::formats::Batch::decode(b);
+    if let Ok(p) = tidewatch_anomaly::formats::ScoredPoints::parse(b) {
+        let _ = p.iter().count();
+    }
 }
 
 proptest! {
