@@ -66,7 +66,7 @@ def main():
                 CREATE TABLE {t} (series_id int NOT NULL, ts timestamptz NOT NULL, value float8, prediction float8);
                 SELECT tidewatch.create_hypertable('{t}', 'ts', interval '7 days');
                 SELECT tidewatch._ensure_chunk('{t}', b) FROM generate_series(timestamptz '2026-01-01',
-                       timestamptz '2026-01-01' + {per} * interval '1 minute', interval '7 days') b;
+                       timestamptz '2026-01-01' + {per} * interval '1 minute', interval '1 day') b;
                 {dist}
                 SELECT setseed(0.42);
                 INSERT INTO {t} SELECT s, timestamptz '2026-01-01' + i * interval '1 minute',

@@ -19,13 +19,16 @@ PORT=${TIDEWATCH_BENCH_PORT:-55445}
 
 ensure_deps
 use_private_pg "$DIR/pg"
-cluster_stop "$DIR/cluster"
+[ "${TIDEWATCH_BENCH_REUSE:-}" = 1 ] || cluster_stop "$DIR/cluster"
 install_extension --release
 cluster_start "$DIR/cluster" "$PORT" "postgres"
 trap 'cluster_stop "$DIR/cluster"' EXIT
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
 PER=$((ROWS / SERIES))
 
+if [ "${TIDEWATCH_BENCH_REUSE:-}" = 1 ] && [ "$("${PSQL[@]}" -At -c "SELECT count(*) FROM m_space" 2>/dev/null)" = "$ROWS" ]; then
+    say "reusing the $ROWS rows loaded before (TIDEWATCH_BENCH_REUSE=1)"
+else
 say "generating $ROWS rows ($SERIES series x $PER points), twice"
 "${PSQL[@]}" <<SQL
 DROP EXTENSION IF EXISTS tidewatch CASCADE;
@@ -38,7 +41,7 @@ SELECT tidewatch.create_hypertable('m_space', 'ts', interval '7 days',
                                    partitioning_column => 'series_id', number_partitions => $PARTS);
 -- Chunks for the whole range first, so that the rows go straight into them.
 SELECT tidewatch._ensure_chunk(t, b) FROM unnest('{m_time,m_space}'::regclass[]) t,
-       generate_series(timestamptz '2026-01-01', timestamptz '2026-01-01' + $PER * interval '1 minute', interval '7 days') b;
+       generate_series(timestamptz '2026-01-01', timestamptz '2026-01-01' + $PER * interval '1 minute', interval '1 day') b;
 SELECT setseed(0.42);
 INSERT INTO m_time
 SELECT s, timestamptz '2026-01-01' + i * interval '1 minute',
@@ -49,6 +52,7 @@ INSERT INTO m_space SELECT * FROM m_time;
 SELECT * FROM tidewatch.run_maintenance('m_space');
 VACUUM ANALYZE m_time, m_space;
 SQL
+fi
 
 PAR0=(-c "SET max_parallel_workers_per_gather = 0")
 PAR2=(-c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0")

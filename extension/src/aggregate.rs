@@ -194,11 +194,7 @@ pub unsafe fn flatten_into<T: AggState>(
             result.cast(),
             i32::try_from(n + pg_sys::VARHDRSZ).unwrap_or(i32::MAX),
         );
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr(),
-            result.cast::<u8>().add(pg_sys::VARHDRSZ),
-            n,
-        );
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), result.cast::<u8>().add(pg_sys::VARHDRSZ), n);
     }
 }
 
@@ -211,10 +207,14 @@ unsafe fn expanded<T: AggState>(d: pg_sys::Datum) -> Option<(*mut Expanded<T>, b
     let p = d.cast_mut_ptr::<u8>();
     // VARATT_IS_EXTERNAL_EXPANDED: a 1-byte external header (0x01 on little-endian machines)
     // whose tag is VARTAG_EXPANDED_RO or _RW (postgres.h).
-    // SAFETY: a varlena has its first header byte; an external one has its tag next.
-    let (head, tag) = unsafe { (*p, u32::from(*p.add(1))) };
+    // SAFETY: a varlena has at least its first header byte.
+    if unsafe { *p } != 0x01 {
+        return None;
+    }
+    // SAFETY: an external varlena has its tag right after its header byte.
+    let tag = u32::from(unsafe { *p.add(1) });
     let rw = tag == pg_sys::vartag_external::VARTAG_EXPANDED_RW;
-    if head != 0x01 || !(rw || tag == pg_sys::vartag_external::VARTAG_EXPANDED_RO) {
+    if !(rw || tag == pg_sys::vartag_external::VARTAG_EXPANDED_RO) {
         return None;
     }
     // SAFETY: an expanded datum: DatumGetEOHP reads the header pointer out of it.
@@ -245,10 +245,7 @@ unsafe fn from_flat<T: AggState>(d: pg_sys::Datum) -> T {
 
 /// A new expanded state in its own memory context, a child of the aggregate's (so that the
 /// executor adopts it without a copy); the Rust value is dropped with that context.
-fn new_state<T: AggState>(
-    ctx: pg_sys::MemoryContext,
-    state: T,
-) -> (&'static mut T, pg_sys::Datum) {
+fn new_state<T: AggState>(ctx: pg_sys::MemoryContext, state: T) -> (&'static mut T, pg_sys::Datum) {
     // SAFETY: a child of the live aggregate context, sized like PostgreSQL's expanded arrays.
     let own = unsafe {
         pg_sys::AllocSetContextCreateInternal(

@@ -348,7 +348,10 @@ mod tests {
             0
         );
         assert_eq!(
-            count(&format!("SELECT count(DISTINCT {}) FROM sp", PART_OF.replace("{t}", "sp"))),
+            count(&format!(
+                "SELECT count(DISTINCT {}) FROM sp",
+                PART_OF.replace("{t}", "sp")
+            )),
             4
         );
         // Every row is in a chunk whose range holds it, under its own hash partition.
@@ -479,7 +482,10 @@ mod tests {
              SELECT tidewatch.train_detector('on_plain', 'plain_h', 'v', '{sat,metric}', interval '10 years', 'robust');",
         )
         .unwrap();
-        assert_eq!(count("SELECT count(*) FROM tidewatch.models WHERE name = 'on_sp'"), 60);
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.models WHERE name = 'on_sp'"),
+            60
+        );
         assert_eq!(
             count(
                 "SELECT count(*) FROM tidewatch.models a FULL JOIN tidewatch.models b

@@ -1,7 +1,9 @@
 //! Model quality aggregates: `regression_quality(prediction, target)` and
 //! `classification_quality(prediction, target)`. The maths is in `crates/tidewatch-quality`.
 
-use crate::aggregate::{self, args, expanded_methods, expanded_mut, expanded_ref, finfo_v1, AggState};
+use crate::aggregate::{
+    self, args, expanded_methods, expanded_mut, expanded_ref, finfo_v1, AggState,
+};
 use pgrx::prelude::*;
 use pgrx::JsonB;
 use tidewatch_quality::{Classification, Regression};

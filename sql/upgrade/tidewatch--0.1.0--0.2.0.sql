@@ -2273,3 +2273,7 @@ $$;
 COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: turns on partition-wise aggregation for a hypertable with space partitioning; returns the setting to put back.';
 COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
 'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
+-- The final functions of anomaly_agg and _train_agg score (train) a whole series: their cost tells
+-- the planner so, and with space partitioning it lets parallel workers finalize whole partitions.
+ALTER FUNCTION tidewatch._anomaly_agg_final(internal) COST 100000;
+ALTER FUNCTION tidewatch._train_final(internal) COST 100000;
