@@ -501,8 +501,8 @@ mod tests {
                 .as_deref(),
             Some("off")
         );
-        // Partition-wise: an Append of one complete aggregate per hash partition (each may
-        // combine partial aggregates of its chunks).
+        // Partition-wise: an Append (parallel or not) of one complete aggregate per hash
+        // partition (each may combine partial aggregates of its chunks).
         Spi::run("SET LOCAL enable_partitionwise_aggregate = on").unwrap();
         let plan = Spi::get_one::<pgrx::Json>(
             "EXPLAIN (FORMAT JSON) SELECT sat, metric, tidewatch.anomaly_agg(ts, v) FROM sp2 GROUP BY sat, metric",
@@ -510,7 +510,11 @@ mod tests {
         .unwrap()
         .map(|j| j.0)
         .unwrap_or_default();
-        let top = &plan[0]["Plan"];
+        // Under a Gather when the planner gives the partitions to parallel workers.
+        let mut top = &plan[0]["Plan"];
+        if top["Node Type"] == "Gather" {
+            top = &top["Plans"][0];
+        }
         assert_eq!(top["Node Type"], "Append", "{plan}");
         let parts = top["Plans"].as_array().cloned().unwrap_or_default();
         assert_eq!(parts.len(), 4, "{plan}");
