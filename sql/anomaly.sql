@@ -667,6 +667,7 @@ BEGIN
     END IF;
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
+    PERFORM tidewatch._refuse_citus_table(relation, 'a monitor');
     tcol := tidewatch._time_column(relation, time_column);
     IF mode = 'async' THEN
         SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO bad

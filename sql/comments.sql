@@ -181,3 +181,4 @@ COMMENT ON FUNCTION tidewatch._wal_insert_end() IS
 COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: turns on partition-wise aggregation for a hypertable with space partitioning; returns the setting to put back.';
 COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
 'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
+COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';

@@ -141,6 +141,32 @@ BEGIN
 END
 $$;
 
+-- Refuse a monitor on a Citus table (distributed or reference): a sync monitor's trigger is not
+-- allowed there, and an async monitor's decoder reads the coordinator's write-ahead log, while
+-- the rows of such a table are written on the workers (it would never see one).
+CREATE FUNCTION tidewatch._refuse_citus_table(relation regclass, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    citus boolean := false;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+            INTO citus USING relation;
+    END IF;
+    IF citus THEN
+        RAISE EXCEPTION '% on "%" is not supported: it is a Citus distributed table', what, relation
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Its rows are written on the Citus workers: a trigger is not allowed on it, and the '
+                           'decoder of async monitors reads only this server''s write-ahead log.',
+                  HINT = 'Score it on a schedule with tidewatch.detect_anomalies over the last interval '
+                         '(a job), or monitor a local table (see docs/scale-out.md).';
+    END IF;
+END
+$$;
+
 -- Make sure a chunk of parent (the hypertable, or one of its hash partitions) covers ts: if
 -- none does, create one for time_bucket(chunk_interval, ts), clipped to the neighbouring
 -- partitions, move the rows of that range out of parent's default partition into it, and

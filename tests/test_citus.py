@@ -209,6 +209,23 @@ class CitusTest(unittest.TestCase):
         big, _ = self.received("SELECT prediction FROM qb")
         self.assertGreater(big, 6 * small)
 
+    def test_monitors_refuse_a_distributed_table(self):
+        # Neither kind could see the rows (docs/scale-out.md): a clear 0A000, nothing created.
+        for sql in ("SELECT tidewatch.monitor('m_sync', 'dist', 'value', '{sat,metric}')",
+                    "SELECT tidewatch.monitor('m_async', 'dist', 'value', '{sat,metric}', mode => 'async')",
+                    "SELECT tidewatch.log_monitor('lm', 'dist_logs', 'message')"):
+            out = subprocess.run(["psql", "-X", "-q", "-d", f"{COORD} dbname={DB}", "-v", "VERBOSITY=verbose",
+                                  "-c", sql], capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
+            self.assertNotEqual(out.returncode, 0, sql)
+            self.assertIn("ERROR:  0A000: ", out.stderr, sql)
+            self.assertIn("is not supported: it is a Citus distributed table", out.stderr, sql)
+            self.assertIn("HINT:", out.stderr, sql)
+        self.assertEqual(one("SELECT count(*) FROM tidewatch.monitors WHERE name IN ('m_sync', 'm_async')"), "0")
+        self.assertEqual(one("SELECT count(*) FROM tidewatch.log_monitors"), "0")
+        # The local table of the same rows takes one.
+        self.assertIsNotNone(one("SELECT tidewatch.monitor('m_loc', 'loc', 'value', '{sat,metric}', 'robust')"))
+        q("SELECT tidewatch.unmonitor('m_loc')")
+
     def test_detect_anomalies_same_as_single_node(self):
         for method in ("auto", "robust", "ewma"):
             sql = ("SELECT series::text, ts, value, expected, lower, upper, score, is_anomaly "

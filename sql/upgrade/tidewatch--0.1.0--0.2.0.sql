@@ -2277,3 +2277,194 @@ COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, js
 -- the planner so, and with space partitioning it lets parallel workers finalize whole partitions.
 ALTER FUNCTION tidewatch._anomaly_agg_final(internal) COST 100000;
 ALTER FUNCTION tidewatch._train_final(internal) COST 100000;
+
+-- Monitors refuse a Citus distributed table (they could not see its rows): 0A000 with a hint.
+CREATE FUNCTION tidewatch._refuse_citus_table(relation regclass, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    citus boolean := false;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+            INTO citus USING relation;
+    END IF;
+    IF citus THEN
+        RAISE EXCEPTION '% on "%" is not supported: it is a Citus distributed table', what, relation
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Its rows are written on the Citus workers: a trigger is not allowed on it, and the '
+                           'decoder of async monitors reads only this server''s write-ahead log.',
+                  HINT = 'Score it on a schedule with tidewatch.detect_anomalies over the last interval '
+                         '(a job), or monitor a local table (see docs/scale-out.md).';
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.monitor(
+    name text,
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    check_interval interval DEFAULT interval '1 minute',
+    mode text DEFAULT 'sync')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name;
+    job integer;
+    lsn pg_lsn;
+    sysid numeric;
+    bad text;
+BEGIN
+    PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = monitor.name),
+                                'tidewatch.unmonitor()');
+    IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
+        RAISE EXCEPTION 'unknown monitor mode "%"', mode
+            USING ERRCODE = '22023',
+                  HINT = 'Valid modes: sync (a statement trigger; episodes visible at commit), '
+                         'async (a decoder reads committed rows from the write-ahead log; COPY at full speed).';
+    END IF;
+    PERFORM tidewatch._anomaly_check(method, params);
+    PERFORM tidewatch._series_columns(relation, value_column, series_columns);
+    PERFORM tidewatch._refuse_citus_table(relation, 'a monitor');
+    tcol := tidewatch._time_column(relation, time_column);
+    IF mode = 'async' THEN
+        SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO bad
+            FROM pg_attribute a
+            WHERE a.attrelid = relation AND a.attname = tcol
+              AND a.atttypid NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype);
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'async monitors need a timestamptz, timestamp or date time column, not %', bad
+                USING ERRCODE = '42804', HINT = 'Use mode => ''sync'', which casts the time column to timestamptz.';
+        END IF;
+        -- Before any write of this transaction: creating the slot needs that.
+        SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
+    END IF;
+    job := tidewatch.add_job('tidewatch.policy_monitor', check_interval, jsonb_build_object('monitor', name),
+                             application_name => format('Monitor %s', name));
+    INSERT INTO tidewatch.monitors (name, relid, value_column, series_columns, time_column, method, params, job_id,
+                                    mode, created_lsn, wal_system)
+        VALUES (name, relation, value_column, coalesce(series_columns, '{}'), tcol, coalesce(method, 'auto'),
+                coalesce(params, '{}'), job, mode, lsn, sysid);
+    IF mode = 'sync' THEN
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS tidewatch_new_rows'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._monitor_trigger(%L)',
+                       left('tidewatch_monitor_' || name, 63), relation, name);
+    END IF;
+    RETURN job;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.log_monitor(
+    name text,
+    relation regclass,
+    message_column name,
+    time_column name DEFAULT NULL,
+    miner text DEFAULT NULL,
+    ruleset text DEFAULT 'default',
+    template_column name DEFAULT NULL,
+    category_column name DEFAULT NULL,
+    burst_window interval DEFAULT interval '5 minutes',
+    burst_min_count integer DEFAULT 10,
+    mode text DEFAULT 'sync')
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name := time_column;
+    mname text := coalesce(miner, name);
+    tpl name := template_column;
+    cat name := category_column;
+    lsn pg_lsn;
+    sysid numeric;
+BEGIN
+    PERFORM tidewatch._new_name('log monitor', name,
+                                EXISTS (SELECT 1 FROM tidewatch.log_monitors m WHERE m.name = log_monitor.name),
+                                'tidewatch.unmonitor_logs()');
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
+        RAISE EXCEPTION 'unknown log monitor mode "%"', mode
+            USING ERRCODE = '22023',
+                  HINT = 'Valid modes: sync (row triggers; each row gets its template and class at insert), '
+                         'async (a decoder classifies committed lines from the write-ahead log; COPY at full speed).';
+    END IF;
+    PERFORM tidewatch._log_message_type(relation, message_column);
+    PERFORM tidewatch._refuse_citus_table(relation, 'a log monitor');
+    IF tcol IS NOT NULL OR EXISTS (SELECT 1 FROM tidewatch.hypertable h WHERE h.relid = relation) THEN
+        tcol := tidewatch._time_column(relation, tcol);
+    END IF;
+    IF mode = 'async' AND (tpl IS NOT NULL OR cat IS NOT NULL) THEN
+        RAISE EXCEPTION 'async log monitors do not write into the inserted rows'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'They classify lines after commit; the counts, events and bursts are the same as in sync mode.',
+                  HINT = 'Leave template_column and category_column NULL and use tidewatch.log_template() or '
+                         'tidewatch.classify_log() in queries, or use mode => ''sync''.';
+    END IF;
+    IF mode = 'async' AND tcol IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = tcol
+               AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)) THEN
+        RAISE EXCEPTION 'async log monitors need a timestamptz, timestamp or date time column'
+            USING ERRCODE = '42804', HINT = 'Use mode => ''sync''.';
+    END IF;
+    -- Columns named template_id and category are filled in (sync mode) unless others are given.
+    IF mode = 'sync' AND tpl IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'template_id'
+                                                           AND NOT a.attisdropped) THEN
+        tpl := 'template_id';
+    END IF;
+    IF mode = 'sync' AND cat IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'category'
+                                                           AND NOT a.attisdropped) THEN
+        cat := 'category';
+    END IF;
+    IF tpl IS NOT NULL AND tidewatch._column_type(relation, tpl, 'N', 'template') <> 'bigint'::regtype THEN
+        RAISE EXCEPTION 'the template column "%" of "%" must be bigint', tpl, relation USING ERRCODE = '42804';
+    END IF;
+    IF cat IS NOT NULL AND tidewatch._column_type(relation, cat, 'S', 'category') <> 'text'::regtype THEN
+        RAISE EXCEPTION 'the category column "%" of "%" must be text', cat, relation USING ERRCODE = '42804';
+    END IF;
+    IF ruleset IS NULL OR (ruleset <> 'default' AND NOT EXISTS (SELECT 1 FROM tidewatch.log_rules r WHERE r.ruleset = log_monitor.ruleset)) THEN
+        RAISE EXCEPTION 'log ruleset "%" does not exist', ruleset
+            USING ERRCODE = '42704', HINT = 'Use ''default'', or add rules to tidewatch.log_rules first.';
+    END IF;
+    IF burst_window IS NULL OR burst_window < interval '1 minute' THEN
+        RAISE EXCEPTION 'invalid burst_window: %', coalesce(burst_window::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use an interval of at least 1 minute, such as ''5 minutes''.';
+    END IF;
+    IF burst_min_count IS NULL OR burst_min_count < 1 THEN
+        RAISE EXCEPTION 'invalid burst_min_count: %', coalesce(burst_min_count::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF mode = 'async' THEN
+        -- Before any write of this transaction: creating the slot needs that.
+        SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM tidewatch.log_miners m WHERE m.name = mname) THEN
+        PERFORM tidewatch.create_log_miner(mname, if_not_exists => true);
+    END IF;
+    INSERT INTO tidewatch.log_monitors (name, relid, message_column, time_column, miner, ruleset, template_column,
+                                        category_column, burst_window, burst_min_count, mode, created_lsn, wal_system)
+        VALUES (name, relation, message_column, tcol, mname, ruleset, tpl, cat, burst_window, burst_min_count,
+                mode, lsn, sysid);
+    IF mode = 'async' THEN
+        RETURN mname;
+    END IF;
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION tidewatch._log_monitor_row(%L)',
+                   left('tidewatch_logs_' || name, 63), relation, name);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._log_monitor_statement(%L)',
+                   left('tidewatch_logs_done_' || name, 63), relation, name);
+    IF tpl IS NULL AND cat IS NULL THEN
+        RAISE NOTICE 'log monitor "%": lines are counted per minute, template and class in tidewatch.log_counts', name
+            USING HINT = 'To store each line''s template and class in its row, add columns template_id bigint and category text before creating the monitor.';
+    END IF;
+    RETURN mname;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';
