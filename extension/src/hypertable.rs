@@ -378,7 +378,7 @@ mod tests {
             0
         );
         assert_eq!(
-            count(&format!("SELECT count(*) FROM sp")),
+            count("SELECT count(*) FROM sp"),
             count(&format!("SELECT count(*) FROM want WHERE ts >= {cut}"))
         );
     }
