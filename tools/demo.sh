@@ -9,6 +9,7 @@
 #                                  (default 127.0.0.1) and PGPASSWORD reach a server elsewhere
 # Environment: TIDEWATCH_DEMO_DIR (default /var/tmp/tidewatch-demo), TIDEWATCH_DEMO_PORT (55442),
 # TIDEWATCH_DEMO_SERVICE_PORT (55446, the HTTP service; not in load mode),
+# TIDEWATCH_DEMO_RECEIVER_PORT (55447, the local receiver notifications are delivered to in step 14),
 # TIDEWATCH_DEMO_DAYS (14 days of telemetry), TIDEWATCH_DEMO_STEP (30 s between samples),
 # TIDEWATCH_READER_PASSWORD (password of the read-only role tidewatch_reader that Grafana uses;
 # default tidewatch_reader).
@@ -18,14 +19,18 @@ PORT=${TIDEWATCH_DEMO_PORT:-55442}
 DAYS=${TIDEWATCH_DEMO_DAYS:-14}
 STEP=${TIDEWATCH_DEMO_STEP:-30}
 SVC_PORT=${TIDEWATCH_DEMO_SERVICE_PORT:-55446}
+RECV_PORT=${TIDEWATCH_DEMO_RECEIVER_PORT:-55447}
 DB=tidewatch_demo
 MODE=${1:-}
 
 stop_service() {
-    if [ -f "$DIR/service.pid" ]; then
-        kill "$(cat "$DIR/service.pid")" 2>/dev/null || true
-        rm -f "$DIR/service.pid"
-    fi
+    local f
+    for f in service receiver; do
+        if [ -f "$DIR/$f.pid" ]; then
+            kill "$(cat "$DIR/$f.pid")" 2>/dev/null || true
+            rm -f "$DIR/$f.pid"
+        fi
+    done
 }
 
 if [ "$MODE" = "stop" ]; then
@@ -337,8 +342,17 @@ if [ "$MODE" != "load" ]; then
     "${PSQL[@]}" -q -v service_password=demo-service -v reader_password="${TIDEWATCH_READER_PASSWORD:-tidewatch_reader}" -f "$REPO/sql/roles.sql" >/dev/null
     TOKEN=demo-write-token
     as_root touch "$DIR/service.log" && as_root chmod 666 "$DIR/service.log"
+    # A local receiver for step 14's deliveries: it plays Telegram's Bot API (a telegram route with
+    # its base URL pointed here) and a plain webhook, and writes down what it gets.
+    RECEIVED="$DIR/received.jsonl"
+    as_root rm -f "$RECEIVED" && as_root touch "$RECEIVED" && as_root chmod 666 "$RECEIVED"
+    python3 "$REPO/tools/demo_push.py" receiver "$RECV_PORT" "$RECEIVED" >>"$DIR/service.log" 2>&1 &
+    echo $! | as_root tee "$DIR/receiver.pid" >/dev/null
+    ROUTES='[{"name": "ops-webhook", "kind": "webhook", "url": "http://127.0.0.1:'$RECV_PORT'/hook"},
+             {"name": "telegram-demo", "kind": "telegram", "bot_token": "123456:demo-bot-token", "chat_id": -1001234567890,
+              "base_url": "http://127.0.0.1:'$RECV_PORT'/telegram", "matchers": ["alertname=~Tidewatch.*"]}]'
     TIDEWATCH_DATABASE_URL="host=127.0.0.1 port=$PORT dbname=$DB user=tidewatch_service password=demo-service" \
-    TIDEWATCH_LISTEN="127.0.0.1:$SVC_PORT" TIDEWATCH_WRITE_TOKENS="$TOKEN" \
+    TIDEWATCH_LISTEN="127.0.0.1:$SVC_PORT" TIDEWATCH_WRITE_TOKENS="$TOKEN" TIDEWATCH_ALERT_ROUTES="$ROUTES" \
         nohup "$CARGO_TARGET_DIR/release/tidewatch-service" serve >>"$DIR/service.log" 2>&1 &
     echo $! | as_root tee "$DIR/service.pid" >/dev/null
     URL="http://127.0.0.1:$SVC_PORT"
@@ -352,8 +366,13 @@ if [ "$MODE" != "load" ]; then
     echo "   GET /v1/anomalies?limit=8 (newest first):"
     python3 "$REPO/tools/demo_push.py" show "$URL" "$TOKEN"
 
-    say "14. Grafana's alert webhook and the assistant: an alert in Grafana's webhook format for the strongest spike, stored once and linked to its episode; then three questions to the assistant (tidewatch-service ask; the page at $URL/)"
+    say "14. Grafana's alert webhook and the assistant: an alert in Grafana's webhook format for the strongest spike, stored once, linked to its episode and delivered; then three questions to the assistant (tidewatch-service ask; the page at $URL/)"
     python3 "$REPO/tools/demo_push.py" alert "$URL" "$TOKEN"
+    echo "   ... delivered to a local receiver (routes: a webhook, and Telegram's sendMessage with its base URL at 127.0.0.1:$RECV_PORT):"
+    python3 "$REPO/tools/demo_push.py" delivered "$URL" "$TOKEN" "$RECEIVED"
+    kill "$(cat "$DIR/receiver.pid")" 2>/dev/null || true
+    rm -f "$DIR/receiver.pid"
+    echo "   (the local receiver is stopped: later notifications will retry, then show as dead in GET /v1/notifications)"
     for q in "how many anomalies in the last 2 days?" "which satellites had critical anomalies in the last 2 days?" \
              "why was SCH.M3 anomalous in the last 2 days?"; do
         echo "   Q: $q"

@@ -6,11 +6,18 @@
   demo_push.py show URL TOKEN      print the anomalies the service serves back, and explain the strongest
   demo_push.py alert URL TOKEN     post a Grafana webhook alert (its documented format) for the
                                    strongest spike, and print the notification stored for it
+  demo_push.py receiver PORT FILE  a local receiver standing in for Telegram's Bot API and a webhook:
+                                   each POST is appended to FILE as a JSON line (runs until killed)
+  demo_push.py delivered URL TOKEN FILE
+                                   wait for the latest notification's deliveries, print what the
+                                   receiver got, then send a test message (POST /v1/notifications/test)
 """
 import csv
+import http.server
 import json
 import re
 import sys
+import time
 import urllib.request
 
 BATCH = 5000
@@ -103,6 +110,73 @@ def alert(url, token):
             print(f"     {line}")
 
 
+def receiver(port, path):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+            # The bot token is in Telegram's path: not written down.
+            shown = re.sub(r"/bot[^/]+/", "/bot<token>/", self.path)
+            with open(path, "a") as f:
+                f.write(json.dumps({"path": shown, "key": self.headers.get("Idempotency-Key"), "body": body}) + "\n")
+            if self.path.endswith("/sendMessage"):
+                answer = json.dumps({"ok": True, "result": {"message_id": 1}}).encode()
+            else:
+                answer = b"{}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+    http.server.ThreadingHTTPServer(("127.0.0.1", int(port)), Handler).serve_forever()
+
+
+def delivered(url, token, path):
+    latest = get(url, token, "/v1/notifications?limit=1")["notifications"]
+    if not latest:
+        print("   no notification to deliver")
+        return
+    n = latest[0]
+    for _ in range(100):
+        n = get(url, token, "/v1/notifications?limit=1")["notifications"][0]
+        if n["deliveries"] and all(d["status"] in ("delivered", "dead") for d in n["deliveries"]):
+            break
+        time.sleep(0.2)
+    print(f"   GET /v1/notifications: notification {n['id']} delivered through its routes:")
+    for d in n["deliveries"]:
+        print(f"     {d['route']:14} {d['kind']:9} {d['status']:9} after {d['attempts']} attempt(s), "
+              f"Idempotency-Key {d['idempotency_key']}")
+    print("   what the local receiver got:")
+    with open(path) as f:
+        got = [json.loads(line) for line in f]
+    for g in got:
+        body = g["body"]
+        print(f"     POST {g['path']}  (Idempotency-Key {g['key']})")
+        text = body.get("text") if isinstance(body, dict) and "text" in body else (body or {}).get("message", "")
+        if isinstance(body, dict) and "chat_id" in body:
+            print(f"       chat_id {body['chat_id']}, text:")
+        elif isinstance(body, dict):
+            print(f"       JSON with {', '.join(sorted(body)[:8])}, ...; its message:")
+        for line in (text or "").splitlines()[:9]:
+            print(f"       | {line}")
+    r = post(url, token, "/v1/notifications/test", json.dumps({"route": "telegram-demo"}), "application/json")
+    print(f"   POST /v1/notifications/test {{\"route\": \"telegram-demo\"}}: {r['status']} "
+          f"(HTTP {r['http_status']}, {r['reply']}, {r['duration_ms']} ms)")
+
+
 if __name__ == "__main__":
-    kind, url, token = sys.argv[1:4]
-    {"show": show, "alert": alert}.get(kind, lambda u, t: push(kind, u, t))(url, token)
+    kind = sys.argv[1]
+    if kind == "receiver":
+        receiver(*sys.argv[2:4])
+    elif kind == "delivered":
+        delivered(*sys.argv[2:5])
+    else:
+        url, token = sys.argv[2:4]
+        {"show": show, "alert": alert}.get(kind, lambda u, t: push(kind, u, t))(url, token)

@@ -185,8 +185,9 @@ pub struct CliSettings {
     /// Header of the signature's timestamp [default: X-Grafana-Alerting-Timestamp].
     #[arg(long, global = true, env = "TIDEWATCH_ALERT_HMAC_TIMESTAMP_HEADER")]
     pub alert_hmac_timestamp_header: Option<String>,
-    /// Delivery routes of alert notifications, a JSON array of {name, kind, url, matchers,
-    /// max_attempts, hmac_secret} (in the TOML file: [[alert_routes]] tables).
+    /// Delivery routes of alert notifications, a JSON array of {name, kind, matchers,
+    /// max_attempts, and the kind's settings} (in the TOML file: [[alert_routes]] tables); kinds:
+    /// webhook, telegram, slack, email (see docs/alerts.md).
     #[arg(
         long,
         global = true,
@@ -203,7 +204,8 @@ pub struct CliSettings {
     /// Time limit of one delivery attempt [default: 10s].
     #[arg(long, global = true, env = "TIDEWATCH_ALERT_DELIVERY_TIMEOUT")]
     pub alert_delivery_timeout: Option<String>,
-    /// Time zone of the assistant's answers (/v1/ask): UTC or an offset such as UTC+2 [default: UTC].
+    /// Time zone of the assistant's answers (/v1/ask) and of alert messages: UTC, an offset such
+    /// as UTC+2, or an IANA name such as Europe/Paris [default: UTC].
     #[arg(long, global = true, env = "TIDEWATCH_ASK_TIMEZONE")]
     pub ask_timezone: Option<String>,
 }
@@ -268,16 +270,19 @@ struct FileSettings {
     ask_timezone: Option<String>,
 }
 
-/// One delivery route: where notifications whose labels match go.
+/// One delivery route: where notifications whose labels match go, and through which channel.
+/// Which fields a route takes depends on its kind (checked at start by `Routes::compile`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Unique name, part of each delivery's idempotency key.
     pub name: String,
-    /// Channel kind: webhook (a JSON POST).
+    /// Channel kind: webhook (a JSON POST), telegram (Bot API sendMessage), slack (an incoming
+    /// webhook) or email (SMTP).
     pub kind: String,
-    /// The URL to POST to.
-    pub url: String,
+    /// webhook, slack: the URL to POST to (a Slack webhook URL holds its token: never logged).
+    #[serde(default)]
+    pub url: Option<Secret>,
     /// Label matchers as Grafana writes them (`severity=critical`, `team!=ops`, `sat=~SAT[12]`,
     /// `env!~dev.*`); all must match. None: every notification.
     #[serde(default)]
@@ -285,10 +290,52 @@ pub struct RouteConfig {
     /// Tries before a delivery is given up (status dead) [default: 8].
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// When set, each delivery is signed: X-Tidewatch-Signature = hex HMAC-SHA256(secret,
+    /// webhook: when set, each delivery is signed: X-Tidewatch-Signature = hex HMAC-SHA256(secret,
     /// timestamp ":" body), X-Tidewatch-Timestamp = the timestamp (Unix seconds).
     #[serde(default)]
-    pub hmac_secret: Option<String>,
+    pub hmac_secret: Option<Secret>,
+    /// telegram: the bot's token (`123456:ABC...`).
+    #[serde(default)]
+    pub bot_token: Option<Secret>,
+    /// telegram: the chat to write to: a numeric id or `@channelname`.
+    #[serde(default)]
+    pub chat_id: Option<ChatId>,
+    /// telegram: the Bot API's base URL [default: https://api.telegram.org].
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// slack: also send Block Kit blocks (a header and a section) besides the text [default: false].
+    #[serde(default)]
+    pub blocks: bool,
+    /// email: the SMTP server's host name.
+    #[serde(default)]
+    pub smtp_host: Option<String>,
+    /// email: its port [default: 25 with tls none, 587 with starttls, 465 with tls].
+    #[serde(default)]
+    pub smtp_port: Option<u16>,
+    /// email: none (plain text, for a local relay), starttls (required) or tls (from the first
+    /// byte) [default: starttls].
+    #[serde(default)]
+    pub smtp_tls: Option<String>,
+    /// email: user name for SMTP AUTH (with smtp_password).
+    #[serde(default)]
+    pub smtp_username: Option<String>,
+    /// email: password for SMTP AUTH.
+    #[serde(default)]
+    pub smtp_password: Option<Secret>,
+    /// email: the sender address (`Tidewatch <alerts@example.net>`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// email: the recipients.
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+/// A Telegram chat id as written in the configuration: a number or a string (`@channel`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum ChatId {
+    Number(i64),
+    Text(String),
 }
 
 fn default_max_attempts() -> u32 {
@@ -296,7 +343,8 @@ fn default_max_attempts() -> u32 {
 }
 
 /// A value that must never reach a log line or an error message.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
@@ -569,10 +617,12 @@ impl Config {
         crate::alerts::routes::Routes::compile(&self.alert_routes)
             .map_err(|m| invalid("alert_routes", m))?;
         if let Some(tz) = &self.ask_timezone {
-            crate::ask::time::parse_offset(tz).ok_or_else(|| {
+            crate::zone::Zone::parse(tz).ok_or_else(|| {
                 invalid(
                     "ask_timezone",
-                    format!("\"{tz}\" is not UTC or an offset such as UTC+2 or UTC-05:30"),
+                    format!(
+                        "\"{tz}\" is not UTC, an offset such as UTC+2 or UTC-05:30, or an IANA name such as Europe/Paris"
+                    ),
                 )
             })?;
         }

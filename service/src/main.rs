@@ -34,6 +34,7 @@ mod ops;
 mod query;
 mod serve;
 mod state;
+mod zone;
 
 use clap::Parser;
 

@@ -28,7 +28,8 @@ pub async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let grace = config.shutdown_timeout;
-    let state = AppState::new(config, pool, tables, prometheus);
+    let http = crate::alerts::channels::http_client(&config)?;
+    let state = AppState::new(config, pool, tables, prometheus, http);
     // Deliveries left pending or sending (a restart, a kill -9) are picked up again.
     crate::alerts::outbox::spawn(state.clone());
     let app = crate::app::build(state);

@@ -29,16 +29,28 @@ pub struct Inner {
     pub routes: Routes,
     /// Wakes the outbox worker when notifications were queued.
     pub outbox_wake: Arc<Notify>,
+    /// The HTTP client of deliveries (webhook, Telegram, Slack).
+    pub http: reqwest::Client,
+    /// explain_anomaly's top reasons by episode, across alert payloads.
+    pub reasons: crate::alerts::reasons::Cache,
 }
 
 impl AppState {
-    pub fn new(config: Config, pool: Pool, tables: Tables, prometheus: PrometheusHandle) -> Self {
+    pub fn new(
+        config: Config,
+        pool: Pool,
+        tables: Tables,
+        prometheus: PrometheusHandle,
+        http: reqwest::Client,
+    ) -> Self {
         AppState(Arc::new(Inner {
             write_tokens: Tokens::new(&config.write_tokens),
             read_tokens: Tokens::new(&config.read_tokens),
             in_flight: Arc::new(Semaphore::new(config.max_concurrency)),
             routes: Routes::compile(&config.alert_routes).unwrap_or_default(),
             outbox_wake: Arc::new(Notify::new()),
+            http,
+            reasons: Default::default(),
             config,
             pool,
             tables,

@@ -17,7 +17,7 @@ ENDPOINTS = [
     ("get", "/v1/series"), ("get", "/v1/series/points"), ("get", "/v1/anomalies"), ("get", "/v1/anomalies/{id}"),
     ("get", "/v1/drift"), ("get", "/v1/logs/templates"), ("get", "/v1/logs/errors"),
     ("get", "/healthz"), ("get", "/readyz"), ("get", "/metrics"),
-    ("post", "/v1/alerts/grafana"), ("get", "/v1/notifications"),
+    ("post", "/v1/alerts/grafana"), ("get", "/v1/notifications"), ("post", "/v1/notifications/test"),
 ]
 # Endpoints that also take another credential than the bearer token.
 SECURITY = {"/v1/alerts/grafana": [{"bearer": []}, {"grafana_signature": []}]}

@@ -13,8 +13,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::grafana;
-use super::routes::Route;
+use super::channels::{self, Message, Outcome};
 use crate::state::AppState;
 
 const BATCH: i64 = 16;
@@ -33,39 +32,24 @@ RETURNING o.id, o.route, o.kind, o.idempotency_key, o.attempts, o.max_attempts, 
 
 const NOTIFICATION_SQL: &str = "\
 SELECT id, status, fingerprint, alertname, severity, starts_at, ends_at, labels, alert -> 'annotations', episodes, \
-       reasons, subject, message, alert \
+       reasons, subject, message, alert, source \
 FROM tidewatch.notifications WHERE id = $1";
 
-struct Job {
-    id: i64,
-    route: String,
-    kind: String,
-    key: String,
-    attempt: i32,
-    max_attempts: i32,
-    notification_id: i64,
-}
-
-enum Outcome {
-    Delivered(u16),
-    /// A failure: (HTTP status if any, error, Retry-After, permanent).
-    Failed(Option<u16>, String, Option<Duration>, bool),
+/// A claimed delivery.
+pub struct Job {
+    pub id: i64,
+    pub route: String,
+    pub kind: String,
+    pub key: String,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    pub notification_id: i64,
 }
 
 /// Start the worker (one task; each batch is sent concurrently).
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {
-        let client = match reqwest::Client::builder()
-            .timeout(state.config.alert_delivery_timeout)
-            .user_agent(concat!("tidewatch-service/", env!("CARGO_PKG_VERSION")))
-            .build()
-        {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the HTTP client: notifications will not be delivered");
-                return;
-            }
-        };
+        let client = state.http.clone();
         loop {
             let busy = match run_batch(&state, &client).await {
                 Ok(n) => n > 0,
@@ -126,6 +110,7 @@ fn body(r: &tokio_postgres::Row) -> Value {
     let episodes: Vec<i64> = r.get(9);
     json!({
         "notification_id": r.get::<_, i64>(0),
+        "source": r.get::<_, String>(14),
         "status": r.get::<_, String>(1),
         "fingerprint": r.get::<_, String>(2),
         "alertname": r.get::<_, Option<String>>(3),
@@ -149,63 +134,6 @@ fn body(r: &tokio_postgres::Row) -> Value {
     })
 }
 
-async fn send(
-    route: &Route,
-    http: &reqwest::Client,
-    key: &str,
-    attempt: i32,
-    payload: &Value,
-) -> Outcome {
-    let bytes = match serde_json::to_vec(payload) {
-        Ok(b) => b,
-        Err(e) => return Outcome::Failed(None, format!("cannot encode the body: {e}"), None, true),
-    };
-    let mut req = http
-        .post(&route.config.url)
-        .header("Content-Type", "application/json")
-        .header("Idempotency-Key", key)
-        .header("X-Tidewatch-Attempt", attempt.to_string());
-    if let Some(secret) = &route.config.hmac_secret {
-        let ts = Utc::now().timestamp().to_string();
-        let sig = grafana::sign(secret.as_bytes(), &[ts.as_bytes(), b":", &bytes]);
-        req = req
-            .header("X-Tidewatch-Timestamp", ts)
-            .header("X-Tidewatch-Signature", sig);
-    }
-    match req.body(bytes).send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            if resp.status().is_success() {
-                return Outcome::Delivered(status);
-            }
-            let retry_after = resp
-                .headers()
-                .get("Retry-After")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let text = resp.text().await.unwrap_or_default();
-            let permanent = (400..500).contains(&status) && ![408, 425, 429].contains(&status);
-            Outcome::Failed(
-                Some(status),
-                format!("HTTP {status}: {}", crate::ingest::point::clip(text.trim())),
-                retry_after,
-                permanent,
-            )
-        }
-        Err(e) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
-            Outcome::Failed(None, msg, None, false)
-        }
-    }
-}
-
 /// Delay before try `attempt + 1`: base · 2^(attempt-1), at most the maximum, times a jitter in
 /// [0.5, 1]; never earlier than Retry-After.
 pub fn backoff(
@@ -227,14 +155,23 @@ async fn deliver(state: &AppState, http: &reqwest::Client, job: Job) {
     let started = Instant::now();
     let route = state.routes.0.iter().find(|r| r.config.name == job.route);
     let outcome = match route {
-        None => Outcome::Failed(
-            None,
-            format!("route \"{}\" is not configured (alert_routes)", job.route),
-            None,
-            true,
-        ),
-        Some(route) => match fetch_body(state, job.notification_id).await {
-            Ok(payload) => send(route, http, &job.key, job.attempt, &payload).await,
+        None => Outcome::Failed {
+            http: None,
+            error: format!("route \"{}\" is not configured (alert_routes)", job.route),
+            retry_after: None,
+            permanent: true,
+        },
+        Some(route) => match fetch(state, job.notification_id).await {
+            Ok((subject, text, body)) => {
+                let msg = Message {
+                    key: &job.key,
+                    attempt: job.attempt,
+                    subject: &subject,
+                    text: &text,
+                    body: &body,
+                };
+                channels::send(http, route, &msg, state.config.alert_delivery_timeout).await
+            }
             Err(e) => {
                 // The database is away: leave the row to its lease.
                 tracing::warn!(error = %e, outbox = job.id, "outbox: cannot read the notification");
@@ -243,47 +180,49 @@ async fn deliver(state: &AppState, http: &reqwest::Client, job: Job) {
         },
     };
     let ms = started.elapsed().as_secs_f64() * 1e3;
-    let result = record(state, &job, &outcome, ms).await;
-    if let Err(e) = result {
+    if let Err(e) = record(state, &job, &outcome, ms).await {
         tracing::warn!(error = %e, outbox = job.id, "outbox: cannot record the outcome; the delivery will be retried after its lease");
-    }
-    match outcome {
-        Outcome::Delivered(_) => {
-            metrics::counter!("tidewatch_notifications_delivered_total", "kind" => job.kind.clone())
-                .increment(1)
-        }
-        Outcome::Failed(..) => {
-            metrics::counter!("tidewatch_notification_failures_total", "kind" => job.kind.clone())
-                .increment(1)
-        }
     }
 }
 
-async fn fetch_body(state: &AppState, id: i64) -> Result<Value, String> {
+/// The subject, the text and the webhook body of a notification.
+pub async fn fetch(state: &AppState, id: i64) -> Result<(String, String, Value), String> {
     let client = state.pool.get().await.map_err(|e| e.to_string())?;
     let row = client
         .query_one(NOTIFICATION_SQL, &[&id])
         .await
         .map_err(|e| e.to_string())?;
-    Ok(body(&row))
+    Ok((row.get(11), row.get(12), body(&row)))
 }
 
-async fn record(state: &AppState, job: &Job, outcome: &Outcome, ms: f64) -> Result<(), String> {
+/// What `record` wrote: `delivered`, `retry` or `dead`.
+pub async fn record(
+    state: &AppState,
+    job: &Job,
+    outcome: &Outcome,
+    ms: f64,
+) -> Result<&'static str, String> {
     let client = state.pool.get().await.map_err(|e| e.to_string())?;
     let (outcome_name, http, error) = match outcome {
-        Outcome::Delivered(s) => {
+        Outcome::Delivered { http, .. } => {
+            let http = http.map(i32::from);
             client
                 .execute(
                     "UPDATE tidewatch.notification_outbox SET status = 'delivered', delivered_at = now(), \
                      locked_until = NULL, last_http_status = $2, last_error = NULL WHERE id = $1",
-                    &[&job.id, &(*s as i32)],
+                    &[&job.id, &http],
                 )
                 .await
                 .map_err(|e| e.to_string())?;
-            ("delivered", Some(*s as i32), None)
+            ("delivered", http, None)
         }
-        Outcome::Failed(s, err, retry_after, permanent) => {
-            let http = s.map(|x| x as i32);
+        Outcome::Failed {
+            http,
+            error: err,
+            retry_after,
+            permanent,
+        } => {
+            let http = http.map(i32::from);
             if *permanent || job.attempt >= job.max_attempts {
                 client
                     .execute(
@@ -325,7 +264,13 @@ async fn record(state: &AppState, job: &Job, outcome: &Outcome, ms: f64) -> Resu
         )
         .await
         .map_err(|e| e.to_string())?;
-    Ok(())
+    let counter = if outcome_name == "delivered" {
+        "tidewatch_notifications_delivered_total"
+    } else {
+        "tidewatch_notification_failures_total"
+    };
+    metrics::counter!(counter, "kind" => job.kind.clone()).increment(1);
+    Ok(outcome_name)
 }
 
 #[cfg(test)]

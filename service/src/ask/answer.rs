@@ -9,7 +9,7 @@ use tokio_postgres::Client;
 use utoipa::ToSchema;
 
 use super::parse::{self, Catalog, Intent, Matched, Question};
-use super::time::{offset_name, parse_offset};
+use super::time::offset_name;
 use crate::query::anomalies::{anomaly, Anomaly, Reason, COLUMNS};
 
 /// Tables the answers read (schema-qualified and quoted), when they exist.
@@ -133,9 +133,12 @@ pub fn resolve_offset(
     let spec = given.or(configured.as_deref());
     match spec {
         None => FixedOffset::east_opt(0).ok_or_else(|| "UTC".to_string()),
-        Some(s) => parse_offset(s).ok_or_else(|| {
+        // A named zone (Europe/Paris) answers with its offset of now.
+        Some(s) => crate::zone::Zone::parse(s)
+            .map(|z| z.offset_at(&Utc::now()))
+            .ok_or_else(|| {
             format!(
-                "time zone \"{}\" is not one I know: use UTC or an offset such as UTC+2 or UTC-05:30",
+                "time zone \"{}\" is not one I know: use UTC, an offset such as UTC+2 or UTC-05:30, or an IANA name such as Europe/Paris",
                 crate::ingest::point::clip(s)
             )
         }),
