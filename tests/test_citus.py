@@ -15,7 +15,7 @@ import re
 import subprocess
 import unittest
 
-from pgtest import REPO, psql, psql_script
+from pgtest import REPO, psql, psql_script, wait_for
 
 TEST_DIR = os.environ.get("TIDEWATCH_TEST_DIR", "/var/tmp/tidewatch-test")
 PORT = int(os.environ.get("TIDEWATCH_CITUS_PORT", "55460"))
@@ -208,6 +208,36 @@ class CitusTest(unittest.TestCase):
         small, _ = self.received("SELECT prediction FROM qs")
         big, _ = self.received("SELECT prediction FROM qb")
         self.assertGreater(big, 6 * small)
+
+    def test_jobs_of_a_distributed_hypertable_run_on_the_coordinator(self):
+        """Maintenance and retention of a distributed hypertable are jobs of the coordinator's
+        catalog, run by its scheduler; the workers have no job for it."""
+        q("CREATE TABLE jobbed (ts timestamptz NOT NULL, sat text NOT NULL, v float8)")
+        q("SELECT tidewatch.create_hypertable('jobbed', 'ts', interval '1 day')")
+        q("SET citus.shard_count = 4; SELECT create_distributed_table('jobbed', 'sat')")
+        q("INSERT INTO jobbed SELECT timestamptz '2025-01-01' + i * interval '1 hour', 'SAT' || (i % 3), i "
+          "FROM generate_series(0, 71) i")
+        self.assertEqual(one("SELECT count(*) FROM jobbed_default"), "72")
+        maintenance = one("SELECT job_id FROM tidewatch.jobs WHERE hypertable = 'jobbed'::regclass "
+                          "AND proc = 'tidewatch.policy_maintenance(integer, jsonb)'::regprocedure")
+        self.assertIsNotNone(maintenance)
+        for w in WORKERS:
+            self.assertEqual(one("SELECT count(*) FROM tidewatch.job WHERE config::text LIKE '%jobbed%' "
+                                 "OR application_name LIKE '%jobbed%'", w), "0")
+        # The scheduler of the coordinator's database runs maintenance now: the late rows move into
+        # chunks (inside the workers), then retention drops those chunks (older than a year).
+        q(f"SELECT tidewatch.alter_job({maintenance}, next_start => now())")
+        self.assertTrue(wait_for(lambda: one("SELECT count(*) FROM jobbed_default") == "0", timeout=60),
+                        one(f"SELECT last_status || ' ' || coalesce(last_error, '') FROM tidewatch.job_stats WHERE job_id = {maintenance}"))
+        self.assertEqual(one("SELECT count(*) FROM tidewatch.show_chunks('jobbed', older_than => timestamptz '2025-01-04')"), "3")
+        self.assertEqual(one("SELECT count(*) FROM jobbed"), "72")
+        retention = one("SELECT tidewatch.add_retention_policy('jobbed', drop_after => interval '1 year')")
+        q(f"SELECT tidewatch.alter_job({retention}, next_start => now())")
+        self.assertTrue(wait_for(lambda: one("SELECT count(*) FROM jobbed") == "0", timeout=60),
+                        one(f"SELECT last_status || ' ' || coalesce(last_error, '') FROM tidewatch.job_stats WHERE job_id = {retention}"))
+        self.assertEqual(one("SELECT count(*) FROM tidewatch.show_chunks('jobbed', older_than => timestamptz '2025-01-04')"), "0")
+        self.assertEqual(one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {maintenance}"), "success")
+        self.assertEqual(one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {retention}"), "success")
 
     def test_monitors_refuse_a_distributed_table(self):
         # Neither kind could see the rows (docs/scale-out.md): a clear 0A000, nothing created.
