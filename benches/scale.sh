@@ -6,6 +6,7 @@
 #   - SELECT series_id, avg(value) ... GROUP BY series_id (the limit: a scan)
 #   - the aggregate form: anomaly_agg(ts, value) GROUP BY series_id (auto; every point scored)
 #   - detect_anomalies(..., anomalies_only => true) (auto)
+#   - train_detector(...) over every row (auto; 1,000 models upserted)
 # Medians of REPEATS runs. The parallel costs are set to 0 so that the planner uses the 2 workers
 # wherever it can.
 # Usage: bash benches/scale.sh [ROWS] [SERIES] [REPEATS] [PARTS]   (defaults 10000000 1000 3 4)
@@ -65,6 +66,7 @@ for r in $(seq 1 "$REPEATS"); do
             T[$tbl.$w.agg]+="$(psql_ms "${par[@]}" -c "SET enable_partitionwise_aggregate = on" \
                 -c "SELECT sum(length(a)) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value) AS a FROM $tbl GROUP BY series_id) s") "
             T[$tbl.$w.only]+="$(psql_ms "${par[@]}" -c "SELECT count(*) FROM tidewatch.detect_anomalies('$tbl', 'value', '{series_id}', anomalies_only => true)") "
+            T[$tbl.$w.train]+="$(psql_ms "${par[@]}" -c "SELECT tidewatch.train_detector('bench_$tbl', '$tbl', 'value', '{series_id}', interval '100 years')") "
         done
     done
 done
@@ -78,11 +80,12 @@ Machine: $(nproc) cores (shared), $(free -g | awk '/^Mem:/ { print $2 }') GiB; $
 | query | time-only, 0 workers | time-only, 2 workers | space, 0 workers | space, 2 workers | space: 2 vs 0 workers |
 |---|---|---|---|---|---|
 MD
-for q in scan agg only; do
+for q in scan agg only train; do
     case $q in
         scan) name='`SELECT series_id, avg(value) … GROUP BY series_id`' ;;
         agg) name='`anomaly_agg(ts, value)` GROUP BY series_id (auto)' ;;
         only) name='`detect_anomalies(…, anomalies_only => true)` (auto)' ;;
+        train) name='`train_detector(…)` (auto, 1,000 models written)' ;;
     esac
     echo "| $name | $(med m_time.0.$q) | $(med m_time.2.$q) | $(med m_space.0.$q) | $(med m_space.2.$q) | $(ratio "$(med m_space.0.$q)" "$(med m_space.2.$q)")× |"
 done
