@@ -177,6 +177,41 @@ class CitusTest(unittest.TestCase):
                              f"host={host} port={port} user=postgres"))
         return total, plan
 
+    def test_drift_agg_runs_partially_on_the_workers(self):
+        for n, t in ((2000, "ds"), (16000, "db")):
+            for suffix, dist in (("_loc", ""), ("", f"SELECT create_distributed_table('{t}', 'id');")):
+                psql_script(f"""
+                    SET citus.shard_count = 4;
+                    CREATE TABLE {t}{suffix} (id int, x float8, label text, cur boolean);
+                    {dist}
+                    INSERT INTO {t}{suffix} SELECT i, (i * 7919 % 1000) / 10.0 + CASE WHEN i % 2 = 0 THEN 3 ELSE 0 END,
+                           (ARRAY['ok','warn','fail'])[1 + (i * 31 + i / 7) % 3], i % 2 = 0
+                    FROM generate_series(1, {n}) i;""", DB, dsn=COORD)
+        queries = {
+            "numeric": "SELECT (r).method, (r).statistic, (r).p_value, (r).drifted, (r).reference_count, (r).current_count "
+                       "FROM (SELECT tidewatch.drift_agg(x, cur) AS r FROM {t}) s",
+            "categorical": "SELECT (r).method, (r).statistic, (r).p_value, (r).drifted, (r).reference_count, (r).current_count "
+                           "FROM (SELECT tidewatch.drift_agg(label, cur) AS r FROM {t}) s",
+            "several methods": "SELECT m.method, m.statistic, m.drifted FROM (SELECT tidewatch.drift_agg(x, cur, "
+                               "ARRAY['ks', 'wasserstein', 'psi']) AS r FROM {t}) s, unnest(s.r) m",
+        }
+        sizes = {}
+        for what, sql in queries.items():
+            for t in ("ds", "db"):
+                self.same(sql.format(t=t + "_loc"), sql.format(t=t), what)
+            small, plan = self.received(sql.format(t="ds"))
+            big, _ = self.received(sql.format(t="db"))
+            self.assertIn("worker_partial_agg", plan, what)
+            self.assertIn("coord_combine_agg", plan, what)
+            sizes[what] = (small, big)
+        # Categories travel as counts: 8 times the rows, about the same bytes.
+        small, big = sizes["categorical"]
+        self.assertLess(big, 1.25 * small, f"categorical: {small} bytes for 2,000 rows, {big} for 16,000")
+        # Numbers travel as they are (exact tests need every value): the bytes grow with the rows,
+        # as docs/scale-out.md says.
+        small, big = sizes["numeric"]
+        self.assertGreater(big, 6 * small)
+
     def test_quality_aggregates_run_partially_on_the_workers(self):
         for n, t in ((2000, "qs"), (16000, "qb")):
             for suffix, dist in (("_loc", ""), ("", f"SELECT create_distributed_table('{t}', 'id');")):

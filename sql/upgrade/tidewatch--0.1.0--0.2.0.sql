@@ -2468,3 +2468,113 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';
+
+-- drift_agg (and the internal _drift_agg, _profile_agg) with a bytea state (an expanded object in
+-- memory), so that Citus runs them partially on its workers; the byte form counts categories
+-- instead of listing every row's. No serialize/deserialize functions. A user view or function
+-- that uses drift_agg makes the update fail with PostgreSQL's dependency error (nothing is lost):
+-- drop it, update, create it again.
+DROP AGGREGATE tidewatch.drift_agg(float8, boolean);
+DROP AGGREGATE tidewatch.drift_agg(float8, boolean, text, float8);
+DROP AGGREGATE tidewatch.drift_agg(float8, boolean, text[]);
+DROP AGGREGATE tidewatch._drift_agg(float8, boolean, text[], float8[]);
+DROP AGGREGATE tidewatch._profile_agg(float8, boolean);
+DROP AGGREGATE tidewatch.drift_agg(text, boolean);
+DROP AGGREGATE tidewatch.drift_agg(text, boolean, text, float8);
+DROP AGGREGATE tidewatch.drift_agg(text, boolean, text[]);
+DROP AGGREGATE tidewatch._drift_agg(text, boolean, text[], float8[]);
+DROP AGGREGATE tidewatch._profile_agg(text, boolean);
+DROP FUNCTION tidewatch._drift_num_step(internal, float8, boolean);
+DROP FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text, float8);
+DROP FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text[]);
+DROP FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text[], float8[]);
+DROP FUNCTION tidewatch._drift_num_combine(internal, internal);
+DROP FUNCTION tidewatch._drift_num_serialize(internal);
+DROP FUNCTION tidewatch._drift_num_deserialize(bytea, internal);
+DROP FUNCTION tidewatch._drift_num_final(internal);
+DROP FUNCTION tidewatch._drift_num_final_all(internal);
+DROP FUNCTION tidewatch._profile_num_final(internal);
+DROP FUNCTION tidewatch._drift_cat_step(internal, text, boolean);
+DROP FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text, float8);
+DROP FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text[]);
+DROP FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text[], float8[]);
+DROP FUNCTION tidewatch._drift_cat_combine(internal, internal);
+DROP FUNCTION tidewatch._drift_cat_serialize(internal);
+DROP FUNCTION tidewatch._drift_cat_deserialize(bytea, internal);
+DROP FUNCTION tidewatch._drift_cat_final(internal);
+DROP FUNCTION tidewatch._drift_cat_final_all(internal);
+DROP FUNCTION tidewatch._profile_cat_final(internal);
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text, float8) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text[], float8[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text, float8) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text[], float8[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_final(bytea) RETURNS tidewatch.drift_result
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_final_all(bytea) RETURNS tidewatch.drift_result[]
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_final_all' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_final(bytea) RETURNS tidewatch.drift_result
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_final_all(bytea) RETURNS tidewatch.drift_result[]
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_final_all' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._drift_num_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean, method text, threshold float8) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._drift_num_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean, methods text[]) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._drift_num_final_all, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._drift_agg(value float8, is_current boolean, methods text[], thresholds float8[]) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._drift_num_final_all, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._drift_cat_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, method text, threshold float8) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._drift_cat_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, methods text[]) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._drift_cat_final_all, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._drift_agg(value text, is_current boolean, methods text[], thresholds float8[]) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._drift_cat_final_all, PARALLEL = SAFE);
+CREATE FUNCTION tidewatch._profile_num_final(bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_profile_num_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._profile_cat_final(bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_profile_cat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE tidewatch._profile_agg(value float8, is_current boolean) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._profile_num_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._profile_agg(value text, is_current boolean) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._profile_cat_final, PARALLEL = SAFE);
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean) IS
+'Drift of a numeric column between rows with is_current false (reference) and true (current), method auto. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean, text, float8) IS
+'Drift of a numeric column between reference rows (is_current false) and current rows (true) with the given method and threshold (NULL: the method''s default). Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean) IS
+'Drift of a categorical column between reference rows (is_current false) and current rows (true), method auto. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean, text, float8) IS
+'Drift of a categorical column between reference and current rows with the given method and threshold. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean, text[]) IS
+'Several drift tests of a numeric column at once (reference rows: is_current false; current: true), each with its default threshold; the values are collected and sorted once for all of them. Returns tidewatch.drift_result[] in the order of methods; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean, text[]) IS
+'Several drift tests of a categorical column at once, each with its default threshold. Returns tidewatch.drift_result[] in the order of methods; parallel-safe.';
