@@ -217,8 +217,11 @@ unsafe fn expanded<T: AggState>(d: pg_sys::Datum) -> Option<(*mut Expanded<T>, b
     if !(rw || tag == pg_sys::vartag_external::VARTAG_EXPANDED_RO) {
         return None;
     }
-    // SAFETY: an expanded datum: DatumGetEOHP reads the header pointer out of it.
-    let eoh = unsafe { pg_sys::DatumGetEOHP(d) };
+    // DatumGetEOHP, read here without a call into PostgreSQL (this runs once per row): an
+    // expanded datum is its 2-byte header followed by the (unaligned) header pointer.
+    // SAFETY: an expanded external datum holds a varatt_expanded after its 2 header bytes.
+    let eoh =
+        unsafe { std::ptr::read_unaligned(p.add(2).cast::<*mut pg_sys::ExpandedObjectHeader>()) };
     // SAFETY: eoh is a live expanded object header.
     if !std::ptr::eq(unsafe { (*eoh).eoh_methods }, T::methods()) {
         return None;
@@ -273,9 +276,9 @@ fn new_state<T: AggState>(ctx: pg_sys::MemoryContext, state: T) -> (&'static mut
 }
 
 /// The state in argument 0 of an aggregate support function, ready to change in place, and the
-/// datum to return. NULL: a new state from `init`. Our read-write object of this aggregate: that
-/// object. A read-only or foreign object, or the byte form (a partial state from a parallel or a
-/// Citus worker): a new object with a copy.
+/// datum to return. NULL: a new state from `init`. Our object behind a read-write pointer: that
+/// object. A read-only one, or the byte form (a partial state from a parallel or a Citus worker,
+/// a foreign expanded value): a new object in the aggregate's context with a copy.
 ///
 /// # Safety
 /// Argument 0 of `fcinfo` is a bytea (the state); the reference lives until the datum is
@@ -284,25 +287,29 @@ pub unsafe fn expanded_mut<T: AggState>(
     fcinfo: pg_sys::FunctionCallInfo,
     init: impl FnOnce() -> T,
 ) -> (&'static mut T, pg_sys::Datum) {
-    let ctx = agg_context(fcinfo);
     // SAFETY: fmgr's fcinfo has at least one argument.
     let arg = unsafe { args(fcinfo) }[0];
-    if arg.isnull {
-        return new_state(ctx, init());
-    }
+    // The path of every row but the first: our object behind a read-write pointer, which the
+    // executor passes only to a function allowed to change it in place (expandeddatum.h). No
+    // call into PostgreSQL here (each costs a setjmp guard).
     // SAFETY: a non-NULL bytea datum (the caller's contract).
-    if let Some((e, rw)) = unsafe { expanded::<T>(arg.value) } {
+    let found = (!arg.isnull)
+        .then(|| unsafe { expanded::<T>(arg.value) })
+        .flatten();
+    if let Some((e, true)) = found {
         // SAFETY: e is a live Expanded<T>.
         let e = unsafe { &mut *e };
-        // SAFETY: its context is live while the object is.
-        if rw && unsafe { pg_sys::MemoryContextGetParent(e.hdr.eoh_context) } == ctx {
-            e.flat = None;
-            return (&mut e.state, arg.value);
-        }
-        return new_state(ctx, e.state.clone());
+        e.flat = None;
+        return (&mut e.state, arg.value);
     }
-    // SAFETY: as above.
-    new_state(ctx, unsafe { from_flat::<T>(arg.value) })
+    let ctx = agg_context(fcinfo);
+    match found {
+        _ if arg.isnull => new_state(ctx, init()),
+        // SAFETY: a live Expanded<T>, read-only: copied.
+        Some((e, _)) => new_state(ctx, unsafe { &*e }.state.clone()),
+        // SAFETY: as above.
+        None => new_state(ctx, unsafe { from_flat::<T>(arg.value) }),
+    }
 }
 
 /// A state read in place (an expanded object) or decoded from its byte form.
