@@ -212,6 +212,29 @@ BEGIN
 END
 $$;
 
+-- With space partitioning (a hypertable hash-partitioned on its series columns), turn on
+-- partition-wise aggregation for the rest of the calling function's query: every series lives
+-- in one hash partition, so a GROUP BY on the series columns runs per partition and parallel
+-- workers each take whole partitions (whole series). Off otherwise, where it could only split
+-- each series' state over the time chunks. Returns the previous setting, which the caller puts
+-- back (NULL: nothing changed).
+CREATE FUNCTION tidewatch._partitionwise(relation regclass)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev text := current_setting('enable_partitionwise_aggregate');
+BEGIN
+    IF prev = 'on' OR NOT EXISTS (SELECT 1 FROM tidewatch.hypertable h
+                                  WHERE h.relid = relation AND h.number_partitions IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('enable_partitionwise_aggregate', 'on', true);
+    RETURN prev;
+END
+$$;
+
 CREATE FUNCTION tidewatch.detect_anomalies(
     relation regclass,
     value_column name,
@@ -232,6 +255,7 @@ DECLARE
     label text;
     grp text;
     cond text := 'true';
+    prev text;
 BEGIN
     PERFORM tidewatch._anomaly_check(method, params);
     label := tidewatch._series_columns(relation, value_column, series_columns);
@@ -242,6 +266,7 @@ BEGIN
     END IF;
     IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
     IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
+    prev := tidewatch._partitionwise(relation);
     IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
         RETURN QUERY EXECUTE format(
             'SELECT ''{}''::jsonb, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly FROM (SELECT tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
@@ -256,6 +281,34 @@ BEGIN
             ' FROM %s WHERE %s GROUP BY %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
             label, tcol, value_column, relation, cond, grp)
             USING method, params, start, finish, coalesce(anomalies_only, false);
+    END IF;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+
+-- The trained state of each series in (lo, fin], as train_detector stores it. A function of its
+-- own because RETURN QUERY may use parallel workers (with space partitioning, each trains whole
+-- hash partitions), and train_detector's loop over a query may not.
+CREATE FUNCTION tidewatch._train_rows(relation regclass, value_column name, series_columns name[], tcol name,
+                                      method text, params jsonb, lo timestamptz, fin timestamptz)
+RETURNS TABLE (series jsonb, t tidewatch._trained)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev text := tidewatch._partitionwise(relation);
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS t'
+        ' FROM %s WHERE %I > $3 AND %I <= $4 GROUP BY %s',
+        tidewatch._series_columns(relation, value_column, series_columns), tcol, value_column, relation, tcol, tcol,
+        CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
+             ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
+        USING method, params, lo, fin;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
     END IF;
 END
 $$;
@@ -275,8 +328,6 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     tcol name;
-    label text;
-    grp text;
     fin timestamptz;
     lo timestamptz;
     r record;
@@ -290,7 +341,7 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Use an interval such as ''30 days''.';
     END IF;
     PERFORM tidewatch._anomaly_check(method, params);
-    label := tidewatch._series_columns(relation, value_column, series_columns);
+    PERFORM tidewatch._series_columns(relation, value_column, series_columns);
     tcol := tidewatch._time_column(relation, NULL::name);
     EXECUTE format('SELECT max(%I)::timestamptz FROM %s WHERE %I <= now()', tcol, relation, tcol) INTO fin;
     IF fin IS NULL THEN
@@ -298,13 +349,7 @@ BEGIN
             USING ERRCODE = 'P0002', HINT = 'Load data first, or check the table name.';
     END IF;
     lo := fin - train_interval;
-    grp := CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
-                ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END;
-    FOR r IN EXECUTE format(
-        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS t'
-        ' FROM %s WHERE %I > $3 AND %I <= $4 GROUP BY %s',
-        label, tcol, value_column, relation, tcol, tcol, grp)
-        USING method, params, lo, fin
+    FOR r IN SELECT * FROM tidewatch._train_rows(relation, value_column, series_columns, tcol, method, params, lo, fin)
     LOOP
         INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
                                            trained_at, train_start, train_end, n, skipped, state, quality)
@@ -622,6 +667,7 @@ BEGIN
     END IF;
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
+    PERFORM tidewatch._refuse_citus_table(relation, 'a monitor');
     tcol := tidewatch._time_column(relation, time_column);
     IF mode = 'async' THEN
         SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO bad
@@ -856,6 +902,7 @@ AS $$
 DECLARE
     label text;
     tcol name;
+    prev text;
 BEGIN
     IF method IS NULL OR method NOT IN ('mad', 'dbscan') THEN
         RAISE EXCEPTION 'unknown peer outlier method "%"', method
@@ -877,9 +924,12 @@ BEGIN
     END IF;
     label := tidewatch._series_columns(relation, value_column, series_columns);
     tcol := tidewatch._time_column(relation, NULL::name);
+    -- Grouped by the series columns themselves (not the jsonb label), so that with space
+    -- partitioning the buckets of each hash partition are computed partition-wise.
+    prev := tidewatch._partitionwise(relation);
     RETURN QUERY EXECUTE format(
         'WITH b AS (SELECT %s AS series, tidewatch.time_bucket($1, %I::timestamptz) AS bucket, avg(%I)::float8 AS v'
-        '           FROM %s WHERE %I >= $2 AND %I < $3 GROUP BY 1, 2),'
+        '           FROM %s WHERE %I >= $2 AND %I < $3 GROUP BY %s, 2),'
         ' s AS (SELECT x.series, (row_number() OVER (ORDER BY x.series) - 1)::int AS si FROM (SELECT DISTINCT b.series FROM b) x),'
         ' k AS (SELECT x.bucket, (row_number() OVER (ORDER BY x.bucket) - 1)::int AS bi FROM (SELECT DISTINCT b.bucket FROM b) x),'
         ' grid AS (SELECT s.series, s.si, k.bucket, k.bi, b.v FROM s CROSS JOIN k LEFT JOIN b USING (series, bucket))'
@@ -889,7 +939,11 @@ BEGIN
         ' CROSS JOIN LATERAL tidewatch._peer_outliers(a.ns, a.nb, a.vals, $4, $5) p'
         ' JOIN grid g ON g.si = p.series_idx AND g.bi = p.bucket_idx'
         ' ORDER BY g.bucket, g.series',
-        label, tcol, value_column, relation, tcol, tcol)
+        label, tcol, value_column, relation, tcol, tcol,
+        (SELECT string_agg(format('%I', c), ', ') FROM unnest(series_columns) c))
         USING bucket, start, finish, method, sensitivity;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
 END
 $$;

@@ -22,8 +22,8 @@ COMMENT ON FUNCTION tidewatch.time_bucket(interval, date, date) IS
 COMMENT ON FUNCTION tidewatch.time_bucket(interval, date, interval) IS
 'First day of the bucket that holds the date, with buckets shifted by offset. Computed as time_bucket(width, date - offset) + offset.';
 
-COMMENT ON FUNCTION tidewatch.create_hypertable(regclass, name, interval, boolean, boolean) IS
-'Turns a table into a hypertable partitioned by range on time_column into chunks of chunk_time_interval. Works on empty tables, on tables declared PARTITION BY RANGE, and with migrate_data => true on tables with rows; adds a default partition and a maintenance job.';
+COMMENT ON FUNCTION tidewatch.create_hypertable(regclass, name, interval, boolean, boolean, name, integer, name[]) IS
+'Turns a table into a hypertable partitioned by range on time_column into chunks of chunk_time_interval. Works on empty tables, on tables declared PARTITION BY RANGE, and with migrate_data => true on tables with rows; adds a default partition and a maintenance job. With partitioning_column (or partitioning_columns) and number_partitions, the table is first hash-partitioned on the series column(s), so that each series lives in one partition and per-series work runs partition-wise over parallel workers.';
 COMMENT ON FUNCTION tidewatch.show_chunks(regclass, timestamptz, timestamptz) IS
 'Chunks of a hypertable, oldest first, optionally only those entirely older than older_than or starting at or after newer_than. The default partition is never listed.';
 COMMENT ON FUNCTION tidewatch.show_chunks(regclass, interval, interval) IS
@@ -52,19 +52,23 @@ COMMENT ON FUNCTION tidewatch.delete_job(integer, boolean) IS
 COMMENT ON PROCEDURE tidewatch.run_job(integer) IS
 'Runs a job now in this session and records the outcome in tidewatch.job_stats. A failure is reported as a WARNING with the error and does not change the schedule.';
 
-COMMENT ON VIEW tidewatch.hypertables IS 'Hypertables with their time column, chunk interval, number of chunks, covered range, size, row estimate and retention.';
-COMMENT ON VIEW tidewatch.chunks IS 'Chunks (and default partitions) of every hypertable with their range, size and row estimate.';
+COMMENT ON VIEW tidewatch.hypertables IS 'Hypertables with their time column, chunk interval, number of chunks, covered range, size, row estimate, retention and space partitioning (partitioning_columns, number_partitions).';
+COMMENT ON VIEW tidewatch.chunks IS 'Chunks (and default partitions) of every hypertable with their range, size, row estimate and, with space partitioning, the hash partition they belong to.';
 COMMENT ON VIEW tidewatch.jobs IS 'Scheduled jobs: procedure, owner, schedule, retry settings, config and next start.';
 COMMENT ON VIEW tidewatch.job_stats IS 'Latest run of every job: start, finish, status, duration, error, next start and running totals.';
 
-COMMENT ON FUNCTION tidewatch._partitions(regclass) IS 'Internal: partitions of a table with their parsed range.';
+COMMENT ON FUNCTION tidewatch._partitions(regclass) IS 'Internal: chunks and default partitions of a hypertable (across its hash partitions) with their parsed range and range-partitioned parent.';
+COMMENT ON FUNCTION tidewatch._citus_distribution_column(regclass) IS 'Internal: the distribution column of a Citus distributed table, or NULL (also without Citus).';
+COMMENT ON FUNCTION tidewatch._range_parents(regclass) IS 'Internal: the range-partitioned tables of a hypertable: itself, or its hash partitions with space partitioning.';
+COMMENT ON FUNCTION tidewatch._space_columns(regclass, name, name, integer, name[]) IS 'Internal: checks the space-partitioning arguments of create_hypertable and returns the columns.';
+COMMENT ON FUNCTION tidewatch._ensure_range_chunk(regclass, regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp in one range-partitioned table of a hypertable, moving its rows out of that table''s default partition.';
 COMMENT ON FUNCTION tidewatch._hypertable(regclass) IS 'Internal: catalog row of a hypertable, or an error.';
 COMMENT ON FUNCTION tidewatch._readable(regclass) IS 'Internal: may the current role SELECT from the relation? Keys the row-level security of derived data (sql/isolation.sql).';
 COMMENT ON FUNCTION tidewatch._require_select(regclass) IS 'Internal: raise 42501 (permission denied) unless the current role may SELECT from the relation.';
 COMMENT ON FUNCTION tidewatch._may_write(text) IS 'Internal: may the current role write the episodes and states of this monitor (its owner, or an inserter into a log monitor''s table)? Keys the write policies of sql/isolation.sql.';
 COMMENT ON FUNCTION tidewatch._chunk_name(regclass, timestamptz, interval) IS 'Internal: a free name for a new chunk.';
-COMMENT ON FUNCTION tidewatch._ensure_chunk(regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp, moving its rows out of the default partition.';
-COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval) IS 'Internal: swaps a plain table for a partitioned one with the same rows, indexes, constraints, grants and comments.';
+COMMENT ON FUNCTION tidewatch._ensure_chunk(regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp (in every hash partition), moving its rows out of the default partitions.';
+COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval, name[], integer) IS 'Internal: swaps a plain table for a partitioned one with the same rows, indexes, constraints, grants and comments.';
 COMMENT ON FUNCTION tidewatch._on_sql_drop() IS 'Internal: removes catalog rows of dropped hypertables.';
 COMMENT ON FUNCTION tidewatch._execute_job(integer, boolean, text) IS 'Internal: runs a job, records its outcome and computes its next start.';
 COMMENT ON FUNCTION tidewatch._due_jobs(integer) IS 'Internal: jobs the scheduler should run now, with their max_runtime.';
@@ -174,3 +178,7 @@ COMMENT ON FUNCTION tidewatch._wal_insert_end_bytes() IS
 'Internal: the end of the write-ahead log inserted so far, in bytes from 0/0 (the insert position, or the page boundary before a fresh page header).';
 COMMENT ON FUNCTION tidewatch._wal_insert_end() IS
 'Internal: the end of the write-ahead log inserted so far as a pg_lsn: what the decoder of async monitors flushes and reads up to, and what monitor_wait() waits for.';
+COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: turns on partition-wise aggregation for a hypertable with space partitioning; returns the setting to put back.';
+COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
+'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
+COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';

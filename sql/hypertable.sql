@@ -11,10 +11,32 @@
 -- All functions run with search_path = pg_catalog, pg_temp and TimeZone = UTC, and take
 -- identifiers only as regclass or through format('%I').
 
--- Range of every partition of a hypertable, parsed from its partition bound. NULL bounds mean
--- MINVALUE/MAXVALUE; the default partition has is_default and NULL bounds.
+-- The range-partitioned tables of a hypertable: the table itself, or, with space partitioning
+-- (the table is PARTITION BY HASH), its hash partitions in remainder order.
+CREATE FUNCTION tidewatch._range_parents(relation regclass)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT relation
+    WHERE NOT EXISTS (SELECT 1 FROM pg_partitioned_table pt WHERE pt.partrelid = relation AND pt.partstrat = 'h')
+    UNION ALL
+    SELECT s.rel FROM (
+        SELECT c.oid::regclass AS rel,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'remainder (\d+)'))[1]::integer AS remainder
+        FROM pg_partitioned_table pt
+        JOIN pg_inherits i ON i.inhparent = pt.partrelid
+        JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE pt.partrelid = relation AND pt.partstrat = 'h'
+        ORDER BY 2) s
+$$;
+
+-- Range of every partition (chunk or default partition) of a hypertable, parsed from its
+-- partition bound. NULL bounds mean MINVALUE/MAXVALUE; the default partitions have is_default
+-- and NULL bounds. parent is the range-partitioned table it belongs to: the hypertable, or with
+-- space partitioning one of its hash partitions.
 CREATE FUNCTION tidewatch._partitions(relation regclass)
-RETURNS TABLE (chunk regclass, range_start timestamptz, range_end timestamptz, is_default boolean)
+RETURNS TABLE (chunk regclass, range_start timestamptz, range_end timestamptz, is_default boolean, parent regclass)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 SET TimeZone = 'UTC'
@@ -24,11 +46,13 @@ DECLARE
     m text[];
 BEGIN
     FOR r IN
-        SELECT c.oid::regclass AS rel, pg_get_expr(c.relpartbound, c.oid) AS bound
-        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-        WHERE i.inhparent = relation
+        SELECT c.oid::regclass AS rel, pg_get_expr(c.relpartbound, c.oid) AS bound, i.inhparent::regclass AS par
+        FROM tidewatch._range_parents(relation) rp(oid)
+        JOIN pg_inherits i ON i.inhparent = rp.oid
+        JOIN pg_class c ON c.oid = i.inhrelid
     LOOP
         chunk := r.rel;
+        parent := r.par;
         IF r.bound = 'DEFAULT' THEN
             range_start := NULL; range_end := NULL; is_default := true;
         ELSE
@@ -97,10 +121,57 @@ BEGIN
 END
 $$;
 
--- Make sure a chunk covers ts: if none does, create one for time_bucket(chunk_interval, ts),
--- clipped to the neighbouring partitions, move the rows of that range out of the default
--- partition into it, and attach it. Returns the number of rows moved (0 if already covered).
-CREATE FUNCTION tidewatch._ensure_chunk(relation regclass, ts timestamptz)
+-- The distribution column of a Citus distributed (hash) table; NULL for any other table, and
+-- on servers without Citus.
+CREATE FUNCTION tidewatch._citus_distribution_column(relation regclass)
+RETURNS name
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col name;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) FROM pg_catalog.pg_dist_partition
+             WHERE logicalrelid = $1 AND partmethod = ''h'''
+        INTO col USING relation;
+    RETURN col;
+END
+$$;
+
+-- Refuse a monitor on a Citus table (distributed or reference): a sync monitor's trigger is not
+-- allowed there, and an async monitor's decoder reads the coordinator's write-ahead log, while
+-- the rows of such a table are written on the workers (it would never see one).
+CREATE FUNCTION tidewatch._refuse_citus_table(relation regclass, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    citus boolean := false;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+            INTO citus USING relation;
+    END IF;
+    IF citus THEN
+        RAISE EXCEPTION '% on "%" is not supported: it is a Citus distributed table', what, relation
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Its rows are written on the Citus workers: a trigger is not allowed on it, and the '
+                           'decoder of async monitors reads only this server''s write-ahead log.',
+                  HINT = 'Score it on a schedule with tidewatch.detect_anomalies over the last interval '
+                         '(a job), or monitor a local table (see docs/scale-out.md).';
+    END IF;
+END
+$$;
+
+-- Make sure a chunk of parent (the hypertable, or one of its hash partitions) covers ts: if
+-- none does, create one for time_bucket(chunk_interval, ts), clipped to the neighbouring
+-- partitions, move the rows of that range out of parent's default partition into it, and
+-- attach it. Returns the number of rows moved (0 if already covered).
+CREATE FUNCTION tidewatch._ensure_range_chunk(relation regclass, parent regclass, ts timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -116,10 +187,11 @@ DECLARE
     chunk_name name;
     default_part regclass;
     cols text;
+    dist name;
     moved bigint := 0;
 BEGIN
     h := tidewatch._hypertable(relation);
-    IF EXISTS (SELECT 1 FROM tidewatch._partitions(relation) p
+    IF EXISTS (SELECT 1 FROM tidewatch._partitions(parent) p
                WHERE NOT p.is_default
                  AND (p.range_start IS NULL OR p.range_start <= ts)
                  AND (p.range_end IS NULL OR ts < p.range_end)) THEN
@@ -129,10 +201,10 @@ BEGIN
     lo := tidewatch.time_bucket(h.chunk_interval, ts);
     hi := lo + h.chunk_interval;
     -- Clip to partitions that already exist (for tables partitioned by hand before).
-    SELECT greatest(lo, max(p.range_end)) INTO lo FROM tidewatch._partitions(relation) p
+    SELECT greatest(lo, max(p.range_end)) INTO lo FROM tidewatch._partitions(parent) p
         WHERE NOT p.is_default AND p.range_end <= ts;
     lo := coalesce(lo, tidewatch.time_bucket(h.chunk_interval, ts));
-    SELECT least(hi, min(p.range_start)) INTO hi FROM tidewatch._partitions(relation) p
+    SELECT least(hi, min(p.range_start)) INTO hi FROM tidewatch._partitions(parent) p
         WHERE NOT p.is_default AND p.range_start > ts;
     hi := coalesce(hi, tidewatch.time_bucket(h.chunk_interval, ts) + h.chunk_interval);
 
@@ -141,22 +213,42 @@ BEGIN
     -- routed a row to the default partition would fail its partition check. Locking the parent
     -- (ONLY: every query locks it first) makes them wait before planning, so they see the new
     -- chunk and the moved rows together. lock_timeout keeps us from queueing behind long queries.
+    -- With space partitioning, queries lock the hypertable first, then its hash partitions.
     EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', relation);
+    IF parent <> relation THEN
+        EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', parent);
+    END IF;
 
     SELECT n.nspname, r.rolname INTO nsp, owner_name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.oid = c.relowner
         WHERE c.oid = relation;
-    SELECT p.chunk INTO default_part FROM tidewatch._partitions(relation) p WHERE p.is_default;
-    chunk_name := tidewatch._chunk_name(relation, lo, h.chunk_interval);
+    SELECT p.chunk INTO default_part FROM tidewatch._partitions(parent) p WHERE p.is_default;
+    chunk_name := tidewatch._chunk_name(parent, lo, h.chunk_interval);
 
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE'
                    ' INCLUDING COMPRESSION INCLUDING STATISTICS)', nsp, chunk_name, relation);
     EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', nsp, chunk_name, owner_name);
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+        FROM pg_attribute a
+        WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
 
-    IF default_part IS NOT NULL THEN
-        SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
-            FROM pg_attribute a
-            WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+    dist := tidewatch._citus_distribution_column(relation);
+    IF dist IS NOT NULL THEN
+        -- A Citus distributed hypertable: distribute the chunk beside the hypertable's shards
+        -- before attaching it, so that moving its rows out of the default partition runs on each
+        -- worker (no row passes through the coordinator, and no local copy is left behind).
+        EXECUTE format('SELECT pg_catalog.create_distributed_table(%L, %L, colocate_with => %L)',
+                       format('%I.%I', nsp, chunk_name), dist, relation::text);
+        IF default_part IS NOT NULL THEN
+            EXECUTE format('INSERT INTO %I.%I (%s) SELECT %s FROM %s WHERE %I >= $1::%s AND %I < $2::%s',
+                           nsp, chunk_name, cols, cols, default_part, h.time_column, h.time_type, h.time_column, h.time_type)
+                USING lo, hi;
+            GET DIAGNOSTICS moved = ROW_COUNT;
+            EXECUTE format('DELETE FROM %s WHERE %I >= $1::%s AND %I < $2::%s',
+                           default_part, h.time_column, h.time_type, h.time_column, h.time_type)
+                USING lo, hi;
+        END IF;
+    ELSIF default_part IS NOT NULL THEN
         EXECUTE format('WITH moved AS (DELETE FROM ONLY %s WHERE %I >= $1::%s AND %I < $2::%s RETURNING %s)'
                        ' INSERT INTO %I.%I (%s) SELECT %s FROM moved',
                        default_part, h.time_column, h.time_type, h.time_column, h.time_type, cols,
@@ -166,13 +258,32 @@ BEGIN
     END IF;
 
     EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
-                   relation, nsp, chunk_name, lo::text, hi::text);
+                   parent, nsp, chunk_name, lo::text, hi::text);
+    RETURN moved;
+END
+$$;
+
+-- Make sure chunks cover ts in every range-partitioned table of the hypertable (itself, or each
+-- hash partition). Returns the number of rows moved out of default partitions.
+CREATE FUNCTION tidewatch._ensure_chunk(relation regclass, ts timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parent regclass;
+    moved bigint := 0;
+BEGIN
+    FOR parent IN SELECT tidewatch._range_parents(relation) LOOP
+        moved := moved + tidewatch._ensure_range_chunk(relation, parent, ts);
+    END LOOP;
     RETURN moved;
 END
 $$;
 
 -- Maintenance of one hypertable: chunks for now and chunks_ahead intervals ahead, then up to
--- max_chunks chunks for rows waiting in the default partition.
+-- max_chunks chunks for rows waiting in the default partitions (one per hash partition with
+-- space partitioning).
 CREATE FUNCTION tidewatch.run_maintenance(relation regclass, max_chunks integer DEFAULT 1000)
 RETURNS TABLE (chunks_created integer, rows_moved bigint, rows_left_in_default bigint)
 LANGUAGE plpgsql VOLATILE
@@ -181,13 +292,16 @@ SET TimeZone = 'UTC'
 AS $$
 DECLARE
     h tidewatch.hypertable;
+    parent regclass;
     default_part regclass;
     before_count integer;
     t timestamptz;
     n integer := 0;
     total bigint := 0;
     moved bigint;
+    left_over bigint;
     buckets timestamptz[];
+    busy boolean := false;
 BEGIN
     h := tidewatch._hypertable(relation);
     IF max_chunks IS NULL OR max_chunks < 1 THEN
@@ -210,18 +324,21 @@ BEGIN
         RETURN;
     END;
 
-    SELECT p.chunk INTO default_part FROM tidewatch._partitions(relation) p WHERE p.is_default;
-    IF default_part IS NOT NULL THEN
+    <<parents>>
+    FOR parent IN SELECT tidewatch._range_parents(relation) LOOP
+        SELECT p.chunk INTO default_part FROM tidewatch._partitions(parent) p WHERE p.is_default;
+        CONTINUE WHEN default_part IS NULL;
         EXECUTE format('SELECT array_agg(b ORDER BY b) FROM (SELECT DISTINCT tidewatch.time_bucket($1, %I::timestamptz) AS b'
                        ' FROM ONLY %s WHERE isfinite(%I)) s', h.time_column, default_part, h.time_column)
             INTO buckets USING h.chunk_interval;
         FOREACH t IN ARRAY coalesce(buckets, '{}') LOOP
-            EXIT WHEN n >= max_chunks;
+            EXIT parents WHEN n >= max_chunks OR busy;
             BEGIN
-                moved := tidewatch._ensure_chunk(relation, t);
+                moved := tidewatch._ensure_range_chunk(relation, parent, t);
             EXCEPTION WHEN lock_not_available THEN
                 RAISE NOTICE 'tidewatch: "%" is busy (lock timeout); the rest moves at the next maintenance', relation;
-                EXIT;
+                busy := true;
+                EXIT parents;
             END;
             -- A bucket may be split around existing partitions: cover what is left of it.
             FOR guard IN 1 .. 100 LOOP
@@ -233,7 +350,7 @@ BEGIN
                                    h.time_column, default_part, h.time_column, h.time_type, h.time_column, h.time_type)
                         INTO nxt USING t, t + h.chunk_interval;
                     EXIT WHEN nxt IS NULL;
-                    more := tidewatch._ensure_chunk(relation, nxt);
+                    more := tidewatch._ensure_range_chunk(relation, parent, nxt);
                     EXIT WHEN more = 0;
                     moved := moved + more;
                 END;
@@ -241,26 +358,29 @@ BEGIN
             total := total + moved;
             n := n + 1;
             IF n % 50 = 0 THEN
-                RAISE NOTICE 'tidewatch: % of % chunk ranges done, % rows moved out of the default partition',
-                    n, cardinality(buckets), total;
+                RAISE NOTICE 'tidewatch: % chunk ranges done, % rows moved out of the default partition',
+                    n, total;
             END IF;
         END LOOP;
-    END IF;
+    END LOOP;
 
     chunks_created := (SELECT count(*) FROM tidewatch._partitions(relation) WHERE NOT is_default) - before_count;
     rows_moved := total;
-    IF default_part IS NULL THEN
-        rows_left_in_default := 0;
-    ELSE
-        EXECUTE format('SELECT count(*) FROM ONLY %s', default_part) INTO rows_left_in_default;
-    END IF;
+    rows_left_in_default := 0;
+    FOR default_part IN SELECT p.chunk FROM tidewatch._partitions(relation) p WHERE p.is_default LOOP
+        EXECUTE format('SELECT count(*) FROM ONLY %s', default_part) INTO left_over;
+        rows_left_in_default := rows_left_in_default + left_over;
+    END LOOP;
     RETURN NEXT;
 END
 $$;
 
 -- Turn a plain table into a partitioned one with the same name, keeping every row, default,
 -- constraint, index, comment, grant, owner and sequence. Runs inside the caller's transaction.
-CREATE FUNCTION tidewatch._convert_to_partitioned(relation regclass, time_column name, chunk_interval interval)
+-- With space_columns, the new table is PARTITION BY HASH (space_columns) into space_partitions
+-- partitions <table>_h<i>, each PARTITION BY RANGE (time_column).
+CREATE FUNCTION tidewatch._convert_to_partitioned(relation regclass, time_column name, chunk_interval interval,
+                                                  space_columns name[] DEFAULT '{}', space_partitions integer DEFAULT NULL)
 RETURNS regclass
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -283,6 +403,8 @@ DECLARE
     blocker text;
     b timestamptz;
     rowcount bigint;
+    key_col name;
+    hash_key text;
 BEGIN
     SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) INTO nsp, relname, owner_name
         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = relation;
@@ -313,16 +435,19 @@ BEGIN
             USING ERRCODE = '0A000', DETAIL = 'Triggers: ' || blocker || '.',
                   HINT = 'Drop the triggers, create the hypertable, then create them again on it.';
     END IF;
-    FOR r IN
-        SELECT i.indexrelid::regclass AS idx FROM pg_index i
-        WHERE i.indrelid = relation AND i.indisunique
-          AND NOT (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = time_column) = ANY (i.indkey)
-    LOOP
-        RAISE EXCEPTION 'cannot convert "%" to a hypertable: unique index "%" does not include column "%"',
-                relation, r.idx, time_column
-            USING ERRCODE = '0A000',
-                  DETAIL = 'A unique index or primary key on a partitioned table must contain the partition column.',
-                  HINT = format('Add %I to it, e.g. PRIMARY KEY (id, %I), then call create_hypertable again.', time_column, time_column);
+    FOREACH key_col IN ARRAY array_prepend(time_column, space_columns) LOOP
+        FOR r IN
+            SELECT i.indexrelid::regclass AS idx FROM pg_index i
+            WHERE i.indrelid = relation AND i.indisunique
+              AND NOT (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = key_col) = ANY (i.indkey)
+        LOOP
+            RAISE EXCEPTION 'cannot convert "%" to a hypertable: unique index "%" does not include column "%"',
+                    relation, r.idx, key_col
+                USING ERRCODE = '0A000',
+                      DETAIL = format('A unique index or primary key on a partitioned table must contain the partition column%s.',
+                                     CASE WHEN cardinality(space_columns) > 0 THEN 's' ELSE '' END),
+                      HINT = format('Add %I to it, e.g. PRIMARY KEY (id, %I), then call create_hypertable again.', key_col, key_col);
+        END LOOP;
     END LOOP;
 
     EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', relation);
@@ -370,11 +495,17 @@ BEGIN
     END LOOP;
 
     tmp_name := left(relname, 40) || '_tw_new_' || relation::oid;
+    hash_key := (SELECT string_agg(format('%I', c), ', ') FROM unnest(space_columns) c);
     EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS'
                    ' INCLUDING GENERATED INCLUDING IDENTITY INCLUDING STATISTICS INCLUDING STORAGE'
-                   ' INCLUDING COMPRESSION) PARTITION BY RANGE (%I)', nsp, tmp_name, relation, time_column);
+                   ' INCLUDING COMPRESSION) PARTITION BY %s', nsp, tmp_name, relation,
+                   CASE WHEN hash_key IS NULL THEN format('RANGE (%I)', time_column) ELSE format('HASH (%s)', hash_key) END);
     tmp := format('%I.%I', nsp, tmp_name)::regclass;
     EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tmp, time_column);
+    FOR i IN 0 .. coalesce(space_partitions, 0) - 1 LOOP
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES WITH (MODULUS %s, REMAINDER %s) PARTITION BY RANGE (%I)',
+                       nsp, tmp_name || '_h' || i, tmp, space_partitions, i, time_column);
+    END LOOP;
 
     -- Sequences owned by the old table's columns (serial) move to the new one; identity
     -- sequences are new, so they continue from the old ones.
@@ -397,8 +528,9 @@ BEGIN
     TRUNCATE _tw_bucket;
     EXECUTE format('INSERT INTO _tw_bucket SELECT DISTINCT tidewatch.time_bucket($1, %I::timestamptz) FROM ONLY %s WHERE isfinite(%I)',
                    time_column, relation, time_column) USING chunk_interval;
-    INSERT INTO tidewatch.hypertable (relid, time_column, time_type, chunk_interval)
-        SELECT tmp, time_column, a.atttypid::regtype, chunk_interval
+    INSERT INTO tidewatch.hypertable (relid, time_column, time_type, chunk_interval, partitioning_columns, number_partitions)
+        SELECT tmp, time_column, a.atttypid::regtype, chunk_interval, coalesce(space_columns, '{}'),
+               CASE WHEN cardinality(space_columns) > 0 THEN space_partitions END
         FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = time_column;
     FOR b IN SELECT _tw_bucket.b FROM _tw_bucket ORDER BY 1 LOOP
         PERFORM tidewatch._ensure_chunk(tmp, b);
@@ -428,11 +560,81 @@ BEGIN
     IF table_comment IS NOT NULL THEN
         EXECUTE format('COMMENT ON TABLE %I.%I IS %L', nsp, relname, table_comment);
     END IF;
-    -- Chunks were named after the temporary table: name them after the table itself.
-    FOR r IN SELECT p.chunk, p.range_start FROM tidewatch._partitions(tmp) p WHERE NOT p.is_default LOOP
-        EXECUTE format('ALTER TABLE %s RENAME TO %I', r.chunk, tidewatch._chunk_name(tmp, r.range_start, chunk_interval));
+    -- Hash partitions and chunks were named after the temporary table: name them after the table.
+    FOR r IN SELECT p.p AS part, row_number() OVER () - 1 AS i FROM tidewatch._range_parents(tmp) p(p) WHERE p.p <> tmp LOOP
+        stmt := left(relname, 50) || '_h' || r.i;
+        FOR k IN 1 .. 1000 LOOP
+            EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                  WHERE c.relname = stmt AND n.nspname = nsp);
+            stmt := left(relname, 50) || '_h' || r.i || '_' || k;
+        END LOOP;
+        EXECUTE format('ALTER TABLE %s RENAME TO %I', r.part, stmt);
+    END LOOP;
+    FOR r IN SELECT p.chunk, p.range_start, p.parent FROM tidewatch._partitions(tmp) p WHERE NOT p.is_default LOOP
+        EXECUTE format('ALTER TABLE %s RENAME TO %I', r.chunk, tidewatch._chunk_name(r.parent, r.range_start, chunk_interval));
     END LOOP;
     RETURN tmp;
+END
+$$;
+
+-- The space-partitioning columns of create_hypertable's arguments, checked: they exist, are not
+-- the time column, can be hashed, and come with number_partitions in 1..1024. '{}' for none.
+CREATE FUNCTION tidewatch._space_columns(relation regclass, time_column name, partitioning_column name,
+                                         number_partitions integer, partitioning_columns name[])
+RETURNS name[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    space name[];
+    c name;
+    typ regtype;
+BEGIN
+    IF partitioning_column IS NOT NULL AND partitioning_columns IS NOT NULL THEN
+        RAISE EXCEPTION 'pass partitioning_column or partitioning_columns, not both'
+            USING ERRCODE = '22023', HINT = 'For several columns use partitioning_columns => ''{satellite, metric}''.';
+    END IF;
+    space := coalesce(partitioning_columns, CASE WHEN partitioning_column IS NOT NULL THEN ARRAY[partitioning_column] END, '{}');
+    IF cardinality(space) = 0 THEN
+        IF number_partitions IS NOT NULL THEN
+            RAISE EXCEPTION 'number_partitions needs a partitioning_column'
+                USING ERRCODE = '22023',
+                      HINT = 'Name the series column to hash, e.g. partitioning_column => ''satellite'', number_partitions => 4.';
+        END IF;
+        RETURN space;
+    END IF;
+    IF number_partitions IS NULL OR number_partitions NOT BETWEEN 1 AND 1024 THEN
+        RAISE EXCEPTION 'invalid number_partitions: %', coalesce(number_partitions::text, 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = 'Pass number_partitions => N with N between 1 and 1024; a small multiple of the parallel workers you use, e.g. 4.';
+    END IF;
+    IF (SELECT count(DISTINCT x) FROM unnest(space) x) <> cardinality(space) OR array_position(space, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid partitioning_columns: %', space
+            USING ERRCODE = '22023', HINT = 'Name each column once.';
+    END IF;
+    FOREACH c IN ARRAY space LOOP
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+            WHERE a.attrelid = relation AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped;
+        IF typ IS NULL THEN
+            RAISE EXCEPTION 'partitioning column "%" does not exist in table "%"', c, relation
+                USING ERRCODE = '42703',
+                      HINT = format('Columns of %s: %s.', relation, (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                                                                 FROM pg_attribute a WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped));
+        END IF;
+        IF c = time_column THEN
+            RAISE EXCEPTION 'partitioning column "%" is the time column', c
+                USING ERRCODE = '22023', HINT = 'Hash-partition on the series column(s), e.g. the satellite or device id.';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod
+                       WHERE am.amname = 'hash' AND o.opcdefault
+                         AND (o.opcintype = typ OR o.opcintype IN (SELECT t.typbasetype FROM pg_type t WHERE t.oid = typ)
+                              OR (o.opcintype = 'anyenum'::regtype AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = typ AND t.typtype = 'e'))
+                              OR (o.opcintype = 'anyarray'::regtype AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = typ AND t.typelem <> 0 AND t.typlen = -1)))) THEN
+            RAISE EXCEPTION 'partitioning column "%" has type %, which cannot be hashed', c, typ
+                USING ERRCODE = '42804', HINT = 'Partition on a text, integer, uuid or other hashable column.';
+        END IF;
+    END LOOP;
+    RETURN space;
 END
 $$;
 
@@ -441,7 +643,10 @@ CREATE FUNCTION tidewatch.create_hypertable(
     time_column name,
     chunk_time_interval interval DEFAULT interval '1 day',
     if_not_exists boolean DEFAULT false,
-    migrate_data boolean DEFAULT false)
+    migrate_data boolean DEFAULT false,
+    partitioning_column name DEFAULT NULL,
+    number_partitions integer DEFAULT NULL,
+    partitioning_columns name[] DEFAULT NULL)
 RETURNS TABLE (hypertable_id integer, schema_name name, table_name name, created boolean)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -456,6 +661,8 @@ DECLARE
     target regclass := relation;
     default_name name;
     maintenance_interval interval;
+    space name[];
+    parent regclass;
 BEGIN
     IF relation IS NULL OR time_column IS NULL THEN
         RAISE EXCEPTION 'relation and time_column must not be NULL' USING ERRCODE = '22004';
@@ -515,6 +722,14 @@ BEGIN
             USING ERRCODE = '22023', HINT = 'Chunks of a date column must be whole days, e.g. ''7 days''.';
     END IF;
 
+    space := tidewatch._space_columns(relation, time_column, partitioning_column, number_partitions, partitioning_columns);
+
+    IF rel.relkind = 'p' AND cardinality(space) > 0 THEN
+        RAISE EXCEPTION 'cannot add space partitioning to "%", which is already partitioned', relation
+            USING ERRCODE = '0A000',
+                  DETAIL = format('Its partition key is %s.', pg_get_partkeydef(relation)),
+                  HINT = 'Start from a plain table (with migrate_data => true if it has rows).';
+    END IF;
     IF rel.relkind = 'p' THEN
         SELECT pt.partstrat, pt.partnatts, pt.partattrs::int2[] AS attrs, pt.partdefid INTO part
             FROM pg_partitioned_table pt WHERE pt.partrelid = relation;
@@ -552,9 +767,12 @@ BEGIN
                     USING ERRCODE = '23502', HINT = 'Every row of a hypertable needs a time; delete or fill the rows with NULL time first.';
             END IF;
         END IF;
-        target := tidewatch._convert_to_partitioned(relation, time_column, chunk_time_interval);
-        default_name := left(rel.relname, 55) || '_default';
-        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', rel.nspname, default_name, target);
+        target := tidewatch._convert_to_partitioned(relation, time_column, chunk_time_interval, space,
+                                                    CASE WHEN cardinality(space) > 0 THEN number_partitions END);
+        FOR parent IN SELECT tidewatch._range_parents(target) LOOP
+            default_name := left((SELECT c.relname FROM pg_class c WHERE c.oid = parent), 55) || '_default';
+            EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', rel.nspname, default_name, parent);
+        END LOOP;
     END IF;
 
     SELECT * INTO h FROM tidewatch.hypertable WHERE relid = target;
@@ -580,7 +798,7 @@ AS $$
     WHERE NOT p.is_default
       AND (older_than IS NULL OR p.range_end <= older_than)
       AND (newer_than IS NULL OR p.range_start >= newer_than)
-    ORDER BY p.range_start
+    ORDER BY p.range_start, p.chunk::text
 $$;
 
 CREATE FUNCTION tidewatch.show_chunks(relation regclass, older_than interval, newer_than interval DEFAULT NULL)
@@ -613,18 +831,18 @@ BEGIN
         EXECUTE format('DROP TABLE %s', c);
         RETURN NEXT name;
     END LOOP;
-    -- Rows still waiting in the default partition whose chunk would have been dropped go too.
-    SELECT p.chunk INTO default_part FROM tidewatch._partitions(relation) p WHERE p.is_default;
-    IF default_part IS NOT NULL THEN
+    -- Rows still waiting in a default partition whose chunk would have been dropped go too.
+    FOR default_part IN SELECT p.chunk FROM tidewatch._partitions(relation) p WHERE p.is_default LOOP
         EXECUTE format('DELETE FROM ONLY %s WHERE ($1::timestamptz IS NULL OR %I < tidewatch.time_bucket($3, $1::timestamptz)::%s)'
                        ' AND ($2::timestamptz IS NULL OR %I >= tidewatch.time_bucket($3, $2::timestamptz)::%s + $3)',
                        default_part, h.time_column, h.time_type, h.time_column, h.time_type)
             USING older_than, newer_than, h.chunk_interval;
         GET DIAGNOSTICS deleted = ROW_COUNT;
         IF deleted > 0 THEN
-            RAISE NOTICE 'tidewatch: deleted % rows of the dropped range from the default partition of "%"', deleted, relation;
+            RAISE NOTICE 'tidewatch: deleted % rows of the dropped range from the default partition "%" of "%"',
+                deleted, default_part, relation;
         END IF;
-    END IF;
+    END LOOP;
 END
 $$;
 
@@ -749,7 +967,8 @@ SELECT h.relid AS hypertable,
        p.is_default,
        pg_total_relation_size(p.chunk) AS total_bytes,
        pg_size_pretty(pg_total_relation_size(p.chunk)) AS total_size,
-       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS row_estimate
+       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS row_estimate,
+       CASE WHEN p.parent <> h.relid THEN p.parent END AS space_partition
 FROM tidewatch.hypertable h
 CROSS JOIN LATERAL tidewatch._partitions(h.relid) p
 JOIN pg_class c ON c.oid = p.chunk
@@ -771,7 +990,9 @@ SELECT h.id AS hypertable_id,
        pg_size_pretty(s.total_bytes) AS total_size,
        s.row_estimate,
        (SELECT j.config ->> 'drop_after' FROM tidewatch.job j
-         WHERE j.hypertable_id = h.id AND j.proc = 'tidewatch.policy_retention(integer, jsonb)'::regprocedure)::interval AS retention
+         WHERE j.hypertable_id = h.id AND j.proc = 'tidewatch.policy_retention(integer, jsonb)'::regprocedure)::interval AS retention,
+       h.partitioning_columns,
+       h.number_partitions
 FROM tidewatch.hypertable h
 JOIN pg_class c ON c.oid = h.relid
 JOIN pg_namespace n ON n.oid = c.relnamespace

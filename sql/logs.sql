@@ -272,6 +272,7 @@ BEGIN
                          'async (a decoder classifies committed lines from the write-ahead log; COPY at full speed).';
     END IF;
     PERFORM tidewatch._log_message_type(relation, message_column);
+    PERFORM tidewatch._refuse_citus_table(relation, 'a log monitor');
     IF tcol IS NOT NULL OR EXISTS (SELECT 1 FROM tidewatch.hypertable h WHERE h.relid = relation) THEN
         tcol := tidewatch._time_column(relation, tcol);
     END IF;

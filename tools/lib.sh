@@ -103,10 +103,12 @@ copy_pg() {
     echo "$dir/root$bindir/pg_config"
 }
 
-# cluster_start DIR PORT DBNAMES: a cluster owned by postgres on 127.0.0.1:PORT with tidewatch
-# preloaded and its scheduler running in the comma-separated DBNAMES.
+# cluster_start DIR PORT DBNAMES [PRELOAD] [EXTRA_CONF]: a cluster owned by postgres on
+# 127.0.0.1:PORT with tidewatch preloaded and its scheduler running in the comma-separated
+# DBNAMES. PRELOAD replaces shared_preload_libraries (default 'tidewatch'; Citus nodes use
+# 'citus,tidewatch'); EXTRA_CONF lines are appended to the configuration.
 cluster_start() {
-    local dir=$1 port=$2 dbs=$3
+    local dir=$1 port=$2 dbs=$3 preload=${4:-tidewatch} extra=${5:-}
     as_root install -d -o postgres -g postgres "$dir"
     if [ ! -f "$dir/data/PG_VERSION" ]; then
         as_root runuser -u postgres -- "$PGBIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
@@ -115,7 +117,7 @@ cluster_start() {
 port = $port
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$dir'
-shared_preload_libraries = 'tidewatch'
+shared_preload_libraries = '$preload'
 tidewatch.scheduler_databases = '$dbs'
 tidewatch.scheduler_naptime = 500
 max_worker_processes = 16
@@ -125,6 +127,7 @@ $(plugin_allowlist)
 lc_messages = 'C'
 timezone = 'UTC'
 log_min_messages = warning
+$extra
 CONF
     cluster_stop "$dir"
     as_root runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
@@ -169,3 +172,54 @@ recreate_database() {
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 psql_ms() { "${PSQL[@]}" -c '\timing on' "$@" 2>&1 | awk '/^Time: / { t = $2 } END { print t }'; }
+
+# Citus (distributed PostgreSQL) for the scale-out tests and benchmarks; never part of the
+# product. citus_install builds and installs Citus 13.2.2 into the PostgreSQL of $PG_CONFIG (the
+# private copy of use_private_pg, where the test command runs) with ../shared/citus/install.sh
+# (TIDEWATCH_SHARED overrides the folder). The build stays in that copy, so later runs skip it.
+# It fails, saying why, when the script is absent or the build fails; callers skip.
+citus_install() {
+    local script=${TIDEWATCH_SHARED:-$REPO/../shared}/citus/install.sh
+    if [ ! -f "$script" ]; then
+        echo "Citus not available: $script not found" >&2
+        return 1
+    fi
+    if ! as_root env PG_CONFIG="$PG_CONFIG" bash "$script" >&2; then
+        echo "Citus not available: $script failed" >&2
+        return 1
+    fi
+}
+
+# citus_start DIR PORT DBNAME: a coordinator on 127.0.0.1:PORT and two workers on PORT+1 and
+# PORT+2, each its own cluster owned by postgres under DIR/node0..2, with citus and tidewatch
+# preloaded (citus first, as it requires) and tidewatch's scheduler in DBNAME.
+citus_start() {
+    local dir=$1 port=$2 db=$3 i
+    for i in 0 1 2; do
+        cluster_start "$dir/node$i" $((port + i)) "$db" "citus,tidewatch" "max_prepared_transactions = 100
+max_connections = 100
+citus.node_conninfo = 'sslmode=disable'"
+    done
+}
+
+citus_stop() {
+    local dir=$1 i
+    for i in 0 1 2; do cluster_stop "$dir/node$i"; done
+}
+
+# citus_db PORT DBNAME: (re)create DBNAME on the three nodes, CREATE EXTENSION citus on each,
+# register the workers with the coordinator, then CREATE EXTENSION tidewatch on the
+# coordinator, which Citus propagates to the workers: the order docs/scale-out.md gives.
+citus_db() {
+    local port=$1 db=$2 i
+    local q=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres)
+    for i in 0 1 2; do
+        recreate_database "$db" "${q[@]}" -p $((port + i))
+        "${q[@]}" -p $((port + i)) -d "$db" -c "CREATE EXTENSION citus"
+    done
+    "${q[@]}" -p "$port" -d "$db" \
+        -c "SELECT citus_set_coordinator_host('127.0.0.1', $port)" \
+        -c "SELECT citus_add_node('127.0.0.1', $((port + 1)))" \
+        -c "SELECT citus_add_node('127.0.0.1', $((port + 2)))" \
+        -c "CREATE EXTENSION tidewatch" >/dev/null
+}

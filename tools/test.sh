@@ -4,7 +4,9 @@
 #   2. the doc-test runner's own unit tests; lints (cargo fmt --check, clippy -D warnings)
 #   3. the extension's #[pg_test]s (cargo pgrx test pg15)
 #   4. docs/*.md: every ```sql block executed against the installed extension
-#   5. tests/: integration tests against a real cluster (scheduler, concurrency, COPY)
+#   5. tests/: integration tests against a real cluster (scheduler, concurrency, COPY), and
+#      test_citus.py: a Citus coordinator and two workers on TIDEWATCH_CITUS_PORT (55460) and the
+#      next two ports, Citus built once into the private PostgreSQL copy by ../shared/citus/install.sh
 #   6. tests/service/: the HTTP service's binary against the same cluster (ingest, queries,
 #      bad input, limits, a cluster restart during ingest, SIGTERM, CLI, docs/service.md's curls)
 #   7. grafana/: the demo database loaded into this cluster (tools/demo.sh load), then

@@ -422,6 +422,14 @@ CREATE AGGREGATE tidewatch._train_agg(ts timestamptz, value float8, method text,
     SFUNC = tidewatch._anomaly_agg_step, STYPE = internal, COMBINEFUNC = tidewatch._anomaly_agg_combine,
     SERIALFUNC = tidewatch._anomaly_agg_serialize, DESERIALFUNC = tidewatch._anomaly_agg_deserialize,
     FINALFUNC = tidewatch._train_final, PARALLEL = SAFE);
+-- Scoring (or training on) a series in the final function costs about what scanning its rows
+-- does, not one operator's cost: told so, the planner lets parallel workers finalize whole
+-- hash partitions of a hypertable with space partitioning (a Parallel Append of complete
+-- aggregates) instead of finalizing every series in the leader after a partial aggregation
+-- (benches/RESULTS.md, "Space partitioning"). Other plans do not change: every one of them
+-- runs the final function once per series.
+ALTER FUNCTION tidewatch._anomaly_agg_final(internal) COST 100000;
+ALTER FUNCTION tidewatch._train_final(internal) COST 100000;
 "#,
     name = "train_aggregate",
     requires = ["anomaly_aggregates", _train_final]

@@ -3,10 +3,12 @@
 //! `drift_report` / `drift_summary` over a table's time windows (sql/drift.sql). The statistics
 //! are `crates/tidewatch-drift`.
 
-use crate::aggregate::{agg_context, deserialize, state_mut};
+use crate::aggregate::{
+    self, args, expanded_methods, expanded_mut, expanded_ref, finfo_v1, AggState,
+};
 use crate::errors;
 use pgrx::prelude::*;
-use pgrx::{FromDatum, Internal, PgMemoryContexts, PgSqlErrorCode};
+use pgrx::{FromDatum, IntoDatum, PgSqlErrorCode};
 use tidewatch_drift::samples::Samples;
 use tidewatch_drift::{DriftError, DriftReport};
 
@@ -93,15 +95,33 @@ fn drift_categorical(
     TableIterator::once(row(s.test().unwrap_or_else(|e| raise(e))))
 }
 
-fn combine<T: Clone>(mut a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    // SAFETY: both are Samples<T> of the same aggregate.
-    let other = unsafe { b.get::<Samples<T>>() }.cloned();
-    if let Some(other) = other {
-        // SAFETY: `a` is this aggregate's Samples<T> state and fcinfo is the call's.
-        let s: &mut Samples<T> = unsafe { state_mut(&mut a, fcinfo) };
-        s.merge(&other);
+// The drift aggregates' state: both windows of a column (and the methods), a `bytea` held as an
+// expanded object (crate::aggregate), so that Citus runs them partially on its workers. Its byte
+// form keeps every number of a numeric column and counts per category of a categorical one.
+impl AggState for Samples<f64> {
+    fn to_bytes(&self) -> Vec<u8> {
+        Samples::to_bytes(self)
     }
-    a
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Samples::from_bytes(bytes)
+    }
+    fn merge(&mut self, other: &Self) {
+        Samples::merge(self, other);
+    }
+    expanded_methods!(Samples<f64>);
+}
+
+impl AggState for Samples<String> {
+    fn to_bytes(&self) -> Vec<u8> {
+        Samples::to_bytes(self)
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Samples::from_bytes(bytes)
+    }
+    fn merge(&mut self, other: &Self) {
+        Samples::merge(self, other);
+    }
+    expanded_methods!(Samples<String>);
 }
 
 fn result_tuple(
@@ -144,8 +164,34 @@ fn finish(
 // The transition functions are what a scan calls once per row and column, so they are plain
 // version-1 C functions (as time_bucket): `#[pg_extern]`'s Internal and argument conversion cost
 // about 150 ns a row, more than the rest of the work. Methods and thresholds are read from the
-// arguments of the first call only (they are constant per aggregate call). The state is the
-// same `Samples<T>` that the `#[pg_extern]` combine, serialize and final functions read.
+// arguments of the first call only (they are constant per aggregate call). The state is a
+// `Samples<T>` held as an expanded bytea (crate::aggregate), which the combine and final
+// functions, plain C functions too, read in place.
+
+/// The declared type of argument `i`: from the call's expression, or, when the caller gave none
+/// (Citus' worker_partial_agg calls the transition function through fmgr_info alone), from the
+/// function's own signature in pg_proc.
+///
+/// # Safety
+/// `fcinfo` is fmgr's.
+unsafe fn arg_type(fcinfo: pg_sys::FunctionCallInfo, i: usize) -> pg_sys::Oid {
+    // SAFETY: flinfo is set by fmgr for every call.
+    let flinfo = unsafe { (*fcinfo).flinfo };
+    // SAFETY: as above; get_fn_expr_argtype returns InvalidOid without an expression.
+    let t = unsafe { pg_sys::get_fn_expr_argtype(flinfo, i as i32) };
+    if t != pg_sys::InvalidOid {
+        return t;
+    }
+    let mut types: *mut pg_sys::Oid = std::ptr::null_mut();
+    let mut n: i32 = 0;
+    // SAFETY: fn_oid is the called function's; get_func_signature pallocs its argument types.
+    unsafe { pg_sys::get_func_signature((*flinfo).fn_oid, &mut types, &mut n) };
+    if types.is_null() || i >= usize::try_from(n).unwrap_or(0) {
+        return pg_sys::InvalidOid;
+    }
+    // SAFETY: types holds n argument types.
+    unsafe { *types.add(i) }
+}
 
 /// The methods of an aggregate call: none (auto), `(text, float8)` or `(text[], float8[])`.
 ///
@@ -159,7 +205,7 @@ unsafe fn methods_of(fcinfo: pg_sys::FunctionCallInfo, nargs: usize) -> Vec<(Str
     let args = unsafe { (*fcinfo).args.as_slice(nargs) };
     let arg = |i: usize| (args[i].value, args[i].isnull);
     // SAFETY: flinfo is set by fmgr for every call.
-    let array = unsafe { pg_sys::get_fn_expr_argtype((*fcinfo).flinfo, 3) } == pg_sys::TEXTARRAYOID;
+    let array = unsafe { arg_type(fcinfo, 3) } == pg_sys::TEXTARRAYOID;
     if array {
         let (d, n) = arg(3);
         // SAFETY: argument 3 is a text[] (checked above).
@@ -221,35 +267,30 @@ fn check_method(m: &str) {
 unsafe fn step_fcinfo<T: Clone>(
     fcinfo: pg_sys::FunctionCallInfo,
     value: impl FnOnce(pg_sys::Datum) -> T,
-) -> pg_sys::Datum {
+) -> pg_sys::Datum
+where
+    Samples<T>: AggState,
+{
     // SAFETY: fmgr's fcinfo; nargs is at least 3 for these aggregates.
-    let nargs = unsafe { (*fcinfo).nargs } as usize;
-    // SAFETY: fmgr guarantees `args` holds `nargs` initialised arguments.
-    let args = unsafe { (*fcinfo).args.as_slice(nargs) };
-    let state: *mut Samples<T> = if args[0].isnull {
-        let ctx = agg_context(fcinfo);
-        let fresh = Samples::<T> {
+    let a = unsafe { args(fcinfo) };
+    let nargs = a.len();
+    // SAFETY: argument 0 is this aggregate's state; a new one reads the methods of the call.
+    let (s, d) = unsafe {
+        expanded_mut::<Samples<T>>(fcinfo, || Samples::<T> {
             // SAFETY: same fcinfo, nargs arguments.
-            methods: unsafe { methods_of(fcinfo, nargs) },
+            methods: methods_of(fcinfo, nargs),
             ..Default::default()
-        };
-        // Owned by the aggregate's memory context, as pgrx's Internal::new does.
-        PgMemoryContexts::For(ctx).leak_and_drop_on_delete(fresh)
-    } else {
-        args[0].value.cast_mut_ptr()
+        })
     };
-    if !args[2].isnull {
-        let is_current = args[2].value.value() != 0;
-        // SAFETY: the state pointer is a live Samples<T> of this aggregate (created above or by
-        // an earlier call, or by the deserialize/combine functions in the same context).
-        let s = unsafe { &mut *state };
-        if args[1].isnull {
+    if !a[2].isnull {
+        let is_current = a[2].value.value() != 0;
+        if a[1].isnull {
             s.add_null(is_current);
         } else {
-            s.add(value(args[1].value), is_current);
+            s.add(value(a[1].value), is_current);
         }
     }
-    pg_sys::Datum::from(state)
+    d
 }
 
 #[unsafe(no_mangle)]
@@ -293,21 +334,21 @@ pub unsafe extern "C-unwind" fn tidewatch_drift_cat_step(
 
 extension_sql!(
     r#"
-CREATE FUNCTION tidewatch._drift_num_step(internal, float8, boolean) RETURNS internal
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean) RETURNS bytea
     AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text, float8) RETURNS internal
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text, float8) RETURNS bytea
     AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text[]) RETURNS internal
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text[]) RETURNS bytea
     AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text[], float8[]) RETURNS internal
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text[], float8[]) RETURNS bytea
     AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION tidewatch._drift_cat_step(internal, text, boolean) RETURNS internal
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean) RETURNS bytea
     AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text, float8) RETURNS internal
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text, float8) RETURNS bytea
     AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text[]) RETURNS internal
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text[]) RETURNS bytea
     AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
-CREATE FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text[], float8[]) RETURNS internal
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text[], float8[]) RETURNS bytea
     AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 "#,
     name = "drift_steps",
@@ -339,154 +380,215 @@ impl Tested for Samples<String> {
 }
 
 /// Every method's result of a state (an empty state when no row came: an error per method).
-fn results<S: Tested>(state: &Internal) -> Vec<pgrx::composite_type!('static, "drift_result")> {
-    // SAFETY: the caller names the state type of its aggregate. Read in place: the windows can
-    // hold 10^7 values, so no copy of the state.
-    let empty = S::default();
-    // SAFETY: the caller names the state type S of its aggregate (read in place, no copy).
-    let s = unsafe { state.get::<S>() }.unwrap_or(&empty);
+fn results<S: Tested>(s: &S) -> Vec<pgrx::composite_type!('static, "drift_result")> {
     s.all()
         .into_iter()
         .map(|r| result_tuple(r, s.nulls()))
         .collect()
 }
 
-fn first_result<S: Tested>(state: &Internal) -> pgrx::composite_type!('static, "drift_result") {
-    results::<S>(state).swap_remove(0)
-}
-
-fn serialize<T: tidewatch_drift::samples::Value>(state: &Internal) -> Vec<u8> {
-    // SAFETY: the caller names the state type of its aggregate.
-    unsafe { state.get::<Samples<T>>() }
-        .map(Samples::to_bytes)
-        .unwrap_or_default()
-}
-
-#[pg_extern(immutable, parallel_safe)]
-fn _drift_num_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    combine::<f64>(a, b, fcinfo)
-}
-
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _drift_num_serialize(state: Internal) -> Vec<u8> {
-    serialize::<f64>(&state)
-}
-
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _drift_num_deserialize(
-    bytes: &[u8],
-    _unused: Internal,
+/// The state in argument 0 of a final function, read in place (the windows can hold 10^7
+/// values: no copy of an expanded state), and what to do with it.
+///
+/// # Safety
+/// Only for fmgr, as the final function of an aggregate whose state is `S`.
+unsafe fn with_state<S: Tested + AggState, R>(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    deserialize(bytes, Samples::<f64>::from_bytes, fcinfo)
+    f: impl FnOnce(&S) -> R,
+) -> R {
+    // SAFETY: fmgr's fcinfo, declared (bytea).
+    let state = unsafe { expanded_ref::<S>(args(fcinfo)[0]) };
+    let empty = S::default();
+    f(state.as_deref().unwrap_or(&empty))
 }
 
-#[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
-fn _drift_num_final(state: Internal) -> pgrx::composite_type!('static, "drift_result") {
-    first_result::<Samples<f64>>(&state)
+/// `_drift_*_final`: the first method's result as a drift_result.
+///
+/// # Safety
+/// As for `with_state`.
+unsafe fn final_one<S: Tested + AggState>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: the caller's contract.
+    let t = unsafe { with_state::<S, _>(fcinfo, |s| results(s).swap_remove(0)) };
+    t.into_composite_datum().unwrap_or(pg_sys::Datum::from(0))
 }
 
-#[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
-fn _drift_num_final_all(state: Internal) -> Vec<pgrx::composite_type!('static, "drift_result")> {
-    results::<Samples<f64>>(&state)
+/// `_drift_*_final_all`: every method's result as a drift_result[].
+///
+/// # Safety
+/// As for `with_state`; the function is declared to return drift_result[].
+unsafe fn final_all<S: Tested + AggState>(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: the caller's contract.
+    let tuples = unsafe { with_state::<S, _>(fcinfo, |s| results(s)) };
+    let mut datums: Vec<pg_sys::Datum> = tuples
+        .into_iter()
+        .map(|t| t.into_composite_datum().unwrap_or(pg_sys::Datum::from(0)))
+        .collect();
+    // SAFETY: flinfo is fmgr's; the function returns an array of drift_result, whose element
+    // type is read from its declared result type.
+    let elem =
+        unsafe { pg_sys::get_element_type(pg_sys::get_func_rettype((*(*fcinfo).flinfo).fn_oid)) };
+    // SAFETY: datums holds n composite datums of type elem (varlena, double-aligned).
+    let array = unsafe {
+        pg_sys::construct_array(
+            datums.as_mut_ptr(),
+            i32::try_from(datums.len()).unwrap_or(i32::MAX),
+            elem,
+            -1,
+            false,
+            pg_sys::TYPALIGN_DOUBLE as std::ffi::c_char,
+        )
+    };
+    pg_sys::Datum::from(array)
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _drift_cat_combine(a: Internal, b: Internal, fcinfo: pg_sys::FunctionCallInfo) -> Internal {
-    combine::<String>(a, b, fcinfo)
+finfo_v1!(
+    pg_finfo_tidewatch_drift_num_combine,
+    pg_finfo_tidewatch_drift_num_final,
+    pg_finfo_tidewatch_drift_num_final_all,
+    pg_finfo_tidewatch_drift_cat_combine,
+    pg_finfo_tidewatch_drift_cat_final,
+    pg_finfo_tidewatch_drift_cat_final_all,
+    pg_finfo_tidewatch_profile_num_final,
+    pg_finfo_tidewatch_profile_cat_final,
+);
+
+/// Defines the combine and final functions of the numeric or categorical drift aggregates.
+macro_rules! drift_support {
+    ($t:ty, $combine:ident, $final:ident, $final_all:ident) => {
+        /// # Safety
+        /// Only for fmgr, as declared below.
+        #[pg_guard]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $combine(
+            fcinfo: pg_sys::FunctionCallInfo,
+        ) -> pg_sys::Datum {
+            // SAFETY: the combine function of an aggregate whose state is this type.
+            unsafe { aggregate::combine::<Samples<$t>>(fcinfo) }
+        }
+
+        /// # Safety
+        /// Only for fmgr, as declared below.
+        #[pg_guard]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $final(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+            // SAFETY: the final function of an aggregate whose state is this type.
+            unsafe { final_one::<Samples<$t>>(fcinfo) }
+        }
+
+        /// # Safety
+        /// Only for fmgr, as declared below.
+        #[pg_guard]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $final_all(
+            fcinfo: pg_sys::FunctionCallInfo,
+        ) -> pg_sys::Datum {
+            // SAFETY: the final function of an aggregate whose state is this type.
+            unsafe { final_all::<Samples<$t>>(fcinfo) }
+        }
+    };
 }
 
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _drift_cat_serialize(state: Internal) -> Vec<u8> {
-    serialize::<String>(&state)
-}
-
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _drift_cat_deserialize(
-    bytes: &[u8],
-    _unused: Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    deserialize(bytes, Samples::<String>::from_bytes, fcinfo)
-}
-
-#[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
-fn _drift_cat_final(state: Internal) -> pgrx::composite_type!('static, "drift_result") {
-    first_result::<Samples<String>>(&state)
-}
-
-#[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
-fn _drift_cat_final_all(state: Internal) -> Vec<pgrx::composite_type!('static, "drift_result")> {
-    results::<Samples<String>>(&state)
-}
+drift_support!(
+    f64,
+    tidewatch_drift_num_combine,
+    tidewatch_drift_num_final,
+    tidewatch_drift_num_final_all
+);
+drift_support!(
+    String,
+    tidewatch_drift_cat_combine,
+    tidewatch_drift_cat_final,
+    tidewatch_drift_cat_final_all
+);
 
 extension_sql!(
     r#"
+CREATE FUNCTION tidewatch._drift_num_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_final(bytea) RETURNS tidewatch.drift_result
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_final_all(bytea) RETURNS tidewatch.drift_result[]
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_final_all' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_final(bytea) RETURNS tidewatch.drift_result
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_final_all(bytea) RETURNS tidewatch.drift_result[]
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_final_all' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean) (
-    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
-    SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
     FINALFUNC = tidewatch._drift_num_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean, method text, threshold float8) (
-    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
-    SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
     FINALFUNC = tidewatch._drift_num_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean, methods text[]) (
-    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
-    SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
     FINALFUNC = tidewatch._drift_num_final_all, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch._drift_agg(value float8, is_current boolean, methods text[], thresholds float8[]) (
-    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
-    SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
     FINALFUNC = tidewatch._drift_num_final_all, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean) (
-    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
-    SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
     FINALFUNC = tidewatch._drift_cat_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, method text, threshold float8) (
-    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
-    SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
     FINALFUNC = tidewatch._drift_cat_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, methods text[]) (
-    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
-    SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
     FINALFUNC = tidewatch._drift_cat_final_all, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch._drift_agg(value text, is_current boolean, methods text[], thresholds float8[]) (
-    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
-    SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
     FINALFUNC = tidewatch._drift_cat_final_all, PARALLEL = SAFE);
 "#,
     name = "drift_aggregates",
-    requires = [
-        "drift_steps",
-        _drift_num_combine,
-        _drift_num_serialize,
-        _drift_num_deserialize,
-        _drift_num_final,
-        _drift_num_final_all,
-        _drift_cat_combine,
-        _drift_cat_serialize,
-        _drift_cat_deserialize,
-        _drift_cat_final,
-        _drift_cat_final_all
-    ]
+    requires = ["drift_steps"]
 );
 
 // ---------------------------------------------------------------------------------------------
 // Reference profiles (save_reference): the reference window of a column as a compact profile,
 // exact up to a documented size, a sketch beyond (see crates/tidewatch-drift/src/profile.rs).
 
-#[pg_extern(immutable, parallel_safe)]
-fn _profile_num_final(state: Internal) -> Option<Vec<u8>> {
-    // SAFETY: the state is a Samples<f64> (or NULL when no row came).
-    let s = unsafe { state.get::<Samples<f64>>() }?;
-    Some(tidewatch_drift::Profile::from_numeric(&s.reference).to_bytes())
+/// `_profile_*_final`: the reference window of the state as a profile (bytea), or NULL.
+///
+/// # Safety
+/// Only for fmgr, as the final function of an aggregate whose state is `Samples<T>`.
+unsafe fn profile_final<T: 'static>(
+    fcinfo: pg_sys::FunctionCallInfo,
+    make: impl FnOnce(&[T]) -> tidewatch_drift::Profile,
+) -> pg_sys::Datum
+where
+    Samples<T>: AggState,
+{
+    // SAFETY: fmgr's fcinfo, declared (bytea).
+    let bytes = unsafe { expanded_ref::<Samples<T>>(args(fcinfo)[0]) }
+        .and_then(|s| make(&s.reference).to_bytes().into_datum());
+    bytes.unwrap_or_else(|| {
+        // SAFETY: fmgr's fcinfo.
+        unsafe { (*fcinfo).isnull = true };
+        pg_sys::Datum::from(0)
+    })
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _profile_cat_final(state: Internal) -> Option<Vec<u8>> {
-    // SAFETY: the state is a Samples<String> (or NULL when no row came).
-    let s = unsafe { state.get::<Samples<String>>() }?;
-    Some(tidewatch_drift::Profile::from_categorical(&s.reference).to_bytes())
+/// # Safety
+/// Only for fmgr, as declared below.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_profile_num_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: the final function of _profile_agg(float8, boolean).
+    unsafe { profile_final::<f64>(fcinfo, tidewatch_drift::Profile::from_numeric) }
+}
+
+/// # Safety
+/// Only for fmgr, as declared below.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_profile_cat_final(
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> pg_sys::Datum {
+    // SAFETY: the final function of _profile_agg(text, boolean).
+    unsafe { profile_final::<String>(fcinfo, tidewatch_drift::Profile::from_categorical) }
 }
 
 fn profile(bytes: &[u8]) -> tidewatch_drift::Profile {
@@ -542,17 +644,19 @@ fn _profile_is_exact(reference: &[u8]) -> bool {
 
 extension_sql!(
     r#"
+CREATE FUNCTION tidewatch._profile_num_final(bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_profile_num_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._profile_cat_final(bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_profile_cat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE AGGREGATE tidewatch._profile_agg(value float8, is_current boolean) (
-    SFUNC = tidewatch._drift_num_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_num_combine,
-    SERIALFUNC = tidewatch._drift_num_serialize, DESERIALFUNC = tidewatch._drift_num_deserialize,
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
     FINALFUNC = tidewatch._profile_num_final, PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch._profile_agg(value text, is_current boolean) (
-    SFUNC = tidewatch._drift_cat_step, STYPE = internal, COMBINEFUNC = tidewatch._drift_cat_combine,
-    SERIALFUNC = tidewatch._drift_cat_serialize, DESERIALFUNC = tidewatch._drift_cat_deserialize,
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
     FINALFUNC = tidewatch._profile_cat_final, PARALLEL = SAFE);
 "#,
     name = "profile_aggregates",
-    requires = ["drift_aggregates", _profile_num_final, _profile_cat_final]
+    requires = ["drift_aggregates"]
 );
 
 extension_sql_file!(

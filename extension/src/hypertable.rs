@@ -253,8 +253,9 @@ mod tests {
         let wrong = Spi::get_one::<String>(
             "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc p
              WHERE p.pronamespace = 'tidewatch'::regnamespace
-               AND ((p.proname IN ('show_chunks', 'time_bucket', '_partitions', '_hypertable') AND p.proparallel <> 's')
-                 OR (p.proname IN ('create_hypertable', 'drop_chunks', 'run_maintenance', 'add_job', '_ensure_chunk')
+               AND ((p.proname IN ('show_chunks', 'time_bucket', '_partitions', '_range_parents', '_hypertable') AND p.proparallel <> 's')
+                 OR (p.proname IN ('create_hypertable', 'drop_chunks', 'run_maintenance', 'add_job', '_ensure_chunk',
+                                   '_ensure_range_chunk')
                      AND p.proparallel = 's'))",
         )
         .unwrap();
@@ -288,5 +289,238 @@ mod tests {
         Spi::run("DROP TABLE gone").unwrap();
         assert_eq!(count("SELECT count(*) FROM tidewatch.hypertable WHERE relid::regclass::text NOT LIKE 'tidewatch.%'"), 0);
         assert_eq!(count("SELECT count(*) FROM tidewatch.job"), 0);
+    }
+
+    // Space partitioning: hash partitions by the series column(s), each range-partitioned on time.
+
+    /// The hash partition holding each row (the oracle: PostgreSQL's own routing, read back
+    /// through tableoid, not our catalog).
+    /// (`{t}` is the table's name or alias: unqualified, `tableoid` would be pg_inherits' own.)
+    const PART_OF: &str = "(SELECT i.inhparent FROM pg_inherits i WHERE i.inhrelid = {t}.tableoid)";
+
+    #[pg_test]
+    fn space_partitions_keep_each_series_in_one_partition() {
+        Spi::run(
+            "CREATE TABLE sp (ts timestamptz NOT NULL, sat text, v float8);
+             CREATE INDEX ON sp (sat, ts);
+             SELECT * FROM tidewatch.create_hypertable('sp', 'ts', interval '1 day',
+                                                        partitioning_column => 'sat', number_partitions => 4);",
+        )
+        .unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch._range_parents('sp')"),
+            4
+        );
+        assert_eq!(count("SELECT count(*) FROM pg_partitioned_table WHERE partrelid = 'sp'::regclass AND partstrat = 'h'"), 1);
+        // Chunks for today and 3 days ahead in each hash partition, and a default partition each.
+        assert_eq!(count("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'sp'::regclass AND NOT is_default"), 16);
+        assert_eq!(count("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'sp'::regclass AND is_default"), 4);
+        assert_eq!(count("SELECT count(DISTINCT space_partition) FROM tidewatch.chunks WHERE hypertable = 'sp'::regclass"), 4);
+        assert_eq!(count("SELECT number_partitions FROM tidewatch.hypertables WHERE hypertable = 'sp'::regclass"), 4);
+        // 40 series over 10 days: the past days wait in the default partitions.
+        Spi::run(
+            "CREATE TEMP TABLE want AS
+             SELECT t AS ts, 'SAT' || s AS sat, s * 1000 + extract(epoch FROM t) / 3600 AS v
+             FROM generate_series(1, 40) s, generate_series(now() - interval '10 days', now(), interval '1 hour') t;
+             INSERT INTO sp SELECT * FROM want;",
+        )
+        .unwrap();
+        assert!(
+            count("SELECT count(*) FROM sp WHERE tableoid::regclass::text LIKE '%default'") > 0
+        );
+        assert!(count("SELECT rows_moved FROM tidewatch.run_maintenance('sp')") > 0);
+        assert_eq!(
+            count("SELECT rows_left_in_default FROM tidewatch.run_maintenance('sp')"),
+            0
+        );
+        // Nothing lost or changed: the rows are exactly the inserted ones.
+        assert_eq!(
+            count("SELECT count(*) FROM (SELECT * FROM sp EXCEPT ALL SELECT * FROM want) x"),
+            0
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM (SELECT * FROM want EXCEPT ALL SELECT * FROM sp) x"),
+            0
+        );
+        // Every series lives in exactly one hash partition, and every partition holds some.
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM (SELECT sat FROM sp GROUP BY sat HAVING count(DISTINCT {}) <> 1) x", PART_OF.replace("{t}", "sp"))),
+            0
+        );
+        assert_eq!(
+            count(&format!(
+                "SELECT count(DISTINCT {}) FROM sp",
+                PART_OF.replace("{t}", "sp")
+            )),
+            4
+        );
+        // Every row is in a chunk whose range holds it, under its own hash partition.
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM sp JOIN tidewatch.chunks c ON c.chunk = sp.tableoid
+                 WHERE c.is_default OR sp.ts < c.range_start OR sp.ts >= c.range_end OR c.space_partition <> {}",
+                PART_OF.replace("{t}", "sp")
+            )),
+            0
+        );
+        // drop_chunks drops old chunks in every partition, and only those.
+        let cut = "tidewatch.time_bucket('1 day', now() - interval '5 days')";
+        let old = count(&format!("SELECT count(*) FROM tidewatch.chunks WHERE hypertable = 'sp'::regclass AND range_end <= {cut}"));
+        assert!(old >= 16, "{old} old chunks");
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) FROM tidewatch.drop_chunks('sp', older_than => {cut})"
+            )),
+            old
+        );
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM sp WHERE ts < {cut}")),
+            0
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM sp"),
+            count(&format!("SELECT count(*) FROM want WHERE ts >= {cut}"))
+        );
+    }
+
+    #[pg_test]
+    fn space_partitioning_migrates_rows_and_checks_its_arguments() {
+        Spi::run(
+            "CREATE TABLE mig (id bigserial, ts timestamptz NOT NULL, dev int, metric text, v float8,
+                               PRIMARY KEY (id, ts, dev, metric));
+             INSERT INTO mig (ts, dev, metric, v)
+             SELECT now() - i * interval '7 minutes', i % 13, 'm' || (i % 3), i FROM generate_series(1, 5000) i;
+             SELECT * FROM tidewatch.create_hypertable('mig', 'ts', migrate_data => true,
+                                                        partitioning_columns => '{dev, metric}', number_partitions => 3);",
+        )
+        .unwrap();
+        assert_eq!(count("SELECT count(*) FROM mig"), 5000);
+        assert_eq!(count("SELECT sum(v)::bigint FROM mig"), 5000 * 5001 / 2);
+        assert_eq!(count("SELECT count(*) FROM ONLY mig"), 0);
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch._range_parents('mig')"),
+            3
+        );
+        assert_eq!(
+            count(&format!("SELECT count(*) FROM (SELECT dev, metric FROM mig GROUP BY 1, 2 HAVING count(DISTINCT {}) <> 1) x", PART_OF.replace("{t}", "mig"))),
+            0
+        );
+        // Partitions and chunks are named after the table, not the temporary one (their indexes
+        // keep the names they got when made, as without space partitioning).
+        assert_eq!(
+            count("SELECT count(*) FROM pg_class WHERE relname LIKE '%tw_new%' AND relkind IN ('r', 'p')"),
+            0
+        );
+        assert_eq!(
+            count("SELECT count(*) FROM pg_class WHERE relname = 'mig_h2'"),
+            1
+        );
+        // The serial continues.
+        Spi::run("INSERT INTO mig (ts, dev, metric, v) VALUES (now(), 1, 'm1', 0)").unwrap();
+        assert_eq!(count("SELECT max(id) FROM mig"), 5001);
+    }
+
+    #[pg_test(error = "invalid number_partitions: NULL")]
+    fn space_partitioning_needs_number_partitions() {
+        Spi::run("CREATE TABLE np (ts timestamptz NOT NULL, sat text)").unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('np', 'ts', partitioning_column => 'sat')")
+            .unwrap();
+    }
+
+    #[pg_test(error = "partitioning column \"nope\" does not exist in table \"public.nc\"")]
+    fn space_partitioning_on_a_missing_column_is_an_error() {
+        Spi::run("CREATE TABLE nc (ts timestamptz NOT NULL, sat text)").unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('nc', 'ts', partitioning_column => 'nope', number_partitions => 2)").unwrap();
+    }
+
+    #[pg_test(
+        error = "cannot convert \"public.pk\" to a hypertable: unique index \"public.pk_pkey\" does not include column \"sat\""
+    )]
+    fn space_partitioning_needs_the_column_in_unique_keys() {
+        Spi::run(
+            "CREATE TABLE pk (id int, ts timestamptz NOT NULL, sat text, PRIMARY KEY (id, ts))",
+        )
+        .unwrap();
+        Spi::run("SELECT tidewatch.create_hypertable('pk', 'ts', partitioning_column => 'sat', number_partitions => 2)").unwrap();
+    }
+
+    /// Per-series work over a hypertable with space partitioning gives what it gives over a plain
+    /// table of the same rows (the oracle), and aggregates partition-wise.
+    #[pg_test]
+    fn space_partitioned_scoring_matches_a_plain_table() {
+        Spi::run(
+            "CREATE TABLE flat (ts timestamptz NOT NULL, sat text, metric int, v float8);
+             INSERT INTO flat SELECT timestamptz '2026-01-01' + i * interval '10 minutes', 'SAT' || s, m,
+                    sin(i / 9.0 + s) + m + CASE WHEN i = 60 + s THEN 9 ELSE 0 END
+             FROM generate_series(0, 199) i, generate_series(1, 30) s, generate_series(1, 2) m;
+             CREATE TABLE sp2 (LIKE flat);
+             SELECT tidewatch.create_hypertable('sp2', 'ts', interval '1 day',
+                                                partitioning_column => 'sat', number_partitions => 4);
+             INSERT INTO sp2 SELECT * FROM flat;
+             SELECT tidewatch.run_maintenance('sp2');
+             CREATE TABLE plain_h (LIKE flat);
+             SELECT tidewatch.create_hypertable('plain_h', 'ts', interval '1 day');
+             INSERT INTO plain_h SELECT * FROM flat;
+             SELECT tidewatch.run_maintenance('plain_h');
+             ANALYZE sp2, plain_h;",
+        )
+        .unwrap();
+        for q in [
+            "SELECT series, ts, value, expected, lower, upper, score, is_anomaly
+             FROM tidewatch.detect_anomalies('{t}', 'v', '{sat,metric}')",
+            "SELECT series, ts, score FROM tidewatch.detect_anomalies('{t}', 'v', '{sat,metric}', anomalies_only => true)",
+            "SELECT series, bucket_start, value, score, is_outlier
+             FROM tidewatch.peer_outliers('{t}', 'v', '{sat}', interval '2 hours', '2026-01-01', '2026-01-03')",
+        ] {
+            let (a, b) = (q.replace("{t}", "sp2"), q.replace("{t}", "plain_h"));
+            assert!(count(&format!("SELECT count(*) FROM ({a}) x")) > 0, "{a}");
+            assert_eq!(count(&format!("SELECT count(*) FROM (({a}) EXCEPT ALL ({b})) x")), 0, "{a}");
+            assert_eq!(count(&format!("SELECT count(*) FROM (({b}) EXCEPT ALL ({a})) x")), 0, "{a}");
+        }
+        Spi::run(
+            "SELECT tidewatch.train_detector('on_sp', 'sp2', 'v', '{sat,metric}', interval '10 years', 'robust');
+             SELECT tidewatch.train_detector('on_plain', 'plain_h', 'v', '{sat,metric}', interval '10 years', 'robust');",
+        )
+        .unwrap();
+        assert_eq!(
+            count("SELECT count(*) FROM tidewatch.models WHERE name = 'on_sp'"),
+            60
+        );
+        assert_eq!(
+            count(
+                "SELECT count(*) FROM tidewatch.models a FULL JOIN tidewatch.models b
+                   ON a.series = b.series AND a.state = b.state AND a.name = 'on_sp' AND b.name = 'on_plain'
+                 WHERE (a.name = 'on_sp' OR b.name = 'on_plain') AND (a.id IS NULL OR b.id IS NULL)"
+            ),
+            0
+        );
+        // The setting is back as it was after each call.
+        assert_eq!(
+            Spi::get_one::<String>("SELECT current_setting('enable_partitionwise_aggregate')")
+                .unwrap()
+                .as_deref(),
+            Some("off")
+        );
+        // Partition-wise: an Append (parallel or not) of one complete aggregate per hash
+        // partition (each may combine partial aggregates of its chunks).
+        Spi::run("SET LOCAL enable_partitionwise_aggregate = on").unwrap();
+        let plan = Spi::get_one::<pgrx::Json>(
+            "EXPLAIN (FORMAT JSON) SELECT sat, metric, tidewatch.anomaly_agg(ts, v) FROM sp2 GROUP BY sat, metric",
+        )
+        .unwrap()
+        .map(|j| j.0)
+        .unwrap_or_default();
+        // Under a Gather when the planner gives the partitions to parallel workers.
+        let mut top = &plan[0]["Plan"];
+        if top["Node Type"] == "Gather" {
+            top = &top["Plans"][0];
+        }
+        assert_eq!(top["Node Type"], "Append", "{plan}");
+        let parts = top["Plans"].as_array().cloned().unwrap_or_default();
+        assert_eq!(parts.len(), 4, "{plan}");
+        for p in parts {
+            assert_eq!(p["Node Type"], "Aggregate", "{plan}");
+            assert_ne!(p["Partial Mode"], "Partial", "{plan}");
+        }
     }
 }

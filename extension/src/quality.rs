@@ -1,9 +1,11 @@
 //! Model quality aggregates: `regression_quality(prediction, target)` and
 //! `classification_quality(prediction, target)`. The maths is in `crates/tidewatch-quality`.
 
-use crate::aggregate::{deserialize, state_mut};
+use crate::aggregate::{
+    self, args, expanded_methods, expanded_mut, expanded_ref, finfo_v1, AggState,
+};
 use pgrx::prelude::*;
-use pgrx::{Internal, JsonB};
+use pgrx::JsonB;
 use tidewatch_quality::{Classification, Regression};
 
 extension_sql!(
@@ -17,72 +19,101 @@ CREATE TYPE tidewatch.classification_metrics AS (
     name = "quality_types"
 );
 
-#[pg_extern(immutable, parallel_safe)]
-fn _regression_quality_step(
-    mut state: Internal,
-    prediction: Option<f64>,
-    target: Option<f64>,
+impl AggState for Regression {
+    fn to_bytes(&self) -> Vec<u8> {
+        Regression::to_bytes(self)
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Regression::from_bytes(bytes)
+    }
+    fn merge(&mut self, other: &Self) {
+        Regression::merge(self, other);
+    }
+    expanded_methods!(Regression);
+}
+
+impl AggState for Classification {
+    fn to_bytes(&self) -> Vec<u8> {
+        Classification::to_bytes(self)
+    }
+    fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
+        Classification::from_bytes(bytes)
+    }
+    fn merge(&mut self, other: &Self) {
+        Classification::merge(self, other);
+    }
+    expanded_methods!(Classification);
+}
+
+finfo_v1!(
+    pg_finfo_tidewatch_regression_quality_step,
+    pg_finfo_tidewatch_regression_quality_combine,
+    pg_finfo_tidewatch_regression_quality_final,
+    pg_finfo_tidewatch_classification_quality_step,
+    pg_finfo_tidewatch_classification_quality_combine,
+    pg_finfo_tidewatch_classification_quality_final,
+);
+
+/// A float8 argument (passed by value).
+fn float8(a: &pg_sys::NullableDatum) -> Option<f64> {
+    (!a.isnull).then(|| f64::from_bits(a.value.value() as u64))
+}
+
+/// The composite of a final function, or an internal error.
+fn composite(type_name: &str) -> PgHeapTuple<'static, pgrx::AllocatedByRust> {
+    PgHeapTuple::new_composite_type(type_name).unwrap_or_else(|e| {
+        crate::errors::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+            e.to_string(),
+            None,
+            None,
+        )
+    })
+}
+
+/// Transition of `regression_quality(float8, float8)`: (bytea, float8, float8) → bytea.
+///
+/// # Safety
+/// Only for fmgr, as declared below.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_regression_quality_step(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: this aggregate's state is always a Regression.
-    let s: &mut Regression = unsafe { state_mut(&mut state, fcinfo) };
-    if let (Some(p), Some(t)) = (prediction, target) {
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's fcinfo, declared (bytea, float8, float8).
+    let a = unsafe { args(fcinfo) };
+    // SAFETY: argument 0 is this aggregate's state.
+    let (s, d) = unsafe { expanded_mut::<Regression>(fcinfo, Regression::default) };
+    if let (Some(p), Some(t)) = (float8(&a[1]), float8(&a[2])) {
         s.add(p, t);
     }
-    state
+    d
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _regression_quality_combine(
-    mut a: Internal,
-    b: Internal,
+/// # Safety
+/// Only for fmgr, as the combine function of `regression_quality`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_regression_quality_combine(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: both states are Regressions of this aggregate.
-    let other = unsafe { b.get::<Regression>() }.cloned();
-    if let Some(other) = other {
-        // SAFETY: `a` is this aggregate's Regression state and fcinfo is the call's.
-        let s: &mut Regression = unsafe { state_mut(&mut a, fcinfo) };
-        s.merge(&other);
-    }
-    a
+) -> pg_sys::Datum {
+    // SAFETY: as declared below.
+    unsafe { aggregate::combine::<Regression>(fcinfo) }
 }
 
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _regression_quality_serialize(state: Internal) -> Vec<u8> {
-    // SAFETY: this aggregate's state is always a Regression.
-    unsafe { state.get::<Regression>() }
-        .map(Regression::to_bytes)
-        .unwrap_or_default()
-}
-
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _regression_quality_deserialize(
-    bytes: &[u8],
-    _unused: Internal,
+/// Final function of `regression_quality`: (bytea) → tidewatch.regression_metrics.
+///
+/// # Safety
+/// Only for fmgr, as declared below.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_regression_quality_final(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    deserialize(bytes, Regression::from_bytes, fcinfo)
-}
-
-#[pg_extern(immutable, parallel_safe, requires = ["quality_types"])]
-fn _regression_quality_final(
-    state: Internal,
-) -> pgrx::composite_type!('static, "regression_metrics") {
-    // SAFETY: this aggregate's state is always a Regression.
-    let m = unsafe { state.get::<Regression>() }
-        .cloned()
-        .unwrap_or_default()
-        .metrics();
-    let mut t =
-        PgHeapTuple::new_composite_type("tidewatch.regression_metrics").unwrap_or_else(|e| {
-            crate::errors::raise(
-                pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                e.to_string(),
-                None,
-                None,
-            )
-        });
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's fcinfo, declared (bytea); the state of regression_quality or NULL.
+    let state = unsafe { expanded_ref::<Regression>(args(fcinfo)[0]) };
+    let m = state.map_or_else(|| Regression::default().metrics(), |s| s.metrics());
+    let mut t = composite("tidewatch.regression_metrics");
     let set = |t: &mut PgHeapTuple<'_, _>, k: &str, v: Option<f64>| {
         let _ = t.set_by_name(k, v);
     };
@@ -92,75 +123,61 @@ fn _regression_quality_final(
     set(&mut t, "mape", m.mape);
     set(&mut t, "r2", m.r2);
     set(&mut t, "mean_error", m.mean_error);
-    t
+    t.into_composite_datum().unwrap_or(pg_sys::Datum::from(0))
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _classification_quality_step(
-    mut state: Internal,
-    prediction: Option<&str>,
-    target: Option<&str>,
+/// Transition of `classification_quality(text, text)`: (bytea, text, text) → bytea.
+///
+/// # Safety
+/// Only for fmgr, as declared below.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_classification_quality_step(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: this aggregate's state is always a Classification.
-    let s: &mut Classification = unsafe { state_mut(&mut state, fcinfo) };
-    if let (Some(p), Some(t)) = (prediction, target) {
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's fcinfo, declared (bytea, text, text).
+    let a = unsafe { args(fcinfo) };
+    // SAFETY: argument 0 is this aggregate's state.
+    let (s, d) = unsafe { expanded_mut::<Classification>(fcinfo, Classification::default) };
+    // SAFETY: arguments 1 and 2 are text.
+    let (p, t) = unsafe {
+        (
+            <&str>::from_datum(a[1].value, a[1].isnull),
+            <&str>::from_datum(a[2].value, a[2].isnull),
+        )
+    };
+    if let (Some(p), Some(t)) = (p, t) {
         s.add(p, t);
     }
-    state
+    d
 }
 
-#[pg_extern(immutable, parallel_safe)]
-fn _classification_quality_combine(
-    mut a: Internal,
-    b: Internal,
+/// # Safety
+/// Only for fmgr, as the combine function of `classification_quality`.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_classification_quality_combine(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    // SAFETY: both states are Classifications of this aggregate.
-    let other = unsafe { b.get::<Classification>() }.cloned();
-    if let Some(other) = other {
-        // SAFETY: `a` is this aggregate's Classification state and fcinfo is the call's.
-        let s: &mut Classification = unsafe { state_mut(&mut a, fcinfo) };
-        s.merge(&other);
-    }
-    a
+) -> pg_sys::Datum {
+    // SAFETY: as declared below.
+    unsafe { aggregate::combine::<Classification>(fcinfo) }
 }
 
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _classification_quality_serialize(state: Internal) -> Vec<u8> {
-    // SAFETY: this aggregate's state is always a Classification.
-    unsafe { state.get::<Classification>() }
-        .map(Classification::to_bytes)
-        .unwrap_or_default()
-}
-
-#[pg_extern(immutable, parallel_safe, strict)]
-fn _classification_quality_deserialize(
-    bytes: &[u8],
-    _unused: Internal,
+/// Final function of `classification_quality`: (bytea) → tidewatch.classification_metrics.
+///
+/// # Safety
+/// Only for fmgr, as declared below.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub unsafe extern "C-unwind" fn tidewatch_classification_quality_final(
     fcinfo: pg_sys::FunctionCallInfo,
-) -> Internal {
-    deserialize(bytes, Classification::from_bytes, fcinfo)
-}
-
-#[pg_extern(immutable, parallel_safe, requires = ["quality_types"])]
-fn _classification_quality_final(
-    state: Internal,
-) -> pgrx::composite_type!('static, "classification_metrics") {
-    // SAFETY: this aggregate's state is always a Classification.
-    let c = unsafe { state.get::<Classification>() }
-        .cloned()
-        .unwrap_or_default();
+) -> pg_sys::Datum {
+    // SAFETY: fmgr's fcinfo, declared (bytea); the state of classification_quality or NULL.
+    let state = unsafe { expanded_ref::<Classification>(args(fcinfo)[0]) };
+    let empty = Classification::default();
+    let c: &Classification = state.as_deref().unwrap_or(&empty);
     let m = c.metrics();
-    let mut t =
-        PgHeapTuple::new_composite_type("tidewatch.classification_metrics").unwrap_or_else(|e| {
-            crate::errors::raise(
-                pgrx::PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                e.to_string(),
-                None,
-                None,
-            )
-        });
+    let mut t = composite("tidewatch.classification_metrics");
     let _ = t.set_by_name("n", i64::try_from(m.n).unwrap_or(i64::MAX));
     let _ = t.set_by_name("accuracy", m.accuracy);
     let _ = t.set_by_name("precision_macro", m.precision_macro);
@@ -174,23 +191,34 @@ fn _classification_quality_final(
         "confusion",
         JsonB(serde_json::to_value(&c.confusion).unwrap_or_default()),
     );
-    t
+    t.into_composite_datum().unwrap_or(pg_sys::Datum::from(0))
 }
 
+// The state is a bytea (an expanded object in memory, see aggregate.rs), so that Citus runs
+// these aggregates partially on its workers; parallel query ships it as it is (a bytea state
+// needs no serialize/deserialize functions).
 extension_sql!(
     r#"
+CREATE FUNCTION tidewatch._regression_quality_step(bytea, float8, float8) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._regression_quality_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._regression_quality_final(bytea) RETURNS tidewatch.regression_metrics
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_step(bytea, text, text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_final(bytea) RETURNS tidewatch.classification_metrics
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 CREATE AGGREGATE tidewatch.regression_quality(prediction float8, target float8) (
-    SFUNC = tidewatch._regression_quality_step, STYPE = internal,
+    SFUNC = tidewatch._regression_quality_step, STYPE = bytea,
     COMBINEFUNC = tidewatch._regression_quality_combine,
-    SERIALFUNC = tidewatch._regression_quality_serialize,
-    DESERIALFUNC = tidewatch._regression_quality_deserialize,
     FINALFUNC = tidewatch._regression_quality_final,
     PARALLEL = SAFE);
 CREATE AGGREGATE tidewatch.classification_quality(prediction text, target text) (
-    SFUNC = tidewatch._classification_quality_step, STYPE = internal,
+    SFUNC = tidewatch._classification_quality_step, STYPE = bytea,
     COMBINEFUNC = tidewatch._classification_quality_combine,
-    SERIALFUNC = tidewatch._classification_quality_serialize,
-    DESERIALFUNC = tidewatch._classification_quality_deserialize,
     FINALFUNC = tidewatch._classification_quality_final,
     PARALLEL = SAFE);
 COMMENT ON AGGREGATE tidewatch.regression_quality(float8, float8) IS
@@ -199,18 +227,7 @@ COMMENT ON AGGREGATE tidewatch.classification_quality(text, text) IS
 'Classification quality of predicted against true labels: n, accuracy, macro precision/recall/F1 (0 for a class never predicted), per-class metrics and the confusion matrix {target: {prediction: count}} as jsonb. Rows with a NULL label are skipped; parallel-safe.';
 "#,
     name = "quality_aggregates",
-    requires = [
-        _regression_quality_step,
-        _regression_quality_combine,
-        _regression_quality_serialize,
-        _regression_quality_deserialize,
-        _regression_quality_final,
-        _classification_quality_step,
-        _classification_quality_combine,
-        _classification_quality_serialize,
-        _classification_quality_deserialize,
-        _classification_quality_final
-    ]
+    requires = ["quality_types"]
 );
 
 #[cfg(any(test, feature = "pg_test"))]

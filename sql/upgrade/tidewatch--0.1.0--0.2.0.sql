@@ -1212,3 +1212,1369 @@ BEGIN
     RETURN trained;
 END
 $$;
+
+-- Space partitioning (sql/hypertable.sql): create_hypertable(..., partitioning_column,
+-- number_partitions) hash-partitions a table on its series column(s), each hash partition
+-- range-partitioned on time into chunks; chunk views, maintenance, show_chunks and drop_chunks
+-- cover every hash partition. Chunks of a Citus distributed hypertable are distributed before
+-- rows move into them.
+ALTER TABLE tidewatch.hypertable
+    ADD COLUMN partitioning_columns name[] NOT NULL DEFAULT '{}',
+    ADD COLUMN number_partitions integer CHECK (number_partitions BETWEEN 1 AND 1024),
+    ADD CONSTRAINT hypertable_check CHECK ((cardinality(partitioning_columns) = 0) = (number_partitions IS NULL));
+COMMENT ON TABLE tidewatch.hypertable IS 'Tables managed as hypertables: range-partitioned on a time column into chunks of chunk_interval; with partitioning_columns, first hash-partitioned on them into number_partitions partitions.';
+DROP VIEW tidewatch.hypertables;
+DROP VIEW tidewatch.chunks;
+DROP FUNCTION tidewatch._partitions(regclass);
+DROP FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval);
+DROP FUNCTION tidewatch.create_hypertable(regclass, name, interval, boolean, boolean);
+
+CREATE FUNCTION tidewatch._range_parents(relation regclass)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT relation
+    WHERE NOT EXISTS (SELECT 1 FROM pg_partitioned_table pt WHERE pt.partrelid = relation AND pt.partstrat = 'h')
+    UNION ALL
+    SELECT s.rel FROM (
+        SELECT c.oid::regclass AS rel,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'remainder (\d+)'))[1]::integer AS remainder
+        FROM pg_partitioned_table pt
+        JOIN pg_inherits i ON i.inhparent = pt.partrelid
+        JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE pt.partrelid = relation AND pt.partstrat = 'h'
+        ORDER BY 2) s
+$$;
+CREATE FUNCTION tidewatch._partitions(relation regclass)
+RETURNS TABLE (chunk regclass, range_start timestamptz, range_end timestamptz, is_default boolean, parent regclass)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    r record;
+    m text[];
+BEGIN
+    FOR r IN
+        SELECT c.oid::regclass AS rel, pg_get_expr(c.relpartbound, c.oid) AS bound, i.inhparent::regclass AS par
+        FROM tidewatch._range_parents(relation) rp(oid)
+        JOIN pg_inherits i ON i.inhparent = rp.oid
+        JOIN pg_class c ON c.oid = i.inhrelid
+    LOOP
+        chunk := r.rel;
+        parent := r.par;
+        IF r.bound = 'DEFAULT' THEN
+            range_start := NULL; range_end := NULL; is_default := true;
+        ELSE
+            m := regexp_match(r.bound, '^FOR VALUES FROM \((.*)\) TO \((.*)\)$');
+            IF m IS NULL THEN
+                CONTINUE;
+            END IF;
+            range_start := CASE WHEN m[1] = 'MINVALUE' THEN NULL ELSE trim(both '''' from m[1])::timestamptz END;
+            range_end := CASE WHEN m[2] = 'MAXVALUE' THEN NULL ELSE trim(both '''' from m[2])::timestamptz END;
+            is_default := false;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+CREATE FUNCTION tidewatch._citus_distribution_column(relation regclass)
+RETURNS name
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    col name;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN NULL;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.column_to_column_name(logicalrelid, partkey) FROM pg_catalog.pg_dist_partition
+             WHERE logicalrelid = $1 AND partmethod = ''h'''
+        INTO col USING relation;
+    RETURN col;
+END
+$$;
+CREATE FUNCTION tidewatch._ensure_range_chunk(relation regclass, parent regclass, ts timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+SET lock_timeout = '2s'
+AS $$
+DECLARE
+    h tidewatch.hypertable;
+    lo timestamptz;
+    hi timestamptz;
+    nsp name;
+    owner_name name;
+    chunk_name name;
+    default_part regclass;
+    cols text;
+    dist name;
+    moved bigint := 0;
+BEGIN
+    h := tidewatch._hypertable(relation);
+    IF EXISTS (SELECT 1 FROM tidewatch._partitions(parent) p
+               WHERE NOT p.is_default
+                 AND (p.range_start IS NULL OR p.range_start <= ts)
+                 AND (p.range_end IS NULL OR ts < p.range_end)) THEN
+        RETURN 0;
+    END IF;
+
+    lo := tidewatch.time_bucket(h.chunk_interval, ts);
+    hi := lo + h.chunk_interval;
+    -- Clip to partitions that already exist (for tables partitioned by hand before).
+    SELECT greatest(lo, max(p.range_end)) INTO lo FROM tidewatch._partitions(parent) p
+        WHERE NOT p.is_default AND p.range_end <= ts;
+    lo := coalesce(lo, tidewatch.time_bucket(h.chunk_interval, ts));
+    SELECT least(hi, min(p.range_start)) INTO hi FROM tidewatch._partitions(parent) p
+        WHERE NOT p.is_default AND p.range_start > ts;
+    hi := coalesce(hi, tidewatch.time_bucket(h.chunk_interval, ts) + h.chunk_interval);
+
+    -- Readers and writers must not plan with the old partition list and then execute with a
+    -- snapshot taken after this transaction: a reader would miss the moved rows, a writer that
+    -- routed a row to the default partition would fail its partition check. Locking the parent
+    -- (ONLY: every query locks it first) makes them wait before planning, so they see the new
+    -- chunk and the moved rows together. lock_timeout keeps us from queueing behind long queries.
+    -- With space partitioning, queries lock the hypertable first, then its hash partitions.
+    EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', relation);
+    IF parent <> relation THEN
+        EXECUTE format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE', parent);
+    END IF;
+
+    SELECT n.nspname, r.rolname INTO nsp, owner_name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_roles r ON r.oid = c.relowner
+        WHERE c.oid = relation;
+    SELECT p.chunk INTO default_part FROM tidewatch._partitions(parent) p WHERE p.is_default;
+    chunk_name := tidewatch._chunk_name(parent, lo, h.chunk_interval);
+
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE'
+                   ' INCLUDING COMPRESSION INCLUDING STATISTICS)', nsp, chunk_name, relation);
+    EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', nsp, chunk_name, owner_name);
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+        FROM pg_attribute a
+        WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+
+    dist := tidewatch._citus_distribution_column(relation);
+    IF dist IS NOT NULL THEN
+        -- A Citus distributed hypertable: distribute the chunk beside the hypertable's shards
+        -- before attaching it, so that moving its rows out of the default partition runs on each
+        -- worker (no row passes through the coordinator, and no local copy is left behind).
+        EXECUTE format('SELECT pg_catalog.create_distributed_table(%L, %L, colocate_with => %L)',
+                       format('%I.%I', nsp, chunk_name), dist, relation::text);
+        IF default_part IS NOT NULL THEN
+            EXECUTE format('INSERT INTO %I.%I (%s) SELECT %s FROM %s WHERE %I >= $1::%s AND %I < $2::%s',
+                           nsp, chunk_name, cols, cols, default_part, h.time_column, h.time_type, h.time_column, h.time_type)
+                USING lo, hi;
+            GET DIAGNOSTICS moved = ROW_COUNT;
+            EXECUTE format('DELETE FROM %s WHERE %I >= $1::%s AND %I < $2::%s',
+                           default_part, h.time_column, h.time_type, h.time_column, h.time_type)
+                USING lo, hi;
+        END IF;
+    ELSIF default_part IS NOT NULL THEN
+        EXECUTE format('WITH moved AS (DELETE FROM ONLY %s WHERE %I >= $1::%s AND %I < $2::%s RETURNING %s)'
+                       ' INSERT INTO %I.%I (%s) SELECT %s FROM moved',
+                       default_part, h.time_column, h.time_type, h.time_column, h.time_type, cols,
+                       nsp, chunk_name, cols, cols)
+            USING lo, hi;
+        GET DIAGNOSTICS moved = ROW_COUNT;
+    END IF;
+
+    EXECUTE format('ALTER TABLE %s ATTACH PARTITION %I.%I FOR VALUES FROM (%L) TO (%L)',
+                   parent, nsp, chunk_name, lo::text, hi::text);
+    RETURN moved;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch._ensure_chunk(relation regclass, ts timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parent regclass;
+    moved bigint := 0;
+BEGIN
+    FOR parent IN SELECT tidewatch._range_parents(relation) LOOP
+        moved := moved + tidewatch._ensure_range_chunk(relation, parent, ts);
+    END LOOP;
+    RETURN moved;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.run_maintenance(relation regclass, max_chunks integer DEFAULT 1000)
+RETURNS TABLE (chunks_created integer, rows_moved bigint, rows_left_in_default bigint)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    h tidewatch.hypertable;
+    parent regclass;
+    default_part regclass;
+    before_count integer;
+    t timestamptz;
+    n integer := 0;
+    total bigint := 0;
+    moved bigint;
+    left_over bigint;
+    buckets timestamptz[];
+    busy boolean := false;
+BEGIN
+    h := tidewatch._hypertable(relation);
+    IF max_chunks IS NULL OR max_chunks < 1 THEN
+        RAISE EXCEPTION 'max_chunks must be a positive integer, not %', coalesce(max_chunks::text, 'NULL')
+            USING ERRCODE = '22023';
+    END IF;
+    -- One maintainer per hypertable at a time (the job and a manual call would otherwise
+    -- deadlock: each reads the default partition, then wants the hypertable exclusively).
+    PERFORM pg_advisory_xact_lock(hashtext('tidewatch.run_maintenance'), relation::oid::integer);
+    SELECT count(*) INTO before_count FROM tidewatch._partitions(relation) WHERE NOT is_default;
+
+    BEGIN
+        FOR i IN 0 .. h.chunks_ahead LOOP
+            PERFORM tidewatch._ensure_chunk(relation, tidewatch.time_bucket(h.chunk_interval, now()) + h.chunk_interval * i);
+        END LOOP;
+    EXCEPTION WHEN lock_not_available THEN
+        RAISE NOTICE 'tidewatch: "%" is busy (lock timeout); chunks will be created at the next maintenance', relation;
+        chunks_created := 0; rows_moved := 0; rows_left_in_default := NULL;
+        RETURN NEXT;
+        RETURN;
+    END;
+
+    <<parents>>
+    FOR parent IN SELECT tidewatch._range_parents(relation) LOOP
+        SELECT p.chunk INTO default_part FROM tidewatch._partitions(parent) p WHERE p.is_default;
+        CONTINUE WHEN default_part IS NULL;
+        EXECUTE format('SELECT array_agg(b ORDER BY b) FROM (SELECT DISTINCT tidewatch.time_bucket($1, %I::timestamptz) AS b'
+                       ' FROM ONLY %s WHERE isfinite(%I)) s', h.time_column, default_part, h.time_column)
+            INTO buckets USING h.chunk_interval;
+        FOREACH t IN ARRAY coalesce(buckets, '{}') LOOP
+            EXIT parents WHEN n >= max_chunks OR busy;
+            BEGIN
+                moved := tidewatch._ensure_range_chunk(relation, parent, t);
+            EXCEPTION WHEN lock_not_available THEN
+                RAISE NOTICE 'tidewatch: "%" is busy (lock timeout); the rest moves at the next maintenance', relation;
+                busy := true;
+                EXIT parents;
+            END;
+            -- A bucket may be split around existing partitions: cover what is left of it.
+            FOR guard IN 1 .. 100 LOOP
+                DECLARE
+                    nxt timestamptz;
+                    more bigint;
+                BEGIN
+                    EXECUTE format('SELECT min(%I)::timestamptz FROM ONLY %s WHERE %I >= $1::%s AND %I < $2::%s',
+                                   h.time_column, default_part, h.time_column, h.time_type, h.time_column, h.time_type)
+                        INTO nxt USING t, t + h.chunk_interval;
+                    EXIT WHEN nxt IS NULL;
+                    more := tidewatch._ensure_range_chunk(relation, parent, nxt);
+                    EXIT WHEN more = 0;
+                    moved := moved + more;
+                END;
+            END LOOP;
+            total := total + moved;
+            n := n + 1;
+            IF n % 50 = 0 THEN
+                RAISE NOTICE 'tidewatch: % chunk ranges done, % rows moved out of the default partition',
+                    n, total;
+            END IF;
+        END LOOP;
+    END LOOP;
+
+    chunks_created := (SELECT count(*) FROM tidewatch._partitions(relation) WHERE NOT is_default) - before_count;
+    rows_moved := total;
+    rows_left_in_default := 0;
+    FOR default_part IN SELECT p.chunk FROM tidewatch._partitions(relation) p WHERE p.is_default LOOP
+        EXECUTE format('SELECT count(*) FROM ONLY %s', default_part) INTO left_over;
+        rows_left_in_default := rows_left_in_default + left_over;
+    END LOOP;
+    RETURN NEXT;
+END
+$$;
+CREATE FUNCTION tidewatch._convert_to_partitioned(relation regclass, time_column name, chunk_interval interval,
+                                                  space_columns name[] DEFAULT '{}', space_partitions integer DEFAULT NULL)
+RETURNS regclass
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    nsp name;
+    relname name;
+    owner_name name;
+    tmp_name name;
+    tmp regclass;
+    table_comment text;
+    r record;
+    defs text[] := '{}';
+    comments text[] := '{}';
+    grants text[] := '{}';
+    seqs text[] := '{}';
+    cols text;
+    stmt text;
+    blocker text;
+    b timestamptz;
+    rowcount bigint;
+    key_col name;
+    hash_key text;
+BEGIN
+    SELECT n.nspname, c.relname, pg_get_userbyid(c.relowner) INTO nsp, relname, owner_name
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = relation;
+
+    -- Things a swap would break: refuse with a hint rather than lose them.
+    SELECT string_agg(DISTINCT v.oid::regclass::text, ', ') INTO blocker
+        FROM pg_depend d JOIN pg_rewrite w ON w.oid = d.objid JOIN pg_class v ON v.oid = w.ev_class
+        WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = relation AND v.oid <> relation;
+    IF blocker IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot convert "%" to a hypertable: views depend on it', relation
+            USING ERRCODE = '2BP01', DETAIL = 'Dependent views: ' || blocker || '.',
+                  HINT = 'Drop the views, create the hypertable, then create the views again.';
+    END IF;
+    SELECT string_agg(format('%s (%s)', conname, conrelid::regclass), ', ') INTO blocker
+        FROM pg_constraint WHERE confrelid = relation AND contype = 'f';
+    IF blocker IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot convert "%" to a hypertable: foreign keys reference it', relation
+            USING ERRCODE = '2BP01', DETAIL = 'Referencing constraints: ' || blocker || '.',
+                  HINT = 'Drop those foreign keys first; PostgreSQL 15 cannot reference a partitioned table by a key without the partition column.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_inherits WHERE inhrelid = relation OR inhparent = relation) THEN
+        RAISE EXCEPTION 'cannot convert "%" to a hypertable: it takes part in table inheritance', relation
+            USING ERRCODE = '0A000', HINT = 'Use a table without INHERITS parents or children.';
+    END IF;
+    SELECT string_agg(tgname, ', ') INTO blocker FROM pg_trigger WHERE tgrelid = relation AND NOT tgisinternal;
+    IF blocker IS NOT NULL THEN
+        RAISE EXCEPTION 'cannot convert "%" to a hypertable: it has triggers', relation
+            USING ERRCODE = '0A000', DETAIL = 'Triggers: ' || blocker || '.',
+                  HINT = 'Drop the triggers, create the hypertable, then create them again on it.';
+    END IF;
+    FOREACH key_col IN ARRAY array_prepend(time_column, space_columns) LOOP
+        FOR r IN
+            SELECT i.indexrelid::regclass AS idx FROM pg_index i
+            WHERE i.indrelid = relation AND i.indisunique
+              AND NOT (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = key_col) = ANY (i.indkey)
+        LOOP
+            RAISE EXCEPTION 'cannot convert "%" to a hypertable: unique index "%" does not include column "%"',
+                    relation, r.idx, key_col
+                USING ERRCODE = '0A000',
+                      DETAIL = format('A unique index or primary key on a partitioned table must contain the partition column%s.',
+                                     CASE WHEN cardinality(space_columns) > 0 THEN 's' ELSE '' END),
+                      HINT = format('Add %I to it, e.g. PRIMARY KEY (id, %I), then call create_hypertable again.', key_col, key_col);
+        END LOOP;
+    END LOOP;
+
+    EXECUTE format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', relation);
+
+    -- Remember what LIKE does not copy.
+    table_comment := obj_description(relation, 'pg_class');
+    FOR r IN
+        SELECT con.conname, pg_get_constraintdef(con.oid) AS def, obj_description(con.oid, 'pg_constraint') AS cmt
+        FROM pg_constraint con WHERE con.conrelid = relation AND con.contype IN ('p', 'u', 'x')
+    LOOP
+        defs := defs || format('ALTER TABLE %I.%I ADD CONSTRAINT %I %s', nsp, relname, r.conname, r.def);
+        IF r.cmt IS NOT NULL THEN
+            comments := comments || format('COMMENT ON CONSTRAINT %I ON %I.%I IS %L', r.conname, nsp, relname, r.cmt);
+        END IF;
+    END LOOP;
+    FOR r IN
+        SELECT i.indexrelid, pg_get_indexdef(i.indexrelid) AS def, obj_description(i.indexrelid, 'pg_class') AS cmt,
+               c.relname AS idxname
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = relation
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint con WHERE con.conindid = i.indexrelid AND con.conrelid = relation)
+    LOOP
+        defs := defs || r.def;
+        IF r.cmt IS NOT NULL THEN
+            comments := comments || format('COMMENT ON INDEX %I.%I IS %L', nsp, r.idxname, r.cmt);
+        END IF;
+    END LOOP;
+    FOR r IN
+        SELECT a.privilege_type, a.is_grantable, a.grantee
+        FROM aclexplode((SELECT relacl FROM pg_class WHERE oid = relation)) a
+        WHERE a.grantee <> (SELECT relowner FROM pg_class WHERE oid = relation)
+    LOOP
+        grants := grants || format('GRANT %s ON %I.%I TO %s%s', r.privilege_type, nsp, relname,
+            CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END,
+            CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    -- Column-level grants.
+    FOR r IN
+        SELECT att.attname, a.privilege_type, a.grantee
+        FROM pg_attribute att, aclexplode(att.attacl) a
+        WHERE att.attrelid = relation AND att.attacl IS NOT NULL AND att.attnum > 0 AND NOT att.attisdropped
+    LOOP
+        grants := grants || format('GRANT %s (%I) ON %I.%I TO %s', r.privilege_type, r.attname, nsp, relname,
+            CASE WHEN r.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(r.grantee)) END);
+    END LOOP;
+
+    tmp_name := left(relname, 40) || '_tw_new_' || relation::oid;
+    hash_key := (SELECT string_agg(format('%I', c), ', ') FROM unnest(space_columns) c);
+    EXECUTE format('CREATE TABLE %I.%I (LIKE %s INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS'
+                   ' INCLUDING GENERATED INCLUDING IDENTITY INCLUDING STATISTICS INCLUDING STORAGE'
+                   ' INCLUDING COMPRESSION) PARTITION BY %s', nsp, tmp_name, relation,
+                   CASE WHEN hash_key IS NULL THEN format('RANGE (%I)', time_column) ELSE format('HASH (%s)', hash_key) END);
+    tmp := format('%I.%I', nsp, tmp_name)::regclass;
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tmp, time_column);
+    FOR i IN 0 .. coalesce(space_partitions, 0) - 1 LOOP
+        EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s FOR VALUES WITH (MODULUS %s, REMAINDER %s) PARTITION BY RANGE (%I)',
+                       nsp, tmp_name || '_h' || i, tmp, space_partitions, i, time_column);
+    END LOOP;
+
+    -- Sequences owned by the old table's columns (serial) move to the new one; identity
+    -- sequences are new, so they continue from the old ones.
+    FOR r IN
+        SELECT s.oid::regclass AS seq, a.attname, d.deptype
+        FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+             JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+        WHERE d.refobjid = relation AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+    LOOP
+        IF r.deptype = 'a' THEN
+            EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.%I', r.seq, tmp, r.attname);
+        ELSE
+            EXECUTE format('SELECT setval(pg_get_serial_sequence(%L, %L), last_value, is_called) FROM %s',
+                           tmp::text, r.attname, r.seq);
+        END IF;
+    END LOOP;
+
+    -- Chunks for the data, then the rows, then the default partition.
+    CREATE TEMP TABLE IF NOT EXISTS _tw_bucket (b timestamptz) ON COMMIT DROP;
+    TRUNCATE _tw_bucket;
+    EXECUTE format('INSERT INTO _tw_bucket SELECT DISTINCT tidewatch.time_bucket($1, %I::timestamptz) FROM ONLY %s WHERE isfinite(%I)',
+                   time_column, relation, time_column) USING chunk_interval;
+    INSERT INTO tidewatch.hypertable (relid, time_column, time_type, chunk_interval, partitioning_columns, number_partitions)
+        SELECT tmp, time_column, a.atttypid::regtype, chunk_interval, coalesce(space_columns, '{}'),
+               CASE WHEN cardinality(space_columns) > 0 THEN space_partitions END
+        FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = time_column;
+    FOR b IN SELECT _tw_bucket.b FROM _tw_bucket ORDER BY 1 LOOP
+        PERFORM tidewatch._ensure_chunk(tmp, b);
+    END LOOP;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO cols
+        FROM pg_attribute a
+        WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '';
+    EXECUTE format('INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM ONLY %s', tmp, cols, cols, relation);
+    GET DIAGNOSTICS rowcount = ROW_COUNT;
+    IF rowcount > 0 THEN
+        RAISE NOTICE 'tidewatch: migrated % rows of "%" into % chunks', rowcount, relation, (SELECT count(*) FROM _tw_bucket);
+    END IF;
+
+    -- Swap. The catalog row made for tmp stays: renaming keeps the table's oid.
+    EXECUTE format('DROP TABLE %s', relation);
+    EXECUTE format('ALTER TABLE %s RENAME TO %I', tmp, relname);
+    EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', nsp, relname, owner_name);
+    FOREACH stmt IN ARRAY defs LOOP
+        EXECUTE stmt;
+    END LOOP;
+    FOREACH stmt IN ARRAY comments LOOP
+        EXECUTE stmt;
+    END LOOP;
+    FOREACH stmt IN ARRAY grants LOOP
+        EXECUTE stmt;
+    END LOOP;
+    IF table_comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON TABLE %I.%I IS %L', nsp, relname, table_comment);
+    END IF;
+    -- Hash partitions and chunks were named after the temporary table: name them after the table.
+    FOR r IN SELECT p.p AS part, row_number() OVER () - 1 AS i FROM tidewatch._range_parents(tmp) p(p) WHERE p.p <> tmp LOOP
+        stmt := left(relname, 50) || '_h' || r.i;
+        FOR k IN 1 .. 1000 LOOP
+            EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                  WHERE c.relname = stmt AND n.nspname = nsp);
+            stmt := left(relname, 50) || '_h' || r.i || '_' || k;
+        END LOOP;
+        EXECUTE format('ALTER TABLE %s RENAME TO %I', r.part, stmt);
+    END LOOP;
+    FOR r IN SELECT p.chunk, p.range_start, p.parent FROM tidewatch._partitions(tmp) p WHERE NOT p.is_default LOOP
+        EXECUTE format('ALTER TABLE %s RENAME TO %I', r.chunk, tidewatch._chunk_name(r.parent, r.range_start, chunk_interval));
+    END LOOP;
+    RETURN tmp;
+END
+$$;
+CREATE FUNCTION tidewatch._space_columns(relation regclass, time_column name, partitioning_column name,
+                                         number_partitions integer, partitioning_columns name[])
+RETURNS name[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    space name[];
+    c name;
+    typ regtype;
+BEGIN
+    IF partitioning_column IS NOT NULL AND partitioning_columns IS NOT NULL THEN
+        RAISE EXCEPTION 'pass partitioning_column or partitioning_columns, not both'
+            USING ERRCODE = '22023', HINT = 'For several columns use partitioning_columns => ''{satellite, metric}''.';
+    END IF;
+    space := coalesce(partitioning_columns, CASE WHEN partitioning_column IS NOT NULL THEN ARRAY[partitioning_column] END, '{}');
+    IF cardinality(space) = 0 THEN
+        IF number_partitions IS NOT NULL THEN
+            RAISE EXCEPTION 'number_partitions needs a partitioning_column'
+                USING ERRCODE = '22023',
+                      HINT = 'Name the series column to hash, e.g. partitioning_column => ''satellite'', number_partitions => 4.';
+        END IF;
+        RETURN space;
+    END IF;
+    IF number_partitions IS NULL OR number_partitions NOT BETWEEN 1 AND 1024 THEN
+        RAISE EXCEPTION 'invalid number_partitions: %', coalesce(number_partitions::text, 'NULL')
+            USING ERRCODE = '22023',
+                  HINT = 'Pass number_partitions => N with N between 1 and 1024; a small multiple of the parallel workers you use, e.g. 4.';
+    END IF;
+    IF (SELECT count(DISTINCT x) FROM unnest(space) x) <> cardinality(space) OR array_position(space, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid partitioning_columns: %', space
+            USING ERRCODE = '22023', HINT = 'Name each column once.';
+    END IF;
+    FOREACH c IN ARRAY space LOOP
+        SELECT a.atttypid::regtype INTO typ FROM pg_attribute a
+            WHERE a.attrelid = relation AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped;
+        IF typ IS NULL THEN
+            RAISE EXCEPTION 'partitioning column "%" does not exist in table "%"', c, relation
+                USING ERRCODE = '42703',
+                      HINT = format('Columns of %s: %s.', relation, (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                                                                 FROM pg_attribute a WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped));
+        END IF;
+        IF c = time_column THEN
+            RAISE EXCEPTION 'partitioning column "%" is the time column', c
+                USING ERRCODE = '22023', HINT = 'Hash-partition on the series column(s), e.g. the satellite or device id.';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_opclass o JOIN pg_am am ON am.oid = o.opcmethod
+                       WHERE am.amname = 'hash' AND o.opcdefault
+                         AND (o.opcintype = typ OR o.opcintype IN (SELECT t.typbasetype FROM pg_type t WHERE t.oid = typ)
+                              OR (o.opcintype = 'anyenum'::regtype AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = typ AND t.typtype = 'e'))
+                              OR (o.opcintype = 'anyarray'::regtype AND EXISTS (SELECT 1 FROM pg_type t WHERE t.oid = typ AND t.typelem <> 0 AND t.typlen = -1)))) THEN
+            RAISE EXCEPTION 'partitioning column "%" has type %, which cannot be hashed', c, typ
+                USING ERRCODE = '42804', HINT = 'Partition on a text, integer, uuid or other hashable column.';
+        END IF;
+    END LOOP;
+    RETURN space;
+END
+$$;
+CREATE FUNCTION tidewatch.create_hypertable(
+    relation regclass,
+    time_column name,
+    chunk_time_interval interval DEFAULT interval '1 day',
+    if_not_exists boolean DEFAULT false,
+    migrate_data boolean DEFAULT false,
+    partitioning_column name DEFAULT NULL,
+    number_partitions integer DEFAULT NULL,
+    partitioning_columns name[] DEFAULT NULL)
+RETURNS TABLE (hypertable_id integer, schema_name name, table_name name, created boolean)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    rel record;
+    col record;
+    part record;
+    h tidewatch.hypertable;
+    has_rows boolean;
+    target regclass := relation;
+    default_name name;
+    maintenance_interval interval;
+    space name[];
+    parent regclass;
+BEGIN
+    IF relation IS NULL OR time_column IS NULL THEN
+        RAISE EXCEPTION 'relation and time_column must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    SELECT c.oid, c.relname, c.relkind, c.relispartition, n.nspname INTO rel
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = relation;
+
+    SELECT * INTO h FROM tidewatch.hypertable WHERE relid = relation;
+    IF FOUND THEN
+        IF if_not_exists THEN
+            RAISE NOTICE 'table "%" is already a hypertable, skipping', relation;
+            RETURN QUERY SELECT h.id, rel.nspname, rel.relname, false;
+            RETURN;
+        END IF;
+        RAISE EXCEPTION 'table "%" is already a hypertable', relation
+            USING ERRCODE = '42710', HINT = 'Pass if_not_exists => true to skip tables that already are hypertables.';
+    END IF;
+
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', relation
+            USING ERRCODE = '42809', HINT = 'create_hypertable takes an ordinary table or a table declared PARTITION BY RANGE.';
+    END IF;
+    IF rel.relispartition THEN
+        RAISE EXCEPTION 'table "%" is a partition of another table', relation
+            USING ERRCODE = '42809', HINT = 'Call create_hypertable on the partitioned parent table.';
+    END IF;
+
+    SELECT a.attnum, a.atttypid::regtype AS typ, a.attnotnull INTO col
+        FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'column "%" does not exist in table "%"', time_column, relation
+            USING ERRCODE = '42703',
+                  HINT = coalesce('Time columns of this table: ' || (
+                      SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+                      WHERE a.attrelid = relation AND a.attnum > 0 AND NOT a.attisdropped
+                        AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)) || '.',
+                      'The table has no timestamptz, timestamp or date column.');
+    END IF;
+    IF col.typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+        RAISE EXCEPTION 'column "%" has type %, not timestamptz, timestamp or date', time_column, col.typ
+            USING ERRCODE = '42804', HINT = 'Use a time column; to convert one: ALTER TABLE ... ALTER COLUMN ... TYPE timestamptz USING ...';
+    END IF;
+
+    IF chunk_time_interval IS NULL OR chunk_time_interval <= interval '0' THEN
+        RAISE EXCEPTION 'invalid chunk_time_interval: %', coalesce(chunk_time_interval::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use a positive interval such as ''1 day'' or ''6 hours''.';
+    END IF;
+    IF extract(month FROM chunk_time_interval) <> 0 OR extract(year FROM chunk_time_interval) <> 0 THEN
+        IF chunk_time_interval <> justify_interval(date_trunc('month', chunk_time_interval)) THEN
+            RAISE EXCEPTION 'invalid chunk_time_interval: %', chunk_time_interval
+                USING ERRCODE = '22023', DETAIL = 'An interval in months cannot also have days or a time part.',
+                      HINT = 'Use whole months (''1 month'') or days and hours (''7 days''), not both.';
+        END IF;
+    END IF;
+    IF col.typ = 'date'::regtype AND chunk_time_interval <> date_trunc('day', chunk_time_interval) THEN
+        RAISE EXCEPTION 'invalid chunk_time_interval % for date column "%"', chunk_time_interval, time_column
+            USING ERRCODE = '22023', HINT = 'Chunks of a date column must be whole days, e.g. ''7 days''.';
+    END IF;
+
+    space := tidewatch._space_columns(relation, time_column, partitioning_column, number_partitions, partitioning_columns);
+
+    IF rel.relkind = 'p' AND cardinality(space) > 0 THEN
+        RAISE EXCEPTION 'cannot add space partitioning to "%", which is already partitioned', relation
+            USING ERRCODE = '0A000',
+                  DETAIL = format('Its partition key is %s.', pg_get_partkeydef(relation)),
+                  HINT = 'Start from a plain table (with migrate_data => true if it has rows).';
+    END IF;
+    IF rel.relkind = 'p' THEN
+        SELECT pt.partstrat, pt.partnatts, pt.partattrs::int2[] AS attrs, pt.partdefid INTO part
+            FROM pg_partitioned_table pt WHERE pt.partrelid = relation;
+        IF part.partstrat <> 'r' OR part.partnatts <> 1 OR part.attrs[0] <> col.attnum THEN
+            RAISE EXCEPTION 'table "%" is not partitioned by range on column "%"', relation, time_column
+                USING ERRCODE = '0A000',
+                      DETAIL = format('Its partition key is %s.', pg_get_partkeydef(relation)),
+                      HINT = format('Declare it PARTITION BY RANGE (%I), or start from a plain table.', time_column);
+        END IF;
+        IF NOT col.attnotnull THEN
+            BEGIN
+                EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', relation, time_column);
+            EXCEPTION WHEN not_null_violation THEN
+                RAISE EXCEPTION 'column "%" of "%" contains NULL values', time_column, relation
+                    USING ERRCODE = '23502', HINT = 'Every row of a hypertable needs a time; delete or fill the rows with NULL time first.';
+            END;
+        END IF;
+        INSERT INTO tidewatch.hypertable (relid, time_column, time_type, chunk_interval)
+            VALUES (relation, time_column, col.typ, chunk_time_interval);
+        IF part.partdefid = 0 THEN
+            default_name := left(rel.relname, 55) || '_default';
+            EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', rel.nspname, default_name, relation);
+        END IF;
+    ELSE
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM ONLY %s)', relation) INTO has_rows;
+        IF has_rows AND NOT migrate_data THEN
+            RAISE EXCEPTION 'table "%" is not empty', relation
+                USING ERRCODE = '55000',
+                      HINT = 'Pass migrate_data => true to move its rows into chunks (in one transaction; the table is locked meanwhile).';
+        END IF;
+        IF has_rows THEN
+            EXECUTE format('SELECT EXISTS (SELECT 1 FROM ONLY %s WHERE %I IS NULL)', relation, time_column) INTO has_rows;
+            IF has_rows THEN
+                RAISE EXCEPTION 'column "%" of "%" contains NULL values', time_column, relation
+                    USING ERRCODE = '23502', HINT = 'Every row of a hypertable needs a time; delete or fill the rows with NULL time first.';
+            END IF;
+        END IF;
+        target := tidewatch._convert_to_partitioned(relation, time_column, chunk_time_interval, space,
+                                                    CASE WHEN cardinality(space) > 0 THEN number_partitions END);
+        FOR parent IN SELECT tidewatch._range_parents(target) LOOP
+            default_name := left((SELECT c.relname FROM pg_class c WHERE c.oid = parent), 55) || '_default';
+            EXECUTE format('CREATE TABLE %I.%I PARTITION OF %s DEFAULT', rel.nspname, default_name, parent);
+        END LOOP;
+    END IF;
+
+    SELECT * INTO h FROM tidewatch.hypertable WHERE relid = target;
+    PERFORM tidewatch.run_maintenance(target);
+
+    maintenance_interval := least(chunk_time_interval, interval '1 hour');
+    INSERT INTO tidewatch.job (application_name, proc, schedule_interval, config, retry_period, hypertable_id, owner)
+        VALUES (format('Maintenance of %s', target), 'tidewatch.policy_maintenance(integer, jsonb)'::regprocedure,
+                maintenance_interval, jsonb_build_object('hypertable_id', h.id),
+                least(maintenance_interval, interval '5 minutes'), h.id,
+                (SELECT c.relowner::regrole FROM pg_class c WHERE c.oid = target));
+
+    RETURN QUERY SELECT h.id, rel.nspname, rel.relname, true;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.show_chunks(relation regclass, older_than timestamptz DEFAULT NULL, newer_than timestamptz DEFAULT NULL)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.chunk FROM tidewatch._partitions((tidewatch._hypertable(relation)).relid) p
+    WHERE NOT p.is_default
+      AND (older_than IS NULL OR p.range_end <= older_than)
+      AND (newer_than IS NULL OR p.range_start >= newer_than)
+    ORDER BY p.range_start, p.chunk::text
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.drop_chunks(relation regclass, older_than timestamptz DEFAULT NULL, newer_than timestamptz DEFAULT NULL)
+RETURNS SETOF text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    h tidewatch.hypertable;
+    c regclass;
+    default_part regclass;
+    name text;
+    deleted bigint;
+BEGIN
+    h := tidewatch._hypertable(relation);
+    IF older_than IS NULL AND newer_than IS NULL THEN
+        RAISE EXCEPTION 'drop_chunks needs older_than or newer_than'
+            USING ERRCODE = '22023',
+                  HINT = 'For example drop_chunks(''metrics'', older_than => interval ''7 days''); to empty the table use TRUNCATE.';
+    END IF;
+    FOR c IN SELECT tidewatch.show_chunks(relation, older_than, newer_than) LOOP
+        name := c::text;
+        EXECUTE format('DROP TABLE %s', c);
+        RETURN NEXT name;
+    END LOOP;
+    -- Rows still waiting in a default partition whose chunk would have been dropped go too.
+    FOR default_part IN SELECT p.chunk FROM tidewatch._partitions(relation) p WHERE p.is_default LOOP
+        EXECUTE format('DELETE FROM ONLY %s WHERE ($1::timestamptz IS NULL OR %I < tidewatch.time_bucket($3, $1::timestamptz)::%s)'
+                       ' AND ($2::timestamptz IS NULL OR %I >= tidewatch.time_bucket($3, $2::timestamptz)::%s + $3)',
+                       default_part, h.time_column, h.time_type, h.time_column, h.time_type)
+            USING older_than, newer_than, h.chunk_interval;
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        IF deleted > 0 THEN
+            RAISE NOTICE 'tidewatch: deleted % rows of the dropped range from the default partition "%" of "%"',
+                deleted, default_part, relation;
+        END IF;
+    END LOOP;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.drop_chunks(relation regclass, older_than interval, newer_than interval DEFAULT NULL)
+RETURNS SETOF text
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tidewatch.drop_chunks(relation, now() - older_than, now() - newer_than) $$;
+CREATE VIEW tidewatch.chunks AS
+SELECT h.relid AS hypertable,
+       p.chunk,
+       n.nspname AS chunk_schema,
+       c.relname AS chunk_name,
+       p.range_start,
+       p.range_end,
+       p.is_default,
+       pg_total_relation_size(p.chunk) AS total_bytes,
+       pg_size_pretty(pg_total_relation_size(p.chunk)) AS total_size,
+       CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END AS row_estimate,
+       CASE WHEN p.parent <> h.relid THEN p.parent END AS space_partition
+FROM tidewatch.hypertable h
+CROSS JOIN LATERAL tidewatch._partitions(h.relid) p
+JOIN pg_class c ON c.oid = p.chunk
+JOIN pg_namespace n ON n.oid = c.relnamespace;
+CREATE VIEW tidewatch.hypertables AS
+SELECT h.id AS hypertable_id,
+       h.relid AS hypertable,
+       n.nspname AS hypertable_schema,
+       c.relname AS hypertable_name,
+       pg_get_userbyid(c.relowner) AS owner,
+       h.time_column,
+       h.time_type,
+       h.chunk_interval,
+       s.num_chunks,
+       s.range_start,
+       s.range_end,
+       s.total_bytes,
+       pg_size_pretty(s.total_bytes) AS total_size,
+       s.row_estimate,
+       (SELECT j.config ->> 'drop_after' FROM tidewatch.job j
+         WHERE j.hypertable_id = h.id AND j.proc = 'tidewatch.policy_retention(integer, jsonb)'::regprocedure)::interval AS retention,
+       h.partitioning_columns,
+       h.number_partitions
+FROM tidewatch.hypertable h
+JOIN pg_class c ON c.oid = h.relid
+JOIN pg_namespace n ON n.oid = c.relnamespace
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE NOT ch.is_default) AS num_chunks,
+           min(ch.range_start) AS range_start,
+           max(ch.range_end) AS range_end,
+           coalesce(sum(ch.total_bytes), 0)::bigint AS total_bytes,
+           sum(ch.row_estimate)::bigint AS row_estimate
+    FROM tidewatch.chunks ch WHERE ch.hypertable = h.relid
+) s;
+ALTER VIEW tidewatch.chunks SET (security_invoker = true);
+ALTER VIEW tidewatch.hypertables SET (security_invoker = true);
+GRANT SELECT ON tidewatch.chunks, tidewatch.hypertables TO PUBLIC;
+COMMENT ON FUNCTION tidewatch.create_hypertable(regclass, name, interval, boolean, boolean, name, integer, name[]) IS
+'Turns a table into a hypertable partitioned by range on time_column into chunks of chunk_time_interval. Works on empty tables, on tables declared PARTITION BY RANGE, and with migrate_data => true on tables with rows; adds a default partition and a maintenance job. With partitioning_column (or partitioning_columns) and number_partitions, the table is first hash-partitioned on the series column(s), so that each series lives in one partition and per-series work runs partition-wise over parallel workers.';
+COMMENT ON VIEW tidewatch.hypertables IS 'Hypertables with their time column, chunk interval, number of chunks, covered range, size, row estimate, retention and space partitioning (partitioning_columns, number_partitions).';
+COMMENT ON VIEW tidewatch.chunks IS 'Chunks (and default partitions) of every hypertable with their range, size, row estimate and, with space partitioning, the hash partition they belong to.';
+COMMENT ON FUNCTION tidewatch._partitions(regclass) IS 'Internal: chunks and default partitions of a hypertable (across its hash partitions) with their parsed range and range-partitioned parent.';
+COMMENT ON FUNCTION tidewatch._citus_distribution_column(regclass) IS 'Internal: the distribution column of a Citus distributed table, or NULL (also without Citus).';
+COMMENT ON FUNCTION tidewatch._range_parents(regclass) IS 'Internal: the range-partitioned tables of a hypertable: itself, or its hash partitions with space partitioning.';
+COMMENT ON FUNCTION tidewatch._space_columns(regclass, name, name, integer, name[]) IS 'Internal: checks the space-partitioning arguments of create_hypertable and returns the columns.';
+COMMENT ON FUNCTION tidewatch._ensure_range_chunk(regclass, regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp in one range-partitioned table of a hypertable, moving its rows out of that table''s default partition.';
+COMMENT ON FUNCTION tidewatch._ensure_chunk(regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp (in every hash partition), moving its rows out of the default partitions.';
+COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval, name[], integer) IS 'Internal: swaps a plain table for a partitioned one with the same rows, indexes, constraints, grants and comments.';
+
+-- Model quality aggregates with a bytea state (an expanded object in memory), so that Citus runs
+-- them partially on its workers (it refuses internal states); no serialize/deserialize functions.
+-- A user view or function that uses them makes the update fail with PostgreSQL's dependency
+-- error (nothing is lost): drop it, update, create it again.
+DROP AGGREGATE tidewatch.regression_quality(float8, float8);
+DROP AGGREGATE tidewatch.classification_quality(text, text);
+DROP FUNCTION tidewatch._regression_quality_step(internal, float8, float8);
+DROP FUNCTION tidewatch._regression_quality_combine(internal, internal);
+DROP FUNCTION tidewatch._regression_quality_serialize(internal);
+DROP FUNCTION tidewatch._regression_quality_deserialize(bytea, internal);
+DROP FUNCTION tidewatch._regression_quality_final(internal);
+DROP FUNCTION tidewatch._classification_quality_step(internal, text, text);
+DROP FUNCTION tidewatch._classification_quality_combine(internal, internal);
+DROP FUNCTION tidewatch._classification_quality_serialize(internal);
+DROP FUNCTION tidewatch._classification_quality_deserialize(bytea, internal);
+DROP FUNCTION tidewatch._classification_quality_final(internal);
+CREATE FUNCTION tidewatch._regression_quality_step(bytea, float8, float8) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._regression_quality_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._regression_quality_final(bytea) RETURNS tidewatch.regression_metrics
+    AS 'MODULE_PATHNAME', 'tidewatch_regression_quality_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_step(bytea, text, text) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._classification_quality_final(bytea) RETURNS tidewatch.classification_metrics
+    AS 'MODULE_PATHNAME', 'tidewatch_classification_quality_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE tidewatch.regression_quality(prediction float8, target float8) (
+    SFUNC = tidewatch._regression_quality_step, STYPE = bytea,
+    COMBINEFUNC = tidewatch._regression_quality_combine,
+    FINALFUNC = tidewatch._regression_quality_final,
+    PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.classification_quality(prediction text, target text) (
+    SFUNC = tidewatch._classification_quality_step, STYPE = bytea,
+    COMBINEFUNC = tidewatch._classification_quality_combine,
+    FINALFUNC = tidewatch._classification_quality_final,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE tidewatch.regression_quality(float8, float8) IS
+'Regression quality of predictions against targets: n, MAE, RMSE, MAPE (percent, rows with target 0 skipped), R² and mean error (prediction − target). Rows with a NULL or non-finite value are skipped; parallel-safe, combines across workers.';
+COMMENT ON AGGREGATE tidewatch.classification_quality(text, text) IS
+'Classification quality of predicted against true labels: n, accuracy, macro precision/recall/F1 (0 for a class never predicted), per-class metrics and the confusion matrix {target: {prediction: count}} as jsonb. Rows with a NULL label are skipped; parallel-safe.';
+
+-- Space partitioning: detect_anomalies, train_detector (through _train_rows, whose RETURN QUERY
+-- may use parallel workers) and peer_outliers aggregate partition-wise over the hash partitions
+-- of a hypertable with space partitioning (tidewatch._partitionwise).
+CREATE FUNCTION tidewatch._partitionwise(relation regclass)
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev text := current_setting('enable_partitionwise_aggregate');
+BEGIN
+    IF prev = 'on' OR NOT EXISTS (SELECT 1 FROM tidewatch.hypertable h
+                                  WHERE h.relid = relation AND h.number_partitions IS NOT NULL) THEN
+        RETURN NULL;
+    END IF;
+    PERFORM set_config('enable_partitionwise_aggregate', 'on', true);
+    RETURN prev;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.detect_anomalies(
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    start timestamptz DEFAULT NULL,
+    finish timestamptz DEFAULT NULL,
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}',
+    anomalies_only boolean DEFAULT false)
+RETURNS TABLE (series jsonb, ts timestamptz, value float8, expected float8, lower float8,
+               upper float8, score float8, is_anomaly boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tcol name;
+    label text;
+    grp text;
+    cond text := 'true';
+    prev text;
+BEGIN
+    PERFORM tidewatch._anomaly_check(method, params);
+    label := tidewatch._series_columns(relation, value_column, series_columns);
+    tcol := tidewatch._time_column(relation, time_column);
+    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
+        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
+            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
+    END IF;
+    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
+    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
+    prev := tidewatch._partitionwise(relation);
+    IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT ''{}''::jsonb, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly FROM (SELECT tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            ' FROM %s WHERE %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
+            tcol, value_column, relation, cond)
+            USING method, params, start, finish, coalesce(anomalies_only, false);
+    ELSE
+        grp := (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s);
+        RETURN QUERY EXECUTE format(
+            'SELECT g.series, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly'
+            ' FROM (SELECT %s AS series, tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            ' FROM %s WHERE %s GROUP BY %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
+            label, tcol, value_column, relation, cond, grp)
+            USING method, params, start, finish, coalesce(anomalies_only, false);
+    END IF;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+CREATE FUNCTION tidewatch._train_rows(relation regclass, value_column name, series_columns name[], tcol name,
+                                      method text, params jsonb, lo timestamptz, fin timestamptz)
+RETURNS TABLE (series jsonb, t tidewatch._trained)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev text := tidewatch._partitionwise(relation);
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS t'
+        ' FROM %s WHERE %I > $3 AND %I <= $4 GROUP BY %s',
+        tidewatch._series_columns(relation, value_column, series_columns), tcol, value_column, relation, tcol, tcol,
+        CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
+             ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
+        USING method, params, lo, fin;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.train_detector(
+    name text,
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    train_interval interval DEFAULT interval '30 days',
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name;
+    fin timestamptz;
+    lo timestamptz;
+    r record;
+    trained integer := 0;
+BEGIN
+    IF name IS NULL OR name = '' THEN
+        RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF train_interval IS NULL OR train_interval <= interval '0' THEN
+        RAISE EXCEPTION 'train_interval must be positive, got %', train_interval
+            USING ERRCODE = '22023', HINT = 'Use an interval such as ''30 days''.';
+    END IF;
+    PERFORM tidewatch._anomaly_check(method, params);
+    PERFORM tidewatch._series_columns(relation, value_column, series_columns);
+    tcol := tidewatch._time_column(relation, NULL::name);
+    EXECUTE format('SELECT max(%I)::timestamptz FROM %s WHERE %I <= now()', tcol, relation, tcol) INTO fin;
+    IF fin IS NULL THEN
+        RAISE EXCEPTION 'no rows to train model "%" on: "%" has no rows up to now', name, relation
+            USING ERRCODE = 'P0002', HINT = 'Load data first, or check the table name.';
+    END IF;
+    lo := fin - train_interval;
+    FOR r IN SELECT * FROM tidewatch._train_rows(relation, value_column, series_columns, tcol, method, params, lo, fin)
+    LOOP
+        INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
+                                           trained_at, train_start, train_end, n, skipped, state, quality)
+        VALUES (name, r.series, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
+                now(), lo, fin, (r.t).n, (r.t).skipped, (r.t).state,
+                jsonb_build_object('anomaly_rate', (r.t).anomaly_rate,
+                                   'first_seen', (r.t).first_seen,
+                                   'last_seen', (r.t).last_seen))
+        ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
+            method = excluded.method, params = excluded.params, relation = excluded.relation,
+            value_column = excluded.value_column, series_columns = excluded.series_columns,
+            trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,
+            n = excluded.n, skipped = excluded.skipped, state = excluded.state, quality = excluded.quality;
+        trained := trained + 1;
+        IF trained % 100 = 0 THEN
+            RAISE NOTICE 'train_detector "%": % series trained', name, trained;
+        END IF;
+    END LOOP;
+    IF trained = 0 THEN
+        RAISE EXCEPTION 'no rows to train model "%" on in (%, %]', name, lo, fin
+            USING ERRCODE = 'P0002', HINT = 'Widen train_interval.';
+    END IF;
+    RETURN trained;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.peer_outliers(
+    relation regclass,
+    value_column name,
+    series_columns name[],
+    bucket interval,
+    start timestamptz,
+    finish timestamptz,
+    method text DEFAULT 'mad',
+    sensitivity float8 DEFAULT 0.9)
+RETURNS TABLE (series jsonb, bucket_start timestamptz, value float8, score float8, is_outlier boolean)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    label text;
+    tcol name;
+    prev text;
+BEGIN
+    IF method IS NULL OR method NOT IN ('mad', 'dbscan') THEN
+        RAISE EXCEPTION 'unknown peer outlier method "%"', method
+            USING ERRCODE = '22023', HINT = 'valid methods: mad, dbscan';
+    END IF;
+    IF sensitivity IS NULL OR NOT (sensitivity > 0 AND sensitivity < 1) THEN
+        RAISE EXCEPTION 'sensitivity must be in (0, 1), got %', sensitivity
+            USING ERRCODE = '22023', HINT = 'Higher flags more; 0.9 is the default.';
+    END IF;
+    IF bucket IS NULL OR bucket <= interval '0' THEN
+        RAISE EXCEPTION 'bucket must be a positive interval, got %', bucket USING ERRCODE = '22023';
+    END IF;
+    IF start IS NULL OR finish IS NULL OR finish <= start THEN
+        RAISE EXCEPTION 'start and finish must be given, with start before finish' USING ERRCODE = '22023';
+    END IF;
+    IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
+        RAISE EXCEPTION 'peer_outliers needs series_columns to tell the series apart' USING ERRCODE = '22023',
+            HINT = 'Pass e.g. series_columns => ''{satellite}''.';
+    END IF;
+    label := tidewatch._series_columns(relation, value_column, series_columns);
+    tcol := tidewatch._time_column(relation, NULL::name);
+    -- Grouped by the series columns themselves (not the jsonb label), so that with space
+    -- partitioning the buckets of each hash partition are computed partition-wise.
+    prev := tidewatch._partitionwise(relation);
+    RETURN QUERY EXECUTE format(
+        'WITH b AS (SELECT %s AS series, tidewatch.time_bucket($1, %I::timestamptz) AS bucket, avg(%I)::float8 AS v'
+        '           FROM %s WHERE %I >= $2 AND %I < $3 GROUP BY %s, 2),'
+        ' s AS (SELECT x.series, (row_number() OVER (ORDER BY x.series) - 1)::int AS si FROM (SELECT DISTINCT b.series FROM b) x),'
+        ' k AS (SELECT x.bucket, (row_number() OVER (ORDER BY x.bucket) - 1)::int AS bi FROM (SELECT DISTINCT b.bucket FROM b) x),'
+        ' grid AS (SELECT s.series, s.si, k.bucket, k.bi, b.v FROM s CROSS JOIN k LEFT JOIN b USING (series, bucket))'
+        ' SELECT g.series, g.bucket, g.v, p.score, p.is_outlier'
+        ' FROM (SELECT (SELECT count(*) FROM s)::int AS ns, (SELECT count(*) FROM k)::int AS nb,'
+        '              array_agg(grid.v ORDER BY grid.si, grid.bi) AS vals FROM grid) a'
+        ' CROSS JOIN LATERAL tidewatch._peer_outliers(a.ns, a.nb, a.vals, $4, $5) p'
+        ' JOIN grid g ON g.si = p.series_idx AND g.bi = p.bucket_idx'
+        ' ORDER BY g.bucket, g.series',
+        label, tcol, value_column, relation, tcol, tcol,
+        (SELECT string_agg(format('%I', c), ', ') FROM unnest(series_columns) c))
+        USING bucket, start, finish, method, sensitivity;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: turns on partition-wise aggregation for a hypertable with space partitioning; returns the setting to put back.';
+COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
+'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
+-- The final functions of anomaly_agg and _train_agg score (train) a whole series: their cost tells
+-- the planner so, and with space partitioning it lets parallel workers finalize whole partitions.
+ALTER FUNCTION tidewatch._anomaly_agg_final(internal) COST 100000;
+ALTER FUNCTION tidewatch._train_final(internal) COST 100000;
+
+-- Monitors refuse a Citus distributed table (they could not see its rows): 0A000 with a hint.
+CREATE FUNCTION tidewatch._refuse_citus_table(relation regclass, what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    citus boolean := false;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+            INTO citus USING relation;
+    END IF;
+    IF citus THEN
+        RAISE EXCEPTION '% on "%" is not supported: it is a Citus distributed table', what, relation
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Its rows are written on the Citus workers: a trigger is not allowed on it, and the '
+                           'decoder of async monitors reads only this server''s write-ahead log.',
+                  HINT = 'Score it on a schedule with tidewatch.detect_anomalies over the last interval '
+                         '(a job), or monitor a local table (see docs/scale-out.md).';
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.monitor(
+    name text,
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    check_interval interval DEFAULT interval '1 minute',
+    mode text DEFAULT 'sync')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name;
+    job integer;
+    lsn pg_lsn;
+    sysid numeric;
+    bad text;
+BEGIN
+    PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = monitor.name),
+                                'tidewatch.unmonitor()');
+    IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
+        RAISE EXCEPTION 'unknown monitor mode "%"', mode
+            USING ERRCODE = '22023',
+                  HINT = 'Valid modes: sync (a statement trigger; episodes visible at commit), '
+                         'async (a decoder reads committed rows from the write-ahead log; COPY at full speed).';
+    END IF;
+    PERFORM tidewatch._anomaly_check(method, params);
+    PERFORM tidewatch._series_columns(relation, value_column, series_columns);
+    PERFORM tidewatch._refuse_citus_table(relation, 'a monitor');
+    tcol := tidewatch._time_column(relation, time_column);
+    IF mode = 'async' THEN
+        SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO bad
+            FROM pg_attribute a
+            WHERE a.attrelid = relation AND a.attname = tcol
+              AND a.atttypid NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype);
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION 'async monitors need a timestamptz, timestamp or date time column, not %', bad
+                USING ERRCODE = '42804', HINT = 'Use mode => ''sync'', which casts the time column to timestamptz.';
+        END IF;
+        -- Before any write of this transaction: creating the slot needs that.
+        SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
+    END IF;
+    job := tidewatch.add_job('tidewatch.policy_monitor', check_interval, jsonb_build_object('monitor', name),
+                             application_name => format('Monitor %s', name));
+    INSERT INTO tidewatch.monitors (name, relid, value_column, series_columns, time_column, method, params, job_id,
+                                    mode, created_lsn, wal_system)
+        VALUES (name, relation, value_column, coalesce(series_columns, '{}'), tcol, coalesce(method, 'auto'),
+                coalesce(params, '{}'), job, mode, lsn, sysid);
+    IF mode = 'sync' THEN
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS tidewatch_new_rows'
+                       ' FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._monitor_trigger(%L)',
+                       left('tidewatch_monitor_' || name, 63), relation, name);
+    END IF;
+    RETURN job;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.log_monitor(
+    name text,
+    relation regclass,
+    message_column name,
+    time_column name DEFAULT NULL,
+    miner text DEFAULT NULL,
+    ruleset text DEFAULT 'default',
+    template_column name DEFAULT NULL,
+    category_column name DEFAULT NULL,
+    burst_window interval DEFAULT interval '5 minutes',
+    burst_min_count integer DEFAULT 10,
+    mode text DEFAULT 'sync')
+RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name := time_column;
+    mname text := coalesce(miner, name);
+    tpl name := template_column;
+    cat name := category_column;
+    lsn pg_lsn;
+    sysid numeric;
+BEGIN
+    PERFORM tidewatch._new_name('log monitor', name,
+                                EXISTS (SELECT 1 FROM tidewatch.log_monitors m WHERE m.name = log_monitor.name),
+                                'tidewatch.unmonitor_logs()');
+    IF relation IS NULL THEN
+        RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
+    END IF;
+    IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
+        RAISE EXCEPTION 'unknown log monitor mode "%"', mode
+            USING ERRCODE = '22023',
+                  HINT = 'Valid modes: sync (row triggers; each row gets its template and class at insert), '
+                         'async (a decoder classifies committed lines from the write-ahead log; COPY at full speed).';
+    END IF;
+    PERFORM tidewatch._log_message_type(relation, message_column);
+    PERFORM tidewatch._refuse_citus_table(relation, 'a log monitor');
+    IF tcol IS NOT NULL OR EXISTS (SELECT 1 FROM tidewatch.hypertable h WHERE h.relid = relation) THEN
+        tcol := tidewatch._time_column(relation, tcol);
+    END IF;
+    IF mode = 'async' AND (tpl IS NOT NULL OR cat IS NOT NULL) THEN
+        RAISE EXCEPTION 'async log monitors do not write into the inserted rows'
+            USING ERRCODE = '0A000',
+                  DETAIL = 'They classify lines after commit; the counts, events and bursts are the same as in sync mode.',
+                  HINT = 'Leave template_column and category_column NULL and use tidewatch.log_template() or '
+                         'tidewatch.classify_log() in queries, or use mode => ''sync''.';
+    END IF;
+    IF mode = 'async' AND tcol IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = tcol
+               AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype)) THEN
+        RAISE EXCEPTION 'async log monitors need a timestamptz, timestamp or date time column'
+            USING ERRCODE = '42804', HINT = 'Use mode => ''sync''.';
+    END IF;
+    -- Columns named template_id and category are filled in (sync mode) unless others are given.
+    IF mode = 'sync' AND tpl IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'template_id'
+                                                           AND NOT a.attisdropped) THEN
+        tpl := 'template_id';
+    END IF;
+    IF mode = 'sync' AND cat IS NULL AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = relation AND a.attname = 'category'
+                                                           AND NOT a.attisdropped) THEN
+        cat := 'category';
+    END IF;
+    IF tpl IS NOT NULL AND tidewatch._column_type(relation, tpl, 'N', 'template') <> 'bigint'::regtype THEN
+        RAISE EXCEPTION 'the template column "%" of "%" must be bigint', tpl, relation USING ERRCODE = '42804';
+    END IF;
+    IF cat IS NOT NULL AND tidewatch._column_type(relation, cat, 'S', 'category') <> 'text'::regtype THEN
+        RAISE EXCEPTION 'the category column "%" of "%" must be text', cat, relation USING ERRCODE = '42804';
+    END IF;
+    IF ruleset IS NULL OR (ruleset <> 'default' AND NOT EXISTS (SELECT 1 FROM tidewatch.log_rules r WHERE r.ruleset = log_monitor.ruleset)) THEN
+        RAISE EXCEPTION 'log ruleset "%" does not exist', ruleset
+            USING ERRCODE = '42704', HINT = 'Use ''default'', or add rules to tidewatch.log_rules first.';
+    END IF;
+    IF burst_window IS NULL OR burst_window < interval '1 minute' THEN
+        RAISE EXCEPTION 'invalid burst_window: %', coalesce(burst_window::text, 'NULL')
+            USING ERRCODE = '22023', HINT = 'Use an interval of at least 1 minute, such as ''5 minutes''.';
+    END IF;
+    IF burst_min_count IS NULL OR burst_min_count < 1 THEN
+        RAISE EXCEPTION 'invalid burst_min_count: %', coalesce(burst_min_count::text, 'NULL') USING ERRCODE = '22023';
+    END IF;
+    IF mode = 'async' THEN
+        -- Before any write of this transaction: creating the slot needs that.
+        SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM tidewatch.log_miners m WHERE m.name = mname) THEN
+        PERFORM tidewatch.create_log_miner(mname, if_not_exists => true);
+    END IF;
+    INSERT INTO tidewatch.log_monitors (name, relid, message_column, time_column, miner, ruleset, template_column,
+                                        category_column, burst_window, burst_min_count, mode, created_lsn, wal_system)
+        VALUES (name, relation, message_column, tcol, mname, ruleset, tpl, cat, burst_window, burst_min_count,
+                mode, lsn, sysid);
+    IF mode = 'async' THEN
+        RETURN mname;
+    END IF;
+    EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON %s FOR EACH ROW EXECUTE FUNCTION tidewatch._log_monitor_row(%L)',
+                   left('tidewatch_logs_' || name, 63), relation, name);
+    EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._log_monitor_statement(%L)',
+                   left('tidewatch_logs_done_' || name, 63), relation, name);
+    IF tpl IS NULL AND cat IS NULL THEN
+        RAISE NOTICE 'log monitor "%": lines are counted per minute, template and class in tidewatch.log_counts', name
+            USING HINT = 'To store each line''s template and class in its row, add columns template_id bigint and category text before creating the monitor.';
+    END IF;
+    RETURN mname;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';
+
+-- drift_agg (and the internal _drift_agg, _profile_agg) with a bytea state (an expanded object in
+-- memory), so that Citus runs them partially on its workers; the byte form counts categories
+-- instead of listing every row's. No serialize/deserialize functions. A user view or function
+-- that uses drift_agg makes the update fail with PostgreSQL's dependency error (nothing is lost):
+-- drop it, update, create it again.
+DROP AGGREGATE tidewatch.drift_agg(float8, boolean);
+DROP AGGREGATE tidewatch.drift_agg(float8, boolean, text, float8);
+DROP AGGREGATE tidewatch.drift_agg(float8, boolean, text[]);
+DROP AGGREGATE tidewatch._drift_agg(float8, boolean, text[], float8[]);
+DROP AGGREGATE tidewatch._profile_agg(float8, boolean);
+DROP AGGREGATE tidewatch.drift_agg(text, boolean);
+DROP AGGREGATE tidewatch.drift_agg(text, boolean, text, float8);
+DROP AGGREGATE tidewatch.drift_agg(text, boolean, text[]);
+DROP AGGREGATE tidewatch._drift_agg(text, boolean, text[], float8[]);
+DROP AGGREGATE tidewatch._profile_agg(text, boolean);
+DROP FUNCTION tidewatch._drift_num_step(internal, float8, boolean);
+DROP FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text, float8);
+DROP FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text[]);
+DROP FUNCTION tidewatch._drift_num_step(internal, float8, boolean, text[], float8[]);
+DROP FUNCTION tidewatch._drift_num_combine(internal, internal);
+DROP FUNCTION tidewatch._drift_num_serialize(internal);
+DROP FUNCTION tidewatch._drift_num_deserialize(bytea, internal);
+DROP FUNCTION tidewatch._drift_num_final(internal);
+DROP FUNCTION tidewatch._drift_num_final_all(internal);
+DROP FUNCTION tidewatch._profile_num_final(internal);
+DROP FUNCTION tidewatch._drift_cat_step(internal, text, boolean);
+DROP FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text, float8);
+DROP FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text[]);
+DROP FUNCTION tidewatch._drift_cat_step(internal, text, boolean, text[], float8[]);
+DROP FUNCTION tidewatch._drift_cat_combine(internal, internal);
+DROP FUNCTION tidewatch._drift_cat_serialize(internal);
+DROP FUNCTION tidewatch._drift_cat_deserialize(bytea, internal);
+DROP FUNCTION tidewatch._drift_cat_final(internal);
+DROP FUNCTION tidewatch._drift_cat_final_all(internal);
+DROP FUNCTION tidewatch._profile_cat_final(internal);
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text, float8) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_step(bytea, float8, boolean, text[], float8[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text, float8) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_step(bytea, text, boolean, text[], float8[]) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_step' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_final(bytea) RETURNS tidewatch.drift_result
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_num_final_all(bytea) RETURNS tidewatch.drift_result[]
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_num_final_all' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_combine(bytea, bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_final(bytea) RETURNS tidewatch.drift_result
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._drift_cat_final_all(bytea) RETURNS tidewatch.drift_result[]
+    AS 'MODULE_PATHNAME', 'tidewatch_drift_cat_final_all' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._drift_num_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean, method text, threshold float8) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._drift_num_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value float8, is_current boolean, methods text[]) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._drift_num_final_all, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._drift_agg(value float8, is_current boolean, methods text[], thresholds float8[]) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._drift_num_final_all, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._drift_cat_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, method text, threshold float8) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._drift_cat_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch.drift_agg(value text, is_current boolean, methods text[]) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._drift_cat_final_all, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._drift_agg(value text, is_current boolean, methods text[], thresholds float8[]) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._drift_cat_final_all, PARALLEL = SAFE);
+CREATE FUNCTION tidewatch._profile_num_final(bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_profile_num_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION tidewatch._profile_cat_final(bytea) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'tidewatch_profile_cat_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE tidewatch._profile_agg(value float8, is_current boolean) (
+    SFUNC = tidewatch._drift_num_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_num_combine,
+    FINALFUNC = tidewatch._profile_num_final, PARALLEL = SAFE);
+CREATE AGGREGATE tidewatch._profile_agg(value text, is_current boolean) (
+    SFUNC = tidewatch._drift_cat_step, STYPE = bytea, COMBINEFUNC = tidewatch._drift_cat_combine,
+    FINALFUNC = tidewatch._profile_cat_final, PARALLEL = SAFE);
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean) IS
+'Drift of a numeric column between rows with is_current false (reference) and true (current), method auto. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean, text, float8) IS
+'Drift of a numeric column between reference rows (is_current false) and current rows (true) with the given method and threshold (NULL: the method''s default). Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean) IS
+'Drift of a categorical column between reference rows (is_current false) and current rows (true), method auto. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean, text, float8) IS
+'Drift of a categorical column between reference and current rows with the given method and threshold. Returns tidewatch.drift_result; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(float8, boolean, text[]) IS
+'Several drift tests of a numeric column at once (reference rows: is_current false; current: true), each with its default threshold; the values are collected and sorted once for all of them. Returns tidewatch.drift_result[] in the order of methods; parallel-safe.';
+COMMENT ON AGGREGATE tidewatch.drift_agg(text, boolean, text[]) IS
+'Several drift tests of a categorical column at once, each with its default threshold. Returns tidewatch.drift_result[] in the order of methods; parallel-safe.';

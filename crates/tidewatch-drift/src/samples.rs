@@ -107,6 +107,24 @@ impl Samples<String> {
 pub trait Value: Sized {
     fn write(&self, out: &mut Vec<u8>);
     fn read(input: &mut &[u8]) -> Option<Self>;
+
+    /// A window in the byte form: its length, then its values in order.
+    fn write_window(window: &[Self], out: &mut Vec<u8>) {
+        write_len(out, window.len());
+        for v in window {
+            v.write(out);
+        }
+    }
+
+    fn read_window(input: &mut &[u8]) -> Option<Vec<Self>> {
+        let n = read_len(input)?;
+        // Never trust a length from the wire for allocation beyond what is there.
+        let mut w = Vec::with_capacity(n.min(input.len()));
+        for _ in 0..n {
+            w.push(Self::read(input)?);
+        }
+        Some(w)
+    }
 }
 
 impl Value for f64 {
@@ -128,6 +146,41 @@ impl Value for String {
     fn read(input: &mut &[u8]) -> Option<Self> {
         let n = read_len(input)?;
         take(input, n).and_then(|b| String::from_utf8(b.to_vec()).ok())
+    }
+
+    /// Categories as (value, count) pairs in order of first appearance: the byte form grows
+    /// with the number of distinct categories, not of rows (Citus ships partial states from
+    /// its workers in this form). The categorical tests only count, so the order of the rows
+    /// is not kept.
+    fn write_window(window: &[Self], out: &mut Vec<u8>) {
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for v in window {
+            let i = *index.entry(v.as_str()).or_insert_with(|| {
+                counts.push((v.as_str(), 0));
+                counts.len() - 1
+            });
+            counts[i].1 += 1;
+        }
+        write_len(out, counts.len());
+        for (v, n) in counts {
+            write_len(out, v.len());
+            out.extend_from_slice(v.as_bytes());
+            write_len(out, n);
+        }
+    }
+
+    fn read_window(input: &mut &[u8]) -> Option<Vec<Self>> {
+        let k = read_len(input)?;
+        let mut w: Vec<String> = Vec::new();
+        for _ in 0..k {
+            let v = String::read(input)?;
+            let n = read_len(input)?;
+            // A count from corrupt bytes must be an error, never an abort on allocation.
+            w.try_reserve(n).ok()?;
+            w.extend(std::iter::repeat_n(v, n));
+        }
+        Some(w)
     }
 }
 
@@ -151,12 +204,12 @@ fn read_len(input: &mut &[u8]) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 
 impl<T: Value> Samples<T> {
     /// Byte form: format byte, the number of methods and each method (length-prefixed) with its
-    /// threshold flag and value, the two NULL counts, then both windows length-prefixed;
-    /// little-endian.
+    /// threshold flag and value, the two NULL counts, then both windows (`Value::write_window`:
+    /// numbers length-prefixed in order, categories as counts); little-endian.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![FORMAT];
         write_len(&mut out, self.methods.len());
@@ -169,10 +222,7 @@ impl<T: Value> Samples<T> {
             write_len(&mut out, n as usize);
         }
         for window in [&self.reference, &self.current] {
-            write_len(&mut out, window.len());
-            for v in window {
-                v.write(&mut out);
-            }
+            T::write_window(window, &mut out);
         }
         out
     }
@@ -197,12 +247,7 @@ impl<T: Value> Samples<T> {
         }
         let mut windows = [Vec::new(), Vec::new()];
         for w in &mut windows {
-            let n = read_len(input).ok_or_else(bad)?;
-            // Never trust a length from the wire for allocation beyond what is there.
-            w.reserve(n.min(input.len()));
-            for _ in 0..n {
-                w.push(T::read(input).ok_or_else(bad)?);
-            }
+            *w = T::read_window(input).ok_or_else(bad)?;
         }
         if !input.is_empty() {
             return Err(bad());
@@ -250,6 +295,32 @@ mod tests {
             (1, 1, 1, [1, 0])
         );
         assert_eq!(Samples::<String>::from_bytes(&s.to_bytes()), Ok(s));
+    }
+
+    #[test]
+    fn categorical_byte_form_grows_with_categories_not_rows() {
+        let make = |rows: usize| {
+            let mut s = Samples::<String>::default();
+            for i in 0..rows {
+                s.add(["ok", "warn", "fail"][i % 3].to_string(), i % 2 == 0);
+            }
+            s
+        };
+        let (small, big) = (make(300), make(300_000));
+        assert_eq!(small.to_bytes().len(), big.to_bytes().len());
+        let back = Samples::<String>::from_bytes(&big.to_bytes()).unwrap();
+        let count = |w: &[String], v: &str| w.iter().filter(|x| *x == v).count();
+        for v in ["ok", "warn", "fail"] {
+            assert_eq!(count(&back.reference, v), count(&big.reference, v));
+            assert_eq!(count(&back.current, v), count(&big.current, v));
+        }
+        // The same test on the windows as written and as read back (order is not kept).
+        assert_eq!(back.test_all()[0], big.test_all()[0]);
+        // A corrupt count is an error, not an allocation of 2^64 strings.
+        let mut bytes = small.to_bytes();
+        let at = bytes.len() - 8;
+        bytes[at..].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(Samples::<String>::from_bytes(&bytes).is_err());
     }
 
     #[test]
