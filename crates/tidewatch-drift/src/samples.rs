@@ -176,13 +176,22 @@ impl Value for String {
         for _ in 0..k {
             let v = String::read(input)?;
             let n = read_len(input)?;
-            // A count from corrupt bytes must be an error, never an abort on allocation.
+            // A count from corrupt bytes must be an error, never an abort on allocation (nor
+            // an overcommitted allocation that the kernel's OOM killer ends): a window holds at
+            // most MAX_CATEGORICAL_ROWS values.
+            if w.len().checked_add(n)? > MAX_CATEGORICAL_ROWS {
+                return None;
+            }
             w.try_reserve(n).ok()?;
             w.extend(std::iter::repeat_n(v, n));
         }
         Some(w)
     }
 }
+
+/// The most values a categorical window read from bytes may hold (2^26, about 67 million): the
+/// categories are held expanded in memory, at least 24 bytes a value.
+pub const MAX_CATEGORICAL_ROWS: usize = 1 << 26;
 
 fn take<'a>(input: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
     if input.len() < n {
@@ -266,6 +275,25 @@ impl<T: Value> Samples<T> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_categorical_count_beyond_the_limit_is_refused_not_allocated() {
+        let mut s = Samples::<String>::default();
+        s.add("qz".into(), false);
+        s.add("qz".into(), false);
+        let b = s.to_bytes();
+        // The count of "qz" follows its bytes in the reference window.
+        let at = b.windows(2).position(|w| w == b"qz").unwrap() + 2;
+        assert_eq!(u64::from_le_bytes(b[at..at + 8].try_into().unwrap()), 2);
+        let with_count = |n: u64| {
+            let mut c = b.clone();
+            c[at..at + 8].copy_from_slice(&n.to_le_bytes());
+            Samples::<String>::from_bytes(&c)
+        };
+        assert_eq!(with_count(5).unwrap().reference.len(), 5);
+        assert!(with_count(MAX_CATEGORICAL_ROWS as u64 + 1).is_err());
+        assert!(with_count(u64::MAX).is_err());
+    }
 
     #[test]
     fn round_trip_and_merge() {
