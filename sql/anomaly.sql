@@ -256,6 +256,7 @@ DECLARE
     grp text;
     cond text := 'true';
     prev text;
+    agg text;
 BEGIN
     PERFORM tidewatch._anomaly_check(method, params);
     label := tidewatch._series_columns(relation, value_column, series_columns);
@@ -267,19 +268,23 @@ BEGIN
     IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
     IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
     prev := tidewatch._partitionwise(relation);
+    -- With anomalies_only, an aggregate whose result holds only the flagged points (a fixed name,
+    -- not user input): no bytes written and read back for the points that are dropped.
+    agg := CASE WHEN coalesce(anomalies_only, false) THEN 'tidewatch._anomaly_agg_flagged'
+                ELSE 'tidewatch.anomaly_agg' END;
     IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
         RETURN QUERY EXECUTE format(
-            'SELECT ''{}''::jsonb, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly FROM (SELECT tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            'SELECT ''{}''::jsonb, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly FROM (SELECT %s(%I::timestamptz, %I::float8, $1, $2) AS b'
             ' FROM %s WHERE %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
-            tcol, value_column, relation, cond)
+            agg, tcol, value_column, relation, cond)
             USING method, params, start, finish, coalesce(anomalies_only, false);
     ELSE
         grp := (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s);
         RETURN QUERY EXECUTE format(
             'SELECT g.series, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly'
-            ' FROM (SELECT %s AS series, tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            ' FROM (SELECT %s AS series, %s(%I::timestamptz, %I::float8, $1, $2) AS b'
             ' FROM %s WHERE %s GROUP BY %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
-            label, tcol, value_column, relation, cond, grp)
+            label, agg, tcol, value_column, relation, cond, grp)
             USING method, params, start, finish, coalesce(anomalies_only, false);
     END IF;
     IF prev IS NOT NULL THEN

@@ -157,6 +157,15 @@ fn _anomaly_agg_final(state: Internal) -> Option<Vec<u8>> {
     Some(s.score().unwrap_or_else(|e| raise(e)))
 }
 
+/// `_anomaly_agg_final` keeping only the flagged points: the final function of
+/// `_anomaly_agg_flagged`, which `detect_anomalies(..., anomalies_only => true)` uses.
+#[pg_extern(immutable, parallel_safe)]
+fn _anomaly_flagged_final(state: Internal) -> Option<Vec<u8>> {
+    // SAFETY: this aggregate's state is always a Batch (or NULL when no row came).
+    let s = unsafe { state.get::<Batch>() }?;
+    Some(s.score_flagged().unwrap_or_else(|e| raise(e)))
+}
+
 /// The scored points of `anomaly_agg`'s result, or 22P03 for bytes that are not one.
 fn scored_points(batch: &[u8]) -> ScoredPoints<'_> {
     ScoredPoints::parse(batch).unwrap_or_else(|e| {
@@ -430,9 +439,17 @@ CREATE AGGREGATE tidewatch._train_agg(ts timestamptz, value float8, method text,
 -- runs the final function once per series.
 ALTER FUNCTION tidewatch._anomaly_agg_final(internal) COST 100000;
 ALTER FUNCTION tidewatch._train_final(internal) COST 100000;
+-- anomaly_agg with only the flagged points in its result (detect_anomalies' anomalies_only).
+CREATE AGGREGATE tidewatch._anomaly_agg_flagged(ts timestamptz, value float8, method text, params jsonb) (
+    SFUNC = tidewatch._anomaly_agg_step, STYPE = internal, COMBINEFUNC = tidewatch._anomaly_agg_combine,
+    SERIALFUNC = tidewatch._anomaly_agg_serialize, DESERIALFUNC = tidewatch._anomaly_agg_deserialize,
+    FINALFUNC = tidewatch._anomaly_flagged_final, PARALLEL = SAFE);
+ALTER FUNCTION tidewatch._anomaly_flagged_final(internal) COST 100000;
+COMMENT ON AGGREGATE tidewatch._anomaly_agg_flagged(timestamptz, float8, text, jsonb) IS
+'Internal: anomaly_agg whose result holds only the flagged points (detect_anomalies with anomalies_only => true).';
 "#,
     name = "train_aggregate",
-    requires = ["anomaly_aggregates", _train_final]
+    requires = ["anomaly_aggregates", _train_final, _anomaly_flagged_final]
 );
 
 fn load_model(state: &[u8]) -> Model {

@@ -2095,6 +2095,7 @@ DECLARE
     grp text;
     cond text := 'true';
     prev text;
+    agg text;
 BEGIN
     PERFORM tidewatch._anomaly_check(method, params);
     label := tidewatch._series_columns(relation, value_column, series_columns);
@@ -2106,19 +2107,23 @@ BEGIN
     IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
     IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
     prev := tidewatch._partitionwise(relation);
+    -- With anomalies_only, an aggregate whose result holds only the flagged points (a fixed name,
+    -- not user input): no bytes written and read back for the points that are dropped.
+    agg := CASE WHEN coalesce(anomalies_only, false) THEN 'tidewatch._anomaly_agg_flagged'
+                ELSE 'tidewatch.anomaly_agg' END;
     IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
         RETURN QUERY EXECUTE format(
-            'SELECT ''{}''::jsonb, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly FROM (SELECT tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            'SELECT ''{}''::jsonb, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly FROM (SELECT %s(%I::timestamptz, %I::float8, $1, $2) AS b'
             ' FROM %s WHERE %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
-            tcol, value_column, relation, cond)
+            agg, tcol, value_column, relation, cond)
             USING method, params, start, finish, coalesce(anomalies_only, false);
     ELSE
         grp := (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s);
         RETURN QUERY EXECUTE format(
             'SELECT g.series, p.ts, p.value, p.expected, p.lower, p.upper, p.score, p.is_anomaly'
-            ' FROM (SELECT %s AS series, tidewatch.anomaly_agg(%I::timestamptz, %I::float8, $1, $2) AS b'
+            ' FROM (SELECT %s AS series, %s(%I::timestamptz, %I::float8, $1, $2) AS b'
             ' FROM %s WHERE %s GROUP BY %s) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b, $5) p',
-            label, tcol, value_column, relation, cond, grp)
+            label, agg, tcol, value_column, relation, cond, grp)
             USING method, params, start, finish, coalesce(anomalies_only, false);
     END IF;
     IF prev IS NOT NULL THEN
@@ -2277,6 +2282,20 @@ COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, js
 -- the planner so, and with space partitioning it lets parallel workers finalize whole partitions.
 ALTER FUNCTION tidewatch._anomaly_agg_final(internal) COST 100000;
 ALTER FUNCTION tidewatch._train_final(internal) COST 100000;
+-- anomaly_agg with only the flagged points in its result (detect_anomalies' anomalies_only).
+CREATE FUNCTION tidewatch."_anomaly_flagged_final"(
+	"state" internal
+) RETURNS bytea
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_anomaly_flagged_final_wrapper';
+CREATE AGGREGATE tidewatch._anomaly_agg_flagged(ts timestamptz, value float8, method text, params jsonb) (
+    SFUNC = tidewatch._anomaly_agg_step, STYPE = internal, COMBINEFUNC = tidewatch._anomaly_agg_combine,
+    SERIALFUNC = tidewatch._anomaly_agg_serialize, DESERIALFUNC = tidewatch._anomaly_agg_deserialize,
+    FINALFUNC = tidewatch._anomaly_flagged_final, PARALLEL = SAFE);
+ALTER FUNCTION tidewatch._anomaly_flagged_final(internal) COST 100000;
+COMMENT ON AGGREGATE tidewatch._anomaly_agg_flagged(timestamptz, float8, text, jsonb) IS
+'Internal: anomaly_agg whose result holds only the flagged points (detect_anomalies with anomalies_only => true).';
 
 -- Monitors refuse a Citus distributed table (they could not see its rows): 0A000 with a hint.
 CREATE FUNCTION tidewatch._refuse_citus_table(relation regclass, what text)

@@ -87,6 +87,14 @@ impl Batch {
         Ok(encode_scored(self.nulls, &r))
     }
 
+    /// [`Batch::score`] keeping only the flagged points (`detect_anomalies(..., anomalies_only
+    /// => true)`): the same bytes as the flagged points of `score`, without writing and reading
+    /// back every point of the series.
+    pub fn score_flagged(&self) -> Result<Vec<u8>, AnomalyError> {
+        let r = crate::detect(self.method(), &self.params(), self.points.clone())?;
+        Ok(encode_scored_where(self.nulls, &r, |sc| sc.is_anomaly))
+    }
+
     /// Train a model on the points in time order (non-finite values skipped), as
     /// `train_detector` stores it.
     pub fn train(&self) -> Result<Trained, AnomalyError> {
@@ -165,9 +173,20 @@ pub struct ScoredPoint {
 /// Encode a scored series: u64 rows skipped (`nulls` + the result's non-finite values), then
 /// [`POINT_BYTES`] per point.
 pub fn encode_scored(nulls: u64, r: &BatchResult) -> Vec<u8> {
-    let mut out = Vec::with_capacity(8 + r.points.len() * POINT_BYTES);
+    encode_scored_where(nulls, r, |_| true)
+}
+
+/// [`encode_scored`] of the points whose verdict passes `keep` (the skipped count is the whole
+/// series').
+pub fn encode_scored_where(
+    nulls: u64,
+    r: &BatchResult,
+    keep: impl Fn(&crate::Scored) -> bool,
+) -> Vec<u8> {
+    let kept = r.points.iter().filter(|p| keep(&p.2)).count();
+    let mut out = Vec::with_capacity(8 + kept * POINT_BYTES);
     out.extend_from_slice(&(r.skipped as u64 + nulls).to_le_bytes());
-    for (t, v, sc) in &r.points {
+    for (t, v, sc) in r.points.iter().filter(|p| keep(&p.2)) {
         out.extend_from_slice(&t.to_le_bytes());
         for x in [*v, sc.expected, sc.lower, sc.upper, sc.score] {
             out.extend_from_slice(&x.to_le_bytes());
@@ -347,6 +366,13 @@ mod tests {
             && p.is_anomaly == sc.is_anomaly
             && p.score.to_bits() == sc.score.to_bits()));
         assert!(sp.iter().any(|p| p.is_anomaly && p.ts == 400 * 60_000_000));
+        // The flagged-only encoding: byte for byte the flagged points of the full one.
+        let flagged = b.score_flagged().expect("scores");
+        let fp = ScoredPoints::parse(&flagged).expect("parses");
+        assert_eq!(fp.skipped(), 3);
+        let want: Vec<_> = sp.iter().filter(|p| p.is_anomaly).collect();
+        assert!(!want.is_empty() && want.len() < sp.len());
+        assert_eq!(fp.iter().collect::<Vec<_>>(), want);
     }
 
     #[test]
