@@ -182,3 +182,7 @@ COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: turns on pa
 COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
 'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
 COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';
+COMMENT ON FUNCTION tidewatch.detect_device_anomalies(regclass, name[], name[], name, timestamptz, timestamptz, jsonb, boolean) IS
+'Scores devices: the value_columns of each series (labels from series_columns) judged together, row by row in time order, with auto''s device mode (a row is surprising when its most surprised sensor is rare for the device, or several sensors are mildly surprised at once). Returns each row''s score in [0,1], flag, kind, the sensor that moved most and each surprised sensor''s share of the surprise; anomalies_only => true returns only the flagged rows.';
+COMMENT ON FUNCTION tidewatch.device_points(bytea, text[], boolean) IS
+'Expands the result of tidewatch._device_agg into one row per scored row of the device: ts, score, is_anomaly, kind, top_sensor and contributions (each surprised sensor''s share, named by sensors or sensor_1, sensor_2, ...).';

@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod anomaly;
+mod device;
 mod drift;
 mod errors;
 mod hypertable;

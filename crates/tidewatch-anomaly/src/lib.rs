@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod auto;
 pub mod detectors;
+pub mod device;
 pub mod formats;
 pub mod iforest;
 mod model;

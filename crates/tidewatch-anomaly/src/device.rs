@@ -1,0 +1,396 @@
+//! Devices in SQL: the byte formats of `tidewatch._device_agg(ts, values, params)` (its state
+//! between parallel workers, [`DeviceBatch`]) and of its result ([`DevicePoints`]), and the batch
+//! scoring itself: the rows of one device in time order through [`MultiAuto`], which judges the
+//! sensors together and says which contributed.
+//!
+//! All integers and floats are little-endian.
+
+use crate::auto::{AutoConfig, MultiAuto};
+use crate::formats::FormatError;
+use crate::{AnomalyError, Kind, Model};
+
+/// Most sensors a device may have (MultiAuto's own limit).
+pub const MAX_SENSORS: usize = 4096;
+
+/// The `auto` settings a device runs with: those of a series with the same `params` (threshold,
+/// period, refractory), so that `params` means the same in both.
+pub fn device_config(params: &serde_json::Value) -> Result<AutoConfig, AnomalyError> {
+    match Model::new("auto", params)? {
+        Model::Auto(a) => Ok(a.config().clone()),
+        _ => Ok(AutoConfig::default()),
+    }
+}
+
+/// The state of `_device_agg`: the params (JSON text as given), the number of sensors (fixed by
+/// the first row), the rows as they came (unsorted; a missing value is NaN) and how many rows had
+/// a NULL time.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DeviceBatch {
+    pub params: Option<String>,
+    pub sensors: usize,
+    pub ts: Vec<i64>,
+    /// Row-major: `sensors` values per row.
+    pub values: Vec<f64>,
+    pub nulls: u64,
+}
+
+impl DeviceBatch {
+    /// Add a row (None = NULL or non-finite: missing). Every row of a device has the same width.
+    pub fn push(
+        &mut self,
+        ts: i64,
+        row: impl ExactSizeIterator<Item = Option<f64>>,
+    ) -> Result<(), FormatError> {
+        let n = row.len();
+        if n == 0 || n > MAX_SENSORS {
+            return Err(FormatError(format!(
+                "a row of {n} values; a device has 1 to {MAX_SENSORS} sensors"
+            )));
+        }
+        if self.ts.is_empty() && self.sensors == 0 {
+            self.sensors = n;
+        } else if n != self.sensors {
+            return Err(FormatError(format!(
+                "a row of {n} values after rows of {}; every row of a device needs the same sensors",
+                self.sensors
+            )));
+        }
+        self.ts.push(ts);
+        self.values
+            .extend(row.map(|v| v.filter(|x| x.is_finite()).unwrap_or(f64::NAN)));
+        Ok(())
+    }
+
+    /// The combine step (both sides' rows; the params of whichever has them).
+    pub fn merge(&mut self, other: &DeviceBatch) -> Result<(), FormatError> {
+        if self.params.is_none() {
+            self.params.clone_from(&other.params);
+        }
+        if other.sensors != 0 {
+            if self.sensors == 0 {
+                self.sensors = other.sensors;
+            } else if self.sensors != other.sensors {
+                return Err(FormatError(format!(
+                    "partial states of {} and {} sensors",
+                    self.sensors, other.sensors
+                )));
+            }
+        }
+        self.ts.extend_from_slice(&other.ts);
+        self.values.extend_from_slice(&other.values);
+        self.nulls += other.nulls;
+        Ok(())
+    }
+
+    /// Layout: u32 header length, header JSON `[params, sensors, nulls, rows]`, the rows' times
+    /// (i64 each), then their values (f64 each, row-major).
+    pub fn encode(&self) -> Vec<u8> {
+        let header =
+            serde_json::json!([self.params, self.sensors, self.nulls, self.ts.len()]).to_string();
+        let mut out =
+            Vec::with_capacity(4 + header.len() + self.ts.len() * 8 + self.values.len() * 8);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        for t in &self.ts {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        for v in &self.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    pub fn decode(b: &[u8]) -> Result<DeviceBatch, FormatError> {
+        let bad = |m: &str| FormatError(format!("not a device state: {m}"));
+        let len = b
+            .get(..4)
+            .and_then(|h| <[u8; 4]>::try_from(h).ok())
+            .map(|h| u32::from_le_bytes(h) as usize)
+            .ok_or_else(|| bad("truncated header"))?;
+        let end = len.checked_add(4).ok_or_else(|| bad("truncated header"))?;
+        let header = b.get(4..end).ok_or_else(|| bad("truncated header"))?;
+        let (params, sensors, nulls, rows): (Option<String>, usize, u64, usize) =
+            serde_json::from_slice(header).map_err(|e| bad(&e.to_string()))?;
+        if sensors > MAX_SENSORS || (rows > 0 && sensors == 0) {
+            return Err(bad("sensor count"));
+        }
+        let body = &b[end..];
+        let want = rows
+            .checked_mul(sensors + 1)
+            .and_then(|n| n.checked_mul(8))
+            .ok_or_else(|| bad("row count"))?;
+        if body.len() != want {
+            return Err(bad("length does not match its rows"));
+        }
+        let (tb, vb) = body.split_at(rows * 8);
+        Ok(DeviceBatch {
+            params,
+            sensors,
+            ts: tb
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(le8(c)))
+                .collect(),
+            values: vb
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(le8(c)))
+                .collect(),
+            nulls,
+        })
+    }
+
+    /// Score the device's rows in time order (ties keep their arrival order) and encode the
+    /// result for `device_points`; with `only_flagged`, only the flagged rows are kept.
+    pub fn score(&self, only_flagged: bool) -> Result<Vec<u8>, AnomalyError> {
+        let params: serde_json::Value = match &self.params {
+            Some(p) => serde_json::from_str(p)
+                .map_err(|e| AnomalyError::ParamsNotObject { got: e.to_string() })?,
+            None => serde_json::Value::Null,
+        };
+        let cfg = device_config(&params)?;
+        let n = self.sensors.max(1);
+        let mut order: Vec<usize> = (0..self.ts.len()).collect();
+        order.sort_by_key(|&i| self.ts[i]);
+        let mut dev = MultiAuto::new(cfg, n);
+        let mut out = Vec::with_capacity(12);
+        out.extend_from_slice(&self.nulls.to_le_bytes());
+        out.extend_from_slice(&(n as u32).to_le_bytes());
+        for i in order {
+            let row = self.values.get(i * n..(i + 1) * n).unwrap_or(&[]);
+            let v = dev.update(self.ts[i], row);
+            if only_flagged && !v.is_anomaly {
+                continue;
+            }
+            out.extend_from_slice(&self.ts[i].to_le_bytes());
+            out.extend_from_slice(&v.score.to_le_bytes());
+            out.extend_from_slice(&v.evidence.to_le_bytes());
+            out.push(u8::from(v.is_anomaly) | (u8::from(v.outside) << 1));
+            out.push(v.kind.map_or(0, |k| k.code()));
+            out.extend_from_slice(&v.top.map_or(-1, |t| t as i32).to_le_bytes());
+            for k in 0..n {
+                let share = v.sensors.get(k).map_or(0.0, |s| s.share);
+                out.extend_from_slice(&share.to_le_bytes());
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One scored row of a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DevicePoint {
+    /// µs since the Unix epoch.
+    pub ts: i64,
+    pub score: f64,
+    /// The device's evidence (−log10 of a probability).
+    pub evidence: f64,
+    pub is_anomaly: bool,
+    pub outside: bool,
+    pub kind: Option<Kind>,
+    /// The index of the most surprised sensor.
+    pub top: Option<usize>,
+    /// Each sensor's share of the device's surprise (all 0 when none was surprised).
+    pub shares: Vec<f64>,
+}
+
+/// A reader over the result of `_device_agg`.
+#[derive(Debug, Clone, Copy)]
+pub struct DevicePoints<'a> {
+    skipped: u64,
+    sensors: usize,
+    body: &'a [u8],
+}
+
+/// Bytes of a scored row before its shares: time, score, evidence, flags, kind, top.
+const ROW_HEAD: usize = 8 + 8 + 8 + 1 + 1 + 4;
+
+impl<'a> DevicePoints<'a> {
+    pub fn parse(b: &'a [u8]) -> Result<Self, FormatError> {
+        let bad = || {
+            FormatError(format!(
+                "{} bytes is not a result of tidewatch._device_agg",
+                b.len()
+            ))
+        };
+        let skipped = b
+            .get(..8)
+            .map(|c| u64::from_le_bytes(le8(c)))
+            .ok_or_else(bad)?;
+        let sensors = b
+            .get(8..12)
+            .and_then(|c| <[u8; 4]>::try_from(c).ok())
+            .map(|c| u32::from_le_bytes(c) as usize)
+            .ok_or_else(bad)?;
+        if sensors == 0
+            || sensors > MAX_SENSORS
+            || !(b.len() - 12).is_multiple_of(ROW_HEAD + 8 * sensors)
+        {
+            return Err(bad());
+        }
+        Ok(DevicePoints {
+            skipped,
+            sensors,
+            body: &b[12..],
+        })
+    }
+
+    /// Rows with a NULL time.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    pub fn sensors(&self) -> usize {
+        self.sensors
+    }
+
+    pub fn len(&self) -> usize {
+        self.body.len() / (ROW_HEAD + 8 * self.sensors)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// The rows in time order. An unknown kind code reads as no kind.
+    pub fn iter(&self) -> impl Iterator<Item = DevicePoint> + 'a {
+        let n = self.sensors;
+        self.body.chunks_exact(ROW_HEAD + 8 * n).map(move |c| {
+            let top = i32::from_le_bytes([c[26], c[27], c[28], c[29]]);
+            DevicePoint {
+                ts: i64::from_le_bytes(le8(&c[0..])),
+                score: f64::from_le_bytes(le8(&c[8..])),
+                evidence: f64::from_le_bytes(le8(&c[16..])),
+                is_anomaly: c[24] & 1 == 1,
+                outside: c[24] & 2 == 2,
+                kind: Kind::from_code(c[25]),
+                top: usize::try_from(top).ok(),
+                shares: c[ROW_HEAD..]
+                    .chunks_exact(8)
+                    .map(|s| f64::from_le_bytes(le8(s)))
+                    .collect(),
+            }
+        })
+    }
+}
+
+/// The first 8 bytes of `c` (the callers index within checked lengths).
+fn le8(c: &[u8]) -> [u8; 8] {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&c[..8]);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn noise(seed: &mut u64) -> f64 {
+        *seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((*seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    }
+
+    /// 3 sensors, a jump of sensor 1 at row 1,500; rows shuffled.
+    fn device() -> (DeviceBatch, Vec<(i64, [f64; 3])>) {
+        let mut seed = 3;
+        let rows: Vec<(i64, [f64; 3])> = (0..2000i64)
+            .map(|i| {
+                let mut r = [
+                    noise(&mut seed),
+                    5.0 + noise(&mut seed),
+                    -2.0 + noise(&mut seed),
+                ];
+                if i == 1500 {
+                    r[1] += 20.0;
+                }
+                (i * 60_000_000, r)
+            })
+            .collect();
+        let mut b = DeviceBatch {
+            params: Some("{}".into()),
+            ..DeviceBatch::default()
+        };
+        for k in 0..rows.len() {
+            let (t, r) = rows[(k * 7919) % rows.len()];
+            b.push(t, r.iter().map(|v| Some(*v))).expect("pushes");
+        }
+        (b, rows)
+    }
+
+    #[test]
+    fn score_equals_multiauto_fed_in_time_order() {
+        // The second code path: MultiAuto fed by hand in time order.
+        let (b, rows) = device();
+        let bytes = b.score(false).expect("scores");
+        let got = DevicePoints::parse(&bytes).expect("parses");
+        assert_eq!(got.len(), rows.len());
+        let mut m = MultiAuto::new(AutoConfig::default(), 3);
+        for (p, (t, r)) in got.iter().zip(&rows) {
+            let v = m.update(*t, r);
+            assert_eq!(p.ts, *t);
+            assert_eq!(p.score.to_bits(), v.score.to_bits());
+            assert_eq!(
+                (p.is_anomaly, p.outside, p.kind, p.top),
+                (v.is_anomaly, v.outside, v.kind, v.top)
+            );
+        }
+        let flagged: Vec<_> = got.iter().filter(|p| p.is_anomaly).collect();
+        assert!(flagged
+            .iter()
+            .any(|p| p.ts == 1500 * 60_000_000 && p.top == Some(1)));
+        // Only the flagged rows: the same rows, byte for byte.
+        let only = b.score(true).expect("scores");
+        let fp = DevicePoints::parse(&only).expect("parses");
+        assert_eq!(fp.iter().collect::<Vec<_>>(), flagged);
+    }
+
+    #[test]
+    fn rows_of_another_width_are_refused() {
+        let mut b = DeviceBatch::default();
+        b.push(0, [Some(1.0), Some(2.0)].into_iter())
+            .expect("first row");
+        assert!(b.push(1, [Some(1.0)].into_iter()).is_err());
+        assert!(b.push(1, std::iter::empty::<Option<f64>>()).is_err());
+        let mut c = DeviceBatch::default();
+        c.push(0, [Some(1.0)].into_iter()).expect("first row");
+        assert!(b.merge(&c).is_err());
+    }
+
+    #[test]
+    fn threshold_in_params_is_the_devices() {
+        let (mut b, _) = device();
+        let all = DevicePoints::parse(&b.score(true).unwrap()).unwrap().len();
+        b.params = Some(r#"{"threshold": 0.99}"#.into());
+        let strict = DevicePoints::parse(&b.score(true).unwrap()).unwrap().len();
+        assert!(strict < all, "{strict} < {all}");
+        b.params = Some(r#"{"no_such": 1}"#.into());
+        assert!(b.score(false).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn state_round_trip(
+            rows in proptest::collection::vec((any::<i64>(), proptest::collection::vec(proptest::option::of(any::<f64>()), 3)), 0..40),
+            nulls in 0u64..1000, params in proptest::option::of("[a-z{}:0-9\"]{0,12}"),
+        ) {
+            let mut b = DeviceBatch { params, nulls, ..DeviceBatch::default() };
+            for (t, r) in &rows {
+                b.push(*t, r.iter().copied()).expect("pushes");
+            }
+            let d = DeviceBatch::decode(&b.encode()).expect("decodes");
+            prop_assert_eq!(d.ts, b.ts.clone());
+            prop_assert_eq!(d.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                            b.values.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            prop_assert_eq!((d.params, d.sensors, d.nulls), (b.params, b.sensors, b.nulls));
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = DeviceBatch::decode(&bytes);
+            if let Ok(p) = DevicePoints::parse(&bytes) {
+                prop_assert!(p.iter().count() == p.len());
+            }
+        }
+    }
+}

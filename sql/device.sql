@@ -1,0 +1,80 @@
+-- Devices: several value columns of one series judged together (auto's device mode).
+-- detect_device_anomalies scores each device (the rows sharing series_columns) as a whole: a row
+-- is surprising when its most surprised sensor is rare for this device, or when several sensors
+-- are mildly surprised at once; the result names the sensor that moved most and each surprised
+-- sensor's share. The scoring is tidewatch._device_agg (extension/src/device.rs).
+
+CREATE FUNCTION tidewatch.detect_device_anomalies(
+    relation regclass,
+    value_columns name[],
+    series_columns name[] DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    start timestamptz DEFAULT NULL,
+    finish timestamptz DEFAULT NULL,
+    params jsonb DEFAULT '{}',
+    anomalies_only boolean DEFAULT false)
+RETURNS TABLE (series jsonb, ts timestamptz, score float8, is_anomaly boolean, kind text,
+               top_sensor text, contributions jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tcol name;
+    label text;
+    c name;
+    vals text;
+    agg text;
+    grp text;
+    cond text := 'true';
+    prev text;
+BEGIN
+    IF value_columns IS NULL OR cardinality(value_columns) = 0 THEN
+        RAISE EXCEPTION 'value_columns must name at least one column'
+            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
+    END IF;
+    IF cardinality(value_columns) > 4096 THEN
+        RAISE EXCEPTION 'a device has at most 4096 value columns, not %', cardinality(value_columns)
+            USING ERRCODE = '22023';
+    END IF;
+    IF array_position(value_columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'value_columns must not contain NULL' USING ERRCODE = '22004';
+    END IF;
+    PERFORM tidewatch._anomaly_check('auto', params);
+    -- Each value column must exist and be numeric; the label comes from the series columns.
+    FOREACH c IN ARRAY value_columns LOOP
+        label := tidewatch._series_columns(relation, c, series_columns);
+    END LOOP;
+    tcol := tidewatch._time_column(relation, time_column);
+    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
+        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
+            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
+    END IF;
+    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $2', tcol); END IF;
+    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $3', tcol); END IF;
+    vals := 'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
+                         FROM unnest(value_columns) WITH ORDINALITY u(v, i)) || ']';
+    -- A fixed name, not user input: with anomalies_only the result holds only the flagged rows.
+    agg := CASE WHEN coalesce(anomalies_only, false) THEN 'tidewatch._device_agg_flagged'
+                ELSE 'tidewatch._device_agg' END;
+    prev := tidewatch._partitionwise(relation);
+    IF cardinality(coalesce(series_columns, '{}')) = 0 THEN
+        RETURN QUERY EXECUTE format(
+            'SELECT ''{}''::jsonb, p.ts, p.score, p.is_anomaly, p.kind, p.top_sensor, p.contributions'
+            ' FROM (SELECT %s(%I::timestamptz, %s, $1) AS b FROM %s WHERE %s) g'
+            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $4, $5) p WHERE g.b IS NOT NULL',
+            agg, tcol, vals, relation, cond)
+            USING params::text, start, finish, value_columns::text[], coalesce(anomalies_only, false);
+    ELSE
+        grp := (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s);
+        RETURN QUERY EXECUTE format(
+            'SELECT g.series, p.ts, p.score, p.is_anomaly, p.kind, p.top_sensor, p.contributions'
+            ' FROM (SELECT %s AS series, %s(%I::timestamptz, %s, $1) AS b FROM %s WHERE %s GROUP BY %s) g'
+            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $4, $5) p',
+            label, agg, tcol, vals, relation, cond, grp)
+            USING params::text, start, finish, value_columns::text[], coalesce(anomalies_only, false);
+    END IF;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
