@@ -235,6 +235,28 @@ BEGIN
 END
 $$;
 
+-- The WHERE condition of a [start, finish) window on column tcol, with start and finish bound as
+-- $3 and $4 of the caller's EXECUTE ('true' for an open window); 22023 when finish < start.
+CREATE FUNCTION tidewatch._time_window(tcol name, start timestamptz, finish timestamptz)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cond text := 'true';
+BEGIN
+    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
+        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
+            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
+    END IF;
+    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
+    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
+    RETURN cond;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._time_window(name, timestamptz, timestamptz) IS
+'Internal: the WHERE condition of a [start, finish) window on a time column, with start and finish bound as $3 and $4 (detect_anomalies, detect_device_anomalies); 22023 when finish is before start.';
+
 CREATE FUNCTION tidewatch.detect_anomalies(
     relation regclass,
     value_column name,
@@ -254,19 +276,14 @@ DECLARE
     tcol name;
     label text;
     grp text;
-    cond text := 'true';
+    cond text;
     prev text;
     agg text;
 BEGIN
     PERFORM tidewatch._anomaly_check(method, params);
     label := tidewatch._series_columns(relation, value_column, series_columns);
     tcol := tidewatch._time_column(relation, time_column);
-    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
-        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
-            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
-    END IF;
-    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
-    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
+    cond := tidewatch._time_window(tcol, start, finish);
     prev := tidewatch._partitionwise(relation);
     -- With anomalies_only, an aggregate whose result holds only the flagged points (a fixed name,
     -- not user input): no bytes written and read back for the points that are dropped.

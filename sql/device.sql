@@ -25,7 +25,7 @@ DECLARE
     vals text;
     agg text;
     grp text;
-    cond text := 'true';
+    cond text;
     prev text;
 BEGIN
     IF value_columns IS NULL OR cardinality(value_columns) = 0 THEN
@@ -45,12 +45,7 @@ BEGIN
         label := tidewatch._series_columns(relation, c, series_columns);
     END LOOP;
     tcol := tidewatch._time_column(relation, time_column);
-    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
-        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
-            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
-    END IF;
-    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $2', tcol); END IF;
-    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $3', tcol); END IF;
+    cond := tidewatch._time_window(tcol, start, finish);
     vals := 'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
                          FROM unnest(value_columns) WITH ORDINALITY u(v, i)) || ']';
     -- A fixed name, not user input: with anomalies_only the result holds only the flagged rows.
@@ -61,17 +56,17 @@ BEGIN
         RETURN QUERY EXECUTE format(
             'SELECT ''{}''::jsonb, p.ts, p.score, p.is_anomaly, p.kind, p.top_sensor, p.contributions'
             ' FROM (SELECT %s(%I::timestamptz, %s, $1) AS b FROM %s WHERE %s) g'
-            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $4, $5) p WHERE g.b IS NOT NULL',
+            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $2, $5) p WHERE g.b IS NOT NULL',
             agg, tcol, vals, relation, cond)
-            USING params::text, start, finish, value_columns::text[], coalesce(anomalies_only, false);
+            USING params::text, value_columns::text[], start, finish, coalesce(anomalies_only, false);
     ELSE
         grp := (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s);
         RETURN QUERY EXECUTE format(
             'SELECT g.series, p.ts, p.score, p.is_anomaly, p.kind, p.top_sensor, p.contributions'
             ' FROM (SELECT %s AS series, %s(%I::timestamptz, %s, $1) AS b FROM %s WHERE %s GROUP BY %s) g'
-            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $4, $5) p',
+            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $2, $5) p',
             label, agg, tcol, vals, relation, cond, grp)
-            USING params::text, start, finish, value_columns::text[], coalesce(anomalies_only, false);
+            USING params::text, value_columns::text[], start, finish, coalesce(anomalies_only, false);
     END IF;
     IF prev IS NOT NULL THEN
         PERFORM set_config('enable_partitionwise_aggregate', prev, true);

@@ -1899,6 +1899,28 @@ BEGIN
     RETURN prev;
 END
 $$;
+-- The WHERE condition of a [start, finish) window on column tcol, with start and finish bound as
+-- $3 and $4 of the caller's EXECUTE ('true' for an open window); 22023 when finish < start.
+CREATE FUNCTION tidewatch._time_window(tcol name, start timestamptz, finish timestamptz)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cond text := 'true';
+BEGIN
+    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
+        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
+            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
+    END IF;
+    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
+    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
+    RETURN cond;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._time_window(name, timestamptz, timestamptz) IS
+'Internal: the WHERE condition of a [start, finish) window on a time column, with start and finish bound as $3 and $4 (detect_anomalies, detect_device_anomalies); 22023 when finish is before start.';
+
 CREATE OR REPLACE FUNCTION tidewatch.detect_anomalies(
     relation regclass,
     value_column name,
@@ -1918,19 +1940,14 @@ DECLARE
     tcol name;
     label text;
     grp text;
-    cond text := 'true';
+    cond text;
     prev text;
     agg text;
 BEGIN
     PERFORM tidewatch._anomaly_check(method, params);
     label := tidewatch._series_columns(relation, value_column, series_columns);
     tcol := tidewatch._time_column(relation, time_column);
-    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
-        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
-            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
-    END IF;
-    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $3', tcol); END IF;
-    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $4', tcol); END IF;
+    cond := tidewatch._time_window(tcol, start, finish);
     prev := tidewatch._partitionwise(relation);
     -- With anomalies_only, an aggregate whose result holds only the flagged points (a fixed name,
     -- not user input): no bytes written and read back for the points that are dropped.
@@ -2522,7 +2539,7 @@ DECLARE
     vals text;
     agg text;
     grp text;
-    cond text := 'true';
+    cond text;
     prev text;
 BEGIN
     IF value_columns IS NULL OR cardinality(value_columns) = 0 THEN
@@ -2542,12 +2559,7 @@ BEGIN
         label := tidewatch._series_columns(relation, c, series_columns);
     END LOOP;
     tcol := tidewatch._time_column(relation, time_column);
-    IF start IS NOT NULL AND finish IS NOT NULL AND finish < start THEN
-        RAISE EXCEPTION 'finish (%) is before start (%)', finish, start
-            USING ERRCODE = '22023', HINT = 'Swap start and finish.';
-    END IF;
-    IF start IS NOT NULL THEN cond := cond || format(' AND %I >= $2', tcol); END IF;
-    IF finish IS NOT NULL THEN cond := cond || format(' AND %I < $3', tcol); END IF;
+    cond := tidewatch._time_window(tcol, start, finish);
     vals := 'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
                          FROM unnest(value_columns) WITH ORDINALITY u(v, i)) || ']';
     -- A fixed name, not user input: with anomalies_only the result holds only the flagged rows.
@@ -2558,17 +2570,17 @@ BEGIN
         RETURN QUERY EXECUTE format(
             'SELECT ''{}''::jsonb, p.ts, p.score, p.is_anomaly, p.kind, p.top_sensor, p.contributions'
             ' FROM (SELECT %s(%I::timestamptz, %s, $1) AS b FROM %s WHERE %s) g'
-            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $4, $5) p WHERE g.b IS NOT NULL',
+            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $2, $5) p WHERE g.b IS NOT NULL',
             agg, tcol, vals, relation, cond)
-            USING params::text, start, finish, value_columns::text[], coalesce(anomalies_only, false);
+            USING params::text, value_columns::text[], start, finish, coalesce(anomalies_only, false);
     ELSE
         grp := (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s);
         RETURN QUERY EXECUTE format(
             'SELECT g.series, p.ts, p.score, p.is_anomaly, p.kind, p.top_sensor, p.contributions'
             ' FROM (SELECT %s AS series, %s(%I::timestamptz, %s, $1) AS b FROM %s WHERE %s GROUP BY %s) g'
-            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $4, $5) p',
+            ' CROSS JOIN LATERAL tidewatch.device_points(g.b, $2, $5) p',
             label, agg, tcol, vals, relation, cond, grp)
-            USING params::text, start, finish, value_columns::text[], coalesce(anomalies_only, false);
+            USING params::text, value_columns::text[], start, finish, coalesce(anomalies_only, false);
     END IF;
     IF prev IS NOT NULL THEN
         PERFORM set_config('enable_partitionwise_aggregate', prev, true);
