@@ -207,7 +207,7 @@ extension_sql_file!(
 #[pg_schema]
 mod tests {
     use pgrx::prelude::*;
-    use tidewatch_anomaly::auto::{AutoConfig, MultiAuto};
+    use tidewatch_anomaly::auto::MultiAuto;
 
     /// 2 devices x 3 sensors x 1,500 minutes of deterministic noise; device d2's `mem` jumps by
     /// 25 at minute 1,200; every 7th `io` of d1 is NULL (a missing sensor value).
@@ -244,7 +244,8 @@ mod tests {
                 })
                 .collect()
             });
-            let mut m = MultiAuto::new(AutoConfig::default(), 3);
+            let cfg = tidewatch_anomaly::device::device_config(&serde_json::json!({})).unwrap();
+            let mut m = MultiAuto::new(cfg, 3);
             let want: Vec<(f64, bool, Option<String>)> = rows
                 .iter()
                 .map(|(t, r)| {

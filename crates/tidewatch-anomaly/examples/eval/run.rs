@@ -46,9 +46,15 @@ pub fn run(s: &Series, over: &serde_json::Value) -> Result<Output, String> {
     if s.cols.len() > 1 && std::env::var_os("EVAL_DEVICE").is_some() {
         // EVAL_DEVICE: a device is judged as a whole by `MultiAuto` (its own calibration of
         // the most surprised sensor and of the summed excess surprise).
-        let cfg = match model(over)? {
-            Model::Auto(a) => a.config().clone(),
-            _ => AutoConfig::default(),
+        // The product's device defaults (its own threshold) unless a setting is given.
+        let cfg = if over.as_object().is_none_or(|o| o.is_empty()) {
+            tidewatch_anomaly::device::device_config(&serde_json::json!({}))
+                .map_err(|e| e.to_string())?
+        } else {
+            match model(over)? {
+                Model::Auto(a) => a.config().clone(),
+                _ => AutoConfig::default(),
+            }
         };
         let mut m = MultiAuto::new(cfg, s.cols.len());
         let mut row = vec![f64::NAN; s.cols.len()];
