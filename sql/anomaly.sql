@@ -335,6 +335,58 @@ BEGIN
 END
 $$;
 
+-- The end of a training window (train_detector, train_device_detector): the newest row of
+-- relation not after now(), after checking the model name and the interval.
+CREATE FUNCTION tidewatch._train_end(model_name text, relation regclass, tcol name, train_interval interval)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fin timestamptz;
+BEGIN
+    IF model_name IS NULL OR model_name = '' THEN
+        RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF train_interval IS NULL OR train_interval <= interval '0' THEN
+        RAISE EXCEPTION 'train_interval must be positive, got %', train_interval
+            USING ERRCODE = '22023', HINT = 'Use an interval such as ''30 days''.';
+    END IF;
+    EXECUTE format('SELECT max(%I)::timestamptz FROM %s WHERE %I <= now()', tcol, relation, tcol) INTO fin;
+    IF fin IS NULL THEN
+        RAISE EXCEPTION 'no rows to train model "%" on: "%" has no rows up to now', model_name, relation
+            USING ERRCODE = 'P0002', HINT = 'Load data first, or check the table name.';
+    END IF;
+    RETURN fin;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._train_end(text, regclass, name, interval) IS
+'Internal: checks a model name and training interval and returns the newest time of a table not after now() (train_detector, train_device_detector).';
+
+-- Store (insert or replace) one trained model row.
+CREATE FUNCTION tidewatch._store_model(model_name text, labels jsonb, method text, params jsonb,
+                                       relation regclass, value_column name, series_columns name[],
+                                       lo timestamptz, fin timestamptz, t tidewatch._trained)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
+                                       trained_at, train_start, train_end, n, skipped, state, quality)
+    VALUES (model_name, labels, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
+            now(), lo, fin, (t).n, (t).skipped, (t).state,
+            jsonb_build_object('anomaly_rate', (t).anomaly_rate,
+                               'first_seen', (t).first_seen,
+                               'last_seen', (t).last_seen))
+    ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
+        method = excluded.method, params = excluded.params, relation = excluded.relation,
+        value_column = excluded.value_column, series_columns = excluded.series_columns,
+        trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,
+        n = excluded.n, skipped = excluded.skipped, state = excluded.state, quality = excluded.quality;
+END;
+COMMENT ON FUNCTION tidewatch._store_model(text, jsonb, text, jsonb, regclass, name, name[], timestamptz, timestamptz, tidewatch._trained) IS
+'Internal: inserts or replaces one trained model row of tidewatch.models.';
+
 CREATE FUNCTION tidewatch.train_detector(
     name text,
     relation regclass,
@@ -355,36 +407,15 @@ DECLARE
     r record;
     trained integer := 0;
 BEGIN
-    IF name IS NULL OR name = '' THEN
-        RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
-    END IF;
-    IF train_interval IS NULL OR train_interval <= interval '0' THEN
-        RAISE EXCEPTION 'train_interval must be positive, got %', train_interval
-            USING ERRCODE = '22023', HINT = 'Use an interval such as ''30 days''.';
-    END IF;
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
     tcol := tidewatch._time_column(relation, NULL::name);
-    EXECUTE format('SELECT max(%I)::timestamptz FROM %s WHERE %I <= now()', tcol, relation, tcol) INTO fin;
-    IF fin IS NULL THEN
-        RAISE EXCEPTION 'no rows to train model "%" on: "%" has no rows up to now', name, relation
-            USING ERRCODE = 'P0002', HINT = 'Load data first, or check the table name.';
-    END IF;
+    fin := tidewatch._train_end(name, relation, tcol, train_interval);
     lo := fin - train_interval;
     FOR r IN SELECT * FROM tidewatch._train_rows(relation, value_column, series_columns, tcol, method, params, lo, fin)
     LOOP
-        INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
-                                           trained_at, train_start, train_end, n, skipped, state, quality)
-        VALUES (name, r.series, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
-                now(), lo, fin, (r.t).n, (r.t).skipped, (r.t).state,
-                jsonb_build_object('anomaly_rate', (r.t).anomaly_rate,
-                                   'first_seen', (r.t).first_seen,
-                                   'last_seen', (r.t).last_seen))
-        ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
-            method = excluded.method, params = excluded.params, relation = excluded.relation,
-            value_column = excluded.value_column, series_columns = excluded.series_columns,
-            trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,
-            n = excluded.n, skipped = excluded.skipped, state = excluded.state, quality = excluded.quality;
+        PERFORM tidewatch._store_model(name, r.series, method, params, relation, value_column, series_columns,
+                                       lo, fin, r.t);
         trained := trained + 1;
         IF trained % 100 = 0 THEN
             RAISE NOTICE 'train_detector "%": % series trained', name, trained;

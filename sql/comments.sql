@@ -186,3 +186,9 @@ COMMENT ON FUNCTION tidewatch.detect_device_anomalies(regclass, name[], name[], 
 'Scores devices: the value_columns of each series (labels from series_columns) judged together, row by row in time order, with auto''s device mode (a row is surprising when its most surprised sensor is rare for the device, or several sensors are mildly surprised at once). Returns each row''s score in [0,1], flag, kind, the sensor that moved most and each surprised sensor''s share of the surprise; anomalies_only => true returns only the flagged rows.';
 COMMENT ON FUNCTION tidewatch.device_points(bytea, text[], boolean) IS
 'Expands the result of tidewatch._device_agg into one row per scored row of the device: ts, score, is_anomaly, kind, top_sensor and contributions (each surprised sensor''s share, named by sensors or sensor_1, sensor_2, ...).';
+COMMENT ON FUNCTION tidewatch.train_device_detector(text, regclass, name[], name[], interval, jsonb) IS
+'Trains one device model per series (the value_columns judged together, auto''s device mode) on the last train_interval of data (ending at the newest row not after now()) and stores them in tidewatch.models under name with method device, replacing earlier ones. Returns the number of devices trained.';
+COMMENT ON FUNCTION tidewatch.score(text, jsonb, timestamptz, float8[]) IS
+'Anomaly score in [0,1] of a row of sensor values (in the order of the value_columns it was trained on; NULL = missing) at ts under the trained device model name for the device with these labels. The model is not updated.';
+COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8[]) IS
+'-1 if the trained device model name flags this row of sensor values for the device with these labels, else 1 (scikit-learn''s convention). The model is not updated.';

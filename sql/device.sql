@@ -73,3 +73,96 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The trained state of each device in (lo, fin], as train_device_detector stores it (a function
+-- of its own so that the scan may use parallel workers, as _train_rows).
+CREATE FUNCTION tidewatch._device_train_rows(relation regclass, value_columns name[], series_columns name[],
+                                             tcol name, params jsonb, lo timestamptz, fin timestamptz)
+RETURNS TABLE (series jsonb, t tidewatch._trained)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev text := tidewatch._partitionwise(relation);
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT %s AS series, tidewatch._device_train_agg(%I::timestamptz, %s, $1) AS t'
+        ' FROM %s WHERE %I > $2 AND %I <= $3 GROUP BY %s',
+        tidewatch._series_columns(relation, value_columns[1], series_columns), tcol,
+        'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
+                     FROM unnest(value_columns) WITH ORDINALITY u(v, i)) || ']',
+        relation, tcol, tcol,
+        CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
+             ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
+        USING params::text, lo, fin;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._device_train_rows(regclass, name[], name[], name, jsonb, timestamptz, timestamptz) IS
+'Internal: the trained state of every device of a window, as train_device_detector stores it.';
+
+CREATE FUNCTION tidewatch.train_device_detector(
+    name text,
+    relation regclass,
+    value_columns name[],
+    series_columns name[] DEFAULT '{}',
+    train_interval interval DEFAULT interval '30 days',
+    params jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name;
+    c name;
+    fin timestamptz;
+    lo timestamptz;
+    r record;
+    trained integer := 0;
+BEGIN
+    IF value_columns IS NULL OR cardinality(value_columns) = 0 OR cardinality(value_columns) > 4096
+       OR array_position(value_columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'value_columns must name 1 to 4096 columns'
+            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
+    END IF;
+    PERFORM tidewatch._anomaly_check('auto', params);
+    FOREACH c IN ARRAY value_columns LOOP
+        PERFORM tidewatch._series_columns(relation, c, series_columns);
+    END LOOP;
+    tcol := tidewatch._time_column(relation, NULL::name);
+    fin := tidewatch._train_end(name, relation, tcol, train_interval);
+    lo := fin - train_interval;
+    FOR r IN SELECT * FROM tidewatch._device_train_rows(relation, value_columns, series_columns, tcol,
+                                                        coalesce(params, '{}'), lo, fin)
+    LOOP
+        PERFORM tidewatch._store_model(name, r.series, 'device',
+                                       coalesce(params, '{}') || jsonb_build_object('value_columns', to_jsonb(value_columns)),
+                                       relation, NULL, series_columns, lo, fin, r.t);
+        trained := trained + 1;
+        IF trained % 100 = 0 THEN
+            RAISE NOTICE 'train_device_detector "%": % devices trained', name, trained;
+        END IF;
+    END LOOP;
+    IF trained = 0 THEN
+        RAISE EXCEPTION 'no rows to train model "%" on in (%, %]', name, lo, fin
+            USING ERRCODE = 'P0002', HINT = 'Widen train_interval.';
+    END IF;
+    RETURN trained;
+END
+$$;
+
+CREATE FUNCTION tidewatch.score(name text, series jsonb, ts timestamptz, vals float8[])
+RETURNS float8
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+RETURN (tidewatch._device_verdict(tidewatch._model_state(name, series), ts, vals) ->> 'score')::float8;
+
+CREATE FUNCTION tidewatch.predict(name text, series jsonb, ts timestamptz, vals float8[])
+RETURNS integer
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN (tidewatch._device_verdict(tidewatch._model_state(name, series), ts, vals) ->> 'is_anomaly')::boolean
+            THEN -1 ELSE 1 END;

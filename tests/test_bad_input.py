@@ -35,6 +35,7 @@ FROM generate_series(1, 3000) i;
 CREATE TABLE "q""uote" ("va""l" float8, "sp ace" text, "ünï" timestamptz NOT NULL);
 INSERT INTO "q""uote" SELECT random(), 'a', timestamptz '2026-01-01' + i * interval '1 minute' FROM generate_series(1, 100) i;
 SELECT tidewatch.train_detector('mdl', 'm', 'value', '{sat}', interval '100 years');
+SELECT tidewatch.train_device_detector('dmdl', 'm', '{value,n}', '{sat}', interval '100 years');
 SELECT tidewatch.create_log_miner('mnr');
 SELECT tidewatch.mine_logs('m', 'msg', 'ts', 'mnr');
 SELECT tidewatch.save_reference('ref', 'm', tstzrange('2026-01-01', '2026-01-02'), '{value}');
@@ -163,8 +164,13 @@ CALLS = {
     "train_detector": [("SELECT count(*) FROM tidewatch.train_detector({0}, {1}, {2}, {3}, {4}, {5}, {6})",
                         [("'mdl2'", "text"), ("'m'::regclass", "regclass"), ("'value'::name", "name"), ("'{sat}'::name[]", "name[]"),
                          ("interval '100 years'", "interval"), ("'ewma'", "text"), ("'{}'::jsonb", "jsonb")])],
-    "score": [("SELECT tidewatch.score({0}, {1}, {2}, {3})", [("'mdl'", "text"), ("'{\"sat\": \"SAT1\"}'::jsonb", "jsonb"), ("'2026-01-04'::timestamptz", "timestamptz"), ("3.0", "float8")])],
-    "predict": [("SELECT tidewatch.predict({0}, {1}, {2}, {3})", [("'mdl'", "text"), ("'{\"sat\": \"SAT1\"}'::jsonb", "jsonb"), ("'2026-01-04'::timestamptz", "timestamptz"), ("3.0", "float8")])],
+    "score": [("SELECT tidewatch.score({0}, {1}, {2}, {3})", [("'mdl'", "text"), ("'{\"sat\": \"SAT1\"}'::jsonb", "jsonb"), ("'2026-01-04'::timestamptz", "timestamptz"), ("3.0", "float8")]),
+              ("SELECT tidewatch.score({0}, {1}, {2}, {3})", [("'dmdl'", "text"), ("'{\"sat\": \"SAT1\"}'::jsonb", "jsonb"), ("'2026-01-04'::timestamptz", "timestamptz"), ("ARRAY[3.0, 1.0]", "float8[]")])],
+    "predict": [("SELECT tidewatch.predict({0}, {1}, {2}, {3})", [("'mdl'", "text"), ("'{\"sat\": \"SAT1\"}'::jsonb", "jsonb"), ("'2026-01-04'::timestamptz", "timestamptz"), ("3.0", "float8")]),
+                ("SELECT tidewatch.predict({0}, {1}, {2}, {3})", [("'dmdl'", "text"), ("'{\"sat\": \"SAT1\"}'::jsonb", "jsonb"), ("'2026-01-04'::timestamptz", "timestamptz"), ("ARRAY[3.0, 1.0]", "float8[]")])],
+    "train_device_detector": [("SELECT tidewatch.train_device_detector({0}, {1}, {2}, {3}, {4}, {5})",
+                               [("'dmdl2'", "text"), ("'m'::regclass", "regclass"), ("'{value,n}'::name[]", "name[]"),
+                                ("'{sat}'::name[]", "name[]"), ("interval '100 years'", "interval"), ("'{}'::jsonb", "jsonb")])],
     "policy_monitor": [("CALL tidewatch.policy_monitor({0}, {1})", [("0", "integer"), ("'{\"monitor\": \"mon\"}'::jsonb", "jsonb")])],
     "monitor": [("SELECT tidewatch.monitor({0}, {1}, {2}, {3}, {4}, {5}, {6})",
                  [("'mon2'", "text"), ("'m'::regclass", "regclass"), ("'value'::name", "name"), ("'{sat}'::name[]", "name[]"),

@@ -392,7 +392,13 @@ CREATE TYPE tidewatch._trained AS (n bigint, skipped bigint, anomaly_rate float8
 fn _train_final(state: Internal) -> Option<pgrx::composite_type!('static, "_trained")> {
     // SAFETY: the training aggregate's state is a Batch (or NULL when no row came).
     let s = unsafe { state.get::<Batch>() }?;
-    let t = s.train().unwrap_or_else(|e| raise(e));
+    Some(trained_row(s.train().unwrap_or_else(|e| raise(e))))
+}
+
+/// A trained model as the row `tidewatch._trained` (train_detector, train_device_detector).
+pub(crate) fn trained_row(
+    t: tidewatch_anomaly::formats::Trained,
+) -> pgrx::composite_type!('static, "_trained") {
     let mut row = PgHeapTuple::new_composite_type("tidewatch._trained").unwrap_or_else(|e| {
         errors::raise(
             PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
@@ -418,7 +424,7 @@ fn _train_final(state: Internal) -> Option<pgrx::composite_type!('static, "_trai
             None,
         );
     }
-    Some(row)
+    row
 }
 
 fn finite(x: f64) -> Option<f64> {
@@ -453,6 +459,14 @@ COMMENT ON AGGREGATE tidewatch._anomaly_agg_flagged(timestamptz, float8, text, j
 );
 
 fn load_model(state: &[u8]) -> Model {
+    if tidewatch_anomaly::device::is_device_state(state) {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            "this model is a device model (several value columns)".into(),
+            None,
+            Some("Pass the device's values as an array: tidewatch.score(name, series, ts, ARRAY[...]).".into()),
+        );
+    }
     Model::from_bytes(state).unwrap_or_else(|e| raise(e))
 }
 

@@ -99,6 +99,43 @@ fn _device_agg_flagged_final(state: Internal) -> Option<Vec<u8>> {
     Some(s.score(true).unwrap_or_else(|e| raise(e)))
 }
 
+/// The device model trained on the collected rows, as `train_device_detector` stores it.
+#[pg_extern(immutable, parallel_safe, requires = ["trained_type"])]
+fn _device_train_final(state: Internal) -> Option<pgrx::composite_type!('static, "_trained")> {
+    // SAFETY: this aggregate's state is always a DeviceBatch (or NULL when no row came).
+    let s = unsafe { state.get::<DeviceBatch>() }?;
+    Some(crate::anomaly::trained_row(
+        s.train().unwrap_or_else(|e| raise(e)),
+    ))
+}
+
+/// The verdict of a stored device model on one row (the model is not changed), as jsonb:
+/// score, is_anomaly, kind, the index of the sensor that moved most (0-based) and every
+/// sensor's share.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _device_verdict(state: &[u8], ts: TimestampWithTimeZone, vals: Array<f64>) -> JsonB {
+    if !tidewatch_anomaly::device::is_device_state(state) {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            "this model scores one value column, not a device".into(),
+            None,
+            Some("Pass one value: tidewatch.score(name, series, ts, value).".into()),
+        );
+    }
+    let values: Vec<f64> = vals.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let pg: i64 = ts.into();
+    let v =
+        tidewatch_anomaly::device::device_verdict(state, pg.saturating_add(PG_EPOCH_US), &values)
+            .unwrap_or_else(|e| raise(e));
+    JsonB(serde_json::json!({
+        "score": v.score,
+        "is_anomaly": v.is_anomaly,
+        "kind": v.kind.map(|k| k.as_str()),
+        "top": v.top,
+        "shares": v.sensors.iter().map(|s| s.share).collect::<Vec<_>>(),
+    }))
+}
+
 /// The rows of a `_device_agg` result: time, score, flag, kind, the sensor that moved most and
 /// each surprised sensor's share of the device's surprise (named by `sensors`, else by position).
 #[pg_extern(immutable, parallel_safe)]
@@ -181,6 +218,13 @@ CREATE AGGREGATE tidewatch._device_agg_flagged(ts timestamptz, vals float8[], pa
 -- Scoring a device in the final function costs about what scanning its rows does (as anomaly_agg).
 ALTER FUNCTION tidewatch._device_agg_final(internal) COST 100000;
 ALTER FUNCTION tidewatch._device_agg_flagged_final(internal) COST 100000;
+CREATE AGGREGATE tidewatch._device_train_agg(ts timestamptz, vals float8[], params text) (
+    SFUNC = tidewatch._device_agg_step, STYPE = internal, COMBINEFUNC = tidewatch._device_agg_combine,
+    SERIALFUNC = tidewatch._device_agg_serialize, DESERIALFUNC = tidewatch._device_agg_deserialize,
+    FINALFUNC = tidewatch._device_train_final, PARALLEL = SAFE);
+ALTER FUNCTION tidewatch._device_train_final(internal) COST 100000;
+COMMENT ON AGGREGATE tidewatch._device_train_agg(timestamptz, float8[], text) IS
+'Internal: trains a device model on the rows of one device (train_device_detector).';
 COMMENT ON AGGREGATE tidewatch._device_agg(timestamptz, float8[], text) IS
 'Internal: collects the rows of one device (several value columns) and scores them together in time order with auto''s device mode; tidewatch.device_points expands the result.';
 COMMENT ON AGGREGATE tidewatch._device_agg_flagged(timestamptz, float8[], text) IS
@@ -193,14 +237,20 @@ COMMENT ON AGGREGATE tidewatch._device_agg_flagged(timestamptz, float8[], text) 
         _device_agg_serialize,
         _device_agg_deserialize,
         _device_agg_final,
-        _device_agg_flagged_final
+        _device_agg_flagged_final,
+        _device_train_final
     ]
 );
 
 extension_sql_file!(
     "../../sql/device.sql",
     name = "device",
-    requires = ["anomaly", "device_aggregates", device_points]
+    requires = [
+        "anomaly",
+        "device_aggregates",
+        device_points,
+        _device_verdict
+    ]
 );
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -214,6 +264,7 @@ mod tests {
     fn load() {
         Spi::run(
             "CREATE TABLE dev (ts timestamptz NOT NULL, host text, cpu float8, mem real, io int);
+             SELECT tidewatch.create_hypertable('dev', 'ts', interval '1 day');
              INSERT INTO dev SELECT timestamptz '2026-01-01' + i * interval '1 minute', h,
                     50 + ((i * 7919 + length(h) * 31) % 101) / 25.0,
                     (20 + ((i * 104729) % 97) / 30.0 + CASE WHEN h = 'd2' AND i = 1200 THEN 25 ELSE 0 END)::real,
@@ -223,29 +274,35 @@ mod tests {
         .unwrap();
     }
 
+    /// A host's rows in time order (µs since the Unix epoch; NULL read as NaN), and a fresh
+    /// device with the product's device defaults: the second code path of the tests below.
+    fn rows_and_device(host: &str) -> (Vec<(i64, Vec<f64>)>, MultiAuto) {
+        let rows = Spi::connect(|c| {
+            c.select(
+                &format!(
+                    "SELECT (extract(epoch FROM ts) * 1000000)::int8, cpu, mem::float8, io::float8
+                     FROM dev WHERE host = '{host}' ORDER BY ts"
+                ),
+                None,
+                &[],
+            )
+            .unwrap()
+            .map(|r| {
+                let f = |i: usize| r.get::<f64>(i).unwrap().unwrap_or(f64::NAN);
+                (r.get::<i64>(1).unwrap().unwrap(), vec![f(2), f(3), f(4)])
+            })
+            .collect()
+        });
+        let cfg = tidewatch_anomaly::device::device_config(&serde_json::json!({})).unwrap();
+        (rows, MultiAuto::new(cfg, 3))
+    }
+
     #[pg_test]
     fn device_scores_match_multiauto_and_blame_the_sensor_that_moved() {
         load();
         // The second code path: MultiAuto fed the same rows in time order, in Rust.
         for host in ["d1", "d2"] {
-            let rows: Vec<(i64, Vec<f64>)> = Spi::connect(|c| {
-                c.select(
-                    &format!(
-                        "SELECT (extract(epoch FROM ts) * 1000000)::int8, cpu, mem::float8, io::float8
-                         FROM dev WHERE host = '{host}' ORDER BY ts"
-                    ),
-                    None,
-                    &[],
-                )
-                .unwrap()
-                .map(|r| {
-                    let f = |i: usize| r.get::<f64>(i).unwrap().unwrap_or(f64::NAN);
-                    (r.get::<i64>(1).unwrap().unwrap(), vec![f(2), f(3), f(4)])
-                })
-                .collect()
-            });
-            let cfg = tidewatch_anomaly::device::device_config(&serde_json::json!({})).unwrap();
-            let mut m = MultiAuto::new(cfg, 3);
+            let (rows, mut m) = rows_and_device(host);
             let want: Vec<(f64, bool, Option<String>)> = rows
                 .iter()
                 .map(|(t, r)| {
@@ -303,6 +360,63 @@ mod tests {
         .unwrap();
         assert_eq!(only, flagged);
         assert!(flagged.unwrap_or(0) >= 1);
+    }
+
+    #[pg_test]
+    fn a_trained_device_scores_rows_as_multiauto_does() {
+        load();
+        // Train on the first 1,000 minutes (the newest row is minute 1,499: 499 minutes back,
+        // exclusive lower bound).
+        Spi::run("DELETE FROM dev WHERE ts >= '2026-01-01 16:40+00'").unwrap();
+        let n = Spi::get_one::<i32>(
+            "SELECT tidewatch.train_device_detector('hostmodel', 'dev', '{cpu,mem,io}', '{host}', interval '1000 days')",
+        )
+        .unwrap();
+        assert_eq!(n, Some(2));
+        let method = Spi::get_one::<String>(
+            "SELECT string_agg(DISTINCT method, ',') FROM tidewatch.models WHERE name = 'hostmodel'",
+        )
+        .unwrap();
+        assert_eq!(method.as_deref(), Some("device"));
+        // The second path: MultiAuto fed d2's 1,000 rows in Rust, then a row with mem far out.
+        let (rows, mut m) = rows_and_device("d2");
+        assert_eq!(rows.len(), 1000);
+        for (t, r) in &rows {
+            m.update(*t, r);
+        }
+        let t_next = rows[999].0 + 60_000_000;
+        let want = m.clone().update(t_next, &[51.0, 45.0, 105.0]);
+        let got = Spi::get_two::<f64, i32>(
+            "SELECT tidewatch.score('hostmodel', '{\"host\": \"d2\"}', '2026-01-01 16:40+00', ARRAY[51, 45, 105]),
+                    tidewatch.predict('hostmodel', '{\"host\": \"d2\"}', '2026-01-01 16:40+00', ARRAY[51, 45, 105])",
+        )
+        .unwrap();
+        assert_eq!(got.0.map(f64::to_bits), Some(want.score.to_bits()));
+        assert_eq!(got.1, Some(if want.is_anomaly { -1 } else { 1 }));
+        assert!(want.is_anomaly, "{want:?}");
+        // A usual row is not flagged.
+        let usual = Spi::get_one::<i32>(
+            "SELECT tidewatch.predict('hostmodel', '{\"host\": \"d2\"}', '2026-01-01 16:40+00', ARRAY[51, 21, 105])",
+        )
+        .unwrap();
+        assert_eq!(usual, Some(1));
+    }
+
+    #[pg_test(error = "this model is a device model (several value columns)")]
+    fn a_device_model_refuses_one_value() {
+        load();
+        Spi::run("SELECT tidewatch.train_device_detector('hm', 'dev', '{cpu,mem,io}', '{host}', interval '1000 days')")
+            .unwrap();
+        Spi::run("SELECT tidewatch.score('hm', '{\"host\": \"d2\"}', now(), 3.0)").unwrap();
+    }
+
+    #[pg_test(error = "invalid parameter \"values\": 2 values for a device model of 3 sensors")]
+    fn a_row_of_the_wrong_width_is_refused() {
+        load();
+        Spi::run("SELECT tidewatch.train_device_detector('hm', 'dev', '{cpu,mem,io}', '{host}', interval '1000 days')")
+            .unwrap();
+        Spi::run("SELECT tidewatch.score('hm', '{\"host\": \"d2\"}', now(), ARRAY[1.0, 2.0])")
+            .unwrap();
     }
 
     #[pg_test(error = "column \"nope\" of \"public.dev\" does not exist")]

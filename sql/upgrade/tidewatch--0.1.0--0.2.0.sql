@@ -1994,6 +1994,58 @@ BEGIN
     END IF;
 END
 $$;
+-- The end of a training window (train_detector, train_device_detector): the newest row of
+-- relation not after now(), after checking the model name and the interval.
+CREATE FUNCTION tidewatch._train_end(model_name text, relation regclass, tcol name, train_interval interval)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fin timestamptz;
+BEGIN
+    IF model_name IS NULL OR model_name = '' THEN
+        RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF train_interval IS NULL OR train_interval <= interval '0' THEN
+        RAISE EXCEPTION 'train_interval must be positive, got %', train_interval
+            USING ERRCODE = '22023', HINT = 'Use an interval such as ''30 days''.';
+    END IF;
+    EXECUTE format('SELECT max(%I)::timestamptz FROM %s WHERE %I <= now()', tcol, relation, tcol) INTO fin;
+    IF fin IS NULL THEN
+        RAISE EXCEPTION 'no rows to train model "%" on: "%" has no rows up to now', model_name, relation
+            USING ERRCODE = 'P0002', HINT = 'Load data first, or check the table name.';
+    END IF;
+    RETURN fin;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._train_end(text, regclass, name, interval) IS
+'Internal: checks a model name and training interval and returns the newest time of a table not after now() (train_detector, train_device_detector).';
+
+-- Store (insert or replace) one trained model row.
+CREATE FUNCTION tidewatch._store_model(model_name text, labels jsonb, method text, params jsonb,
+                                       relation regclass, value_column name, series_columns name[],
+                                       lo timestamptz, fin timestamptz, t tidewatch._trained)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
+                                       trained_at, train_start, train_end, n, skipped, state, quality)
+    VALUES (model_name, labels, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
+            now(), lo, fin, (t).n, (t).skipped, (t).state,
+            jsonb_build_object('anomaly_rate', (t).anomaly_rate,
+                               'first_seen', (t).first_seen,
+                               'last_seen', (t).last_seen))
+    ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
+        method = excluded.method, params = excluded.params, relation = excluded.relation,
+        value_column = excluded.value_column, series_columns = excluded.series_columns,
+        trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,
+        n = excluded.n, skipped = excluded.skipped, state = excluded.state, quality = excluded.quality;
+END;
+COMMENT ON FUNCTION tidewatch._store_model(text, jsonb, text, jsonb, regclass, name, name[], timestamptz, timestamptz, tidewatch._trained) IS
+'Internal: inserts or replaces one trained model row of tidewatch.models.';
+
 CREATE OR REPLACE FUNCTION tidewatch.train_detector(
     name text,
     relation regclass,
@@ -2014,36 +2066,15 @@ DECLARE
     r record;
     trained integer := 0;
 BEGIN
-    IF name IS NULL OR name = '' THEN
-        RAISE EXCEPTION 'model name must not be empty' USING ERRCODE = '22023';
-    END IF;
-    IF train_interval IS NULL OR train_interval <= interval '0' THEN
-        RAISE EXCEPTION 'train_interval must be positive, got %', train_interval
-            USING ERRCODE = '22023', HINT = 'Use an interval such as ''30 days''.';
-    END IF;
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
     tcol := tidewatch._time_column(relation, NULL::name);
-    EXECUTE format('SELECT max(%I)::timestamptz FROM %s WHERE %I <= now()', tcol, relation, tcol) INTO fin;
-    IF fin IS NULL THEN
-        RAISE EXCEPTION 'no rows to train model "%" on: "%" has no rows up to now', name, relation
-            USING ERRCODE = 'P0002', HINT = 'Load data first, or check the table name.';
-    END IF;
+    fin := tidewatch._train_end(name, relation, tcol, train_interval);
     lo := fin - train_interval;
     FOR r IN SELECT * FROM tidewatch._train_rows(relation, value_column, series_columns, tcol, method, params, lo, fin)
     LOOP
-        INSERT INTO tidewatch.models AS m (name, series, method, params, relation, value_column, series_columns,
-                                           trained_at, train_start, train_end, n, skipped, state, quality)
-        VALUES (name, r.series, method, coalesce(params, '{}'), relation, value_column, coalesce(series_columns, '{}'),
-                now(), lo, fin, (r.t).n, (r.t).skipped, (r.t).state,
-                jsonb_build_object('anomaly_rate', (r.t).anomaly_rate,
-                                   'first_seen', (r.t).first_seen,
-                                   'last_seen', (r.t).last_seen))
-        ON CONFLICT ON CONSTRAINT models_name_series_key DO UPDATE SET
-            method = excluded.method, params = excluded.params, relation = excluded.relation,
-            value_column = excluded.value_column, series_columns = excluded.series_columns,
-            trained_at = excluded.trained_at, train_start = excluded.train_start, train_end = excluded.train_end,
-            n = excluded.n, skipped = excluded.skipped, state = excluded.state, quality = excluded.quality;
+        PERFORM tidewatch._store_model(name, r.series, method, params, relation, value_column, series_columns,
+                                       lo, fin, r.t);
         trained := trained + 1;
         IF trained % 100 = 0 THEN
             RAISE NOTICE 'train_detector "%": % series trained', name, trained;
@@ -2482,6 +2513,21 @@ CREATE FUNCTION tidewatch."_device_agg_flagged_final"(
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'MODULE_PATHNAME', '_device_agg_flagged_final_wrapper';
+CREATE FUNCTION tidewatch."_device_train_final"(
+	"state" internal /* Internal */
+) RETURNS _trained /* Option < :: pgrx :: heap_tuple :: PgHeapTuple < '_, :: pgrx :: pgbox ::
+AllocatedByRust > > */
+IMMUTABLE PARALLEL SAFE 
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_device_train_final_wrapper';
+CREATE FUNCTION tidewatch."_device_verdict"(
+	"state" bytea, /* & [u8] */
+	"ts" timestamp with time zone, /* TimestampWithTimeZone */
+	"vals" double precision[] /* Array < f64 > */
+) RETURNS jsonb /* JsonB */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_device_verdict_wrapper';
 CREATE FUNCTION tidewatch."device_points"(
 	"result" bytea, /* Option < & [u8] > */
 	"sensors" TEXT[] DEFAULT NULL, /* :: std :: option :: Option < Vec < Option < String > > > */
@@ -2508,6 +2554,13 @@ CREATE AGGREGATE tidewatch._device_agg_flagged(ts timestamptz, vals float8[], pa
 -- Scoring a device in the final function costs about what scanning its rows does (as anomaly_agg).
 ALTER FUNCTION tidewatch._device_agg_final(internal) COST 100000;
 ALTER FUNCTION tidewatch._device_agg_flagged_final(internal) COST 100000;
+CREATE AGGREGATE tidewatch._device_train_agg(ts timestamptz, vals float8[], params text) (
+    SFUNC = tidewatch._device_agg_step, STYPE = internal, COMBINEFUNC = tidewatch._device_agg_combine,
+    SERIALFUNC = tidewatch._device_agg_serialize, DESERIALFUNC = tidewatch._device_agg_deserialize,
+    FINALFUNC = tidewatch._device_train_final, PARALLEL = SAFE);
+ALTER FUNCTION tidewatch._device_train_final(internal) COST 100000;
+COMMENT ON AGGREGATE tidewatch._device_train_agg(timestamptz, float8[], text) IS
+'Internal: trains a device model on the rows of one device (train_device_detector).';
 COMMENT ON AGGREGATE tidewatch._device_agg(timestamptz, float8[], text) IS
 'Internal: collects the rows of one device (several value columns) and scores them together in time order with auto''s device mode; tidewatch.device_points expands the result.';
 COMMENT ON AGGREGATE tidewatch._device_agg_flagged(timestamptz, float8[], text) IS
@@ -2587,7 +2640,106 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The trained state of each device in (lo, fin], as train_device_detector stores it (a function
+-- of its own so that the scan may use parallel workers, as _train_rows).
+CREATE FUNCTION tidewatch._device_train_rows(relation regclass, value_columns name[], series_columns name[],
+                                             tcol name, params jsonb, lo timestamptz, fin timestamptz)
+RETURNS TABLE (series jsonb, t tidewatch._trained)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    prev text := tidewatch._partitionwise(relation);
+BEGIN
+    RETURN QUERY EXECUTE format(
+        'SELECT %s AS series, tidewatch._device_train_agg(%I::timestamptz, %s, $1) AS t'
+        ' FROM %s WHERE %I > $2 AND %I <= $3 GROUP BY %s',
+        tidewatch._series_columns(relation, value_columns[1], series_columns), tcol,
+        'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
+                     FROM unnest(value_columns) WITH ORDINALITY u(v, i)) || ']',
+        relation, tcol, tcol,
+        CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
+             ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
+        USING params::text, lo, fin;
+    IF prev IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._device_train_rows(regclass, name[], name[], name, jsonb, timestamptz, timestamptz) IS
+'Internal: the trained state of every device of a window, as train_device_detector stores it.';
+
+CREATE FUNCTION tidewatch.train_device_detector(
+    name text,
+    relation regclass,
+    value_columns name[],
+    series_columns name[] DEFAULT '{}',
+    train_interval interval DEFAULT interval '30 days',
+    params jsonb DEFAULT '{}')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    tcol name;
+    c name;
+    fin timestamptz;
+    lo timestamptz;
+    r record;
+    trained integer := 0;
+BEGIN
+    IF value_columns IS NULL OR cardinality(value_columns) = 0 OR cardinality(value_columns) > 4096
+       OR array_position(value_columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'value_columns must name 1 to 4096 columns'
+            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
+    END IF;
+    PERFORM tidewatch._anomaly_check('auto', params);
+    FOREACH c IN ARRAY value_columns LOOP
+        PERFORM tidewatch._series_columns(relation, c, series_columns);
+    END LOOP;
+    tcol := tidewatch._time_column(relation, NULL::name);
+    fin := tidewatch._train_end(name, relation, tcol, train_interval);
+    lo := fin - train_interval;
+    FOR r IN SELECT * FROM tidewatch._device_train_rows(relation, value_columns, series_columns, tcol,
+                                                        coalesce(params, '{}'), lo, fin)
+    LOOP
+        PERFORM tidewatch._store_model(name, r.series, 'device',
+                                       coalesce(params, '{}') || jsonb_build_object('value_columns', to_jsonb(value_columns)),
+                                       relation, NULL, series_columns, lo, fin, r.t);
+        trained := trained + 1;
+        IF trained % 100 = 0 THEN
+            RAISE NOTICE 'train_device_detector "%": % devices trained', name, trained;
+        END IF;
+    END LOOP;
+    IF trained = 0 THEN
+        RAISE EXCEPTION 'no rows to train model "%" on in (%, %]', name, lo, fin
+            USING ERRCODE = 'P0002', HINT = 'Widen train_interval.';
+    END IF;
+    RETURN trained;
+END
+$$;
+
+CREATE FUNCTION tidewatch.score(name text, series jsonb, ts timestamptz, vals float8[])
+RETURNS float8
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+RETURN (tidewatch._device_verdict(tidewatch._model_state(name, series), ts, vals) ->> 'score')::float8;
+
+CREATE FUNCTION tidewatch.predict(name text, series jsonb, ts timestamptz, vals float8[])
+RETURNS integer
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+RETURN CASE WHEN (tidewatch._device_verdict(tidewatch._model_state(name, series), ts, vals) ->> 'is_anomaly')::boolean
+            THEN -1 ELSE 1 END;
 COMMENT ON FUNCTION tidewatch.detect_device_anomalies(regclass, name[], name[], name, timestamptz, timestamptz, jsonb, boolean) IS
 'Scores devices: the value_columns of each series (labels from series_columns) judged together, row by row in time order, with auto''s device mode (a row is surprising when its most surprised sensor is rare for the device, or several sensors are mildly surprised at once). Returns each row''s score in [0,1], flag, kind, the sensor that moved most and each surprised sensor''s share of the surprise; anomalies_only => true returns only the flagged rows.';
 COMMENT ON FUNCTION tidewatch.device_points(bytea, text[], boolean) IS
 'Expands the result of tidewatch._device_agg into one row per scored row of the device: ts, score, is_anomaly, kind, top_sensor and contributions (each surprised sensor''s share, named by sensors or sensor_1, sensor_2, ...).';
+COMMENT ON FUNCTION tidewatch.train_device_detector(text, regclass, name[], name[], interval, jsonb) IS
+'Trains one device model per series (the value_columns judged together, auto''s device mode) on the last train_interval of data (ending at the newest row not after now()) and stores them in tidewatch.models under name with method device, replacing earlier ones. Returns the number of devices trained.';
+COMMENT ON FUNCTION tidewatch.score(text, jsonb, timestamptz, float8[]) IS
+'Anomaly score in [0,1] of a row of sensor values (in the order of the value_columns it was trained on; NULL = missing) at ts under the trained device model name for the device with these labels. The model is not updated.';
+COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8[]) IS
+'-1 if the trained device model name flags this row of sensor values for the device with these labels, else 1 (scikit-learn''s convention). The model is not updated.';

@@ -5,8 +5,8 @@
 //!
 //! All integers and floats are little-endian.
 
-use crate::auto::{AutoConfig, MultiAuto};
-use crate::formats::FormatError;
+use crate::auto::{AutoConfig, DeviceScored, MultiAuto};
+use crate::formats::{FormatError, Trained};
 use crate::{AnomalyError, Kind, Model};
 
 /// Most sensors a device may have (MultiAuto's own limit).
@@ -186,6 +186,89 @@ impl DeviceBatch {
     }
 }
 
+/// The first bytes of a trained device model (a series model's start with its state version, a
+/// small number, so the two cannot be mistaken for each other).
+pub const DEVICE_MAGIC: &[u8; 4] = b"TWD1";
+
+/// A trained device model's bytes: [`DEVICE_MAGIC`] then the postcard encoding of the detector.
+pub fn device_to_bytes(m: &MultiAuto) -> Vec<u8> {
+    let mut out = DEVICE_MAGIC.to_vec();
+    match postcard::to_allocvec(m) {
+        Ok(b) => out.extend_from_slice(&b),
+        Err(_) => out.clear(),
+    }
+    out
+}
+
+/// Is this a trained device model's state?
+pub fn is_device_state(b: &[u8]) -> bool {
+    b.starts_with(DEVICE_MAGIC)
+}
+
+pub fn device_from_bytes(b: &[u8]) -> Result<MultiAuto, AnomalyError> {
+    let rest = b
+        .strip_prefix(DEVICE_MAGIC.as_slice())
+        .ok_or_else(|| AnomalyError::CorruptState("not a device model".into()))?;
+    let m: MultiAuto =
+        postcard::from_bytes(rest).map_err(|e| AnomalyError::CorruptState(e.to_string()))?;
+    m.check().map_err(AnomalyError::CorruptState)?;
+    Ok(m)
+}
+
+/// The verdict of a stored device model on one row (the model is not changed). `values` must
+/// have one value per sensor (NaN = missing).
+pub fn device_verdict(state: &[u8], ts: i64, values: &[f64]) -> Result<DeviceScored, AnomalyError> {
+    let mut m = device_from_bytes(state)?;
+    if values.len() != m.sensors() {
+        return Err(AnomalyError::InvalidParam {
+            key: "values".into(),
+            reason: format!(
+                "{} values for a device model of {} sensors",
+                values.len(),
+                m.sensors()
+            ),
+        });
+    }
+    Ok(m.update(ts, values))
+}
+
+impl DeviceBatch {
+    /// Train a device model on the rows in time order, as `train_device_detector` stores it.
+    pub fn train(&self) -> Result<Trained, AnomalyError> {
+        let params: serde_json::Value = match &self.params {
+            Some(p) => serde_json::from_str(p)
+                .map_err(|e| AnomalyError::ParamsNotObject { got: e.to_string() })?,
+            None => serde_json::Value::Null,
+        };
+        let n = self.sensors.max(1);
+        let mut m = MultiAuto::new(device_config(&params)?, n);
+        let mut order: Vec<usize> = (0..self.ts.len()).collect();
+        order.sort_by_key(|&i| self.ts[i]);
+        let mut t = Trained {
+            model: Vec::new(),
+            n: 0,
+            skipped: self.nulls,
+            flagged: 0,
+            first_us: None,
+            last_us: None,
+        };
+        for i in order {
+            let row = self.values.get(i * n..(i + 1) * n).unwrap_or(&[]);
+            if !row.iter().any(|v| v.is_finite()) {
+                t.skipped += 1;
+                continue;
+            }
+            let v = m.update(self.ts[i], row);
+            t.n += 1;
+            t.flagged += u64::from(v.is_anomaly);
+            t.first_us.get_or_insert(self.ts[i]);
+            t.last_us = Some(self.ts[i]);
+        }
+        t.model = device_to_bytes(&m);
+        Ok(t)
+    }
+}
+
 /// One scored row of a device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DevicePoint {
@@ -356,6 +439,40 @@ mod tests {
         let only = b.score(true).expect("scores");
         let fp = DevicePoints::parse(&only).expect("parses");
         assert_eq!(fp.iter().collect::<Vec<_>>(), flagged);
+    }
+
+    #[test]
+    fn a_trained_device_judges_as_the_device_fed_by_hand() {
+        let (b, rows) = device();
+        let (train, rest) = rows.split_at(1400);
+        let mut tb = DeviceBatch {
+            params: Some("{}".into()),
+            ..DeviceBatch::default()
+        };
+        for (t, r) in train.iter().rev() {
+            tb.push(*t, r.iter().map(|v| Some(*v))).expect("pushes");
+        }
+        let t = tb.train().expect("trains");
+        assert_eq!(t.n, 1400);
+        assert!(is_device_state(&t.model));
+        // The second path: MultiAuto fed the training rows in time order, then the next row.
+        let mut m = MultiAuto::new(device_config(&serde_json::json!({})).expect("defaults"), 3);
+        for (ts, r) in train {
+            m.update(*ts, r);
+        }
+        let (ts, r) = rest[100];
+        let want = m.clone().update(ts, &r);
+        let got = device_verdict(&t.model, ts, &r).expect("judges");
+        assert_eq!(got.score.to_bits(), want.score.to_bits());
+        assert_eq!((got.is_anomaly, got.top), (want.is_anomaly, want.top));
+        // The jump at row 1,500 after training on the first 1,400 rows, judged alone.
+        let (ts, r) = rest[100];
+        assert_eq!(ts, 1500 * 60_000_000);
+        assert!(got.outside && got.top == Some(1), "{got:?} {r:?}");
+        assert!(device_verdict(&t.model, ts, &r[..2]).is_err());
+        assert!(device_from_bytes(&t.model[..t.model.len() / 2]).is_err());
+        assert!(device_from_bytes(b"nope").is_err());
+        let _ = b;
     }
 
     #[test]
