@@ -3,6 +3,7 @@
 //! CI runs proptest's default case count; `PROPTEST_CASES=100000` for the long run
 //! (benches/RESULTS.md, "Bad input").
 use proptest::prelude::*;
+use tidewatch_anomaly::device;
 use tidewatch_anomaly::monitor::MonitorState;
 use tidewatch_anomaly::Model;
 
@@ -43,7 +44,32 @@ fn states() -> &'static [(Vec<u8>, Vec<u8>)] {
     })
 }
 
+/// A valid trained device model (3 sensors), made once.
+fn device_state() -> &'static Vec<u8> {
+    static STATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    STATE.get_or_init(|| {
+        let cfg = device::device_config(&serde_json::json!({})).expect("defaults");
+        let mut m = tidewatch_anomaly::auto::MultiAuto::new(cfg, 3);
+        for i in 0..300i64 {
+            let x = (i as f64 / 9.0).sin();
+            m.update(
+                i * 60_000_000,
+                &[x, 2.0 * x, if i == 250 { 9.0 } else { 0.1 * x }],
+            );
+        }
+        device::device_to_bytes(&m)
+    })
+}
+
 fn decode(b: &[u8]) {
+    // Devices: a model that decodes must also score a row without panicking.
+    if let Ok(mut m) = device::device_from_bytes(b) {
+        let _ = m.update(1, &[1.0, 2.0, 3.0]);
+    }
+    let _ = device::DeviceBatch::decode(b);
+    if let Ok(p) = device::DevicePoints::parse(b) {
+        let _ = p.iter().count();
+    }
     let _ = Model::from_bytes(b);
     let _ = MonitorState::from_bytes(b);
     // The aggregate's state and result (crate::formats).
@@ -68,6 +94,20 @@ proptest! {
             b[i] ^= 1 << bit;
             decode(&b);
         }
+    }
+
+    #[test]
+    fn a_flipped_device_byte_never_panics(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let mut b = device_state().clone();
+        let i = pos.index(b.len());
+        b[i] ^= 1 << bit;
+        decode(&b);
+    }
+
+    #[test]
+    fn a_truncated_device_is_refused(cut in any::<prop::sample::Index>()) {
+        let s = device_state();
+        prop_assert!(device::device_from_bytes(&s[..cut.index(s.len())]).is_err());
     }
 
     #[test]
