@@ -302,6 +302,25 @@ class CitusTest(unittest.TestCase):
         flagged = self.same(sql.format(t="loc"), sql.format(t="dist"), "detect_anomalies anomalies_only")
         self.assertGreater(len(flagged), 0)
 
+    def test_devices_same_as_single_node(self):
+        # Each satellite as a device of its 4 metrics (pivoted), in a local and a distributed table.
+        for t, distribute in (("loc_dev", ""), ("dist_dev", "SELECT create_distributed_table('dist_dev', 'sat');")):
+            q(f"CREATE TABLE {t} (ts timestamptz NOT NULL, sat text NOT NULL, m1 float8, m2 float8, m3 float8, m4 float8);"
+              f"SELECT tidewatch.create_hypertable('{t}', 'ts', interval '1 day'); {distribute}"
+              f"INSERT INTO {t} SELECT ts, sat, " + ", ".join(
+                  f"max(value) FILTER (WHERE metric = 'M{m}')" for m in range(1, 5)) + " FROM loc GROUP BY ts, sat")
+        sql = ("SELECT series::text, ts, score, is_anomaly, kind, top_sensor, contributions::text "
+               "FROM tidewatch.detect_device_anomalies('{t}', '{{m1,m2,m3,m4}}', '{{sat}}', 'ts')")
+        rows = self.same(sql.format(t="loc_dev"), sql.format(t="dist_dev"), "detect_device_anomalies")
+        self.assertEqual(len(rows), 864 * 3)
+        self.assertTrue(any(r[3] == "t" for r in rows), "no device row flagged")
+        for t in ("loc_dev", "dist_dev"):
+            n = one(f"SELECT tidewatch.train_device_detector('d_{t}', '{t}', '{{m1,m2,m3,m4}}', '{{sat}}', interval '10 years')")
+            self.assertEqual(n, "3")
+        self.same("SELECT series::text, method, encode(sha256(state), 'hex') FROM tidewatch.models WHERE name = 'd_loc_dev'",
+                  "SELECT series::text, method, encode(sha256(state), 'hex') FROM tidewatch.models WHERE name = 'd_dist_dev'",
+                  "trained device models")
+
     def test_anomaly_agg_by_series_runs_on_the_workers(self):
         plan = "\n".join(r[0] for r in q(
             "EXPLAIN (VERBOSE, COSTS OFF) SELECT sat, metric, tidewatch.anomaly_agg(ts, value) FROM dist GROUP BY sat, metric"))
