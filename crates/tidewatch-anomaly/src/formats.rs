@@ -83,16 +83,53 @@ impl Batch {
 
     /// Score the series (see [`crate::detect`]) and encode the result for `anomaly_points`.
     pub fn score(&self) -> Result<Vec<u8>, AnomalyError> {
-        let r = crate::detect(self.method(), &self.params(), self.points.clone())?;
-        Ok(encode_scored(self.nulls, &r))
+        self.score_where(|_| true)
     }
 
     /// [`Batch::score`] keeping only the flagged points (`detect_anomalies(..., anomalies_only
     /// => true)`): the same bytes as the flagged points of `score`, without writing and reading
     /// back every point of the series.
     pub fn score_flagged(&self) -> Result<Vec<u8>, AnomalyError> {
-        let r = crate::detect(self.method(), &self.params(), self.points.clone())?;
-        Ok(encode_scored_where(self.nulls, &r, |sc| sc.is_anomaly))
+        self.score_where(|sc| sc.is_anomaly)
+    }
+
+    /// Score the series and encode the points whose verdict passes `keep`. Methods whose batch
+    /// form revises the streaming scores (`seasonal`, `changepoint`) go through [`crate::detect`];
+    /// the others are encoded as they are scored, from the points in place when they came in
+    /// time order (the usual case: a scan returns a series' rows as they were written), so no
+    /// copy of the series and no array of verdicts is made. The bytes are the same either way.
+    fn score_where(&self, keep: impl Fn(&crate::Scored) -> bool) -> Result<Vec<u8>, AnomalyError> {
+        let method = self.method();
+        if matches!(method, "seasonal" | "changepoint") {
+            let r = crate::detect(method, &self.params(), self.points.clone())?;
+            return Ok(encode_scored_where(self.nulls, &r, keep));
+        }
+        let mut model = Model::new(method, &self.params())?;
+        let sorted;
+        let points: &[(i64, f64)] = if self.points.is_sorted_by_key(|p| p.0) {
+            &self.points
+        } else {
+            let mut p = self.points.clone();
+            // Stable, as crate::detect's: rows with the same time keep their input order.
+            p.sort_by_key(|p| p.0);
+            sorted = p;
+            &sorted
+        };
+        let mut out = Vec::with_capacity(8 + POINT_BYTES * 64);
+        out.extend_from_slice(&0u64.to_le_bytes());
+        let mut skipped = 0u64;
+        for &(t, v) in points {
+            if !v.is_finite() {
+                skipped += 1;
+                continue;
+            }
+            let sc = model.update(t, v);
+            if keep(&sc) {
+                push_scored(&mut out, t, v, &sc);
+            }
+        }
+        out[..8].copy_from_slice(&(skipped + self.nulls).to_le_bytes());
+        Ok(out)
     }
 
     /// Train a model on the points in time order (non-finite values skipped), as
@@ -187,14 +224,19 @@ pub fn encode_scored_where(
     let mut out = Vec::with_capacity(8 + kept * POINT_BYTES);
     out.extend_from_slice(&(r.skipped as u64 + nulls).to_le_bytes());
     for (t, v, sc) in r.points.iter().filter(|p| keep(&p.2)) {
-        out.extend_from_slice(&t.to_le_bytes());
-        for x in [*v, sc.expected, sc.lower, sc.upper, sc.score] {
-            out.extend_from_slice(&x.to_le_bytes());
-        }
-        out.push(u8::from(sc.is_anomaly) | (u8::from(sc.outside) << 1));
-        out.push(sc.kind.map_or(0, |k| k.code()));
+        push_scored(&mut out, *t, *v, sc);
     }
     out
+}
+
+/// Append one scored point ([`POINT_BYTES`] bytes).
+fn push_scored(out: &mut Vec<u8>, t: i64, v: f64, sc: &crate::Scored) {
+    out.extend_from_slice(&t.to_le_bytes());
+    for x in [v, sc.expected, sc.lower, sc.upper, sc.score] {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.push(u8::from(sc.is_anomaly) | (u8::from(sc.outside) << 1));
+    out.push(sc.kind.map_or(0, |k| k.code()));
 }
 
 /// A reader over an encoded scored series, without copying it.
@@ -334,6 +376,27 @@ mod tests {
                 }
                 prop_assert_eq!((p.is_anomaly, p.outside, p.kind), (sc.is_anomaly, sc.outside, sc.kind));
             }
+        }
+
+        #[test]
+        fn score_streams_the_bytes_detect_gives(
+            vals in proptest::collection::vec(
+                prop_oneof![8 => -50.0f64..50.0, 1 => Just(f64::NAN), 1 => Just(f64::INFINITY)], 1..400),
+            dup in 0usize..5, shuffle in any::<bool>(), method in 0usize..4, nulls in 0u64..3,
+        ) {
+            // The second code path: crate::detect then encode_scored, for every kind of input the
+            // streaming path takes (in order or not, repeated times, non-finite values).
+            let method = ["auto", "robust", "ewma", "seasonal"][method];
+            let mut points: Vec<(i64, f64)> = vals.iter().enumerate()
+                .map(|(i, v)| (((i / (dup + 1)) as i64) * 60_000_000, *v)).collect();
+            if shuffle {
+                points.reverse();
+            }
+            let b = Batch { method: Some(method.into()), params: None, points: points.clone(), nulls };
+            let r = crate::detect(method, &serde_json::Value::Null, points).expect("detects");
+            prop_assert_eq!(b.score().expect("scores"), encode_scored(nulls, &r));
+            prop_assert_eq!(b.score_flagged().expect("scores"),
+                            encode_scored_where(nulls, &r, |sc| sc.is_anomaly));
         }
 
         #[test]
