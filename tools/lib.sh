@@ -130,7 +130,23 @@ log_min_messages = warning
 $extra
 CONF
     cluster_stop "$dir"
-    as_root runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+    local try seen
+    for try in 1 2 3 4 5; do
+        seen=0
+        if [ -f "$dir/server.log" ]; then seen=$(wc -l < "$dir/server.log"); fi
+        if as_root runuser -u postgres -- "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+            return 0
+        fi
+        # The test ports lie in the kernel's ephemeral range (32768-60999), so a client socket of
+        # some other connection can hold one for a moment ("Address already in use"): wait and
+        # try again. Any other failure is final.
+        local since
+        since=$(tail -n +"$((seen + 1))" "$dir/server.log" 2>/dev/null || true)
+        [[ $since == *"Address already in use"* ]] || return 1
+        echo "port $port is held by another socket; starting again (attempt $try)" >&2
+        sleep 2
+    done
+    return 1
 }
 
 # PostgreSQL 15.19 and later load only the logical decoding output plugins listed in
