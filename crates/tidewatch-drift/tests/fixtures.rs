@@ -15,7 +15,7 @@ const P_ABS: f64 = 1e-6;
 fn fixtures_dir() -> PathBuf {
     std::env::var_os("DRIFT_FIXTURES_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+        .unwrap_or_else(|| manifest_dir().join("fixtures"))
 }
 
 /// CSV `group,value`; reference/current labels as in drift_oracle.py.
@@ -387,4 +387,12 @@ fn every_method_matches_every_fixture() {
         t.failures.len(),
         t.failures.join("\n")
     );
+}
+
+/// This crate's directory: cargo's `CARGO_MANIFEST_DIR` at run time, else the one it was built in
+/// (a target dir shared by several clones keeps binaries built in another, perhaps deleted, clone).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -5,15 +5,12 @@
 //! rules. Prints per-category precision / recall / F1 and every miss.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use tidewatch_logs::{classify, Category};
 
 const CATEGORIES: &[Category] = &Category::ALL;
 
 fn load_file(name: &str) -> Vec<(String, String)> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/data")
-        .join(name);
+    let path = manifest_dir().join("../../tests/data").join(name);
     let mut rdr =
         csv::Reader::from_path(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     rdr.records()
@@ -120,4 +117,12 @@ fn default_rules_on_held_out_etl_errors() {
         recall >= 0.5,
         "held-out recall of {cat} is {recall:.3} < 0.5"
     );
+}
+
+/// This crate's directory: cargo's `CARGO_MANIFEST_DIR` at run time, else the one it was built in
+/// (a target dir shared by several clones keeps binaries built in another, perhaps deleted, clone).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -23,7 +23,7 @@ const SYSTEMS: &[&str] = &[
 fn data_dir() -> Option<PathBuf> {
     let candidates = [
         std::env::var("LOGHUB_DATA").ok().map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub-2k")),
+        Some(manifest_dir().join("../../../shared/data/loghub-2k")),
     ];
     candidates.into_iter().flatten().find(|p| p.is_dir())
 }
@@ -112,4 +112,12 @@ fn ga_metric_sanity() {
     assert_eq!(grouping_accuracy(&truth, &[1, 1, 2, 3]), 1.0);
     assert_eq!(grouping_accuracy(&truth, &[1, 1, 2, 2]), 0.5);
     assert_eq!(grouping_accuracy(&truth, &[1, 2, 3, 4]), 0.5);
+}
+
+/// This crate's directory: cargo's `CARGO_MANIFEST_DIR` at run time, else the one it was built in
+/// (a target dir shared by several clones keeps binaries built in another, perhaps deleted, clone).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -30,7 +30,7 @@ pub struct Series {
 pub fn shared() -> PathBuf {
     std::env::var_os("TIDEWATCH_SHARED")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .unwrap_or_else(|| manifest_dir().join("../../../shared"))
 }
 
 /// "YYYY-MM-DD HH:MM:SS[.ffffff]" → µs since the epoch (UTC).
@@ -265,4 +265,12 @@ pub fn stress() -> Result<Vec<Series>, String> {
             nab: None,
         })
         .collect())
+}
+
+/// This crate's directory: cargo's `CARGO_MANIFEST_DIR` at run time, else the one it was built in
+/// (a target dir shared by several clones keeps binaries built in another, perhaps deleted, clone).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }

@@ -93,7 +93,7 @@ pub fn data_dir(arg: Option<&String>) -> Option<PathBuf> {
     let candidates = [
         arg.filter(|a| !a.is_empty()).map(PathBuf::from),
         std::env::var("LOGHUB_DATA").ok().map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub-2k")),
+        Some(manifest_dir().join("../../../shared/data/loghub-2k")),
     ];
     candidates.into_iter().flatten().find(|p| p.is_dir())
 }
@@ -168,4 +168,12 @@ pub fn keyword_line(out: &mut String, i: u64, first: u64) -> std::fmt::Result {
         i % 1000,
         ["ok", "failed", "retry"][(i % 3) as usize]
     )
+}
+
+/// This crate's directory: cargo's `CARGO_MANIFEST_DIR` at run time, else the one it was built in
+/// (a target dir shared by several clones keeps binaries built in another, perhaps deleted, clone).
+fn manifest_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
