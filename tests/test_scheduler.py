@@ -1,8 +1,11 @@
 """The background scheduler runs due jobs as their owner, backs off on failure, and survives a
 job that kills its own process."""
+import os
+import signal
+import subprocess
 import unittest
 
-from pgtest import fresh_database, one, psql, require_cluster, wait_for
+from pgtest import DB, DSN, fresh_database, one, psql, require_cluster, wait_for
 
 
 @require_cluster
@@ -64,6 +67,41 @@ class Scheduler(unittest.TestCase):
         self.assertEqual(one("SELECT max_runtime FROM tidewatch.jobs WHERE job_id = " + hanging), "00:00:03")
         for j in (hanging, healthy):
             psql(f"SELECT tidewatch.delete_job({j})")
+
+    def test_a_job_whose_worker_starts_late_is_neither_failed_nor_lost(self):
+        # The postmaster starts registered workers on its own time (later under load). Stopping
+        # it with SIGSTOP holds the job's worker "registered, not yet started" for several
+        # scheduler ticks (naptime 500 ms); the scheduler once took that for a dead worker,
+        # recorded a crash, and let the job run untracked (never stopped at its max_runtime).
+        with open(os.path.join(one("SHOW data_directory"), "postmaster.pid")) as pidfile:
+            pm = int(pidfile.readline())
+        session = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", f"{DSN} dbname={DB}"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            # The session is connected before the postmaster stops (it accepts none while stopped).
+            session.stdin.write("SELECT 'connected';\n")
+            session.stdin.flush()
+            self.assertEqual(session.stdout.readline().strip(), "connected")
+            os.kill(pm, signal.SIGSTOP)
+            try:
+                session.stdin.write("SELECT tidewatch.add_job('note', interval '1 hour', max_runtime => interval '1 minute');\n"
+                                    "SELECT pg_sleep(3); SELECT 'slept';\n")
+                session.stdin.flush()
+                job = session.stdout.readline().strip()
+                while session.stdout.readline().strip() != "slept":
+                    pass
+            finally:
+                os.kill(pm, signal.SIGCONT)
+        finally:
+            session.stdin.close()
+            session.wait(timeout=30)
+            session.stdout.close()
+        self.assertTrue(wait_for(lambda: one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {job}") == "success"))
+        runs, failures = psql(f"SELECT total_runs, total_failures FROM tidewatch.job_stats WHERE job_id = {job}")[0]
+        self.assertEqual((runs, failures), ("1", "0"))
+        self.assertEqual(one(f"SELECT count(*) FROM ran WHERE job_id = {job}"), "1")
+        psql(f"SELECT tidewatch.delete_job({job})")
 
     def test_max_runtime_must_be_positive(self):
         with self.assertRaises(AssertionError) as e:

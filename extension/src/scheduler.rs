@@ -9,7 +9,8 @@
 //! (`tidewatch._job_crashed`) and goes on.
 
 use pgrx::bgworkers::{
-    BackgroundWorker, BackgroundWorkerBuilder, BgWorkerStartTime, SignalWakeFlags,
+    BackgroundWorker, BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime,
+    SignalWakeFlags,
 };
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::prelude::*;
@@ -228,6 +229,10 @@ fn reap_and_stop(running: &mut Vec<Running>) {
                 }
                 true
             }
+            // Registered but not started yet (the postmaster starts workers on its own time, later
+            // under load): still running as far as the job is concerned. Reaping it here once
+            // recorded a crash for a job that then ran, untracked and never stopped.
+            Err(BackgroundWorkerStatus::NotYetStarted) => true,
             Err(_) => {
                 if !run_recorded(r.job_id, r.started) {
                     if r.stopped {
@@ -389,7 +394,9 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
             unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         }
         // The decoder of async monitors runs whether or not jobs are enabled.
-        let running = decoder.as_ref().is_some_and(|d| d.pid().is_ok());
+        let running = decoder
+            .as_ref()
+            .is_some_and(|d| matches!(d.pid(), Ok(_) | Err(BackgroundWorkerStatus::NotYetStarted)));
         let state = extension_installed();
         if state == Installed::No && !running {
             crate::monitor_async::drop_orphan_slot();
