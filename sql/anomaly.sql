@@ -41,7 +41,10 @@ CREATE TABLE tidewatch.monitors (
     created_lsn    pg_lsn,
     async_lsn      pg_lsn,
     async_at       timestamptz,
-    last_error     text
+    last_error     text,
+    -- A device monitor's sensor columns (value_column is the first); NULL for a series monitor.
+    value_columns  name[]      CONSTRAINT monitors_value_columns_check
+                               CHECK (value_columns IS NULL OR cardinality(value_columns) BETWEEN 1 AND 4096)
 );
 COMMENT ON TABLE tidewatch.monitors IS 'Real-time anomaly monitors: rows inserted into relid are scored by a statement trigger (mode sync, visible at commit) or by the database''s decoder from the write-ahead log (mode async: async_lsn/async_at say how far it got).';
 
@@ -488,7 +491,12 @@ DECLARE
 BEGIN
     INSERT INTO tidewatch.monitor_state (monitor, series) VALUES (m.name, series) ON CONFLICT DO NOTHING;
     SELECT * INTO cur FROM tidewatch.monitor_state s WHERE s.monitor = m.name AND s.series = _monitor_apply.series FOR UPDATE;
-    SELECT * INTO st FROM tidewatch._monitor_step(cur.state, m.method, m.params, ts, vals);
+    IF m.value_columns IS NULL THEN
+        SELECT * INTO st FROM tidewatch._monitor_step(cur.state, m.method, m.params, ts, vals);
+    ELSE
+        -- A device monitor: vals holds one row of value_columns per time.
+        SELECT * INTO st FROM tidewatch._device_monitor_step(cur.state, m.params, m.value_columns::text[], ts, vals);
+    END IF;
     open_id := cur.open_episode;
     FOR e IN SELECT x FROM jsonb_array_elements(st.episodes) x LOOP
         IF (e ->> 'existing')::boolean AND open_id IS NOT NULL THEN
@@ -499,6 +507,7 @@ BEGIN
                 score = least((e ->> 'score')::float8, 1), sigma = (e ->> 'sigma')::float8,
                 severity = e ->> 'severity', kind = e ->> 'kind',
                 detail = a.detail || jsonb_build_object('points', e -> 'points', 'open', e -> 'open')
+                         || coalesce(e -> 'detail', '{}')
             WHERE a.id = open_id;
             ep_id := open_id;
         ELSE
@@ -508,7 +517,8 @@ BEGIN
                     tidewatch._us(e -> 'peak_at'), (e ->> 'peak_value')::float8, (e ->> 'expected')::float8,
                     (e ->> 'lower')::float8, (e ->> 'upper')::float8, least((e ->> 'score')::float8, 1),
                     (e ->> 'sigma')::float8, e ->> 'severity', e ->> 'kind',
-                    jsonb_build_object('method', m.method, 'points', e -> 'points', 'open', e -> 'open'))
+                    jsonb_build_object('method', m.method, 'points', e -> 'points', 'open', e -> 'open')
+                    || coalesce(e -> 'detail', '{}'))
             RETURNING id INTO ep_id;
         END IF;
         open_id := CASE WHEN (e ->> 'open')::boolean THEN ep_id END;
@@ -541,6 +551,7 @@ DECLARE
     m tidewatch.monitors;
     r record;
     grp text;
+    vals text;
 BEGIN
     SELECT * INTO m FROM tidewatch.monitors WHERE name = TG_ARGV[0];
     IF NOT FOUND THEN
@@ -550,10 +561,14 @@ BEGIN
     grp := CASE WHEN cardinality(m.series_columns) = 0 THEN '' ELSE
            ' GROUP BY ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(m.series_columns) c) ||
            ' ORDER BY ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(m.series_columns) c) END;
+    -- A device monitor's rows: one array of its value columns per row (a 2-D array per series).
+    vals := CASE WHEN m.value_columns IS NULL THEN format('%I::float8', m.value_column)
+            ELSE 'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
+                              FROM unnest(m.value_columns) WITH ORDINALITY u(v, i)) || ']' END;
     FOR r IN EXECUTE format(
-        'SELECT %s AS series, array_agg(%I::timestamptz) AS ts, array_agg(%I::float8) AS vals'
+        'SELECT %s AS series, array_agg(%I::timestamptz) AS ts, array_agg(%s) AS vals'
         ' FROM tidewatch_new_rows%s',
-        tidewatch._series_columns(m.relid, m.value_column, m.series_columns), m.time_column, m.value_column, grp)
+        tidewatch._series_columns(m.relid, m.value_column, m.series_columns), m.time_column, vals, grp)
     LOOP
         PERFORM tidewatch._monitor_apply(m, r.series, r.ts, r.vals);
     END LOOP;
@@ -806,6 +821,7 @@ DECLARE
     r record;
     col record;
     keys text;
+    vcol name;
     reasons jsonb := '[]';
 BEGIN
     SELECT * INTO e FROM tidewatch.anomalies a WHERE a.id = explain_anomaly.id;
@@ -837,6 +853,21 @@ BEGIN
                                            'severity', e.severity));
     END IF;
 
+    -- 1b. A device's episode: the sensor that moved most and the others' shares at the peak.
+    IF e.detail ->> 'top_sensor' IS NOT NULL THEN
+        reasons := reasons || jsonb_build_object('weight', 0.97,
+            'reason', format('sensor %s moved most: %s%% of the device''s surprise at the peak%s',
+                             e.detail ->> 'top_sensor',
+                             round(100 * (e.detail -> 'contributions' ->> (e.detail ->> 'top_sensor'))::numeric, 1),
+                             coalesce('; then ' || (SELECT string_agg(format('%s %s%%', x.key, round(100 * x.value::text::numeric, 1)),
+                                                                      ', ' ORDER BY x.value::text::numeric DESC)
+                                                    FROM (SELECT * FROM jsonb_each(e.detail -> 'contributions') c
+                                                          WHERE c.key <> e.detail ->> 'top_sensor'
+                                                          ORDER BY c.value::text::numeric DESC LIMIT 5) x), '')),
+            'evidence', jsonb_build_object('top_sensor', e.detail -> 'top_sensor',
+                                           'contributions', e.detail -> 'contributions'));
+    END IF;
+
     -- 2. What kind of anomaly.
     reasons := reasons || jsonb_build_object('weight', 0.95,
         'reason', format('kind: %s (%s), from %s to %s', e.kind,
@@ -856,6 +887,9 @@ BEGIN
 
     -- 3. What the series usually does at this time of day and week (28 days before).
     IF m.name IS NOT NULL THEN
+        -- A device's episode: the sensor that moved most.
+        vcol := CASE WHEN e.detail ->> 'top_sensor' = ANY (m.value_columns) THEN (e.detail ->> 'top_sensor')::name
+                     ELSE m.value_column END;
         -- The series as one condition per column with its value as a literal, so that an index
         -- on the series columns (and time) finds its rows; the jsonb comparison after it is the
         -- exact test (a scan of every series' 28 days took 0.3 s per episode on demo data).
@@ -876,14 +910,17 @@ BEGIN
             'SELECT count(*) AS n, percentile_cont(ARRAY[0.1, 0.5, 0.9]) WITHIN GROUP (ORDER BY %I::float8) AS q'
             ' FROM %s WHERE %s AND %s = $1 AND %I >= $2 - interval ''28 days'' AND %I < $2'
             ' AND extract(hour FROM %I::timestamptz AT TIME ZONE ''UTC'') = extract(hour FROM $2 AT TIME ZONE ''UTC'')',
-            m.value_column, m.relid, keys, tidewatch._series_columns(m.relid, m.value_column, m.series_columns),
+            vcol, m.relid, keys, tidewatch._series_columns(m.relid, vcol, m.series_columns),
             m.time_column, m.time_column, m.time_column)
             INTO usual USING e.series, peak;
         IF usual.n > 0 THEN
             reasons := reasons || jsonb_build_object(
                 'weight', CASE WHEN e.peak_value NOT BETWEEN usual.q[1] AND usual.q[3] THEN 0.9 ELSE 0.5 END,
-                'reason', format('at %s:00 UTC this series is usually %s (p10 %s, p90 %s over %s values in the 28 days before); %s',
-                                 extract(hour FROM peak AT TIME ZONE 'UTC'), round(usual.q[2]::numeric, 4),
+                'reason', format('at %s:00 UTC %s is usually %s (p10 %s, p90 %s over %s values in the 28 days before); %s',
+                                 extract(hour FROM peak AT TIME ZONE 'UTC'),
+                                 CASE WHEN m.value_columns IS NULL THEN 'this series'
+                                      ELSE format('sensor %s of this device', vcol) END,
+                                 round(usual.q[2]::numeric, 4),
                                  round(usual.q[1]::numeric, 4), round(usual.q[3]::numeric, 4), usual.n,
                                  CASE WHEN e.peak_value IS NULL THEN 'no value arrived'
                                       WHEN e.peak_value NOT BETWEEN usual.q[1] AND usual.q[3]

@@ -192,3 +192,7 @@ COMMENT ON FUNCTION tidewatch.score(text, jsonb, timestamptz, float8[]) IS
 'Anomaly score in [0,1] of a row of sensor values (in the order of the value_columns it was trained on; NULL = missing) at ts under the trained device model name for the device with these labels. The model is not updated.';
 COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8[]) IS
 '-1 if the trained device model name flags this row of sensor values for the device with these labels, else 1 (scikit-learn''s convention). The model is not updated.';
+COMMENT ON FUNCTION tidewatch._device_columns(regclass, name[], name[]) IS
+'Internal: checks the value columns of a device (1 to 4096 numeric columns, none NULL) and returns the label expression of its series columns.';
+COMMENT ON FUNCTION tidewatch.monitor_device(text, regclass, name[], name[], jsonb, name, interval) IS
+'Starts a real-time monitor of devices: every row inserted into relation is scored with its device''s state, the value_columns judged together by auto''s device mode, and anomalous rows open or extend episodes in tidewatch.anomalies whose detail names the sensor that moved most (top_sensor) and each sensor''s share (contributions); band, value and sigma are the top sensor''s. Sync only (a statement trigger); stop it with tidewatch.unmonitor. Returns the id of its missing-data job.';

@@ -4,6 +4,37 @@
 -- are mildly surprised at once; the result names the sensor that moved most and each surprised
 -- sensor's share. The scoring is tidewatch._device_agg (extension/src/device.rs).
 
+-- The label expression of a device's rows, after checking its value columns: 1 to 4096, none
+-- NULL, each an existing numeric column (detect_device_anomalies, train_device_detector,
+-- monitor_device).
+CREATE FUNCTION tidewatch._device_columns(relation regclass, value_columns name[], series_columns name[])
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c name;
+    label text;
+BEGIN
+    IF value_columns IS NULL OR cardinality(value_columns) = 0 THEN
+        RAISE EXCEPTION 'value_columns must name at least one column'
+            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
+    END IF;
+    IF cardinality(value_columns) > 4096 THEN
+        RAISE EXCEPTION 'a device has at most 4096 value columns, not %', cardinality(value_columns)
+            USING ERRCODE = '22023';
+    END IF;
+    IF array_position(value_columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'value_columns must not contain NULL' USING ERRCODE = '22004';
+    END IF;
+    -- Each value column must exist and be numeric; the label comes from the series columns.
+    FOREACH c IN ARRAY value_columns LOOP
+        label := tidewatch._series_columns(relation, c, series_columns);
+    END LOOP;
+    RETURN label;
+END
+$$;
+
 CREATE FUNCTION tidewatch.detect_device_anomalies(
     relation regclass,
     value_columns name[],
@@ -21,29 +52,14 @@ AS $$
 DECLARE
     tcol name;
     label text;
-    c name;
     vals text;
     agg text;
     grp text;
     cond text;
     prev text;
 BEGIN
-    IF value_columns IS NULL OR cardinality(value_columns) = 0 THEN
-        RAISE EXCEPTION 'value_columns must name at least one column'
-            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
-    END IF;
-    IF cardinality(value_columns) > 4096 THEN
-        RAISE EXCEPTION 'a device has at most 4096 value columns, not %', cardinality(value_columns)
-            USING ERRCODE = '22023';
-    END IF;
-    IF array_position(value_columns, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'value_columns must not contain NULL' USING ERRCODE = '22004';
-    END IF;
+    label := tidewatch._device_columns(relation, value_columns, series_columns);
     PERFORM tidewatch._anomaly_check('auto', params);
-    -- Each value column must exist and be numeric; the label comes from the series columns.
-    FOREACH c IN ARRAY value_columns LOOP
-        label := tidewatch._series_columns(relation, c, series_columns);
-    END LOOP;
     tcol := tidewatch._time_column(relation, time_column);
     cond := tidewatch._time_window(tcol, start, finish);
     vals := 'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
@@ -117,21 +133,13 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     tcol name;
-    c name;
     fin timestamptz;
     lo timestamptz;
     r record;
     trained integer := 0;
 BEGIN
-    IF value_columns IS NULL OR cardinality(value_columns) = 0 OR cardinality(value_columns) > 4096
-       OR array_position(value_columns, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'value_columns must name 1 to 4096 columns'
-            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
-    END IF;
+    PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
     PERFORM tidewatch._anomaly_check('auto', params);
-    FOREACH c IN ARRAY value_columns LOOP
-        PERFORM tidewatch._series_columns(relation, c, series_columns);
-    END LOOP;
     tcol := tidewatch._time_column(relation, NULL::name);
     fin := tidewatch._train_end(name, relation, tcol, train_interval);
     lo := fin - train_interval;
@@ -151,6 +159,33 @@ BEGIN
             USING ERRCODE = 'P0002', HINT = 'Widen train_interval.';
     END IF;
     RETURN trained;
+END
+$$;
+
+-- A real-time monitor of devices: a sync monitor (tidewatch.monitor) whose trigger passes each
+-- row's value_columns together, scored by auto's device mode; its episodes name the sensor that
+-- moved most and each sensor's share (detail top_sensor, contributions).
+CREATE FUNCTION tidewatch.monitor_device(
+    name text,
+    relation regclass,
+    value_columns name[],
+    series_columns name[] DEFAULT '{}',
+    params jsonb DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    check_interval interval DEFAULT interval '1 minute')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    job integer;
+BEGIN
+    PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
+    job := tidewatch.monitor(name, relation, value_columns[1], series_columns, 'auto', params, time_column,
+                             check_interval, 'sync');
+    UPDATE tidewatch.monitors m SET value_columns = monitor_device.value_columns WHERE m.name = monitor_device.name;
+    RETURN job;
 END
 $$;
 

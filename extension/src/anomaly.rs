@@ -13,14 +13,14 @@ use tidewatch_anomaly::{Model, Scored};
 /// µs between the Unix epoch and PostgreSQL's (2000-01-01).
 const PG_EPOCH_US: i64 = 946_684_800_000_000;
 
-fn unix_us(ts: TimestampWithTimeZone) -> i64 {
+pub(crate) fn unix_us(ts: TimestampWithTimeZone) -> i64 {
     let pg: i64 = ts.into();
     pg.saturating_add(PG_EPOCH_US)
 }
 
 use crate::errors::anomaly as raise;
 
-fn tstz(unix: i64) -> Option<TimestampWithTimeZone> {
+pub(crate) fn tstz(unix: i64) -> Option<TimestampWithTimeZone> {
     TimestampWithTimeZone::try_from(unix.saturating_sub(PG_EPOCH_US)).ok()
 }
 
@@ -494,6 +494,20 @@ fn _model_verdict(state: &[u8], ts: TimestampWithTimeZone, value: f64) -> JsonB 
 // ---------------------------------------------------------------------------------------------
 // Real-time monitors: one step per series per inserting statement.
 
+/// An episode as `_monitor_apply` reads it: its fields, its severity, NULL for non-finite numbers.
+pub(crate) fn episode_json(e: &tidewatch_anomaly::monitor::Episode) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("severity".into(), e.severity().into());
+        for k in ["expected", "lower", "upper", "peak_value", "sigma", "score"] {
+            if o.get(k).and_then(|x| x.as_f64()).is_none() {
+                o.insert(k.into(), serde_json::Value::Null);
+            }
+        }
+    }
+    v
+}
+
 /// Advance a monitor's per-series state by a batch of points; returns the new state and the
 /// episodes the batch opened, extended or closed (jsonb array, times in µs since the Unix epoch).
 #[pg_extern(immutable, parallel_safe)]
@@ -533,26 +547,11 @@ fn _monitor_step(
         })
         .collect();
     let out = st.step(points);
-    let episodes: Vec<serde_json::Value> = out
-        .episodes
-        .iter()
-        .map(|e| {
-            let mut v = serde_json::to_value(e).unwrap_or_default();
-            if let Some(o) = v.as_object_mut() {
-                o.insert("severity".into(), e.severity().into());
-                for k in ["expected", "lower", "upper", "peak_value", "sigma", "score"] {
-                    if o.get(k).and_then(|x| x.as_f64()).is_none() {
-                        o.insert(k.into(), serde_json::Value::Null);
-                    }
-                }
-            }
-            v
-        })
-        .collect();
+    let episodes: Vec<serde_json::Value> = out.episodes.iter().map(episode_json).collect();
     TableIterator::once((
         st.to_bytes(),
-        st.last_ts.and_then(tstz),
-        st.spacing_us,
+        st.track.last_ts.and_then(tstz),
+        st.track.spacing_us,
         out.scored as i64,
         out.late as i64,
         out.skipped as i64 + nulls,

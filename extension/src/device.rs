@@ -7,7 +7,7 @@ use crate::aggregate::{deserialize, state_mut};
 use crate::errors;
 use pgrx::prelude::*;
 use pgrx::{Internal, JsonB, PgSqlErrorCode};
-use tidewatch_anomaly::device::{DeviceBatch, DevicePoints};
+use tidewatch_anomaly::device::{DeviceBatch, DeviceMonitorState, DevicePoints};
 
 use crate::errors::anomaly as raise;
 
@@ -253,6 +253,99 @@ extension_sql_file!(
     ]
 );
 
+/// Advance a device monitor's per-series state by a batch of rows (`vals`: one value per sensor
+/// per row, row-major, as `array_agg(ARRAY[c1, c2, ...])` gives them); the same columns as
+/// `_monitor_step`, each episode with the sensors' shares at its peak in `detail`.
+#[pg_extern(immutable, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn _device_monitor_step(
+    state: Option<&[u8]>,
+    params: Option<errors::JsonbArg>,
+    sensors: Vec<Option<String>>,
+    ts: Vec<Option<TimestampWithTimeZone>>,
+    vals: Array<f64>,
+) -> TableIterator<
+    'static,
+    (
+        name!(state, Vec<u8>),
+        name!(last_ts, Option<TimestampWithTimeZone>),
+        name!(spacing_us, f64),
+        name!(scored, i64),
+        name!(late, i64),
+        name!(skipped, i64),
+        name!(episodes, JsonB),
+    ),
+> {
+    let k = sensors.len();
+    let mut st = match state {
+        Some(b) => DeviceMonitorState::from_bytes(b).unwrap_or_else(|e| raise(e)),
+        None => {
+            let p = params.map_or_else(|| serde_json::json!({}), |p| p.value("params"));
+            DeviceMonitorState::new(&p, k).unwrap_or_else(|e| raise(e))
+        }
+    };
+    if st.sensors() != k || vals.len() != ts.len().saturating_mul(k) {
+        bad_row(format!(
+            "{} values for {} rows of {k} columns; the monitor's state has {} sensors",
+            vals.len(),
+            ts.len(),
+            st.sensors()
+        ));
+    }
+    let values: Vec<f64> = vals.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let mut nulls = 0i64;
+    let rows: Vec<(i64, Vec<f64>)> = ts
+        .iter()
+        .zip(values.chunks(k.max(1)))
+        .filter_map(|(t, row)| match t {
+            Some(t) => Some((crate::anomaly::unix_us(*t), row.to_vec())),
+            None => {
+                nulls += 1;
+                None
+            }
+        })
+        .collect();
+    let (out, eps) = st.step(rows);
+    let name = |i: usize| sensors.get(i).cloned().flatten().unwrap_or_default();
+    let episodes: Vec<serde_json::Value> = eps
+        .iter()
+        .map(|d| {
+            let mut v = crate::anomaly::episode_json(&d.episode);
+            let mut shares: Vec<(usize, f64)> = d
+                .shares
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, x)| *x > 0.0)
+                .collect();
+            shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+            let contributions: serde_json::Map<String, serde_json::Value> = shares
+                .iter()
+                .map(|(i, x)| (name(*i), serde_json::json!((x * 1e4).round() / 1e4)))
+                .collect();
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "detail".into(),
+                    serde_json::json!({
+                        "top_sensor": d.top.map(name),
+                        "contributions": contributions,
+                    }),
+                );
+            }
+            v
+        })
+        .collect();
+    TableIterator::once((
+        st.to_bytes(),
+        st.track.last_ts.and_then(crate::anomaly::tstz),
+        st.track.spacing_us,
+        out.scored as i64,
+        out.late as i64,
+        out.skipped as i64 + nulls,
+        JsonB(serde_json::Value::Array(episodes)),
+    ))
+}
+
 #[cfg(any(test, feature = "pg_test"))]
 #[pg_schema]
 mod tests {
@@ -438,6 +531,104 @@ mod tests {
         load();
         Spi::run(
             "SELECT count(*) FROM tidewatch.detect_device_anomalies('dev', '{}', '{host}', 'ts')",
+        )
+        .unwrap();
+    }
+
+    #[pg_test]
+    fn a_device_monitor_records_episodes_where_multiauto_alarms_and_names_the_sensor() {
+        load();
+        Spi::run(
+            "CREATE TABLE dev_live (LIKE dev);
+             -- The day before, at the jump's hour, before the monitor (so not scored): what
+             -- explain_anomaly finds as mem's usual values.
+             INSERT INTO dev_live SELECT ts - interval '1 day', host, cpu, mem, io FROM dev
+                 WHERE host = 'd2' AND ts >= '2026-01-01 20:00+00' AND ts < '2026-01-01 21:00+00';
+             SELECT tidewatch.monitor_device('devmon', 'dev_live', '{cpu,mem,io}', '{host}', time_column => 'ts');
+             -- Three statements: the state crosses batches as it does in production.
+             INSERT INTO dev_live SELECT * FROM dev WHERE ts < '2026-01-01 10:00+00';
+             INSERT INTO dev_live SELECT * FROM dev WHERE ts >= '2026-01-01 10:00+00' AND ts < '2026-01-01 20:00+00';
+             INSERT INTO dev_live SELECT * FROM dev WHERE ts >= '2026-01-01 20:00+00';",
+        )
+        .unwrap();
+        for host in ["d1", "d2"] {
+            // Oracle: MultiAuto fed the rows by hand. Every alarm lies in an episode, and every
+            // episode starts at an alarm or at the point before it.
+            let (rows, mut m) = rows_and_device(host);
+            let alarms: Vec<i64> = rows
+                .iter()
+                .filter_map(|(t, r)| m.update(*t, r).is_anomaly.then_some(*t))
+                .collect();
+            let episodes: Vec<(i64, i64)> = Spi::connect(|c| {
+                c.select(
+                    &format!(
+                        "SELECT (extract(epoch FROM started_at) * 1000000)::int8,
+                                (extract(epoch FROM ended_at) * 1000000)::int8
+                         FROM tidewatch.anomalies WHERE monitor = 'devmon' AND series ->> 'host' = '{host}'
+                         ORDER BY started_at"
+                    ),
+                    None,
+                    &[],
+                )
+                .unwrap()
+                .map(|r| (r.get::<i64>(1).unwrap().unwrap(), r.get::<i64>(2).unwrap().unwrap()))
+                .collect()
+            });
+            for a in &alarms {
+                assert!(
+                    episodes.iter().any(|(s, e)| s <= a && a <= e),
+                    "{host}: alarm at {a} in no episode {episodes:?}"
+                );
+            }
+            for (s, _) in &episodes {
+                assert!(
+                    alarms.iter().any(|a| *a >= *s && *a - *s <= 60_000_000),
+                    "{host}: episode at {s} without an alarm {alarms:?}"
+                );
+            }
+            let n = Spi::get_one::<i64>(&format!(
+                "SELECT n FROM tidewatch.monitor_state WHERE monitor = 'devmon' AND series ->> 'host' = '{host}'"
+            ))
+            .unwrap();
+            assert_eq!(n, Some(1500));
+        }
+        // d2's jump: one episode peaking at minute 1,200 on mem, with mem's value and share.
+        let jump = "FROM tidewatch.anomalies WHERE monitor = 'devmon' AND series ->> 'host' = 'd2'
+                    AND peak_at = '2026-01-01 20:00+00'";
+        let (top, share, value) = Spi::get_three::<String, f64, f64>(&format!(
+            "SELECT detail ->> 'top_sensor', (detail -> 'contributions' ->> 'mem')::float8, peak_value {jump}"
+        ))
+        .unwrap();
+        let id = Spi::get_one::<i64>(&format!("SELECT id {jump}")).unwrap();
+        assert_eq!(top.as_deref(), Some("mem"));
+        assert!(share.unwrap_or(0.0) > 0.5, "{share:?}");
+        let mem = Spi::get_one::<f64>(
+            "SELECT mem::float8 FROM dev WHERE host = 'd2' AND ts = '2026-01-01 20:00+00'",
+        )
+        .unwrap();
+        assert_eq!(value, mem);
+        let why = Spi::get_one::<String>(&format!(
+            "SELECT string_agg(reason, ' | ' ORDER BY rank) FROM tidewatch.explain_anomaly({})",
+            id.unwrap_or(0)
+        ))
+        .unwrap()
+        .unwrap_or_default();
+        assert!(why.contains("sensor mem moved most"), "{why}");
+        assert!(
+            why.contains("sensor mem of this device is usually"),
+            "{why}"
+        );
+        assert_eq!(
+            Spi::get_one::<bool>("SELECT tidewatch.unmonitor('devmon')").unwrap(),
+            Some(true)
+        );
+    }
+
+    #[pg_test(error = "value_columns must not contain NULL")]
+    fn a_device_monitor_refuses_a_null_column() {
+        load();
+        Spi::run(
+            "SELECT tidewatch.monitor_device('m', 'dev', ARRAY['cpu', NULL]::name[], '{host}')",
         )
         .unwrap();
     }

@@ -730,6 +730,7 @@ DECLARE
     r record;
     col record;
     keys text;
+    vcol name;
     reasons jsonb := '[]';
 BEGIN
     SELECT * INTO e FROM tidewatch.anomalies a WHERE a.id = explain_anomaly.id;
@@ -761,6 +762,21 @@ BEGIN
                                            'severity', e.severity));
     END IF;
 
+    -- 1b. A device's episode: the sensor that moved most and the others' shares at the peak.
+    IF e.detail ->> 'top_sensor' IS NOT NULL THEN
+        reasons := reasons || jsonb_build_object('weight', 0.97,
+            'reason', format('sensor %s moved most: %s%% of the device''s surprise at the peak%s',
+                             e.detail ->> 'top_sensor',
+                             round(100 * (e.detail -> 'contributions' ->> (e.detail ->> 'top_sensor'))::numeric, 1),
+                             coalesce('; then ' || (SELECT string_agg(format('%s %s%%', x.key, round(100 * x.value::text::numeric, 1)),
+                                                                      ', ' ORDER BY x.value::text::numeric DESC)
+                                                    FROM (SELECT * FROM jsonb_each(e.detail -> 'contributions') c
+                                                          WHERE c.key <> e.detail ->> 'top_sensor'
+                                                          ORDER BY c.value::text::numeric DESC LIMIT 5) x), '')),
+            'evidence', jsonb_build_object('top_sensor', e.detail -> 'top_sensor',
+                                           'contributions', e.detail -> 'contributions'));
+    END IF;
+
     -- 2. What kind of anomaly.
     reasons := reasons || jsonb_build_object('weight', 0.95,
         'reason', format('kind: %s (%s), from %s to %s', e.kind,
@@ -780,6 +796,9 @@ BEGIN
 
     -- 3. What the series usually does at this time of day and week (28 days before).
     IF m.name IS NOT NULL THEN
+        -- A device's episode: the sensor that moved most.
+        vcol := CASE WHEN e.detail ->> 'top_sensor' = ANY (m.value_columns) THEN (e.detail ->> 'top_sensor')::name
+                     ELSE m.value_column END;
         -- The series as one condition per column with its value as a literal, so that an index
         -- on the series columns (and time) finds its rows; the jsonb comparison after it is the
         -- exact test (a scan of every series' 28 days took 0.3 s per episode on demo data).
@@ -800,14 +819,17 @@ BEGIN
             'SELECT count(*) AS n, percentile_cont(ARRAY[0.1, 0.5, 0.9]) WITHIN GROUP (ORDER BY %I::float8) AS q'
             ' FROM %s WHERE %s AND %s = $1 AND %I >= $2 - interval ''28 days'' AND %I < $2'
             ' AND extract(hour FROM %I::timestamptz AT TIME ZONE ''UTC'') = extract(hour FROM $2 AT TIME ZONE ''UTC'')',
-            m.value_column, m.relid, keys, tidewatch._series_columns(m.relid, m.value_column, m.series_columns),
+            vcol, m.relid, keys, tidewatch._series_columns(m.relid, vcol, m.series_columns),
             m.time_column, m.time_column, m.time_column)
             INTO usual USING e.series, peak;
         IF usual.n > 0 THEN
             reasons := reasons || jsonb_build_object(
                 'weight', CASE WHEN e.peak_value NOT BETWEEN usual.q[1] AND usual.q[3] THEN 0.9 ELSE 0.5 END,
-                'reason', format('at %s:00 UTC this series is usually %s (p10 %s, p90 %s over %s values in the 28 days before); %s',
-                                 extract(hour FROM peak AT TIME ZONE 'UTC'), round(usual.q[2]::numeric, 4),
+                'reason', format('at %s:00 UTC %s is usually %s (p10 %s, p90 %s over %s values in the 28 days before); %s',
+                                 extract(hour FROM peak AT TIME ZONE 'UTC'),
+                                 CASE WHEN m.value_columns IS NULL THEN 'this series'
+                                      ELSE format('sensor %s of this device', vcol) END,
+                                 round(usual.q[2]::numeric, 4),
                                  round(usual.q[1]::numeric, 4), round(usual.q[3]::numeric, 4), usual.n,
                                  CASE WHEN e.peak_value IS NULL THEN 'no value arrived'
                                       WHEN e.peak_value NOT BETWEEN usual.q[1] AND usual.q[3]
@@ -2565,11 +2587,60 @@ COMMENT ON AGGREGATE tidewatch._device_agg(timestamptz, float8[], text) IS
 'Internal: collects the rows of one device (several value columns) and scores them together in time order with auto''s device mode; tidewatch.device_points expands the result.';
 COMMENT ON AGGREGATE tidewatch._device_agg_flagged(timestamptz, float8[], text) IS
 'Internal: tidewatch._device_agg whose result holds only the flagged rows (detect_device_anomalies with anomalies_only => true).';
+CREATE FUNCTION tidewatch."_device_monitor_step"(
+	"state" bytea, /* Option < & [u8] > */
+	"params" jsonb, /* Option < errors :: JsonbArg > */
+	"sensors" TEXT[], /* Vec < Option < String > > */
+	"ts" timestamp with time zone[], /* Vec < Option < TimestampWithTimeZone > > */
+	"vals" double precision[] /* Array < f64 > */
+) RETURNS TABLE (
+	"state" bytea,  /* Vec < u8 > */
+	"last_ts" timestamp with time zone,  /* Option < TimestampWithTimeZone > */
+	"spacing_us" double precision,  /* f64 */
+	"scored" bigint,  /* i64 */
+	"late" bigint,  /* i64 */
+	"skipped" bigint,  /* i64 */
+	"episodes" jsonb  /* JsonB */
+)
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', '_device_monitor_step_wrapper';
 -- Devices: several value columns of one series judged together (auto's device mode).
 -- detect_device_anomalies scores each device (the rows sharing series_columns) as a whole: a row
 -- is surprising when its most surprised sensor is rare for this device, or when several sensors
 -- are mildly surprised at once; the result names the sensor that moved most and each surprised
 -- sensor's share. The scoring is tidewatch._device_agg (extension/src/device.rs).
+
+-- The label expression of a device's rows, after checking its value columns: 1 to 4096, none
+-- NULL, each an existing numeric column (detect_device_anomalies, train_device_detector,
+-- monitor_device).
+CREATE FUNCTION tidewatch._device_columns(relation regclass, value_columns name[], series_columns name[])
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c name;
+    label text;
+BEGIN
+    IF value_columns IS NULL OR cardinality(value_columns) = 0 THEN
+        RAISE EXCEPTION 'value_columns must name at least one column'
+            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
+    END IF;
+    IF cardinality(value_columns) > 4096 THEN
+        RAISE EXCEPTION 'a device has at most 4096 value columns, not %', cardinality(value_columns)
+            USING ERRCODE = '22023';
+    END IF;
+    IF array_position(value_columns, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'value_columns must not contain NULL' USING ERRCODE = '22004';
+    END IF;
+    -- Each value column must exist and be numeric; the label comes from the series columns.
+    FOREACH c IN ARRAY value_columns LOOP
+        label := tidewatch._series_columns(relation, c, series_columns);
+    END LOOP;
+    RETURN label;
+END
+$$;
 
 CREATE FUNCTION tidewatch.detect_device_anomalies(
     relation regclass,
@@ -2588,29 +2659,14 @@ AS $$
 DECLARE
     tcol name;
     label text;
-    c name;
     vals text;
     agg text;
     grp text;
     cond text;
     prev text;
 BEGIN
-    IF value_columns IS NULL OR cardinality(value_columns) = 0 THEN
-        RAISE EXCEPTION 'value_columns must name at least one column'
-            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
-    END IF;
-    IF cardinality(value_columns) > 4096 THEN
-        RAISE EXCEPTION 'a device has at most 4096 value columns, not %', cardinality(value_columns)
-            USING ERRCODE = '22023';
-    END IF;
-    IF array_position(value_columns, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'value_columns must not contain NULL' USING ERRCODE = '22004';
-    END IF;
+    label := tidewatch._device_columns(relation, value_columns, series_columns);
     PERFORM tidewatch._anomaly_check('auto', params);
-    -- Each value column must exist and be numeric; the label comes from the series columns.
-    FOREACH c IN ARRAY value_columns LOOP
-        label := tidewatch._series_columns(relation, c, series_columns);
-    END LOOP;
     tcol := tidewatch._time_column(relation, time_column);
     cond := tidewatch._time_window(tcol, start, finish);
     vals := 'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
@@ -2684,21 +2740,13 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     tcol name;
-    c name;
     fin timestamptz;
     lo timestamptz;
     r record;
     trained integer := 0;
 BEGIN
-    IF value_columns IS NULL OR cardinality(value_columns) = 0 OR cardinality(value_columns) > 4096
-       OR array_position(value_columns, NULL) IS NOT NULL THEN
-        RAISE EXCEPTION 'value_columns must name 1 to 4096 columns'
-            USING ERRCODE = '22023', HINT = 'Pass the device''s sensor columns, e.g. ''{cpu,memory,disk_io}''.';
-    END IF;
+    PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
     PERFORM tidewatch._anomaly_check('auto', params);
-    FOREACH c IN ARRAY value_columns LOOP
-        PERFORM tidewatch._series_columns(relation, c, series_columns);
-    END LOOP;
     tcol := tidewatch._time_column(relation, NULL::name);
     fin := tidewatch._train_end(name, relation, tcol, train_interval);
     lo := fin - train_interval;
@@ -2718,6 +2766,33 @@ BEGIN
             USING ERRCODE = 'P0002', HINT = 'Widen train_interval.';
     END IF;
     RETURN trained;
+END
+$$;
+
+-- A real-time monitor of devices: a sync monitor (tidewatch.monitor) whose trigger passes each
+-- row's value_columns together, scored by auto's device mode; its episodes name the sensor that
+-- moved most and each sensor's share (detail top_sensor, contributions).
+CREATE FUNCTION tidewatch.monitor_device(
+    name text,
+    relation regclass,
+    value_columns name[],
+    series_columns name[] DEFAULT '{}',
+    params jsonb DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    check_interval interval DEFAULT interval '1 minute')
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    job integer;
+BEGIN
+    PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
+    job := tidewatch.monitor(name, relation, value_columns[1], series_columns, 'auto', params, time_column,
+                             check_interval, 'sync');
+    UPDATE tidewatch.monitors m SET value_columns = monitor_device.value_columns WHERE m.name = monitor_device.name;
+    RETURN job;
 END
 $$;
 
@@ -2743,3 +2818,106 @@ COMMENT ON FUNCTION tidewatch.score(text, jsonb, timestamptz, float8[]) IS
 'Anomaly score in [0,1] of a row of sensor values (in the order of the value_columns it was trained on; NULL = missing) at ts under the trained device model name for the device with these labels. The model is not updated.';
 COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8[]) IS
 '-1 if the trained device model name flags this row of sensor values for the device with these labels, else 1 (scikit-learn''s convention). The model is not updated.';
+COMMENT ON FUNCTION tidewatch._device_columns(regclass, name[], name[]) IS
+'Internal: checks the value columns of a device (1 to 4096 numeric columns, none NULL) and returns the label expression of its series columns.';
+COMMENT ON FUNCTION tidewatch.monitor_device(text, regclass, name[], name[], jsonb, name, interval) IS
+'Starts a real-time monitor of devices: every row inserted into relation is scored with its device''s state, the value_columns judged together by auto''s device mode, and anomalous rows open or extend episodes in tidewatch.anomalies whose detail names the sensor that moved most (top_sensor) and each sensor''s share (contributions); band, value and sigma are the top sensor''s. Sync only (a statement trigger); stop it with tidewatch.unmonitor. Returns the id of its missing-data job.';
+
+-- Device monitors (issue 16): monitors.value_columns, and the trigger and apply step that pass a
+-- device's rows to _device_monitor_step.
+ALTER TABLE tidewatch.monitors ADD COLUMN value_columns name[] CONSTRAINT monitors_value_columns_check
+    CHECK (value_columns IS NULL OR cardinality(value_columns) BETWEEN 1 AND 4096);
+CREATE OR REPLACE FUNCTION tidewatch._monitor_apply(m tidewatch.monitors, series jsonb, ts timestamptz[], vals float8[])
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cur tidewatch.monitor_state;
+    st record;
+    e jsonb;
+    ep_id bigint;
+    open_id bigint;
+BEGIN
+    INSERT INTO tidewatch.monitor_state (monitor, series) VALUES (m.name, series) ON CONFLICT DO NOTHING;
+    SELECT * INTO cur FROM tidewatch.monitor_state s WHERE s.monitor = m.name AND s.series = _monitor_apply.series FOR UPDATE;
+    IF m.value_columns IS NULL THEN
+        SELECT * INTO st FROM tidewatch._monitor_step(cur.state, m.method, m.params, ts, vals);
+    ELSE
+        -- A device monitor: vals holds one row of value_columns per time.
+        SELECT * INTO st FROM tidewatch._device_monitor_step(cur.state, m.params, m.value_columns::text[], ts, vals);
+    END IF;
+    open_id := cur.open_episode;
+    FOR e IN SELECT x FROM jsonb_array_elements(st.episodes) x LOOP
+        IF (e ->> 'existing')::boolean AND open_id IS NOT NULL THEN
+            UPDATE tidewatch.anomalies a SET
+                ended_at = tidewatch._us(e -> 'ended_at'), peak_at = tidewatch._us(e -> 'peak_at'),
+                peak_value = (e ->> 'peak_value')::float8, expected = (e ->> 'expected')::float8,
+                lower = (e ->> 'lower')::float8, upper = (e ->> 'upper')::float8,
+                score = least((e ->> 'score')::float8, 1), sigma = (e ->> 'sigma')::float8,
+                severity = e ->> 'severity', kind = e ->> 'kind',
+                detail = a.detail || jsonb_build_object('points', e -> 'points', 'open', e -> 'open')
+                         || coalesce(e -> 'detail', '{}')
+            WHERE a.id = open_id;
+            ep_id := open_id;
+        ELSE
+            INSERT INTO tidewatch.anomalies (monitor, series, started_at, ended_at, peak_at, peak_value, expected,
+                                             lower, upper, score, sigma, severity, kind, detail)
+            VALUES (m.name, series, tidewatch._us(e -> 'started_at'), tidewatch._us(e -> 'ended_at'),
+                    tidewatch._us(e -> 'peak_at'), (e ->> 'peak_value')::float8, (e ->> 'expected')::float8,
+                    (e ->> 'lower')::float8, (e ->> 'upper')::float8, least((e ->> 'score')::float8, 1),
+                    (e ->> 'sigma')::float8, e ->> 'severity', e ->> 'kind',
+                    jsonb_build_object('method', m.method, 'points', e -> 'points', 'open', e -> 'open')
+                    || coalesce(e -> 'detail', '{}'))
+            RETURNING id INTO ep_id;
+        END IF;
+        open_id := CASE WHEN (e ->> 'open')::boolean THEN ep_id END;
+    END LOOP;
+    IF cur.missing_episode IS NOT NULL AND st.scored > 0 THEN
+        UPDATE tidewatch.anomalies a SET ended_at = (SELECT min(t) FROM unnest(ts) t),
+               detail = a.detail || jsonb_build_object('resumed_at', (SELECT min(t) FROM unnest(ts) t))
+            WHERE a.id = cur.missing_episode;
+    END IF;
+    UPDATE tidewatch.monitor_state s SET
+        state = st.state, last_ts = st.last_ts,
+        spacing = CASE WHEN st.spacing_us > 0 THEN st.spacing_us * interval '1 microsecond' END,
+        n = s.n + st.scored, late = s.late + st.late, skipped = s.skipped + st.skipped,
+        open_episode = open_id,
+        missing_episode = CASE WHEN st.scored > 0 THEN NULL ELSE s.missing_episode END,
+        updated_at = now()
+    WHERE s.monitor = m.name AND s.series = _monitor_apply.series;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch._monitor_trigger()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    m tidewatch.monitors;
+    r record;
+    grp text;
+    vals text;
+BEGIN
+    SELECT * INTO m FROM tidewatch.monitors WHERE name = TG_ARGV[0];
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    -- Group by the raw label columns (cheaper than by jsonb) and lock series in that order.
+    grp := CASE WHEN cardinality(m.series_columns) = 0 THEN '' ELSE
+           ' GROUP BY ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(m.series_columns) c) ||
+           ' ORDER BY ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(m.series_columns) c) END;
+    -- A device monitor's rows: one array of its value columns per row (a 2-D array per series).
+    vals := CASE WHEN m.value_columns IS NULL THEN format('%I::float8', m.value_column)
+            ELSE 'ARRAY[' || (SELECT string_agg(format('%I::float8', v), ', ' ORDER BY i)
+                              FROM unnest(m.value_columns) WITH ORDINALITY u(v, i)) || ']' END;
+    FOR r IN EXECUTE format(
+        'SELECT %s AS series, array_agg(%I::timestamptz) AS ts, array_agg(%s) AS vals'
+        ' FROM tidewatch_new_rows%s',
+        tidewatch._series_columns(m.relid, m.value_column, m.series_columns), m.time_column, vals, grp)
+    LOOP
+        PERFORM tidewatch._monitor_apply(m, r.series, r.ts, r.vals);
+    END LOOP;
+    RETURN NULL;
+END
+$$;

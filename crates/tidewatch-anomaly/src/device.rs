@@ -7,7 +7,9 @@
 
 use crate::auto::{AutoConfig, DeviceScored, MultiAuto};
 use crate::formats::{FormatError, Trained};
-use crate::{AnomalyError, Kind, Model};
+use crate::monitor::{Episode, StepOutcome, Tracker};
+use crate::{AnomalyError, Kind, Model, Scored};
+use serde::{Deserialize, Serialize};
 
 /// Most sensors a device may have (MultiAuto's own limit).
 pub const MAX_SENSORS: usize = 4096;
@@ -373,6 +375,157 @@ fn le8(c: &[u8]) -> [u8; 8] {
     b
 }
 
+/// The first bytes of a device monitor's per-series state.
+pub const DEVICE_MONITOR_MAGIC: &[u8; 4] = b"TWM1";
+
+/// Per-series state of a device monitor: the device's detector, the episode bookkeeping of
+/// series monitors ([`Tracker`]: same opening, extending and closing rules), and the sensors'
+/// shares at the open episode's peak.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeviceMonitorState {
+    model: MultiAuto,
+    pub track: Tracker,
+    /// The newest point learned from and its sensors' shares (an episode may start there).
+    prev_shares: Option<(i64, Vec<f64>)>,
+    /// The open episode's peak and its sensors' shares.
+    peak_shares: Option<(i64, Vec<f64>)>,
+}
+
+/// An episode of a device, with each sensor's share of the device's surprise at its peak (they
+/// add up to 1; index = sensor) and the sensor with the largest share.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceEpisode {
+    pub episode: Episode,
+    pub top: Option<usize>,
+    pub shares: Vec<f64>,
+}
+
+impl DeviceMonitorState {
+    pub fn new(params: &serde_json::Value, sensors: usize) -> Result<Self, AnomalyError> {
+        if sensors == 0 || sensors > MAX_SENSORS {
+            return Err(AnomalyError::InvalidParam {
+                key: "value_columns".into(),
+                reason: format!("{sensors} sensors; a device has 1 to {MAX_SENSORS}"),
+            });
+        }
+        Ok(DeviceMonitorState {
+            model: MultiAuto::new(device_config(params)?, sensors),
+            track: Tracker::default(),
+            prev_shares: None,
+            peak_shares: None,
+        })
+    }
+
+    pub fn sensors(&self) -> usize {
+        self.model.sensors()
+    }
+
+    /// Score a batch of rows (one value per sensor, NaN = missing; any order). A row without a
+    /// finite value is skipped; a late row is judged by a copy of the detector, not learned.
+    /// An episode reports the most surprised sensor's value, band and sigma at each point.
+    pub fn step(&mut self, rows: Vec<(i64, Vec<f64>)>) -> (StepOutcome, Vec<DeviceEpisode>) {
+        let before = self.prev_shares.clone();
+        let mut seen: Vec<(i64, Vec<f64>)> = Vec::new();
+        let model = &mut self.model;
+        let prev_shares = &mut self.prev_shares;
+        let out = self.track.step(rows, |ts, row, late| {
+            let first = row.iter().position(|v| v.is_finite())?;
+            let d = if late {
+                model.clone().update(ts, row)
+            } else {
+                model.update(ts, row)
+            };
+            let i = d.top.unwrap_or(first);
+            let mut s = d
+                .sensors
+                .get(i)
+                .map_or_else(Scored::warming_up, |x| x.scored);
+            s.score = d.score;
+            s.is_anomaly = d.is_anomaly;
+            s.outside = d.outside;
+            s.kind = d.kind;
+            let shares = || d.sensors.iter().map(|x| x.share).collect::<Vec<f64>>();
+            if d.outside || d.is_anomaly {
+                seen.push((ts, shares()));
+            }
+            if !late {
+                match prev_shares {
+                    Some((t, v)) => {
+                        *t = ts;
+                        v.clear();
+                        v.extend(d.sensors.iter().map(|x| x.share));
+                    }
+                    None => *prev_shares = Some((ts, shares())),
+                }
+            }
+            Some((row.get(i).copied().unwrap_or(f64::NAN), s))
+        });
+        let at = |t: i64| -> Option<Vec<f64>> {
+            seen.iter()
+                .rev()
+                .find(|(ts, _)| *ts == t)
+                .or(before.as_ref().filter(|(ts, _)| *ts == t))
+                .or(self.peak_shares.as_ref().filter(|(ts, _)| *ts == t))
+                .map(|(_, v)| v.clone())
+        };
+        let episodes: Vec<DeviceEpisode> = out
+            .episodes
+            .iter()
+            .map(|e| {
+                let shares = at(e.peak_at).unwrap_or_default();
+                let mut top = None;
+                let mut best = 0.0;
+                for (i, &x) in shares.iter().enumerate() {
+                    if x > best {
+                        (top, best) = (Some(i), x);
+                    }
+                }
+                DeviceEpisode {
+                    episode: e.clone(),
+                    top,
+                    shares,
+                }
+            })
+            .collect();
+        match self.track.open_episode() {
+            // An open episode this batch did not touch keeps its peak.
+            Some(e) => {
+                if let Some(d) = episodes
+                    .iter()
+                    .rev()
+                    .find(|d| d.episode.peak_at == e.peak_at)
+                {
+                    self.peak_shares = Some((d.episode.peak_at, d.shares.clone()));
+                }
+            }
+            None => self.peak_shares = None,
+        }
+        (out, episodes)
+    }
+
+    /// [`DEVICE_MONITOR_MAGIC`] then postcard.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = DEVICE_MONITOR_MAGIC.to_vec();
+        match postcard::to_allocvec(self) {
+            Ok(b) => out.extend_from_slice(&b),
+            Err(_) => out.clear(),
+        }
+        out
+    }
+
+    pub fn from_bytes(b: &[u8]) -> Result<Self, AnomalyError> {
+        let rest = b
+            .strip_prefix(DEVICE_MONITOR_MAGIC.as_slice())
+            .ok_or_else(|| {
+                AnomalyError::CorruptState("not the state of a device monitor".into())
+            })?;
+        let st: DeviceMonitorState =
+            postcard::from_bytes(rest).map_err(|e| AnomalyError::CorruptState(e.to_string()))?;
+        st.model.check().map_err(AnomalyError::CorruptState)?;
+        Ok(st)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +626,109 @@ mod tests {
         assert!(device_from_bytes(&t.model[..t.model.len() / 2]).is_err());
         assert!(device_from_bytes(b"nope").is_err());
         let _ = b;
+    }
+
+    #[test]
+    fn a_device_monitor_opens_its_episode_where_the_device_fed_by_hand_alarms() {
+        // Oracle: MultiAuto fed by hand; the episode opens at the first alarm (or at the point
+        // before it when that point is further out, as series monitors do) and blames sensor 1.
+        let (_, rows) = device();
+        let cfg = device_config(&serde_json::json!({})).expect("defaults");
+        let mut m = MultiAuto::new(cfg, 3);
+        let first_alarm = rows
+            .iter()
+            .find_map(|(t, r)| m.update(*t, r).is_anomaly.then_some(*t))
+            .expect("the device alarms");
+        let mut st = DeviceMonitorState::new(&serde_json::json!({}), 3).expect("state");
+        let (out, eps) = st.step(rows.iter().map(|(t, r)| (*t, r.to_vec())).collect());
+        assert_eq!(out.scored, rows.len() as u64);
+        let first = eps.first().expect("an episode");
+        assert!(first.episode.started_at <= first_alarm);
+        assert!(first_alarm - first.episode.started_at <= 60_000_000);
+        let jump = eps
+            .iter()
+            .find(|e| e.episode.peak_at == 1500 * 60_000_000)
+            .expect("the jump's episode");
+        assert_eq!(jump.top, Some(1));
+        assert_eq!(jump.episode.peak_value, rows[1500].1[1]);
+        assert!((jump.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        assert!(jump.shares[1] > 0.5, "{:?}", jump.shares);
+    }
+
+    #[test]
+    fn a_device_monitor_fed_in_batches_records_what_one_batch_does() {
+        // Second code path: the same rows in one batch and in uneven batches through a byte
+        // round trip of the state each time; episodes merged by start give the same result.
+        let (_, rows) = device();
+        let rows: Vec<(i64, Vec<f64>)> = rows.iter().map(|(t, r)| (*t, r.to_vec())).collect();
+        let mut one = DeviceMonitorState::new(&serde_json::json!({}), 3).expect("state");
+        let (_, whole) = one.step(rows.clone());
+        let mut bytes = DeviceMonitorState::new(&serde_json::json!({}), 3)
+            .expect("state")
+            .to_bytes();
+        let mut merged: Vec<DeviceEpisode> = Vec::new();
+        let mut k = 0;
+        for size in [1, 7, 300, 2, 1000].iter().cycle() {
+            if k >= rows.len() {
+                break;
+            }
+            let end = (k + size).min(rows.len());
+            let mut st = DeviceMonitorState::from_bytes(&bytes).expect("decodes");
+            let (_, eps) = st.step(rows[k..end].to_vec());
+            for e in eps {
+                match merged
+                    .iter_mut()
+                    .find(|m| m.episode.started_at == e.episode.started_at)
+                {
+                    Some(m) if e.episode.existing => *m = e,
+                    _ => merged.push(e),
+                }
+            }
+            bytes = st.to_bytes();
+            k = end;
+        }
+        type Key = (i64, i64, i64, u64, Option<usize>, Vec<u64>);
+        let strip = |v: &[DeviceEpisode]| -> Vec<Key> {
+            v.iter()
+                .map(|d| {
+                    let e = &d.episode;
+                    let sh = d.shares.iter().map(|x| x.to_bits()).collect();
+                    (e.started_at, e.ended_at, e.peak_at, e.points, d.top, sh)
+                })
+                .collect()
+        };
+        assert!(!whole.is_empty());
+        assert_eq!(strip(&merged), strip(&whole));
+        assert_eq!(
+            DeviceMonitorState::from_bytes(&bytes)
+                .expect("decodes")
+                .track
+                .n,
+            one.track.n
+        );
+    }
+
+    #[test]
+    fn a_device_monitor_counts_late_and_empty_rows_without_learning_them() {
+        let (_, rows) = device();
+        let mut st = DeviceMonitorState::new(&serde_json::json!({}), 3).expect("state");
+        st.step(rows[..500].iter().map(|(t, r)| (*t, r.to_vec())).collect());
+        let before = st.to_bytes();
+        let (out, _) = st.step(vec![
+            (0, vec![100.0, 100.0, 100.0]),
+            (600 * 60_000_000, vec![f64::NAN, f64::INFINITY, f64::NAN]),
+        ]);
+        assert_eq!((out.scored, out.late, out.skipped), (1, 1, 1));
+        // Nothing learned: the detector is unchanged (the late row may open an episode).
+        let again = DeviceMonitorState::from_bytes(&before).expect("decodes");
+        let bytes = |m: &MultiAuto| postcard::to_allocvec(m).expect("encodes");
+        assert!(
+            bytes(&again.model) == bytes(&st.model),
+            "a late or empty row changed the detector"
+        );
+        assert_eq!(st.track.last_ts, Some(499 * 60_000_000));
+        assert!(DeviceMonitorState::from_bytes(b"TWD1xx").is_err());
+        assert!(DeviceMonitorState::new(&serde_json::json!({}), 0).is_err());
     }
 
     #[test]

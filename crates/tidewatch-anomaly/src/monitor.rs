@@ -110,10 +110,12 @@ impl Episode {
     }
 }
 
-/// Everything a monitor keeps per series.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MonitorState {
-    model: Model,
+/// Episode bookkeeping of one series, whatever judges its points: the episode it may have open,
+/// the newest time learned, spacing and counts. Serialised inside [`MonitorState`] right after
+/// its model, field by field as they were when they lived there (postcard writes a nested struct
+/// as its fields in order), so states written before keep their bytes.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Tracker {
     open: Option<Episode>,
     normal_run: u32,
     /// Newest timestamp learned from.
@@ -129,6 +131,13 @@ pub struct MonitorState {
     prev: Option<(i64, f64, Scored)>,
 }
 
+/// Everything a monitor keeps per series.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MonitorState {
+    model: Model,
+    pub track: Tracker,
+}
+
 /// What one batch did to a series.
 #[derive(Clone, Debug, Default)]
 pub struct StepOutcome {
@@ -139,23 +148,15 @@ pub struct StepOutcome {
     pub skipped: u64,
 }
 
-impl MonitorState {
-    pub fn new(method: &str, params: &serde_json::Value) -> Result<Self, AnomalyError> {
-        Ok(MonitorState {
-            model: Model::new(method, params)?,
-            open: None,
-            normal_run: 0,
-            last_ts: None,
-            spacing_us: 0.0,
-            n: 0,
-            late: 0,
-            skipped: 0,
-            prev: None,
-        })
-    }
-
-    /// Score a batch of points (any order; sorted here by time, stable for duplicates).
-    pub fn step(&mut self, mut points: Vec<(i64, f64)>) -> StepOutcome {
+impl Tracker {
+    /// Apply a batch of points (any order; sorted here by time, stable for duplicates).
+    /// `judge(ts, point, late)` gives the value an episode reports for the point and its
+    /// verdict, learning from the point unless it is late; `None` skips it (nothing finite).
+    pub fn step<T>(
+        &mut self,
+        mut points: Vec<(i64, T)>,
+        mut judge: impl FnMut(i64, &T, bool) -> Option<(f64, Scored)>,
+    ) -> StepOutcome {
         points.sort_by_key(|p| p.0);
         let mut out = StepOutcome::default();
         let mut touched: Vec<Episode> = Vec::new();
@@ -164,17 +165,16 @@ impl MonitorState {
         }
         let had_open = self.open.is_some();
         let mut open_touched = false;
-        for (ts, v) in points {
-            if !v.is_finite() {
+        for (ts, p) in points {
+            let late = self.last_ts.is_some_and(|last| ts < last);
+            let Some((v, s)) = judge(ts, &p, late) else {
                 out.skipped += 1;
                 self.skipped += 1;
                 continue;
-            }
-            let late = self.last_ts.is_some_and(|last| ts < last);
-            let s = if late {
+            };
+            if late {
                 out.late += 1;
                 self.late += 1;
-                self.model.score(ts, v)
             } else {
                 if let Some(last) = self.last_ts {
                     let dt = (ts - last) as f64;
@@ -186,8 +186,7 @@ impl MonitorState {
                 }
                 self.last_ts = Some(ts);
                 self.n += 1;
-                self.model.update(ts, v)
-            };
+            }
             out.scored += 1;
             let prev = self.prev;
             if !late {
@@ -236,6 +235,35 @@ impl MonitorState {
         }
         out.episodes = touched;
         out
+    }
+
+    /// The open episode, if any.
+    pub fn open_episode(&self) -> Option<&Episode> {
+        self.open.as_ref()
+    }
+}
+
+impl MonitorState {
+    pub fn new(method: &str, params: &serde_json::Value) -> Result<Self, AnomalyError> {
+        Ok(MonitorState {
+            model: Model::new(method, params)?,
+            track: Tracker::default(),
+        })
+    }
+
+    /// Score a batch of points (any order; sorted here by time, stable for duplicates). Late
+    /// points are scored against the current state, not learned from.
+    pub fn step(&mut self, points: Vec<(i64, f64)>) -> StepOutcome {
+        let model = &mut self.model;
+        self.track.step(points, |ts, &v, late| {
+            if !v.is_finite() {
+                None
+            } else if late {
+                Some((v, model.score(ts, v)))
+            } else {
+                Some((v, model.update(ts, v)))
+            }
+        })
     }
 
     /// Layout: the model's version byte, then postcard (compact, keeps NaN and ±inf exactly).
@@ -376,7 +404,34 @@ mod tests {
         assert!(second.episodes[0].existing && !second.episodes[0].open);
         // Round trip keeps the state.
         let back = MonitorState::from_bytes(&st.to_bytes()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(back.n, 110);
+        assert_eq!(back.track.n, 110);
+    }
+
+    #[test]
+    fn monitor_state_bytes_keep_the_layout_of_before_the_tracker() {
+        // States written before Tracker existed: version byte, then postcard of the fields in
+        // this order. Postcard writes a nested struct as its fields, so nothing moved.
+        let mut st =
+            MonitorState::new("auto", &serde_json::json!({})).unwrap_or_else(|e| panic!("{e}"));
+        let mut pts = noisy(300);
+        pts[299].1 = 1e3;
+        st.step(pts);
+        assert!(st.track.open.is_some());
+        let t = &st.track;
+        let old = (
+            &st.model,
+            &t.open,
+            t.normal_run,
+            t.last_ts,
+            t.spacing_us,
+            t.n,
+            t.late,
+            t.skipped,
+            &t.prev,
+        );
+        let mut want = vec![crate::STATE_VERSION];
+        want.extend(postcard::to_allocvec(&old).unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(st.to_bytes(), want);
     }
 
     #[test]
@@ -390,7 +445,7 @@ mod tests {
             (61_000_000, f64::INFINITY),
         ]);
         assert_eq!((out.late, out.skipped, out.scored), (1, 2, 1));
-        assert_eq!(st.n, 50);
-        assert_eq!(st.last_ts, Some(49_000_000));
+        assert_eq!(st.track.n, 50);
+        assert_eq!(st.track.last_ts, Some(49_000_000));
     }
 }

@@ -61,10 +61,35 @@ fn device_state() -> &'static Vec<u8> {
     })
 }
 
+/// A device monitor's state (3 sensors, an episode open), made once.
+fn device_monitor_state() -> &'static Vec<u8> {
+    static STATE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    STATE.get_or_init(|| {
+        let mut st =
+            device::DeviceMonitorState::new(&serde_json::json!({}), 3).expect("a device monitor");
+        let rows = (0..300i64)
+            .map(|i| {
+                let x = (i as f64 / 9.0).sin();
+                let spike = if i >= 298 { 9.0 } else { 0.1 * x };
+                (i * 60_000_000, vec![x, 2.0 * x, spike])
+            })
+            .collect();
+        st.step(rows);
+        st.to_bytes()
+    })
+}
+
 fn decode(b: &[u8]) {
-    // Devices: a model that decodes must also score a row without panicking.
+    // Devices: a model or monitor state that decodes must also score a row without panicking.
     if let Ok(mut m) = device::device_from_bytes(b) {
         let _ = m.update(1, &[1.0, 2.0, 3.0]);
+    }
+    if let Ok(mut st) = device::DeviceMonitorState::from_bytes(b) {
+        let width = st.sensors();
+        let _ = st.step(vec![
+            (1, vec![1.0; width]),
+            (i64::MAX, vec![f64::NAN; width]),
+        ]);
     }
     let _ = device::DeviceBatch::decode(b);
     if let Ok(p) = device::DevicePoints::parse(b) {
@@ -102,6 +127,20 @@ proptest! {
         let i = pos.index(b.len());
         b[i] ^= 1 << bit;
         decode(&b);
+    }
+
+    #[test]
+    fn a_flipped_device_monitor_byte_never_panics(pos in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let mut b = device_monitor_state().clone();
+        let i = pos.index(b.len());
+        b[i] ^= 1 << bit;
+        decode(&b);
+    }
+
+    #[test]
+    fn a_truncated_device_monitor_is_refused(cut in any::<prop::sample::Index>()) {
+        let s = device_monitor_state();
+        prop_assert!(device::DeviceMonitorState::from_bytes(&s[..cut.index(s.len())]).is_err());
     }
 
     #[test]
