@@ -162,9 +162,10 @@ BEGIN
 END
 $$;
 
--- A real-time monitor of devices: a sync monitor (tidewatch.monitor) whose trigger passes each
--- row's value_columns together, scored by auto's device mode; its episodes name the sensor that
--- moved most and each sensor's share (detail top_sensor, contributions).
+-- A real-time monitor of devices: a monitor (tidewatch.monitor) whose trigger, or the decoder of
+-- async monitors, passes each row's value_columns together, scored by auto's device mode; its
+-- episodes name the sensor that moved most and each sensor's share (detail top_sensor,
+-- contributions).
 CREATE FUNCTION tidewatch.monitor_device(
     name text,
     relation regclass,
@@ -172,7 +173,8 @@ CREATE FUNCTION tidewatch.monitor_device(
     series_columns name[] DEFAULT '{}',
     params jsonb DEFAULT '{}',
     time_column name DEFAULT NULL,
-    check_interval interval DEFAULT interval '1 minute')
+    check_interval interval DEFAULT interval '1 minute',
+    mode text DEFAULT 'sync')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -183,7 +185,7 @@ DECLARE
 BEGIN
     PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
     job := tidewatch.monitor(name, relation, value_columns[1], series_columns, 'auto', params, time_column,
-                             check_interval, 'sync');
+                             check_interval, mode);
     UPDATE tidewatch.monitors m SET value_columns = monitor_device.value_columns WHERE m.name = monitor_device.name;
     RETURN job;
 END

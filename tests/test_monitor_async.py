@@ -53,6 +53,34 @@ class AsyncMonitorTest(unittest.TestCase):
         self.assertEqual(one("SELECT series FROM tidewatch.monitor_state WHERE monitor = 'async_mon' ORDER BY series LIMIT 1"),
                          '{"sat": "SAT0", "unit": 0}')
 
+    def test_async_device_monitor_records_what_the_sync_one_does(self):
+        psql("CREATE TABLE dlive (ts timestamptz NOT NULL, host text, a float8, b real, c int);"
+             "SELECT tidewatch.create_hypertable('dlive', 'ts', chunk_time_interval => interval '6 hours')")
+        for name, mode in (("dev_sync", "sync"), ("dev_async", "async")):
+            psql(f"SELECT tidewatch.monitor_device('{name}', 'dlive', '{{a,b,c}}', '{{host}}', mode => '{mode}');"
+                 f"SELECT tidewatch.alter_job(job_id, scheduled => false) FROM tidewatch.monitors WHERE name = '{name}'")
+        # 2 hosts x 1500 minutes in 15 statements: a jump of b on h1, NULL and NaN sensor values.
+        for k in range(15):
+            psql(f"""INSERT INTO dlive
+                     SELECT timestamptz '2026-01-01' + i * interval '1 minute', 'h' || h,
+                            CASE WHEN i % 491 = 0 THEN 'NaN'::float8 ELSE sin(i / 40.0) + 0.1 * sin(i * 7.3 + h) END,
+                            (20 + 0.2 * sin(i * 3.1 + h) + CASE WHEN h = 1 AND i = 1200 THEN 9 ELSE 0 END)::real,
+                            CASE WHEN i % 397 = 0 THEN NULL ELSE 100 + (i * 31 + h) % 11 END
+                     FROM generate_series({k * 100}, {k * 100 + 99}) i, generate_series(0, 1) h""")
+        psql("SELECT tidewatch.monitor_wait()")
+        state = """SELECT series, n, late, skipped, last_ts, open_episode IS NULL
+                   FROM tidewatch.monitor_state WHERE monitor = '{}' ORDER BY series"""
+        sync_state, async_state = psql(state.format("dev_sync")), psql(state.format("dev_async"))
+        self.assertEqual([r[1] for r in sync_state], ["1500", "1500"])
+        self.assertEqual(async_state, sync_state)
+        episodes = """SELECT series, started_at, ended_at, peak_at, kind, severity, round(score::numeric, 9),
+                             detail ->> 'top_sensor', detail -> 'contributions'
+                      FROM tidewatch.anomalies WHERE monitor = '{}' ORDER BY series, started_at"""
+        sync_ep, async_ep = psql(episodes.format("dev_sync")), psql(episodes.format("dev_async"))
+        self.assertTrue(any(r[0] == '{"host": "h1"}' and r[3].startswith("2026-01-01 20:00:00") and r[7] == "b"
+                            for r in sync_ep), sync_ep)
+        self.assertEqual(async_ep, sync_ep)
+
     def test_concurrent_writers_lose_and_double_nothing(self):
         self.monitor("async_mon", "async", "ewma")
         writers, batches, per_batch = 4, 10, 300

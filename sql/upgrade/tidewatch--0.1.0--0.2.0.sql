@@ -2769,9 +2769,10 @@ BEGIN
 END
 $$;
 
--- A real-time monitor of devices: a sync monitor (tidewatch.monitor) whose trigger passes each
--- row's value_columns together, scored by auto's device mode; its episodes name the sensor that
--- moved most and each sensor's share (detail top_sensor, contributions).
+-- A real-time monitor of devices: a monitor (tidewatch.monitor) whose trigger, or the decoder of
+-- async monitors, passes each row's value_columns together, scored by auto's device mode; its
+-- episodes name the sensor that moved most and each sensor's share (detail top_sensor,
+-- contributions).
 CREATE FUNCTION tidewatch.monitor_device(
     name text,
     relation regclass,
@@ -2779,7 +2780,8 @@ CREATE FUNCTION tidewatch.monitor_device(
     series_columns name[] DEFAULT '{}',
     params jsonb DEFAULT '{}',
     time_column name DEFAULT NULL,
-    check_interval interval DEFAULT interval '1 minute')
+    check_interval interval DEFAULT interval '1 minute',
+    mode text DEFAULT 'sync')
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -2790,7 +2792,7 @@ DECLARE
 BEGIN
     PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
     job := tidewatch.monitor(name, relation, value_columns[1], series_columns, 'auto', params, time_column,
-                             check_interval, 'sync');
+                             check_interval, mode);
     UPDATE tidewatch.monitors m SET value_columns = monitor_device.value_columns WHERE m.name = monitor_device.name;
     RETURN job;
 END
@@ -2820,8 +2822,8 @@ COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8[]) IS
 '-1 if the trained device model name flags this row of sensor values for the device with these labels, else 1 (scikit-learn''s convention). The model is not updated.';
 COMMENT ON FUNCTION tidewatch._device_columns(regclass, name[], name[]) IS
 'Internal: checks the value columns of a device (1 to 4096 numeric columns, none NULL) and returns the label expression of its series columns.';
-COMMENT ON FUNCTION tidewatch.monitor_device(text, regclass, name[], name[], jsonb, name, interval) IS
-'Starts a real-time monitor of devices: every row inserted into relation is scored with its device''s state, the value_columns judged together by auto''s device mode, and anomalous rows open or extend episodes in tidewatch.anomalies whose detail names the sensor that moved most (top_sensor) and each sensor''s share (contributions); band, value and sigma are the top sensor''s. Sync only (a statement trigger); stop it with tidewatch.unmonitor. Returns the id of its missing-data job.';
+COMMENT ON FUNCTION tidewatch.monitor_device(text, regclass, name[], name[], jsonb, name, interval, text) IS
+'Starts a real-time monitor of devices: every row inserted into relation is scored with its device''s state, the value_columns judged together by auto''s device mode, and anomalous rows open or extend episodes in tidewatch.anomalies whose detail names the sensor that moved most (top_sensor) and each sensor''s share (contributions); band, value and sigma are the top sensor''s. mode sync (a statement trigger) or async (the decoder, from the write-ahead log), as tidewatch.monitor. Stop it with tidewatch.unmonitor. Returns the id of its missing-data job.';
 
 -- Device monitors (issue 16): monitors.value_columns, and the trigger and apply step that pass a
 -- device's rows to _device_monitor_step.

@@ -9,7 +9,7 @@ use pgrx::{pg_sys, JsonB};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::wire::{decode_labels, parse_block};
+use super::wire::{decode_labels, more_values, parse_block};
 use super::{Spec, MONITOR_NAPTIME_MS};
 use crate::scheduler::select_one;
 
@@ -167,13 +167,15 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, bool), String> {
                                FROM unnest(m.series_columns) WITH ORDINALITY c(n, ord) \
                                JOIN pg_catalog.pg_attribute a ON a.attrelid = m.relid AND a.attname = c.n), \
                             CASE WHEN m.wal_system = $1::numeric \
-                                 THEN (coalesce(m.async_lsn, m.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 ELSE 0 END \
+                                 THEN (coalesce(m.async_lsn, m.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 ELSE 0 END, \
+                            coalesce(m.value_columns[2:]::text[], '{}') \
                      FROM tidewatch.monitors m WHERE m.mode = 'async' \
                      UNION ALL \
                      SELECT true, l.name, l.relid::oid::int8, '', coalesce(l.time_column::text, ''), \
                             ARRAY[l.message_column::text], ARRAY[25::int8], \
                             CASE WHEN l.wal_system = $1::numeric \
-                                 THEN (coalesce(l.async_lsn, l.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 ELSE 0 END \
+                                 THEN (coalesce(l.async_lsn, l.created_lsn, '0/0') - '0/0'::pg_lsn)::int8 ELSE 0 END, \
+                            '{}'::text[] \
                      FROM tidewatch.log_monitors l WHERE l.mode = 'async' \
                      ORDER BY 1, 2",
                     None,
@@ -195,6 +197,7 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, bool), String> {
                         time: row.get(5).ok().flatten().unwrap_or_default(),
                         series,
                         log,
+                        more: row.get(9).ok().flatten().unwrap_or_default(),
                     },
                     types: types.into_iter().map(|t| t as u32).collect(),
                     done: row.get::<i64>(8).ok().flatten().unwrap_or(0) as u64,
@@ -386,6 +389,8 @@ fn group_by_series<'a>(
                 let g = read.groups.entry((p.mon, p.labels)).or_default();
                 g.ts.push(p.ts);
                 g.values.push(p.value);
+                // A device monitor's row: its further values follow (row-major).
+                g.values.extend(more_values(p.more).map(Some));
             }
         }
     }

@@ -39,8 +39,9 @@ pub fn init() {
 }
 
 /// One async monitor as the decoder passes it to the plugin (option `monitors`, JSON). An
-/// anomaly monitor has a value column and label columns; a log monitor (`log`) no value column,
-/// its message column as the one "label", and maybe no time column.
+/// anomaly monitor has a value column and label columns; a device monitor also the device's
+/// further value columns (`more`, after `value`); a log monitor (`log`) no value column, its
+/// message column as the one "label", and maybe no time column.
 #[derive(Serialize, Deserialize, Clone)]
 struct Spec {
     relid: u32,
@@ -49,4 +50,6 @@ struct Spec {
     series: Vec<String>,
     #[serde(default)]
     log: bool,
+    #[serde(default)]
+    more: Vec<String>,
 }

@@ -23,6 +23,8 @@ struct Bound {
     value: Option<(usize, pg_sys::Oid)>,
     time: Option<(usize, pg_sys::Oid)>,
     series: Vec<(usize, pg_sys::Oid)>,
+    /// A device monitor's further value columns.
+    more: Vec<(usize, pg_sys::Oid)>,
 }
 
 struct Plugin {
@@ -210,11 +212,14 @@ unsafe fn bounds_for(p: &mut Plugin, rel: pg_sys::Relation) -> &[Bound] {
                 }
                 let series: Option<Vec<_>> = s.series.iter().map(|c| attr(c)).collect();
                 let Some(series) = series else { continue };
+                let more: Option<Vec<_>> = s.more.iter().map(|c| attr(c)).collect();
+                let Some(more) = more else { continue };
                 found.push(Bound {
                     mon: mon as u16,
                     value,
                     time,
                     series,
+                    more,
                 });
             }
             p.bounds.insert(key, found);
@@ -299,6 +304,10 @@ unsafe extern "C-unwind" fn plugin_change(
                 .filter(|&(i, _)| !p.nulls[i])
                 .and_then(|(i, typ)| value_f64(p.values[i], typ));
             Writer::new(&mut p.buf).row(b.mon, t, v);
+            for &(i, typ) in &b.more {
+                let v = (!p.nulls[i]).then(|| value_f64(p.values[i], typ)).flatten();
+                Writer::new(&mut p.buf).more(v);
+            }
             for &(i, typ) in &b.series {
                 if p.nulls[i] {
                     Writer::new(&mut p.buf).label(None);

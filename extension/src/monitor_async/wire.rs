@@ -4,12 +4,13 @@
 //!
 //! ```text
 //! block  = end_lsn:u64le row*
-//! row    = monitor:u16le flags:u8 time_us:i64le value:f64le label{n}
+//! row    = monitor:u16le flags:u8 time_us:i64le value:f64le more:f64le{m} label{n}
 //! label  = len:i32le bytes{len}        (len = -1: NULL)
 //! flags  = bit 0: time is NULL, bit 1: value is NULL
 //! ```
 //!
-//! `n` is the number of series columns of the row's monitor (from the `Spec`s both sides share).
+//! `n` is the number of series columns of the row's monitor and `m` the number of its further
+//! value columns (a device monitor's; NULL is NaN there), from the `Spec`s both sides share.
 //! A malformed block (which only a different plugin version could produce) is an error, never a
 //! guess and never a panic.
 
@@ -43,6 +44,13 @@ impl<'a> Writer<'a> {
             .extend_from_slice(&value.unwrap_or(0.0).to_le_bytes());
     }
 
+    /// One further value of the current row (a device monitor's; None: NULL, written as NaN),
+    /// after [`Writer::row`] and before the labels.
+    pub fn more(&mut self, value: Option<f64>) {
+        self.buf
+            .extend_from_slice(&value.unwrap_or(f64::NAN).to_le_bytes());
+    }
+
     /// One label of the current row (None: NULL). A label longer than i32::MAX bytes cannot
     /// come from PostgreSQL (a varlena is at most 1 GB).
     pub fn label(&mut self, text: Option<&[u8]>) {
@@ -64,7 +72,18 @@ pub(super) struct Point<'a> {
     pub mon: usize,
     pub ts: Option<i64>,
     pub value: Option<f64>,
+    /// The further values of a device monitor's row, encoded (8 bytes each; see [`more_values`]).
+    pub more: &'a [u8],
     pub labels: &'a [u8],
+}
+
+/// The further values of a row ([`Point::more`]).
+pub(super) fn more_values(b: &[u8]) -> impl Iterator<Item = f64> + '_ {
+    b.chunks_exact(8).map(|c| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        f64::from_le_bytes(a)
+    })
 }
 
 fn take<'a>(b: &mut &'a [u8], n: usize) -> Result<&'a [u8], String> {
@@ -99,6 +118,10 @@ pub(super) fn parse_block<'a>(
         }
         let ts = i64::from_le_bytes(take_array(&mut b)?);
         let v = f64::from_le_bytes(take_array(&mut b)?);
+        let more = take(
+            &mut b,
+            spec.more.len().checked_mul(8).ok_or("too many values")?,
+        )?;
         let start = b;
         let mut used = 0;
         for _ in &spec.series {
@@ -115,6 +138,7 @@ pub(super) fn parse_block<'a>(
             mon,
             ts: (flags & 1 == 0).then_some(ts),
             value: (flags & 2 == 0).then_some(v),
+            more,
             labels: &start[..used],
         });
     }
@@ -151,6 +175,7 @@ mod unit {
                 time: "t".into(),
                 series: (0..series).map(|i| format!("s{i}")).collect(),
                 log: false,
+                more: Vec::new(),
             },
             Spec {
                 relid: 2,
@@ -158,21 +183,36 @@ mod unit {
                 time: String::new(),
                 series: vec!["message".into()],
                 log: true,
+                more: Vec::new(),
+            },
+            Spec {
+                relid: 3,
+                value: "a".into(),
+                time: "t".into(),
+                series: vec!["host".into()],
+                log: false,
+                more: vec!["b".into(), "c".into()],
             },
         ]
     }
 
+    /// (kind: 0 series, 1 log, 2 device; time; value; labels; message).
     type Row = (
-        bool,
+        u8,
         Option<i64>,
         Option<f64>,
         Vec<Option<Vec<u8>>>,
         Option<Vec<u8>>,
     );
 
+    /// A device row's further values, derived from its value (NaN when it has none).
+    fn more_of(v: Option<f64>) -> [Option<f64>; 2] {
+        [v.map(|x| x * 2.0), None]
+    }
+
     fn row() -> impl Strategy<Value = Row> {
         (
-            any::<bool>(),
+            0u8..3,
             any::<Option<i64>>(),
             any::<Option<f64>>(),
             proptest::collection::vec(
@@ -187,11 +227,17 @@ mod unit {
     fn write_with_bounds(end: u64, rows: &[Row]) -> (Vec<u8>, Vec<usize>) {
         let mut buf = Writer::header(end).to_vec();
         let mut bounds = vec![buf.len()];
-        for (log, ts, v, labels, message) in rows {
+        for (kind, ts, v, labels, message) in rows {
             let mut w = Writer::new(&mut buf);
-            if *log {
+            if *kind == 1 {
                 w.row(1, *ts, None);
                 w.label(message.as_deref());
+            } else if *kind == 2 {
+                w.row(2, *ts, *v);
+                for m in more_of(*v) {
+                    w.more(m);
+                }
+                w.label(labels[0].as_deref());
             } else {
                 w.row(0, *ts, *v);
                 for l in labels {
@@ -214,12 +260,19 @@ mod unit {
             let (got_end, points) = parse_block(&block, &specs(3)).map_err(TestCaseError::fail)?;
             prop_assert_eq!(got_end, end);
             prop_assert_eq!(points.len(), rows.len());
-            for (p, (log, ts, v, labels, message)) in points.iter().zip(&rows) {
-                prop_assert_eq!(p.mon, usize::from(*log));
+            for (p, (kind, ts, v, labels, message)) in points.iter().zip(&rows) {
+                prop_assert_eq!(p.mon, usize::from(*kind));
                 prop_assert_eq!(p.ts, *ts);
-                let want: Vec<Option<String>> = if *log {
+                let text = |l: &Option<Vec<u8>>| l.as_ref().map(|m| String::from_utf8_lossy(m).into_owned());
+                let want: Vec<Option<String>> = if *kind == 1 {
                     prop_assert_eq!(p.value, None);
-                    vec![message.as_ref().map(|m| String::from_utf8_lossy(m).into_owned())]
+                    vec![text(message)]
+                } else if *kind == 2 {
+                    prop_assert_eq!(p.value.map(f64::to_bits), v.map(f64::to_bits));
+                    let want_more: Vec<u64> =
+                        more_of(*v).iter().map(|m| m.unwrap_or(f64::NAN).to_bits()).collect();
+                    prop_assert_eq!(more_values(p.more).map(f64::to_bits).collect::<Vec<_>>(), want_more);
+                    vec![text(&labels[0])]
                 } else {
                     prop_assert_eq!(p.value.map(f64::to_bits), v.map(f64::to_bits));
                     labels.iter().map(|l| l.as_ref().map(|m| String::from_utf8_lossy(m).into_owned())).collect()
