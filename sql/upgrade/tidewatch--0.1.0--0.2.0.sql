@@ -2923,3 +2923,177 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- Comments on every internal function and aggregate (sql/comments.sql).
+COMMENT ON FUNCTION tidewatch._anomaly_agg_combine(internal,internal) IS
+'Internal: the combine function (merges two partial states: parallel workers, Citus workers) of tidewatch._anomaly_agg_flagged, tidewatch._train_agg, tidewatch.anomaly_agg.';
+COMMENT ON FUNCTION tidewatch._anomaly_agg_deserialize(bytea,internal) IS
+'Internal: the deserialize function (a state back from its bytes) of tidewatch._anomaly_agg_flagged, tidewatch._train_agg, tidewatch.anomaly_agg.';
+COMMENT ON FUNCTION tidewatch._anomaly_agg_final(internal) IS
+'Internal: the final function (turns the state into the result) of tidewatch.anomaly_agg.';
+COMMENT ON FUNCTION tidewatch._anomaly_agg_serialize(internal) IS
+'Internal: the serialize function (the state as bytes, between parallel workers or Citus nodes) of tidewatch._anomaly_agg_flagged, tidewatch._train_agg, tidewatch.anomaly_agg.';
+COMMENT ON FUNCTION tidewatch._anomaly_agg_step(internal,timestamp with time zone,double precision) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.anomaly_agg.';
+COMMENT ON FUNCTION tidewatch._anomaly_agg_step(internal,timestamp with time zone,double precision,text) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.anomaly_agg.';
+COMMENT ON FUNCTION tidewatch._anomaly_agg_step(internal,timestamp with time zone,double precision,text,jsonb) IS
+'Internal: the transition function (adds one row to the state) of tidewatch._anomaly_agg_flagged, tidewatch._train_agg, tidewatch.anomaly_agg.';
+COMMENT ON FUNCTION tidewatch._anomaly_check(text,jsonb) IS
+'Internal: checks an anomaly method and its params (22023 with the valid ones) before a scan; true when valid.';
+COMMENT ON FUNCTION tidewatch._anomaly_flagged_final(internal) IS
+'Internal: the final function (turns the state into the result) of tidewatch._anomaly_agg_flagged.';
+COMMENT ON FUNCTION tidewatch._anomaly_stream_final(internal) IS
+'Internal: the final function (turns the state into the result) of tidewatch.anomaly_score.';
+COMMENT ON FUNCTION tidewatch._anomaly_stream_step(internal,timestamp with time zone,double precision) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.anomaly_score.';
+COMMENT ON FUNCTION tidewatch._anomaly_stream_step(internal,timestamp with time zone,double precision,text) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.anomaly_score.';
+COMMENT ON FUNCTION tidewatch._anomaly_stream_step(internal,timestamp with time zone,double precision,text,jsonb) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.anomaly_score.';
+COMMENT ON FUNCTION tidewatch._check_columns(regclass,name[]) IS
+'Internal: raises 42703 naming every column of columns that relation does not have (drift functions).';
+COMMENT ON FUNCTION tidewatch._classification_quality_combine(bytea,bytea) IS
+'Internal: the combine function (merges two partial states: parallel workers, Citus workers) of tidewatch.classification_quality.';
+COMMENT ON FUNCTION tidewatch._classification_quality_final(bytea) IS
+'Internal: the final function (turns the state into the result) of tidewatch.classification_quality.';
+COMMENT ON FUNCTION tidewatch._classification_quality_step(bytea,text,text) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.classification_quality.';
+COMMENT ON FUNCTION tidewatch._column_type(regclass,name,text,text) IS
+'Internal: checks that a column of relation exists and has a type in the given categories; returns its type (log functions).';
+COMMENT ON FUNCTION tidewatch._device_agg_combine(internal,internal) IS
+'Internal: the combine function (merges two partial states: parallel workers, Citus workers) of tidewatch._device_agg, tidewatch._device_agg_flagged, tidewatch._device_train_agg.';
+COMMENT ON FUNCTION tidewatch._device_agg_deserialize(bytea,internal) IS
+'Internal: the deserialize function (a state back from its bytes) of tidewatch._device_agg, tidewatch._device_agg_flagged, tidewatch._device_train_agg.';
+COMMENT ON FUNCTION tidewatch._device_agg_final(internal) IS
+'Internal: the final function (turns the state into the result) of tidewatch._device_agg.';
+COMMENT ON FUNCTION tidewatch._device_agg_flagged_final(internal) IS
+'Internal: the final function (turns the state into the result) of tidewatch._device_agg_flagged.';
+COMMENT ON FUNCTION tidewatch._device_agg_serialize(internal) IS
+'Internal: the serialize function (the state as bytes, between parallel workers or Citus nodes) of tidewatch._device_agg, tidewatch._device_agg_flagged, tidewatch._device_train_agg.';
+COMMENT ON FUNCTION tidewatch._device_agg_step(internal,timestamp with time zone,double precision[],text) IS
+'Internal: the transition function (adds one row to the state) of tidewatch._device_agg, tidewatch._device_agg_flagged, tidewatch._device_train_agg.';
+COMMENT ON FUNCTION tidewatch._device_monitor_step(bytea,jsonb,text[],timestamp with time zone[],double precision[]) IS
+'Internal: advances a device monitor''s per-series state by a batch of rows (one value per sensor per row, row-major) and returns the new state, counts and the episodes it opened, extended or closed, with the sensors'' shares (monitor_device).';
+COMMENT ON FUNCTION tidewatch._device_train_final(internal) IS
+'Internal: the final function (turns the state into the result) of tidewatch._device_train_agg.';
+COMMENT ON FUNCTION tidewatch._device_verdict(bytea,timestamp with time zone,double precision[]) IS
+'Internal: the verdict (score, flag, band, top sensor) of a stored device model on one row of sensor values, without changing the model (score, predict).';
+COMMENT ON AGGREGATE tidewatch._drift_agg(text,boolean,text[],double precision[]) IS
+'Internal: drift_agg of a categorical column with per-method thresholds (drift_report, drift monitors).';
+COMMENT ON AGGREGATE tidewatch._drift_agg(double precision,boolean,text[],double precision[]) IS
+'Internal: drift_agg of a numeric column with per-method thresholds (drift_report, drift monitors).';
+COMMENT ON FUNCTION tidewatch._drift_cat_combine(bytea,bytea) IS
+'Internal: the combine function (merges two partial states: parallel workers, Citus workers) of tidewatch._drift_agg, tidewatch._profile_agg, tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_cat_final(bytea) IS
+'Internal: the final function (turns the state into the result) of tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_cat_final_all(bytea) IS
+'Internal: the final function (turns the state into the result) of tidewatch._drift_agg, tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_cat_profile(bytea,text[],text,double precision) IS
+'Internal: drift of a current window (an array) against a saved categorical profile (drift monitors with a saved reference).';
+COMMENT ON FUNCTION tidewatch._drift_cat_step(bytea,text,boolean) IS
+'Internal: the transition function (adds one row to the state) of tidewatch._profile_agg, tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_cat_step(bytea,text,boolean,text[]) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_cat_step(bytea,text,boolean,text,double precision) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_cat_step(bytea,text,boolean,text[],double precision[]) IS
+'Internal: the transition function (adds one row to the state) of tidewatch._drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_methods(jsonb,name) IS
+'Internal: the methods and thresholds drift_report applies to a column, from its options (checked before the scan, so that a typo fails first).';
+COMMENT ON FUNCTION tidewatch._drift_num_combine(bytea,bytea) IS
+'Internal: the combine function (merges two partial states: parallel workers, Citus workers) of tidewatch._drift_agg, tidewatch._profile_agg, tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_num_final(bytea) IS
+'Internal: the final function (turns the state into the result) of tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_num_final_all(bytea) IS
+'Internal: the final function (turns the state into the result) of tidewatch._drift_agg, tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_num_profile(bytea,double precision[],text,double precision) IS
+'Internal: drift of a current window (an array) against a saved numeric profile (drift monitors with a saved reference).';
+COMMENT ON FUNCTION tidewatch._drift_num_step(bytea,double precision,boolean) IS
+'Internal: the transition function (adds one row to the state) of tidewatch._profile_agg, tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_num_step(bytea,double precision,boolean,text[]) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_num_step(bytea,double precision,boolean,text,double precision) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.drift_agg.';
+COMMENT ON FUNCTION tidewatch._drift_num_step(bytea,double precision,boolean,text[],double precision[]) IS
+'Internal: the transition function (adds one row to the state) of tidewatch._drift_agg.';
+COMMENT ON FUNCTION tidewatch._in_range(name,tstzrange,integer,integer) IS
+'Internal: the predicate "column in range" written with comparisons on bound parameters, so that the planner prunes chunks outside it (drift functions).';
+COMMENT ON FUNCTION tidewatch._log_burst_check(text,text,timestamp with time zone) IS
+'Internal: checks a log monitor''s error class for a burst (Poisson tail against its usual rate) and opens, extends or ends its log_burst episode and event.';
+COMMENT ON FUNCTION tidewatch._log_miner_config_check(jsonb) IS
+'Internal: checks a log miner''s settings (the CHECK constraint of tidewatch.log_miners.config).';
+COMMENT ON FUNCTION tidewatch._log_monitor_apply_async(text,timestamp with time zone[],text[]) IS
+'Internal: the decoder of async monitors applies a batch of committed log lines to a log monitor with it; an error is kept in log_monitors.last_error and reported as a WARNING.';
+COMMENT ON FUNCTION tidewatch._log_monitor_flush(text) IS
+'Internal: the statement side of a log monitor: writes the pending counts, the miner''s changes and new templates'' events; returns per error class the time of its newest line.';
+COMMENT ON FUNCTION tidewatch._log_monitor_ingest(text,timestamp with time zone[],text[]) IS
+'Internal: mines, classifies and counts a batch of log lines of a log monitor as its row trigger does (the async side); returns the lines counted.';
+COMMENT ON FUNCTION tidewatch._log_monitor_row() IS
+'Internal: the row trigger of a sync log monitor: mines, classifies and counts each inserted line.';
+COMMENT ON FUNCTION tidewatch._log_monitor_statement() IS
+'Internal: the statement trigger of a sync log monitor: flushes what the row trigger counted and checks for error bursts.';
+COMMENT ON FUNCTION tidewatch._log_rule_check(text,text,text) IS
+'Internal: checks one row of tidewatch.log_rules (its CHECK constraint): the pattern compiles, the category and severity exist.';
+COMMENT ON FUNCTION tidewatch._mine_query(regclass,text,text,text,bigint) IS
+'Internal: the body of mine_logs: mines every row of relation into the miner, with NOTICE progress, and returns per template its lines and times.';
+COMMENT ON FUNCTION tidewatch._model_score(bytea,timestamp with time zone,double precision) IS
+'Internal: the score in [0,1] of a stored per-series model on one point, without changing the model (score).';
+COMMENT ON FUNCTION tidewatch._model_state(text,jsonb) IS
+'Internal: the state of the trained model name for the series with these labels (42704 with a hint when there is none).';
+COMMENT ON FUNCTION tidewatch._model_verdict(bytea,timestamp with time zone,double precision) IS
+'Internal: the verdict (score, flag, band, kind) of a stored per-series model on one point, as jsonb, without changing the model (predict).';
+COMMENT ON FUNCTION tidewatch._monitor_apply(tidewatch.monitors,jsonb,timestamp with time zone[],double precision[]) IS
+'Internal: applies one batch of a series'' points (or a device''s rows) to a monitor: advances its state under a row lock and opens, extends or closes its episodes in the same transaction.';
+COMMENT ON FUNCTION tidewatch._monitor_apply_async(text,jsonb,timestamp with time zone[],double precision[]) IS
+'Internal: the decoder of async monitors applies each series'' batch with it; an error is kept in monitors.last_error and reported as a WARNING instead of stopping the decoder.';
+COMMENT ON FUNCTION tidewatch._monitor_drift(text,regclass,text,tstzrange,interval,interval,name[],name,jsonb,double precision) IS
+'Internal: the body of both forms of monitor_drift (a saved reference or a fixed window): checks the arguments, stores the drift monitor and adds its job.';
+COMMENT ON FUNCTION tidewatch._monitor_slot() IS
+'Internal: checks the settings async monitors need (55000 with a hint), creates this database''s replication slot when missing, and returns the position and system identifier a new monitor starts from.';
+COMMENT ON FUNCTION tidewatch._monitor_slot_name() IS
+'Internal: the name of this database''s replication slot of async monitors (tidewatch_<database oid>).';
+COMMENT ON FUNCTION tidewatch._monitor_step(bytea,text,jsonb,timestamp with time zone[],double precision[]) IS
+'Internal: advances a monitor''s per-series state by a batch of points and returns the new state, counts and the episodes it opened, extended or closed (times in microseconds since the Unix epoch).';
+COMMENT ON FUNCTION tidewatch._monitor_trigger() IS
+'Internal: the statement trigger of a sync monitor: groups the inserted rows by series (a device''s value columns together) and applies each batch; episodes are visible at commit.';
+COMMENT ON FUNCTION tidewatch._new_name(text,text,boolean,text) IS
+'Internal: the shared check of create functions of named objects: 22023 for an empty name, 42710 when it exists (with the function that drops it).';
+COMMENT ON FUNCTION tidewatch._not_found(text,text,boolean,text) IS
+'Internal: the shared answer of drop functions for a missing object: false when if_exists, else 42704 saying where to list them.';
+COMMENT ON FUNCTION tidewatch._peer_outliers(integer,integer,double precision[],text,double precision) IS
+'Internal: peer outliers over a series x bucket grid (row-major values, NULL = missing bucket) with augurs-outlier''s MAD or DBSCAN detector (peer_outliers).';
+COMMENT ON FUNCTION tidewatch._pg_us(bigint) IS
+'Internal: microseconds since 2000-01-01 (PostgreSQL''s epoch, as the Rust side reports times) to timestamptz.';
+COMMENT ON FUNCTION tidewatch._poisson_burst(bigint,double precision) IS
+'Internal: the upper tail P(X >= k) of a Poisson law at mu, and the largest count still normal at the 1e-4 level (log error bursts).';
+COMMENT ON AGGREGATE tidewatch._profile_agg(text,boolean) IS
+'Internal: the reference profile of a categorical column (its exact counts) that save_reference stores; parallel safe.';
+COMMENT ON AGGREGATE tidewatch._profile_agg(double precision,boolean) IS
+'Internal: the reference profile of a numeric column (exact values, or a sketch with documented error when large) that save_reference stores; parallel safe.';
+COMMENT ON FUNCTION tidewatch._profile_cat_final(bytea) IS
+'Internal: the final function (turns the state into the result) of tidewatch._profile_agg.';
+COMMENT ON FUNCTION tidewatch._profile_is_exact(bytea) IS
+'Internal: whether a saved profile holds the exact values (else a sketch with documented error).';
+COMMENT ON FUNCTION tidewatch._profile_num_final(bytea) IS
+'Internal: the final function (turns the state into the result) of tidewatch._profile_agg.';
+COMMENT ON FUNCTION tidewatch._regression_quality_combine(bytea,bytea) IS
+'Internal: the combine function (merges two partial states: parallel workers, Citus workers) of tidewatch.regression_quality.';
+COMMENT ON FUNCTION tidewatch._regression_quality_final(bytea) IS
+'Internal: the final function (turns the state into the result) of tidewatch.regression_quality.';
+COMMENT ON FUNCTION tidewatch._regression_quality_step(bytea,double precision,double precision) IS
+'Internal: the transition function (adds one row to the state) of tidewatch.regression_quality.';
+COMMENT ON FUNCTION tidewatch._series_columns(regclass,name,name[]) IS
+'Internal: checks a value column (numeric) and series columns of relation and returns the expression of the series labels as jsonb.';
+COMMENT ON FUNCTION tidewatch._time_column(regclass,name) IS
+'Internal: the time column to use: the given one (checked) or the hypertable''s; 22023 with a hint for a plain table without one.';
+COMMENT ON AGGREGATE tidewatch._train_agg(timestamp with time zone,double precision,text,jsonb) IS
+'Internal: trains a per-series detector on the rows of one series (train_detector); parallel safe, with combine, serialize and deserialize functions.';
+COMMENT ON FUNCTION tidewatch._train_final(internal) IS
+'Internal: the final function (turns the state into the result) of tidewatch._train_agg.';
+COMMENT ON FUNCTION tidewatch._train_log_classifier(text,regclass,text,text) IS
+'Internal: trains the learned fallback classifier from the (message, label) rows of relation where both are not NULL; returns the number of examples (train_log_classifier).';
+COMMENT ON FUNCTION tidewatch._us(jsonb) IS
+'Internal: microseconds since the Unix epoch (as the Rust side reports times) to timestamptz, exactly.';
+COMMENT ON FUNCTION tidewatch._wal_system() IS
+'Internal: this cluster''s system identifier (pg_control_system() is not for every role).';
