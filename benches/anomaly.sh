@@ -28,9 +28,8 @@ PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postg
 PER=$((ROWS / SERIES))
 
 say "generating $ROWS rows ($SERIES series x $PER points)"
+fresh_extension "${PSQL[@]}"
 "${PSQL[@]}" <<SQL
-DROP EXTENSION IF EXISTS tidewatch CASCADE;
-CREATE EXTENSION tidewatch;
 DROP TABLE IF EXISTS metrics, live_plain, live_mon, live_async;
 CREATE TABLE metrics (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
 SELECT tidewatch.create_hypertable('metrics', 'ts', interval '7 days');

@@ -21,9 +21,8 @@ cluster_start "$DIR" "$PORT" "postgres"
 trap 'cluster_stop "$DIR"' EXIT
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT" -U postgres -d postgres)
 
+fresh_extension "${PSQL[@]}"
 "${PSQL[@]}" <<'SQL'
-DROP EXTENSION IF EXISTS tidewatch CASCADE;
-CREATE EXTENSION tidewatch;
 SELECT setseed(0.42);
 DROP TABLE IF EXISTS d1, d10;
 -- Normal samples by Box–Muller from random().

@@ -27,9 +27,8 @@ ms() {
 
 DATA="$DIR/rows.csv"
 FAR="$DIR/rows_far.csv"
+fresh_extension "${PSQL[@]}"
 "${PSQL[@]}" <<SQL
-DROP EXTENSION IF EXISTS tidewatch CASCADE;
-CREATE EXTENSION tidewatch;
 -- The data: now() .. now() + 3.5 days, 1000 series, inside the chunks create_hypertable premakes.
 CREATE TEMP TABLE src AS
 SELECT tidewatch.time_bucket('1 day', now()) + (i * (302400000000 / $ROWS)) * interval '1 microsecond' AS ts,

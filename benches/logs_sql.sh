@@ -54,9 +54,8 @@ for i in range(rows):
 fi
 chown postgres "$LINES" 2>/dev/null || true
 
+fresh_extension "${PSQL[@]}"
 "${PSQL[@]}" <<SQL
-DROP EXTENSION IF EXISTS tidewatch CASCADE;
-CREATE EXTENSION tidewatch;
 DROP TABLE IF EXISTS loglines, logs_src, live_plain, live_mon, live_floor, live_async;
 CREATE TABLE loglines (message text);
 COPY loglines FROM '$LINES';

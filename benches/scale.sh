@@ -31,9 +31,8 @@ if [ "${TIDEWATCH_BENCH_REUSE:-}" = 1 ] && [ "$("${PSQL[@]}" -At -c "SELECT coun
     say "reusing the $ROWS rows loaded before (TIDEWATCH_BENCH_REUSE=1)"
 else
 say "generating $ROWS rows ($SERIES series x $PER points), twice"
+fresh_extension "${PSQL[@]}"
 "${PSQL[@]}" <<SQL
-DROP EXTENSION IF EXISTS tidewatch CASCADE;
-CREATE EXTENSION tidewatch;
 DROP TABLE IF EXISTS m_time, m_space;
 CREATE TABLE m_time (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
 SELECT tidewatch.create_hypertable('m_time', 'ts', interval '7 days');
