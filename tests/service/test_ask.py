@@ -562,6 +562,9 @@ class Ask(unittest.TestCase):
             url = svc.url + "/?" + urllib.parse.urlencode({"q": q})
             with tempfile.TemporaryDirectory() as home:
                 args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        # No network here: no background connections, updates or sync.
+                        "--disable-quic", "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync",
                         f"--user-data-dir={home}", "--virtual-time-budget=20000", "--window-size=1200,760"]
                 proc = subprocess.run(args + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
                 self.assertEqual(proc.returncode, 0, proc.stderr[-2000:])
