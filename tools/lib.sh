@@ -15,17 +15,23 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+# The Debian packages named ($@) that are not installed yet, installed; a status other than 0
+# when apt could not.
+apt_install() {
+    local need=() p
+    for p in "$@"; do
+        # (dpkg -s also succeeds for a package removed with its configuration files left.)
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || need+=("$p")
+    done
+    [ ${#need[@]} -gt 0 ] || return 0
+    say "installing ${need[*]}"
+    as_root apt-get update -qq &&
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+}
+
 # apt packages, cargo-pgrx and `cargo pgrx init`, each only when missing.
 ensure_deps() {
-    local need=() p
-    for p in postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo; do
-        dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
-    done
-    if [ ${#need[@]} -gt 0 ]; then
-        say "installing ${need[*]}"
-        as_root apt-get update -qq
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    fi
+    apt_install postgresql-15 postgresql-server-dev-15 libclang-dev clang pkg-config sudo
     if ! cargo pgrx --version 2>/dev/null | grep -q "$PGRX_VERSION"; then
         say "installing cargo-pgrx $PGRX_VERSION (about 7 minutes)"
         cargo install cargo-pgrx --version "$PGRX_VERSION" --locked

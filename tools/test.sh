@@ -49,11 +49,8 @@ stage() {
 ensure_deps
 # The assistant's page is tested in headless Chromium (Debian's package, for the tests only; the
 # demo does not need it). Without it that one test skips, saying so.
-if ! command -v chromium >/dev/null; then
-    say "installing chromium (the assistant page's browser test)"
-    { as_root apt-get update -qq && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
-        say "chromium could not be installed: the page test will skip"
-fi
+command -v chromium >/dev/null || apt_install chromium ||
+    say "chromium could not be installed: the page test will skip"
 
 stage "crate tests" cargo test --workspace --exclude tidewatch -j 2
 stage "doc-test runner unit tests" python3 -m unittest discover -s tools/doctest -p 'test_*.py'
