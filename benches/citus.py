@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROWS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 SERIES = int(sys.argv[2]) if len(sys.argv) > 2 else 100
 REPEATS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-PORT = int(os.environ.get("TIDEWATCH_CITUS_PORT", "55460"))
+PORT = int(os.environ.get("TIDEWATCH_CITUS_PORT", "25460"))
 DIR = os.path.join(os.environ.get("TIDEWATCH_BENCH_DIR", "/var/tmp/tidewatch-bench-citus"), "citus")
 DB = "tidewatch_citus_bench"
 COORD = f"host=127.0.0.1 port={PORT} user=postgres"

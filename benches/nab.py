@@ -7,7 +7,7 @@ Loads every series listed in ../shared/data/nab/labels/combined_windows.json int
 which only sees the rows before and at the current one, writes NAB results files
 (`OUT/<category>/<file>.csv` with timestamp,anomaly_score) and runs ../shared/tools/nab_score.py.
 
-    python3 benches/nab.py --dsn "host=127.0.0.1 port=55443 user=postgres" [--method auto] [--out DIR]
+    python3 benches/nab.py --dsn "host=127.0.0.1 port=25443 user=postgres" [--method auto] [--out DIR]
 
 Prints the scorer's output and a last line `nab standard=S low_fp=F low_fn=N`. Exits 77 (skip)
 when the data or the scorer is absent. One configuration for every file: no per-file tuning.

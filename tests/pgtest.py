@@ -60,7 +60,7 @@ class SpareCluster:
     def __init__(self, name, pgbin=None):
         base = os.environ.get("TIDEWATCH_TEST_DIR", "/var/tmp/tidewatch-test")
         self.dir = os.path.join(base, f"spare-{name}")
-        self.port = int(os.environ.get("TIDEWATCH_SPARE_PORT", "55451"))
+        self.port = int(os.environ.get("TIDEWATCH_SPARE_PORT", "25451"))
         self.dsn = f"host=127.0.0.1 port={self.port} user=postgres"
         self.pgbin = pgbin or os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin")
 

@@ -18,7 +18,7 @@ import unittest
 from pgtest import REPO, psql, psql_script, wait_for
 
 TEST_DIR = os.environ.get("TIDEWATCH_TEST_DIR", "/var/tmp/tidewatch-test")
-PORT = int(os.environ.get("TIDEWATCH_CITUS_PORT", "55460"))
+PORT = int(os.environ.get("TIDEWATCH_CITUS_PORT", "25460"))
 DB = "tidewatch_citus"
 DIR = os.path.join(TEST_DIR, "citus")
 COORD = f"host=127.0.0.1 port={PORT} user=postgres"

@@ -5,7 +5,7 @@
 #   3. the extension's #[pg_test]s (cargo pgrx test pg15)
 #   4. docs/*.md: every ```sql block executed against the installed extension
 #   5. tests/: integration tests against a real cluster (scheduler, concurrency, COPY), and
-#      test_citus.py: a Citus coordinator and two workers on TIDEWATCH_CITUS_PORT (55460) and the
+#      test_citus.py: a Citus coordinator and two workers on TIDEWATCH_CITUS_PORT (25460) and the
 #      next two ports, Citus built once into the private PostgreSQL copy by ../shared/citus/install.sh
 #   6. tests/service/: the HTTP service's binary against the same cluster (ingest, queries,
 #      bad input, limits, a cluster restart during ingest, SIGTERM, CLI, docs/service.md's curls)
@@ -17,7 +17,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO"
 
 TEST_DIR=${TIDEWATCH_TEST_DIR:-/var/tmp/tidewatch-test}
-TEST_PORT=${TIDEWATCH_TEST_PORT:-55443}
+# The test clusters listen below the kernel's ephemeral port range (32768-60999), where no
+# client socket of another connection can hold their ports: 25443 here, 25451 (tests/pgtest.py),
+# 25460-25462 (Citus).
+TEST_PORT=${TIDEWATCH_TEST_PORT:-25443}
 passed=0 failed=0 stage_failed=()
 LOG=$(mktemp -d)
 

@@ -316,8 +316,9 @@ def restart_cluster():
     seen = os.path.getsize(log) if os.path.exists(log) else 0
     cmd = as_postgres + [os.path.join(PGBIN, "pg_ctl"), "-D", data, "-m", "fast", "-w", "-t", "60", "restart", "-l", log]
     done = subprocess.run(cmd, capture_output=True, timeout=120)
-    # The test port lies in the kernel's ephemeral range: a client socket can hold it for a
-    # moment after the shutdown ("Address already in use"); start again, as tools/lib.sh does.
+    # A port of the kernel's ephemeral range (TIDEWATCH_TEST_PORT may be set to one) can be held
+    # by a client socket for a moment ("Address already in use"); start again, as tools/lib.sh
+    # does.
     for _ in range(4):
         if done.returncode == 0:
             return
