@@ -5,14 +5,14 @@
 # Results go into benches/RESULTS.md by hand.
 # Usage: bash benches/alerts.sh [REQUESTS] [SERIES]   (defaults 200 and 400)
 # Environment: TIDEWATCH_BENCH_DIR (default /var/tmp/tidewatch-alerts-bench), TIDEWATCH_BENCH_PORT
-# (cluster port, default 55446), TIDEWATCH_BENCH_PG (the private PostgreSQL copy, default
+# (cluster port, default 25446), TIDEWATCH_BENCH_PG (the private PostgreSQL copy, default
 # $TIDEWATCH_BENCH_DIR/pg; never the copy a running cluster uses: installing into it can crash
 # that cluster with SIGBUS), TIDEWATCH_BENCH_EXTENSION=release|debug (default release; the
 # notification path is SQL and the service, so a debug extension changes little).
 set -eo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
 DIR=${TIDEWATCH_BENCH_DIR:-/var/tmp/tidewatch-alerts-bench}
-PORT=${TIDEWATCH_BENCH_PORT:-55446}
+PORT=${TIDEWATCH_BENCH_PORT:-25446}
 PG=${TIDEWATCH_BENCH_PG:-$DIR/pg}
 EXT=${TIDEWATCH_BENCH_EXTENSION:-release}
 

@@ -17,7 +17,7 @@ SERIES=${2:-1000}
 REPEATS=${3:-3}
 COPY_ROWS=${4:-1000000}
 DIR=${TIDEWATCH_BENCH_DIR:-/var/tmp/tidewatch-bench}
-PORT=${TIDEWATCH_BENCH_PORT:-55444}
+PORT=${TIDEWATCH_BENCH_PORT:-25444}
 PEER="$REPO/../shared/peers/anomaly_pandas_peer.py"
 
 ensure_deps

@@ -12,7 +12,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
 REPEATS=${1:-3}
 DIR=${TIDEWATCH_BENCH_DIR:-/var/tmp/tidewatch-bench}
-PORT=${TIDEWATCH_BENCH_PORT:-55444}
+PORT=${TIDEWATCH_BENCH_PORT:-25444}
 PEER="$REPO/../shared/peers/drift_evidently_peer.py"
 
 ensure_deps

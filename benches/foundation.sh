@@ -12,7 +12,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
 ROWS=${1:-10000000}
 REPEATS=${2:-3}
 DIR=${TIDEWATCH_BENCH_DIR:-/var/tmp/tidewatch-bench}
-PORT=${TIDEWATCH_BENCH_PORT:-55444}
+PORT=${TIDEWATCH_BENCH_PORT:-25444}
 
 ensure_deps
 install_extension --release

@@ -16,7 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../tools/lib.sh"
 ROWS=${1:-1000000}
 REPEATS=${2:-3}
 DIR=${TIDEWATCH_BENCH_DIR:-/var/tmp/tidewatch-bench}
-PORT=${TIDEWATCH_BENCH_PORT:-55444}
+PORT=${TIDEWATCH_BENCH_PORT:-25444}
 DATA=${LOGHUB_DATA:-$REPO/../shared/data/loghub-2k}
 
 ensure_deps

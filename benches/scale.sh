@@ -16,7 +16,7 @@ SERIES=${2:-1000}
 REPEATS=${3:-3}
 PARTS=${4:-4}
 DIR=${TIDEWATCH_BENCH_DIR:-/var/tmp/tidewatch-bench-scale}
-PORT=${TIDEWATCH_BENCH_PORT:-55445}
+PORT=${TIDEWATCH_BENCH_PORT:-25445}
 
 ensure_deps
 use_private_pg "$DIR/pg"

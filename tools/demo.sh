@@ -7,19 +7,19 @@
 #                                  build and no cluster of its own; the generator is
 #                                  $TIDEWATCH_SAMPLE_BIN (the caller builds it); TIDEWATCH_DEMO_HOST
 #                                  (default 127.0.0.1) and PGPASSWORD reach a server elsewhere
-# Environment: TIDEWATCH_DEMO_DIR (default /var/tmp/tidewatch-demo), TIDEWATCH_DEMO_PORT (55442),
-# TIDEWATCH_DEMO_SERVICE_PORT (55446, the HTTP service; not in load mode),
-# TIDEWATCH_DEMO_RECEIVER_PORT (55447, the local receiver notifications are delivered to in step 14),
+# Environment: TIDEWATCH_DEMO_DIR (default /var/tmp/tidewatch-demo), TIDEWATCH_DEMO_PORT (25442),
+# TIDEWATCH_DEMO_SERVICE_PORT (25446, the HTTP service; not in load mode),
+# TIDEWATCH_DEMO_RECEIVER_PORT (25447, the local receiver notifications are delivered to in step 14),
 # TIDEWATCH_DEMO_DAYS (14 days of telemetry), TIDEWATCH_DEMO_STEP (30 s between samples),
 # TIDEWATCH_READER_PASSWORD (password of the read-only role tidewatch_reader that Grafana uses;
 # default tidewatch_reader).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DIR=${TIDEWATCH_DEMO_DIR:-/var/tmp/tidewatch-demo}
-PORT=${TIDEWATCH_DEMO_PORT:-55442}
+PORT=${TIDEWATCH_DEMO_PORT:-25442}
 DAYS=${TIDEWATCH_DEMO_DAYS:-14}
 STEP=${TIDEWATCH_DEMO_STEP:-30}
-SVC_PORT=${TIDEWATCH_DEMO_SERVICE_PORT:-55446}
-RECV_PORT=${TIDEWATCH_DEMO_RECEIVER_PORT:-55447}
+SVC_PORT=${TIDEWATCH_DEMO_SERVICE_PORT:-25446}
+RECV_PORT=${TIDEWATCH_DEMO_RECEIVER_PORT:-25447}
 DB=tidewatch_demo
 MODE=${1:-}
 

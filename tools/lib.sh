@@ -145,9 +145,9 @@ CONF
         fi
         # A client socket can hold a port of the kernel's ephemeral range (32768-60999) for as
         # long as its connection lives ("Address already in use"; CI lost the Citus cluster to
-        # it once at 55462). The test clusters' ports lie below that range for this reason; for
-        # ports inside it (the demo's, the benches'), wait and try again. Any other failure is
-        # final.
+        # it once at 55462). The default ports of the tests, the demo and the benches lie below
+        # that range for this reason; for a port set inside it, wait and try again. Any other
+        # failure is final.
         local since
         since=$(tail -n +"$((seen + 1))" "$dir/server.log" 2>/dev/null || true)
         [[ $since == *"Address already in use"* ]] || return 1
