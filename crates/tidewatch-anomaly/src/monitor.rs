@@ -79,6 +79,13 @@ impl Episode {
             self.expected = s.expected;
             self.lower = s.lower;
             self.upper = s.upper;
+            // A spike whose largest excursion turns out below the band is a dip, and the other
+            // way round: the episode's direction is its peak's (other kinds keep theirs).
+            self.kind = match self.kind {
+                Kind::Spike if s.sigma < 0.0 => Kind::Dip,
+                Kind::Dip if s.sigma > 0.0 => Kind::Spike,
+                k => k,
+            };
         }
     }
 
@@ -387,6 +394,70 @@ mod tests {
         assert_eq!(spikes.len(), 1, "{:?}", out.episodes);
         assert_eq!(spikes[0].started_at, 1500 * 60_000_000);
         assert_eq!(spikes[0].peak_value, 30.0);
+    }
+
+    fn verdict(sigma: f64, anomaly: bool, kind: Option<Kind>) -> Scored {
+        Scored {
+            expected: 10.0,
+            lower: 9.0,
+            upper: 11.0,
+            score: if anomaly { 0.9 } else { 0.0 },
+            sigma,
+            is_anomaly: anomaly,
+            outside: sigma.abs() >= 3.0,
+            kind,
+        }
+    }
+
+    #[test]
+    fn an_episode_is_a_spike_or_a_dip_by_its_peak() {
+        // (sigma, alarm, kind) per point: an excursion that opens upwards (+4σ) and peaks
+        // downwards (−13σ) is a dip; one that opens downwards and peaks upwards a spike; a level
+        // shift keeps its kind whichever way its peak goes. The truth is the sign of the
+        // largest |σ| of each episode, read off the input by hand.
+        let runs: [(&[(f64, bool, Option<Kind>)], Kind); 3] = [
+            (
+                &[
+                    (4.0, true, Some(Kind::Spike)),
+                    (5.0, false, Some(Kind::Spike)),
+                    (-13.0, true, Some(Kind::Dip)),
+                    (-4.0, false, Some(Kind::Dip)),
+                ],
+                Kind::Dip,
+            ),
+            (
+                &[
+                    (-6.0, true, Some(Kind::Dip)),
+                    (9.0, true, Some(Kind::Spike)),
+                ],
+                Kind::Spike,
+            ),
+            (
+                &[
+                    (5.0, true, Some(Kind::LevelShift)),
+                    (-8.0, false, Some(Kind::Dip)),
+                ],
+                Kind::LevelShift,
+            ),
+        ];
+        for (run, want) in runs {
+            let mut t = Tracker::default();
+            let pts: Vec<(i64, Scored)> = run
+                .iter()
+                .enumerate()
+                .map(|(i, &(z, a, k))| (i as i64, verdict(z, a, k)))
+                .chain((0..3).map(|i| (100 + i, verdict(0.0, false, None))))
+                .collect();
+            let out = t.step(pts, |_, s, _| Some((s.expected + s.sigma, *s)));
+            assert_eq!(out.episodes.len(), 1, "{:?}", out.episodes);
+            let e = &out.episodes[0];
+            assert_eq!(e.kind, want, "{run:?}");
+            let peak = run
+                .iter()
+                .map(|r| r.0)
+                .fold(0.0f64, |m, z| if z.abs() > m.abs() { z } else { m });
+            assert_eq!(e.sigma, peak, "{run:?}");
+        }
     }
 
     #[test]
