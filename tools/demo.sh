@@ -152,7 +152,7 @@ FROM tidewatch.mine_logs('etl_log', 'message') ORDER BY lines DESC LIMIT 5;
 CREATE TABLE etl_live (ts timestamptz NOT NULL, message text, template_id bigint, category text);
 SELECT tidewatch.create_hypertable('etl_live', 'ts') \g /dev/null
 SELECT tidewatch.log_monitor('etl_live', 'etl_live', 'message') AS log_monitor;
-INSERT INTO etl_live (ts, message) SELECT ts, message FROM etl_log WHERE ts > now() - interval '1 day';
+INSERT INTO etl_live (ts, message) SELECT ts, message FROM etl_log WHERE ts > now() - interval '1 day' AND ts <= now();
 SELECT category, count(*) AS lines, count(DISTINCT template_id) AS templates
 FROM etl_live GROUP BY 1 ORDER BY 2 DESC;
 SQL
@@ -161,7 +161,7 @@ tour "9. Anomaly detection in batch: the strongest anomalies of SCH.M1..M3 over 
 SELECT series ->> 'satellite' AS satellite, series ->> 'metric' AS metric, ts,
        round(value::numeric, 3) AS value, round(expected::numeric, 3) AS expected, round(score::numeric, 2) AS score
 FROM tidewatch.detect_anomalies('telemetry', 'value', '{satellite,metric}',
-                                start => now() - interval '2 days', anomalies_only => true)
+                                start => now() - interval '2 days', finish => now(), anomalies_only => true)
 WHERE series ->> 'metric' IN ('SCH.M1', 'SCH.M2', 'SCH.M3')
 ORDER BY score DESC, ts LIMIT 10;"
 
@@ -189,7 +189,7 @@ INSERT INTO live_sat2 SELECT ts, metric, value FROM telemetry
 WHERE satellite = 'SAT2' AND metric IN ('SCH.M1', 'SCH.M4') AND ts >= now() - interval '6 hours' AND ts < now() - interval '1 hour';
 INSERT INTO live_sat2 SELECT ts, metric, value + CASE WHEN ts = (SELECT min(ts) FROM telemetry WHERE ts >= now() - interval '30 minutes')
                                                    AND metric = 'SCH.M1' THEN 25 ELSE 0 END
-FROM telemetry WHERE satellite = 'SAT2' AND metric IN ('SCH.M1', 'SCH.M4') AND ts >= now() - interval '1 hour';
+FROM telemetry WHERE satellite = 'SAT2' AND metric IN ('SCH.M1', 'SCH.M4') AND ts >= now() - interval '1 hour' AND ts <= now();
 SELECT tidewatch.record_event('log_burst', 'ETL: burst of connection timeouts', now() - interval '31 minutes', 'etl_log', '{}');
 SELECT id, series ->> 'metric' AS metric, started_at::timestamp(0), ended_at::timestamp(0),
        round(peak_value::numeric, 3) AS peak, severity, kind
