@@ -415,7 +415,8 @@ mod tests {
         // downwards (−13σ) is a dip; one that opens downwards and peaks upwards a spike; a level
         // shift keeps its kind whichever way its peak goes. The truth is the sign of the
         // largest |σ| of each episode, read off the input by hand.
-        let runs: [(&[(f64, bool, Option<Kind>)], Kind); 3] = [
+        type Point = (f64, bool, Option<Kind>);
+        let runs: [(&[Point], Kind); 3] = [
             (
                 &[
                     (4.0, true, Some(Kind::Spike)),
