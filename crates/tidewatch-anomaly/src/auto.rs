@@ -23,7 +23,9 @@
 //! of past points at least as deviant (a long, decayed memory, so a deviation the series makes
 //! regularly is not rare), and beyond anything seen a Generalized Pareto tail learned with
 //! winsorised values (SPOT, Siffer et al. 2017), so past anomalies cannot desensitise it without
-//! bound and normal history never does. The evidence of a point is S = −log10(min_i p_i · m)
+//! bound and normal history never does. The range feature has no rarity memory (an exceedance
+//! moves the range, so it does not recur at a rate): its tail is the parametric one alone. The
+//! evidence of a point is S = −log10(min_i p_i · m)
 //! (Bonferroni over the m features).
 //!
 //! Emission ([`Emitter`]): the HTM anomaly likelihood (Ahmad, Lavin, Purdy & Agha 2017, "Unsupervised
@@ -280,6 +282,9 @@ impl EwRobust {
 /// log10(5): the Bonferroni factor of the five features.
 const LOG10_M: f64 = 0.698_970_004_336_018_8;
 
+/// Index of the range feature among the five (see the module documentation).
+const RANGE: usize = 3;
+
 /// Longest short mean (`AutoConfig::short` and `lik_short` are clamped to it).
 const SHORT_MAX: usize = 8;
 
@@ -381,7 +386,12 @@ impl Features {
         let mut best = 0.0f64;
         let mut arg = 0;
         for (i, f) in fs.iter().enumerate() {
-            let l = -self.tails.log10_sf(i, *f);
+            // The range feature's tail is the parametric one alone: an exceedance moves the
+            // range, so it does not recur at a rate, and in the rarity memory the first move of
+            // a series that had been constant (a scale near zero: an enormous z) capped every
+            // later exceedance's evidence at log10 of the points seen (MSL M-6: a jump to 130
+            // times the range ever seen scored 0.48; benches/RESULTS.md).
+            let l = -self.tails.log10_sf_with(i, *f, i != RANGE);
             if l > best {
                 best = l;
                 arg = i;

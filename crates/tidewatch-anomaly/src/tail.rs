@@ -6,7 +6,8 @@
 //!   (log-linear within a bin). A deviation seen before at some rate keeps that rate (a regular
 //!   spike, a pulse train, a heavy tail), whatever the parametric fit says; a deviation larger
 //!   than any seen has no count and falls to the parametric tail. The counts come from every
-//!   point, so normal history never makes a given deviation less rare.
+//!   point, so normal history never makes a given deviation less rare. A caller may leave the
+//!   memory out for a feature that does not recur at a rate ([`GpdTails::log10_sf_with`]).
 //! - **parametric tail**: peaks over threshold with a Generalized Pareto tail, as in SPOT
 //!   (Siffer, Fouque, Termier & Largouët, "Anomaly Detection in Streams with Extreme Value
 //!   Theory", KDD 2017): above `u` the excess `f - u` is modelled as GPD(γ, σ), fitted by the
@@ -225,6 +226,16 @@ impl GpdTails {
     /// log10 of P(F > f) for feature `i`; 0 for f <= u.
     #[inline(always)]
     pub fn log10_sf(&self, i: usize, f: f64) -> f64 {
+        self.log10_sf_with(i, f, true)
+    }
+
+    /// [`GpdTails::log10_sf`], reading the rarity memory only when `rarity` is true: a feature
+    /// that by construction does not repeat a value at a rate (how far a value goes beyond the
+    /// range seen, which then moves the range) has no rate to remember, and one past occurrence
+    /// in the memory would cap the evidence of every later one, however large, at log10 of the
+    /// count of points.
+    #[inline(always)]
+    pub fn log10_sf_with(&self, i: usize, f: f64, rarity: bool) -> f64 {
         if f.is_nan() || f <= self.u {
             return 0.0;
         }
@@ -245,15 +256,16 @@ impl GpdTails {
             }
         };
         let gpd = (self.rate(e).ln() + ln_tail) / std::f64::consts::LN_10;
+        if !rarity {
+            return gpd.clamp(-50.0, 0.0);
+        }
         fmax(gpd, self.log10_rarity(i, f)).clamp(-50.0, 0.0)
     }
 
     /// The parametric part of [`GpdTails::log10_sf`] alone.
     #[cfg(test)]
     fn log10_sf_gpd(&self, i: usize, f: f64) -> f64 {
-        let mut t = self.clone();
-        t.hist = Default::default();
-        t.log10_sf(i, f)
+        self.log10_sf_with(i, f, false)
     }
 
     /// log10 of the decayed share of past points of feature `i` at or above `f` (> u); −∞ when

@@ -90,3 +90,42 @@ fn a_9_sigma_spike_is_flagged_after_an_hour_a_day_and_thirty_days() {
     }
     assert!(missed.is_empty(), "{missed:#?}");
 }
+
+/// One earlier departure must not cap the evidence of every later one. A series constant for
+/// its first 2,500 points (a training split of stored telemetry, as NASA's MSL M-6), then
+/// switching between a few levels inside [−1, 1.95], then jumping to a value 87 times that span
+/// beyond anything seen: the jump is flagged. The first departure from the constant is measured
+/// against a collapsed scale (an enormous number of sigmas); a tail that counted it as a rate
+/// judged every later exceedance of the range "seen once in 3,000 points" however far it went
+/// (M-6's jump to 258 scored 0.48). Oracle: the construction (the jump is the only value outside
+/// [−1, 1.95]).
+#[test]
+fn a_jump_far_beyond_the_range_is_flagged_after_a_first_departure() {
+    let ts = |i: usize| 1_767_225_600_000_000 + i as i64 * 60_000_000;
+    for (levels, dwell) in [
+        (&[1.0, 1.38, 1.95][..], 300usize),
+        (&[1.95, 1.0][..], 200),
+        (&[0.5, 1.95, 1.38, 1.0][..], 150),
+    ] {
+        let mut m = Model::new("auto", &serde_json::json!({})).expect("auto");
+        let mut i = 0;
+        let mut feed = |m: &mut Model, v: f64, n: usize| {
+            let mut flagged = false;
+            for _ in 0..n {
+                flagged |= m.update(ts(i), v).is_anomaly;
+                i += 1;
+            }
+            flagged
+        };
+        feed(&mut m, -1.0, 2_500);
+        for &l in levels {
+            feed(&mut m, l, dwell);
+        }
+        let far = 1.95 + 87.0 * 2.95;
+        let hit = feed(&mut m, far, 2);
+        assert!(
+            hit,
+            "levels {levels:?} dwelling {dwell}: a jump to {far} was not flagged"
+        );
+    }
+}

@@ -5,7 +5,9 @@
 //! ```text
 //! cargo run --release -p tidewatch-anomaly --example eval -- all [CONFIG_JSON]
 //! cargo run --release -p tidewatch-anomaly --example eval -- select GRID_JSON
-//! # EVAL_DEVICE=1: an SMD machine judged by MultiAuto; EVAL_BONFERRONI=1: its sensors OR-ed with
+//! # EVAL_DEVICE=1: an SMD machine judged by MultiAuto (in `select`, flagged at a candidate's
+//! # threshold less the product's offset between the series and the device defaults, 0.5 and
+//! # 0.4); EVAL_BONFERRONI=1: its sensors OR-ed with
 //! # the largest evidence less log10 N; EVAL_THREADS (2), EVAL_TOP (15): workers, lines printed
 //! cargo run --release -p tidewatch-anomaly --example eval -- write nab|msl|smd OUT [CONFIG_JSON]
 //! ```

@@ -124,6 +124,14 @@ fn evaluate(
     thr: &[f64],
 ) -> Result<Res, String> {
     let mut res = Res::default();
+    // Devices (EVAL_DEVICE) are flagged at the product's device threshold: a candidate threshold
+    // t is t for series and t less the product's offset between the two defaults for devices.
+    let device_shift = if std::env::var_os("EVAL_DEVICE").is_some() {
+        tidewatch_anomaly::auto::AutoConfig::default().threshold
+            - tidewatch_anomaly::device::DEVICE_THRESHOLD
+    } else {
+        0.0
+    };
     for (name, set, groups) in sets {
         let outs = run_all(set, cfg)?;
         if *name == "nab" {
@@ -137,6 +145,7 @@ fn evaluate(
             .map(|(s, o)| {
                 thr.iter()
                     .map(|&t| {
+                        let t = if *name == "smd" { t - device_shift } else { t };
                         let flags: Vec<bool> =
                             o.score[s.test_from..].iter().map(|&x| x >= t).collect();
                         events(&flags, &s.ranges)
