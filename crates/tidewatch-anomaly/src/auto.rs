@@ -24,8 +24,9 @@
 //! regularly is not rare), and beyond anything seen a Generalized Pareto tail learned with
 //! winsorised values (SPOT, Siffer et al. 2017), so past anomalies cannot desensitise it without
 //! bound and normal history never does. The range feature has no rarity memory (an exceedance
-//! moves the range, so it does not recur at a rate): its tail is the parametric one alone. The
-//! evidence of a point is S = −log10(min_i p_i · m)
+//! moves the range, so it recurs only where the range has decayed between repeats, and its size
+//! is counted in a scale that collapses between the moves of a piecewise-constant series): its
+//! tail is the parametric one alone. The evidence of a point is S = −log10(min_i p_i · m)
 //! (Bonferroni over the m features).
 //!
 //! Emission ([`Emitter`]): the HTM anomaly likelihood (Ahmad, Lavin, Purdy & Agha 2017, "Unsupervised
@@ -387,10 +388,11 @@ impl Features {
         let mut arg = 0;
         for (i, f) in fs.iter().enumerate() {
             // The range feature's tail is the parametric one alone: an exceedance moves the
-            // range, so it does not recur at a rate, and in the rarity memory the first move of
-            // a series that had been constant (a scale near zero: an enormous z) capped every
-            // later exceedance's evidence at log10 of the points seen (MSL M-6: a jump to 130
-            // times the range ever seen scored 0.48; benches/RESULTS.md).
+            // range, so it seldom recurs, and in the rarity memory the first moves of a series
+            // that had been constant (a scale near zero: an enormous z) capped every later
+            // exceedance's evidence at log10 of the points seen (MSL M-6: a jump to 130 times
+            // the range ever seen scored 0.48). Spike trains whose range decays between spikes
+            // lose a little (benches/RESULTS.md).
             let l = -self.tails.log10_sf_with(i, *f, i != RANGE);
             if l > best {
                 best = l;

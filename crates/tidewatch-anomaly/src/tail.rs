@@ -7,7 +7,7 @@
 //!   spike, a pulse train, a heavy tail), whatever the parametric fit says; a deviation larger
 //!   than any seen has no count and falls to the parametric tail. The counts come from every
 //!   point, so normal history never makes a given deviation less rare. A caller may leave the
-//!   memory out for a feature that does not recur at a rate ([`GpdTails::log10_sf_with`]).
+//!   memory out for a feature that seldom recurs ([`GpdTails::log10_sf_with`]).
 //! - **parametric tail**: peaks over threshold with a Generalized Pareto tail, as in SPOT
 //!   (Siffer, Fouque, Termier & Largouët, "Anomaly Detection in Streams with Extreme Value
 //!   Theory", KDD 2017): above `u` the excess `f - u` is modelled as GPD(γ, σ), fitted by the
@@ -229,11 +229,10 @@ impl GpdTails {
         self.log10_sf_with(i, f, true)
     }
 
-    /// [`GpdTails::log10_sf`], reading the rarity memory only when `rarity` is true: a feature
-    /// that by construction does not repeat a value at a rate (how far a value goes beyond the
-    /// range seen, which then moves the range) has no rate to remember, and one past occurrence
-    /// in the memory would cap the evidence of every later one, however large, at log10 of the
-    /// count of points.
+    /// [`GpdTails::log10_sf`], reading the rarity memory only when `rarity` is true: for a
+    /// feature that seldom recurs (how far a value goes beyond the range seen, which then moves
+    /// the range) a few past occurrences in the memory cap the evidence of every later one,
+    /// however large, at log10 of the count of points.
     #[inline(always)]
     pub fn log10_sf_with(&self, i: usize, f: f64, rarity: bool) -> f64 {
         if f.is_nan() || f <= self.u {
