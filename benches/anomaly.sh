@@ -3,7 +3,9 @@
 #   1. detect_anomalies over ROWS rows x SERIES series in one hypertable, with auto and with the
 #      fastest method (ewma), against the limit `SELECT series_id, avg(value) ... GROUP BY` and
 #      against the pandas peer (../shared/peers/anomaly_pandas_peer.py, rolling MAD).
-#   2. The aggregate form with 0 and with 2 parallel workers.
+#   2. The aggregate form with 0 and with 2 parallel workers; detect_anomalies(anomalies_only) on
+#      a space-partitioned copy of the table (4 hash partitions) with 2 workers, against the
+#      peer and against that table's scan with the same workers.
 #   3. Peak backend RSS (VmHWM) of the detect_anomalies run.
 #   4. COPY of COPY_ROWS rows into a monitored hypertable against the same COPY unmonitored, and
 #      into one with a no-op transition-table trigger (the floor of that design); the same COPY
@@ -38,7 +40,14 @@ INSERT INTO metrics
 SELECT s, timestamptz '2026-01-01' + i * interval '1 minute',
        100 + 10 * sin(i / 229.0) + s % 7 + random() + CASE WHEN i % 2017 = 0 THEN 25 ELSE 0 END
 FROM generate_series(0, $PER - 1) i, generate_series(1, $SERIES) s;
-VACUUM ANALYZE metrics;
+-- The same rows in a hypertable with space partitioning (docs/scale-out.md): every series in one
+-- of 4 hash partitions, so that parallel workers each score whole series.
+DROP TABLE IF EXISTS metrics_space;
+CREATE TABLE metrics_space (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
+SELECT tidewatch.create_hypertable('metrics_space', 'ts', interval '7 days',
+                                   partitioning_column => 'series_id', number_partitions => 4);
+INSERT INTO metrics_space SELECT * FROM metrics;
+VACUUM ANALYZE metrics, metrics_space;
 CREATE TABLE live_plain (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
 SELECT tidewatch.create_hypertable('live_plain', 'ts', interval '7 days');
 CREATE TABLE live_mon (series_id integer NOT NULL, ts timestamptz NOT NULL, value float8);
@@ -62,12 +71,16 @@ rm -f "$DIR"/part_*
 split -l $(( (COPY_ROWS + 99) / 100 )) -d -a 3 "$DIR/copy.csv" "$DIR/part_"
 PARTS=$(ls "$DIR"/part_* | awk '{ printf "COPY live_async FROM \x27%s\x27 WITH (FORMAT csv);\n", $0 }')
 
+PAR2=(-c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0")
+scansp=() onlysp=()
 scan=() auto=() only=() fast=() fastonly=() aggall=() agg0=() agg2=() plain=() mon=() floor=()
 async=() lag=() parts=() partlag=()
 for r in $(seq 1 "$REPEATS"); do
     scan+=("$(psql_ms -c "SELECT series_id, avg(value) FROM metrics GROUP BY series_id" )")
     auto+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}')")")
     only+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")")
+    scansp+=("$(psql_ms "${PAR2[@]}" -c "SELECT series_id, avg(value) FROM metrics_space GROUP BY series_id")")
+    onlysp+=("$(psql_ms "${PAR2[@]}" -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics_space', 'value', '{series_id}', anomalies_only => true)")")
     fast+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma')")")
     fastonly+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma', anomalies_only => true)")")
     aggall+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE p.is_anomaly) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value) AS b FROM metrics GROUP BY series_id) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b) p")")
@@ -99,6 +112,11 @@ ASYNC_N=$("${PSQL[@]}" -At -c "SELECT sum(n) FROM tidewatch.monitor_state WHERE 
 SCAN=$(printf '%s\n' "${scan[@]}" | median)
 AUTO=$(printf '%s\n' "${auto[@]}" | median)
 ONLY=$(printf '%s\n' "${only[@]}" | median)
+SCANSP=$(printf '%s\n' "${scansp[@]}" | median)
+ONLYSP=$(printf '%s\n' "${onlysp[@]}" | median)
+# Like for like: both tables give the same anomalies.
+NONLY=$("${PSQL[@]}" -At -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")
+NONLYSP=$("${PSQL[@]}" -At "${PAR2[@]}" -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics_space', 'value', '{series_id}', anomalies_only => true)")
 FAST=$(printf '%s\n' "${fast[@]}" | median)
 FASTONLY=$(printf '%s\n' "${fastonly[@]}" | median)
 AGGALL=$(printf '%s\n' "${aggall[@]}" | median)
@@ -131,6 +149,8 @@ PEER_RATIO=""
 PEER_ONLY=""
 [ -n "$PEER_S" ] && PEER_RATIO=$(awk -v p="$PEER_S" -v a="$AUTO" 'BEGIN { printf "%.1f", p * 1000 / a }')
 [ -n "$PEER_S" ] && PEER_ONLY=$(awk -v p="$PEER_S" -v a="$ONLY" 'BEGIN { printf "%.1f", p * 1000 / a }')
+PEER_SP=""
+[ -n "$PEER_S" ] && PEER_SP=$(awk -v p="$PEER_S" -v a="$ONLYSP" 'BEGIN { printf "%.1f", p * 1000 / a }')
 
 cat <<MD
 Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows, $SERIES series; medians of $REPEATS runs.
@@ -144,6 +164,8 @@ Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows
 | the aggregate form, auto, every point: \`anomaly_agg\` GROUP BY + \`anomaly_points\` (not materialized) vs the same scan | ${AGGALL} ms | ${SCAN} ms | $(ratio "$AGGALL" "$SCAN") |
 | pandas peer (rolling MAD, fetch + score + write) vs \`detect_anomalies\` auto (≥ 20 wanted) | ${AUTO} ms | ${PEER_S:-n/a} s | ${PEER_RATIO:-n/a}× faster |
 | the same peer vs \`detect_anomalies\` auto, \`anomalies_only => true\` (the peer writes back only anomalies) | ${ONLY} ms | ${PEER_S:-n/a} s | ${PEER_ONLY:-n/a}× faster |
+| the same on a space-partitioned copy of the table (4 hash partitions by series, 2 parallel workers; the peer uses one process): \`anomalies_only => true\` vs the peer | ${ONLYSP} ms | ${PEER_S:-n/a} s | ${PEER_SP:-n/a}× faster |
+| that query vs the scan of the space-partitioned table with the same 2 workers | ${ONLYSP} ms | ${SCANSP} ms | $(ratio "$ONLYSP" "$SCANSP") |
 | \`anomaly_agg\` GROUP BY series, 0 vs 2 parallel workers (plan has $PLAN2 partial node(s)) | ${AGG2} ms (2 workers) | ${AGG0} ms (0 workers) | $(ratio "$AGG0" "$AGG2")× speed-up |
 | COPY $COPY_ROWS rows, monitored vs unmonitored hypertable (throughput ≥ 0.7 wanted) | ${MON} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$MON") throughput |
 | the floor: COPY into a hypertable whose only trigger is a no-op statement trigger with a transition table | ${FLOOR} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$FLOOR") throughput |
@@ -151,6 +173,7 @@ Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows
 | async lag: from that COPY's commit until its $COPY_ROWS rows are scored (\`monitor_wait()\`) | ${LAG} ms | | |
 | the same rows as 100 COPYs back to back into the async-monitored hypertable; lag after the last commit | ${PARTS_MS} ms; lag ${PARTLAG} ms | ${PLAIN} ms (one COPY, unmonitored) | |
 
+Anomalies returned with \`anomalies_only => true\`: $NONLY from the time-only table, $NONLYSP from the space-partitioned one (the peer wrote back its own).
 Peak backend RSS (VmHWM) after \`detect_anomalies\` auto on $ROWS rows: ${RSS} MiB. Episodes from the monitored COPYs (sync and async): $EPISODES. Points the async monitor scored in the last run: $ASYNC_N.
 
 Peer output (same machine, same run):
