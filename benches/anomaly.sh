@@ -5,7 +5,8 @@
 #      against the pandas peer (../shared/peers/anomaly_pandas_peer.py, rolling MAD).
 #   2. The aggregate form with 0 and with 2 parallel workers; detect_anomalies(anomalies_only) on
 #      a space-partitioned copy of the table (4 hash partitions) with 2 workers, against the
-#      peer and against that table's scan with the same workers.
+#      peer and against that table's scan with the same workers, with and without the leader
+#      taking partitions (parallel_leader_participation).
 #   3. Peak backend RSS (VmHWM) of the detect_anomalies run.
 #   4. COPY of COPY_ROWS rows into a monitored hypertable against the same COPY unmonitored, and
 #      into one with a no-op transition-table trigger (the floor of that design); the same COPY
@@ -72,7 +73,10 @@ split -l $(( (COPY_ROWS + 99) / 100 )) -d -a 3 "$DIR/copy.csv" "$DIR/part_"
 PARTS=$(ls "$DIR"/part_* | awk '{ printf "COPY live_async FROM \x27%s\x27 WITH (FORMAT csv);\n", $0 }')
 
 PAR2=(-c "SET max_parallel_workers_per_gather = 2" -c "SET parallel_setup_cost = 0" -c "SET parallel_tuple_cost = 0")
-scansp=() onlysp=()
+# The same with the leader not taking partitions: on a machine whose cores the workers already
+# take, a leader that takes a whole partition finishes last (docs/scale-out.md).
+PAR2L=("${PAR2[@]}" -c "SET parallel_leader_participation = off")
+scansp=() onlysp=() scanspl=() onlyspl=()
 scan=() auto=() only=() fast=() fastonly=() aggall=() agg0=() agg2=() plain=() mon=() floor=()
 async=() lag=() parts=() partlag=()
 for r in $(seq 1 "$REPEATS"); do
@@ -81,6 +85,8 @@ for r in $(seq 1 "$REPEATS"); do
     only+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")")
     scansp+=("$(psql_ms "${PAR2[@]}" -c "SELECT series_id, avg(value) FROM metrics_space GROUP BY series_id")")
     onlysp+=("$(psql_ms "${PAR2[@]}" -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics_space', 'value', '{series_id}', anomalies_only => true)")")
+    scanspl+=("$(psql_ms "${PAR2L[@]}" -c "SELECT series_id, avg(value) FROM metrics_space GROUP BY series_id")")
+    onlyspl+=("$(psql_ms "${PAR2L[@]}" -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics_space', 'value', '{series_id}', anomalies_only => true)")")
     fast+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE is_anomaly) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma')")")
     fastonly+=("$(psql_ms -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', method => 'ewma', anomalies_only => true)")")
     aggall+=("$(psql_ms -c "SELECT count(*) FILTER (WHERE p.is_anomaly) FROM (SELECT series_id, tidewatch.anomaly_agg(ts, value) AS b FROM metrics GROUP BY series_id) g CROSS JOIN LATERAL tidewatch.anomaly_points(g.b) p")")
@@ -114,6 +120,8 @@ AUTO=$(printf '%s\n' "${auto[@]}" | median)
 ONLY=$(printf '%s\n' "${only[@]}" | median)
 SCANSP=$(printf '%s\n' "${scansp[@]}" | median)
 ONLYSP=$(printf '%s\n' "${onlysp[@]}" | median)
+SCANSPL=$(printf '%s\n' "${scanspl[@]}" | median)
+ONLYSPL=$(printf '%s\n' "${onlyspl[@]}" | median)
 # Like for like: both tables give the same anomalies.
 NONLY=$("${PSQL[@]}" -At -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics', 'value', '{series_id}', anomalies_only => true)")
 NONLYSP=$("${PSQL[@]}" -At "${PAR2[@]}" -c "SELECT count(*) FROM tidewatch.detect_anomalies('metrics_space', 'value', '{series_id}', anomalies_only => true)")
@@ -149,7 +157,8 @@ PEER_RATIO=""
 PEER_ONLY=""
 [ -n "$PEER_S" ] && PEER_RATIO=$(awk -v p="$PEER_S" -v a="$AUTO" 'BEGIN { printf "%.1f", p * 1000 / a }')
 [ -n "$PEER_S" ] && PEER_ONLY=$(awk -v p="$PEER_S" -v a="$ONLY" 'BEGIN { printf "%.1f", p * 1000 / a }')
-PEER_SP=""
+PEER_SP="" PEER_SPL=""
+[ -n "$PEER_S" ] && PEER_SPL=$(awk -v p="$PEER_S" -v a="$ONLYSPL" 'BEGIN { printf "%.1f", p * 1000 / a }')
 [ -n "$PEER_S" ] && PEER_SP=$(awk -v p="$PEER_S" -v a="$ONLYSP" 'BEGIN { printf "%.1f", p * 1000 / a }')
 
 cat <<MD
@@ -166,6 +175,8 @@ Machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB; $ROWS rows
 | the same peer vs \`detect_anomalies\` auto, \`anomalies_only => true\` (the peer writes back only anomalies) | ${ONLY} ms | ${PEER_S:-n/a} s | ${PEER_ONLY:-n/a}× faster |
 | the same on a space-partitioned copy of the table (4 hash partitions by series, 2 parallel workers; the peer uses one process): \`anomalies_only => true\` vs the peer | ${ONLYSP} ms | ${PEER_S:-n/a} s | ${PEER_SP:-n/a}× faster |
 | that query vs the scan of the space-partitioned table with the same 2 workers | ${ONLYSP} ms | ${SCANSP} ms | $(ratio "$ONLYSP" "$SCANSP") |
+| the same two with \`parallel_leader_participation = off\`: \`anomalies_only => true\` vs the peer | ${ONLYSPL} ms | ${PEER_S:-n/a} s | ${PEER_SPL:-n/a}× faster |
+| and vs the scan of the space-partitioned table with the same settings | ${ONLYSPL} ms | ${SCANSPL} ms | $(ratio "$ONLYSPL" "$SCANSPL") |
 | \`anomaly_agg\` GROUP BY series, 0 vs 2 parallel workers (plan has $PLAN2 partial node(s)) | ${AGG2} ms (2 workers) | ${AGG0} ms (0 workers) | $(ratio "$AGG0" "$AGG2")× speed-up |
 | COPY $COPY_ROWS rows, monitored vs unmonitored hypertable (throughput ≥ 0.7 wanted) | ${MON} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$MON") throughput |
 | the floor: COPY into a hypertable whose only trigger is a no-op statement trigger with a transition table | ${FLOOR} ms | ${PLAIN} ms | $(ratio "$PLAIN" "$FLOOR") throughput |

@@ -222,19 +222,48 @@ $$;
 -- each series' state over the time chunks. Returns the previous setting, which the caller puts
 -- back (NULL: nothing changed).
 CREATE FUNCTION tidewatch._partitionwise(relation regclass)
-RETURNS text
+RETURNS text[]
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    prev text := current_setting('enable_partitionwise_aggregate');
+    pw text := current_setting('enable_partitionwise_aggregate');
+    lead text := current_setting('parallel_leader_participation');
+    prev text[] := ARRAY[NULL, NULL]::text[];
 BEGIN
-    IF prev = 'on' OR NOT EXISTS (SELECT 1 FROM tidewatch.hypertable h
-                                  WHERE h.relid = relation AND h.number_partitions IS NOT NULL) THEN
+    IF NOT EXISTS (SELECT 1 FROM tidewatch.hypertable h
+                   WHERE h.relid = relation AND h.number_partitions IS NOT NULL) THEN
         RETURN NULL;
     END IF;
-    PERFORM set_config('enable_partitionwise_aggregate', 'on', true);
+    IF pw <> 'on' THEN
+        PERFORM set_config('enable_partitionwise_aggregate', 'on', true);
+        prev[1] := pw;
+    END IF;
+    -- Each worker then scores whole hash partitions: large units of work. When the workers
+    -- already take every CPU, a leader that takes a partition too finishes last; it only gathers
+    -- instead (benches/RESULTS.md: 2 workers on 2 CPUs, detect_anomalies 2.23 -> 1.97 times the
+    -- scan). With a CPU to spare it stays one more worker.
+    IF lead = 'on' AND current_setting('max_parallel_workers_per_gather')::int + 1 > tidewatch._cpu_count() THEN
+        PERFORM set_config('parallel_leader_participation', 'off', true);
+        prev[2] := lead;
+    END IF;
     RETURN prev;
+END
+$$;
+
+-- Put back what tidewatch._partitionwise changed (its result; NULL: nothing).
+CREATE FUNCTION tidewatch._partitionwise_end(prev text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF prev[1] IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev[1], true);
+    END IF;
+    IF prev[2] IS NOT NULL THEN
+        PERFORM set_config('parallel_leader_participation', prev[2], true);
+    END IF;
 END
 $$;
 
@@ -280,7 +309,7 @@ DECLARE
     label text;
     grp text;
     cond text;
-    prev text;
+    prev text[];
     agg text;
 BEGIN
     PERFORM tidewatch._anomaly_check(method, params);
@@ -307,9 +336,7 @@ BEGIN
             label, agg, tcol, value_column, relation, cond, grp)
             USING method, params, start, finish, coalesce(anomalies_only, false);
     END IF;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
 
@@ -323,7 +350,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    prev text := tidewatch._partitionwise(relation);
+    prev text[] := tidewatch._partitionwise(relation);
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS t'
@@ -332,9 +359,7 @@ BEGIN
         CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
              ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
         USING method, params, lo, fin;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
 
@@ -992,7 +1017,7 @@ AS $$
 DECLARE
     label text;
     tcol name;
-    prev text;
+    prev text[];
 BEGIN
     IF method IS NULL OR method NOT IN ('mad', 'dbscan') THEN
         RAISE EXCEPTION 'unknown peer outlier method "%"', method
@@ -1032,8 +1057,6 @@ BEGIN
         label, tcol, value_column, relation, tcol, tcol,
         (SELECT string_agg(format('%I', c), ', ') FROM unnest(series_columns) c))
         USING bucket, start, finish, method, sensitivity;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;

@@ -178,7 +178,9 @@ COMMENT ON FUNCTION tidewatch._wal_insert_end_bytes() IS
 'Internal: the end of the write-ahead log inserted so far, in bytes from 0/0 (the insert position, or the page boundary before a fresh page header).';
 COMMENT ON FUNCTION tidewatch._wal_insert_end() IS
 'Internal: the end of the write-ahead log inserted so far as a pg_lsn: what the decoder of async monitors flushes and reads up to, and what monitor_wait() waits for.';
-COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: turns on partition-wise aggregation for a hypertable with space partitioning; returns the setting to put back.';
+COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: for a hypertable with space partitioning, turns on partition-wise aggregation and, when the parallel workers already take every CPU, keeps the leader from taking partitions; returns the settings to put back (tidewatch._partitionwise_end).';
+COMMENT ON FUNCTION tidewatch._partitionwise_end(text[]) IS 'Internal: puts back the settings tidewatch._partitionwise changed.';
+COMMENT ON FUNCTION tidewatch._cpu_count() IS 'Internal: the number of CPUs this server may use (affinity and cgroup quotas counted); tidewatch._partitionwise reads it.';
 COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
 'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
 COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';

@@ -56,7 +56,7 @@ DECLARE
     agg text;
     grp text;
     cond text;
-    prev text;
+    prev text[];
 BEGIN
     label := tidewatch._device_columns(relation, value_columns, series_columns);
     PERFORM tidewatch._anomaly_check('auto', params);
@@ -84,9 +84,7 @@ BEGIN
             label, agg, tcol, vals, relation, cond, grp)
             USING params::text, value_columns::text[], start, finish, coalesce(anomalies_only, false);
     END IF;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
 
@@ -99,7 +97,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    prev text := tidewatch._partitionwise(relation);
+    prev text[] := tidewatch._partitionwise(relation);
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT %s AS series, tidewatch._device_train_agg(%I::timestamptz, %s, $1) AS t'
@@ -111,9 +109,7 @@ BEGIN
         CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
              ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
         USING params::text, lo, fin;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
 COMMENT ON FUNCTION tidewatch._device_train_rows(regclass, name[], name[], name, jsonb, timestamptz, timestamptz) IS

@@ -991,3 +991,13 @@ mod tests {
         Spi::run("SELECT * FROM tidewatch.explain_anomaly(424242)").unwrap();
     }
 }
+
+/// The number of CPUs this server may use (`std::thread::available_parallelism`: affinity and
+/// cgroup quotas counted), 1 when unknown: `_partitionwise` keeps the leader out of partition-wise
+/// per-series work when the workers already take every CPU.
+#[pg_extern(parallel_safe)]
+fn _cpu_count() -> i32 {
+    std::thread::available_parallelism()
+        .map(|n| i32::try_from(n.get()).unwrap_or(i32::MAX))
+        .unwrap_or(1)
+}

@@ -523,4 +523,69 @@ mod tests {
             assert_ne!(p["Partial Mode"], "Partial", "{plan}");
         }
     }
+
+    /// With space partitioning the leader takes no partition when the parallel workers already
+    /// take every CPU (it would finish last), keeps taking them when a CPU is spare, and both
+    /// settings are put back after each call. Oracle for the CPU count: `nproc`.
+    #[pg_test]
+    fn partitionwise_keeps_the_leader_out_only_when_the_cpus_are_taken() {
+        let cpus = Spi::get_one::<i32>("SELECT tidewatch._cpu_count()")
+            .unwrap()
+            .unwrap_or(0);
+        if let Some(n) = std::process::Command::new("nproc")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            assert_eq!(cpus, n);
+        }
+        assert!(cpus >= 1);
+        Spi::run(
+            "CREATE TABLE lp (ts timestamptz NOT NULL, sat text NOT NULL, v float8);
+             SELECT tidewatch.create_hypertable('lp', 'ts', interval '1 day',
+                                                partitioning_column => 'sat', number_partitions => 2);
+             CREATE TABLE lt (ts timestamptz NOT NULL, sat text NOT NULL, v float8);
+             SELECT tidewatch.create_hypertable('lt', 'ts', interval '1 day');
+             INSERT INTO lp SELECT timestamptz '2026-01-01' + i * interval '1 minute', 's' || (i % 3), sin(i)
+               FROM generate_series(1, 500) i;",
+        )
+        .unwrap();
+        let setting = |name: &str| {
+            Spi::get_one::<String>(&format!("SELECT current_setting('{name}')"))
+                .unwrap()
+                .unwrap_or_default()
+        };
+        let leader = || setting("parallel_leader_participation");
+        let pw = || setting("enable_partitionwise_aggregate");
+        // Workers + leader > CPUs: the leader stays out while the query runs, then is back.
+        Spi::run(&format!("SET max_parallel_workers_per_gather = {cpus}")).unwrap();
+        Spi::run("SET parallel_leader_participation = on").unwrap();
+        Spi::run("SET enable_partitionwise_aggregate = off").unwrap();
+        let prev = Spi::get_one::<Vec<Option<String>>>("SELECT tidewatch._partitionwise('lp')")
+            .unwrap()
+            .unwrap_or_default();
+        assert_eq!((leader(), pw()), ("off".to_string(), "on".to_string()));
+        assert_eq!(prev, vec![Some("off".to_string()), Some("on".to_string())]);
+        Spi::run("SELECT tidewatch._partitionwise_end(ARRAY['off', 'on'])").unwrap();
+        assert_eq!((leader(), pw()), ("on".to_string(), "off".to_string()));
+        // After a whole call, too.
+        let n = Spi::get_one::<i64>(
+            "SELECT count(*) FROM tidewatch.detect_anomalies('lp', 'v', '{sat}')",
+        )
+        .unwrap();
+        assert_eq!(n, Some(500));
+        assert_eq!((leader(), pw()), ("on".to_string(), "off".to_string()));
+        // A CPU to spare (no workers at all here): the leader keeps its share.
+        Spi::run("SET max_parallel_workers_per_gather = 0").unwrap();
+        Spi::run("SELECT tidewatch._partitionwise('lp')").unwrap();
+        assert_eq!((leader(), pw()), ("on".to_string(), "on".to_string()));
+        Spi::run("SET enable_partitionwise_aggregate = off").unwrap();
+        // A table partitioned by time only: nothing changes.
+        Spi::run(&format!("SET max_parallel_workers_per_gather = {cpus}")).unwrap();
+        let none =
+            Spi::get_one::<Vec<Option<String>>>("SELECT tidewatch._partitionwise('lt')").unwrap();
+        assert_eq!(none, None);
+        assert_eq!((leader(), pw()), ("on".to_string(), "off".to_string()));
+    }
 }

@@ -1905,20 +1905,53 @@ COMMENT ON AGGREGATE tidewatch.classification_quality(text, text) IS
 -- Space partitioning: detect_anomalies, train_detector (through _train_rows, whose RETURN QUERY
 -- may use parallel workers) and peer_outliers aggregate partition-wise over the hash partitions
 -- of a hypertable with space partitioning (tidewatch._partitionwise).
+CREATE FUNCTION tidewatch."_cpu_count"() RETURNS integer
+PARALLEL SAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', '_cpu_count_wrapper';
 CREATE FUNCTION tidewatch._partitionwise(relation regclass)
-RETURNS text
+RETURNS text[]
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    prev text := current_setting('enable_partitionwise_aggregate');
+    pw text := current_setting('enable_partitionwise_aggregate');
+    lead text := current_setting('parallel_leader_participation');
+    prev text[] := ARRAY[NULL, NULL]::text[];
 BEGIN
-    IF prev = 'on' OR NOT EXISTS (SELECT 1 FROM tidewatch.hypertable h
-                                  WHERE h.relid = relation AND h.number_partitions IS NOT NULL) THEN
+    IF NOT EXISTS (SELECT 1 FROM tidewatch.hypertable h
+                   WHERE h.relid = relation AND h.number_partitions IS NOT NULL) THEN
         RETURN NULL;
     END IF;
-    PERFORM set_config('enable_partitionwise_aggregate', 'on', true);
+    IF pw <> 'on' THEN
+        PERFORM set_config('enable_partitionwise_aggregate', 'on', true);
+        prev[1] := pw;
+    END IF;
+    -- Each worker then scores whole hash partitions: large units of work. When the workers
+    -- already take every CPU, a leader that takes a partition too finishes last; it only gathers
+    -- instead (benches/RESULTS.md: 2 workers on 2 CPUs, detect_anomalies 2.23 -> 1.97 times the
+    -- scan). With a CPU to spare it stays one more worker.
+    IF lead = 'on' AND current_setting('max_parallel_workers_per_gather')::int + 1 > tidewatch._cpu_count() THEN
+        PERFORM set_config('parallel_leader_participation', 'off', true);
+        prev[2] := lead;
+    END IF;
     RETURN prev;
+END
+$$;
+
+-- Put back what tidewatch._partitionwise changed (its result; NULL: nothing).
+CREATE FUNCTION tidewatch._partitionwise_end(prev text[])
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF prev[1] IS NOT NULL THEN
+        PERFORM set_config('enable_partitionwise_aggregate', prev[1], true);
+    END IF;
+    IF prev[2] IS NOT NULL THEN
+        PERFORM set_config('parallel_leader_participation', prev[2], true);
+    END IF;
 END
 $$;
 -- The WHERE condition of a [start, finish) window on column tcol, with start and finish bound as
@@ -1963,7 +1996,7 @@ DECLARE
     label text;
     grp text;
     cond text;
-    prev text;
+    prev text[];
     agg text;
 BEGIN
     PERFORM tidewatch._anomaly_check(method, params);
@@ -1990,9 +2023,7 @@ BEGIN
             label, agg, tcol, value_column, relation, cond, grp)
             USING method, params, start, finish, coalesce(anomalies_only, false);
     END IF;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
 CREATE FUNCTION tidewatch._train_rows(relation regclass, value_column name, series_columns name[], tcol name,
@@ -2002,7 +2033,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    prev text := tidewatch._partitionwise(relation);
+    prev text[] := tidewatch._partitionwise(relation);
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT %s AS series, tidewatch._train_agg(%I::timestamptz, %I::float8, $1, $2) AS t'
@@ -2011,9 +2042,7 @@ BEGIN
         CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
              ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
         USING method, params, lo, fin;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
 -- The end of a training window (train_detector, train_device_detector): the newest row of
@@ -2125,7 +2154,7 @@ AS $$
 DECLARE
     label text;
     tcol name;
-    prev text;
+    prev text[];
 BEGIN
     IF method IS NULL OR method NOT IN ('mad', 'dbscan') THEN
         RAISE EXCEPTION 'unknown peer outlier method "%"', method
@@ -2165,12 +2194,12 @@ BEGIN
         label, tcol, value_column, relation, tcol, tcol,
         (SELECT string_agg(format('%I', c), ', ') FROM unnest(series_columns) c))
         USING bucket, start, finish, method, sensitivity;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
-COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: turns on partition-wise aggregation for a hypertable with space partitioning; returns the setting to put back.';
+COMMENT ON FUNCTION tidewatch._partitionwise(regclass) IS 'Internal: for a hypertable with space partitioning, turns on partition-wise aggregation and, when the parallel workers already take every CPU, keeps the leader from taking partitions; returns the settings to put back (tidewatch._partitionwise_end).';
+COMMENT ON FUNCTION tidewatch._partitionwise_end(text[]) IS 'Internal: puts back the settings tidewatch._partitionwise changed.';
+COMMENT ON FUNCTION tidewatch._cpu_count() IS 'Internal: the number of CPUs this server may use (affinity and cgroup quotas counted); tidewatch._partitionwise reads it.';
 COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
 'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
 -- The final functions of anomaly_agg and _train_agg score (train) a whole series: their cost tells
@@ -2663,7 +2692,7 @@ DECLARE
     agg text;
     grp text;
     cond text;
-    prev text;
+    prev text[];
 BEGIN
     label := tidewatch._device_columns(relation, value_columns, series_columns);
     PERFORM tidewatch._anomaly_check('auto', params);
@@ -2691,9 +2720,7 @@ BEGIN
             label, agg, tcol, vals, relation, cond, grp)
             USING params::text, value_columns::text[], start, finish, coalesce(anomalies_only, false);
     END IF;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
 
@@ -2706,7 +2733,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    prev text := tidewatch._partitionwise(relation);
+    prev text[] := tidewatch._partitionwise(relation);
 BEGIN
     RETURN QUERY EXECUTE format(
         'SELECT %s AS series, tidewatch._device_train_agg(%I::timestamptz, %s, $1) AS t'
@@ -2718,9 +2745,7 @@ BEGIN
         CASE WHEN cardinality(coalesce(series_columns, '{}')) = 0 THEN 'true'
              ELSE (SELECT string_agg(format('%I', s), ', ') FROM unnest(series_columns) s) END)
         USING params::text, lo, fin;
-    IF prev IS NOT NULL THEN
-        PERFORM set_config('enable_partitionwise_aggregate', prev, true);
-    END IF;
+    PERFORM tidewatch._partitionwise_end(prev);
 END
 $$;
 COMMENT ON FUNCTION tidewatch._device_train_rows(regclass, name[], name[], name, jsonb, timestamptz, timestamptz) IS
