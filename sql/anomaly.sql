@@ -219,8 +219,9 @@ $$;
 -- partition-wise aggregation for the rest of the calling function's query: every series lives
 -- in one hash partition, so a GROUP BY on the series columns runs per partition and parallel
 -- workers each take whole partitions (whole series). Off otherwise, where it could only split
--- each series' state over the time chunks. Returns the previous setting, which the caller puts
--- back (NULL: nothing changed).
+-- each series' state over the time chunks. Returns the previous settings (partition-wise
+-- aggregation, leader participation; NULL where unchanged), which the caller puts back with
+-- tidewatch._partitionwise_end.
 CREATE FUNCTION tidewatch._partitionwise(relation regclass)
 RETURNS text[]
 LANGUAGE plpgsql VOLATILE
@@ -241,7 +242,7 @@ BEGIN
     END IF;
     -- Each worker then scores whole hash partitions: large units of work. When the workers
     -- already take every CPU, a leader that takes a partition too finishes last; it only gathers
-    -- instead (benches/RESULTS.md: 2 workers on 2 CPUs, detect_anomalies 2.23 -> 1.97 times the
+    -- instead (benches/RESULTS.md: 2 workers on 2 CPUs, detect_anomalies 2.23 -> 1.84 times the
     -- scan). With a CPU to spare it stays one more worker.
     IF lead = 'on' AND current_setting('max_parallel_workers_per_gather')::int + 1 > tidewatch._cpu_count() THEN
         PERFORM set_config('parallel_leader_participation', 'off', true);

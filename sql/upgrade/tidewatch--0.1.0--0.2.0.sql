@@ -1929,7 +1929,7 @@ BEGIN
     END IF;
     -- Each worker then scores whole hash partitions: large units of work. When the workers
     -- already take every CPU, a leader that takes a partition too finishes last; it only gathers
-    -- instead (benches/RESULTS.md: 2 workers on 2 CPUs, detect_anomalies 2.23 -> 1.97 times the
+    -- instead (benches/RESULTS.md: 2 workers on 2 CPUs, detect_anomalies 2.23 -> 1.84 times the
     -- scan). With a CPU to spare it stays one more worker.
     IF lead = 'on' AND current_setting('max_parallel_workers_per_gather')::int + 1 > tidewatch._cpu_count() THEN
         PERFORM set_config('parallel_leader_participation', 'off', true);
