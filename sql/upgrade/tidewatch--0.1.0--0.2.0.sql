@@ -1906,7 +1906,7 @@ COMMENT ON AGGREGATE tidewatch.classification_quality(text, text) IS
 -- may use parallel workers) and peer_outliers aggregate partition-wise over the hash partitions
 -- of a hypertable with space partitioning (tidewatch._partitionwise).
 CREATE FUNCTION tidewatch."_cpu_count"() RETURNS integer
-PARALLEL SAFE
+STRICT PARALLEL SAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', '_cpu_count_wrapper';
 CREATE FUNCTION tidewatch._partitionwise(relation regclass)
