@@ -64,6 +64,19 @@ CREATE TABLE tidewatch.monitor_state (
 );
 COMMENT ON TABLE tidewatch.monitor_state IS 'Per-series detector state of each monitor (bounded size), the newest time learned, counts of late and skipped rows, and the open episode.';
 
+-- On a Citus coordinator: how far tidewatch.pull_episodes got with each worker (node group) for
+-- each async monitor on a distributed table.
+CREATE TABLE tidewatch.monitor_pulls (
+    monitor    text        NOT NULL REFERENCES tidewatch.monitors (name) ON DELETE CASCADE,
+    node_group integer     NOT NULL,
+    snapshot   pg_snapshot,
+    pulled_at  timestamptz,
+    episodes   bigint      NOT NULL DEFAULT 0,
+    last_error text,
+    PRIMARY KEY (monitor, node_group)
+);
+COMMENT ON TABLE tidewatch.monitor_pulls IS 'On a Citus coordinator: per async monitor on a distributed table and worker group, the snapshot of the last pull of its episodes (tidewatch.pull_episodes), when, how many episode versions were copied, and the last error.';
+
 -- Anomaly episodes: a hypertable on started_at, 7-day chunks.
 CREATE SEQUENCE tidewatch.anomalies_id_seq;
 CREATE TABLE tidewatch.anomalies (
@@ -112,7 +125,7 @@ CREATE INDEX events_at_idx ON tidewatch.events (at);
 COMMENT ON TABLE tidewatch.events IS 'Events from drift monitors, log monitors and users that explain_anomaly cites when they overlap an episode.';
 
 GRANT SELECT ON tidewatch.models, tidewatch.monitors, tidewatch.monitor_state, tidewatch.anomalies,
-    tidewatch.events TO PUBLIC;
+    tidewatch.events, tidewatch.monitor_pulls TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON tidewatch.models, tidewatch.monitors TO PUBLIC;
 ALTER TABLE tidewatch.models ENABLE ROW LEVEL SECURITY;
 CREATE POLICY models_owner ON tidewatch.models
@@ -702,7 +715,9 @@ $$;
 REVOKE EXECUTE ON FUNCTION tidewatch._monitor_slot() FROM PUBLIC;
 
 -- The job of a monitor: series silent for longer than missing_after (default: 5 × their usual
--- spacing, at least 1 minute) become missing_data episodes; they end when data resumes.
+-- spacing, at least 1 minute) become missing_data episodes; they end when data resumes. On a
+-- Citus coordinator, the job of a monitor on a distributed table also copies the episodes the
+-- workers recorded (tidewatch.pull_episodes).
 CREATE PROCEDURE tidewatch.policy_monitor(job_id integer, config jsonb)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -726,19 +741,21 @@ BEGIN
         UPDATE tidewatch.monitor_state ms SET missing_episode = ep
             WHERE ms.monitor = mon AND ms.series = s.series;
     END LOOP;
+    IF EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = mon AND m.mode = 'async'
+                                                    AND tidewatch._citus_distribution_column(m.relid) IS NOT NULL)
+       AND tidewatch._citus_coordinator() THEN
+        PERFORM tidewatch.pull_episodes(mon);
+    END IF;
 END
 $$;
 
-CREATE FUNCTION tidewatch.monitor(
-    name text,
-    relation regclass,
-    value_column name,
-    series_columns name[] DEFAULT '{}',
-    method text DEFAULT 'auto',
-    params jsonb DEFAULT '{}',
-    time_column name DEFAULT NULL,
-    check_interval interval DEFAULT interval '1 minute',
-    mode text DEFAULT 'sync')
+-- What tidewatch.monitor and tidewatch.monitor_device do (value_columns: a device monitor's
+-- sensor columns, NULL for a series monitor). On a Citus coordinator, an async monitor on a
+-- distributed table is also created on every worker (by this function, with the same
+-- arguments): each node's decoder scores the rows of the shards placed on it.
+CREATE FUNCTION tidewatch._monitor_create(
+    name text, relation regclass, value_column name, series_columns name[], method text, params jsonb,
+    time_column name, check_interval interval, mode text, value_columns name[])
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -750,8 +767,10 @@ DECLARE
     lsn pg_lsn;
     sysid numeric;
     bad text;
+    dcol name;
+    msg text;
 BEGIN
-    PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = monitor.name),
+    PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = _monitor_create.name),
                                 'tidewatch.unmonitor()');
     IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
         RAISE EXCEPTION 'unknown monitor mode "%"', mode
@@ -761,7 +780,16 @@ BEGIN
     END IF;
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
-    PERFORM tidewatch._refuse_citus_table(relation, 'a monitor');
+    dcol := tidewatch._citus_distribution_column(relation);
+    IF mode = 'sync' OR dcol IS NULL THEN
+        PERFORM tidewatch._refuse_citus_table(relation, CASE mode WHEN 'sync' THEN 'a sync monitor' ELSE 'an async monitor' END);
+    ELSIF NOT dcol = ANY (coalesce(series_columns, '{}')) THEN
+        RAISE EXCEPTION 'an async monitor on the distributed table "%" needs its distribution column "%" among the series columns',
+                        relation, dcol
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Each Citus node scores the rows of the shards placed on it: a series must live in one shard.',
+                  HINT = format('Add %I to series_columns.', dcol);
+    END IF;
     tcol := tidewatch._time_column(relation, time_column);
     IF mode = 'async' THEN
         SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO bad
@@ -778,17 +806,49 @@ BEGIN
     job := tidewatch.add_job('tidewatch.policy_monitor', check_interval, jsonb_build_object('monitor', name),
                              application_name => format('Monitor %s', name));
     INSERT INTO tidewatch.monitors (name, relid, value_column, series_columns, time_column, method, params, job_id,
-                                    mode, created_lsn, wal_system)
+                                    mode, created_lsn, wal_system, value_columns)
         VALUES (name, relation, value_column, coalesce(series_columns, '{}'), tcol, coalesce(method, 'auto'),
-                coalesce(params, '{}'), job, mode, lsn, sysid);
+                coalesce(params, '{}'), job, mode, lsn, sysid, value_columns);
     IF mode = 'sync' THEN
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS tidewatch_new_rows'
                        ' FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._monitor_trigger(%L)',
                        left('tidewatch_monitor_' || name, 63), relation, name);
+    ELSIF dcol IS NOT NULL AND tidewatch._citus_coordinator() THEN
+        BEGIN
+            PERFORM tidewatch._citus_on_workers(
+                format('SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)', name, relation::text,
+                       value_column, coalesce(series_columns, '{}'), coalesce(method, 'auto'), coalesce(params, '{}'),
+                       tcol, check_interval, mode, value_columns),
+                format('creating monitor "%s"', name));
+        EXCEPTION WHEN OTHERS THEN
+            -- The workers commit on their own: take back what some of them created.
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, bad = PG_EXCEPTION_DETAIL;
+            PERFORM tidewatch._citus_on_workers(format('SELECT tidewatch.unmonitor(%L, true)', name), NULL);
+            RAISE EXCEPTION '%', msg
+                USING ERRCODE = '55000', DETAIL = bad,
+                      HINT = 'Every worker needs what an async monitor needs on one node (docs/scale-out.md): '
+                             'wal_level = logical, tidewatch preloaded and its scheduler in this database.';
+        END;
     END IF;
     RETURN job;
 END
 $$;
+
+CREATE FUNCTION tidewatch.monitor(
+    name text,
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    check_interval interval DEFAULT interval '1 minute',
+    mode text DEFAULT 'sync')
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+RETURN tidewatch._monitor_create(name, relation, value_column, series_columns, method, params, time_column,
+                                 check_interval, mode, NULL);
 
 CREATE FUNCTION tidewatch.unmonitor(name text, if_exists boolean DEFAULT false)
 RETURNS boolean
@@ -805,12 +865,121 @@ BEGIN
     END IF;
     IF m.mode = 'sync' THEN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
+    ELSIF tidewatch._citus_distribution_column(m.relid) IS NOT NULL AND tidewatch._citus_coordinator() THEN
+        PERFORM tidewatch._citus_on_workers(format('SELECT tidewatch.unmonitor(%L, true)', name),
+                                            format('dropping monitor "%s"', name));
     END IF;
     IF m.job_id IS NOT NULL THEN
         PERFORM tidewatch.delete_job(m.job_id);
     END IF;
     DELETE FROM tidewatch.monitors x WHERE x.name = m.name;
     RETURN true;
+END
+$$;
+
+-- A worker's side of tidewatch.pull_episodes: the episodes of monitor changed by a transaction
+-- that `since` (the snapshot of the previous pull; NULL: none) did not see, with the snapshot of
+-- this call, as JSON. Each row version carries the transaction that wrote it (xmin), so a change
+-- committed after a pull is returned by the next one whatever its id or commit order.
+CREATE FUNCTION tidewatch._monitor_episodes(monitor text, since pg_snapshot)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT jsonb_build_object('snapshot', s.snap::text, 'episodes', coalesce((
+        SELECT jsonb_agg(to_jsonb(a) ORDER BY a.id)
+        FROM tidewatch.anomalies a,
+             -- xmin with its epoch: the 64-bit id nearest below the snapshot's xmax.
+             LATERAL (SELECT (s.top >> 32 << 32) + a.xmin::text::bigint AS x) f,
+             LATERAL (SELECT CASE WHEN f.x >= s.top THEN f.x - 4294967296 ELSE f.x END AS x) g
+        WHERE a.monitor = _monitor_episodes.monitor
+          AND (since IS NULL OR NOT pg_visible_in_snapshot(g.x::text::xid8, since))), '[]'::jsonb))::text
+    FROM (SELECT pg_current_snapshot() AS snap, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS top) s);
+
+-- Copy into this coordinator's tidewatch.anomalies the episodes that the workers' decoders
+-- recorded (or changed) since the last pull, for monitor (NULL: every async monitor on a
+-- distributed table); returns the number of episodes inserted or updated. A copy carries
+-- detail.node = {group, id}: the worker's group and its episode id. The monitor's job calls it
+-- every check_interval; call it for the latest at once.
+CREATE FUNCTION tidewatch.pull_episodes(monitor text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m record;
+    nd record;
+    r record;
+    e jsonb;
+    a tidewatch.anomalies;
+    names text[];
+    ports integer[];
+    cmds text[];
+    changed integer := 0;
+BEGIN
+    IF NOT tidewatch._citus_coordinator() THEN
+        RETURN 0;
+    END IF;
+    FOR m IN SELECT x.name FROM tidewatch.monitors x
+             WHERE x.mode = 'async' AND (monitor IS NULL OR x.name = monitor)
+               AND tidewatch._citus_distribution_column(x.relid) IS NOT NULL
+             ORDER BY x.name
+    LOOP
+        -- One pull of a monitor at a time (its job and a user's call).
+        PERFORM pg_advisory_xact_lock(hashtext('tidewatch pull ' || m.name));
+        names := '{}'; ports := '{}'; cmds := '{}';
+        FOR nd IN EXECUTE 'SELECT n.groupid, n.nodename, n.nodeport FROM pg_catalog.pg_dist_node n
+                           WHERE n.isactive AND n.noderole = ''primary''
+                             AND n.groupid <> (SELECT groupid FROM pg_catalog.pg_dist_local_group)
+                           ORDER BY n.groupid'
+        LOOP
+            names := names || nd.nodename::text;
+            ports := ports || nd.nodeport;
+            cmds := cmds || format('SELECT tidewatch._monitor_episodes(%L, %L)', m.name,
+                                   (SELECT p.snapshot FROM tidewatch.monitor_pulls p
+                                    WHERE p.monitor = m.name AND p.node_group = nd.groupid));
+        END LOOP;
+        FOR r IN EXECUTE 'SELECT w.node_name, w.node_port, w.success, w.result, n.groupid
+                          FROM pg_catalog.master_run_on_worker($1, $2, $3, true) w
+                          JOIN pg_catalog.pg_dist_node n ON n.nodename = w.node_name AND n.nodeport = w.node_port'
+                 USING names, ports, cmds
+        LOOP
+            IF NOT r.success THEN
+                RAISE WARNING 'tidewatch monitor "%": could not pull episodes from %:%: %',
+                              m.name, r.node_name, r.node_port, r.result;
+                INSERT INTO tidewatch.monitor_pulls AS p (monitor, node_group, last_error)
+                    VALUES (m.name, r.groupid, format('%s: %s', now(), r.result))
+                    ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE SET last_error = excluded.last_error;
+                CONTINUE;
+            END IF;
+            FOR e IN SELECT x FROM jsonb_array_elements(r.result::jsonb -> 'episodes') x LOOP
+                a := jsonb_populate_record(NULL::tidewatch.anomalies, e);
+                a.detail := coalesce(a.detail, '{}') || jsonb_build_object('node',
+                                jsonb_build_object('group', r.groupid, 'id', a.id));
+                UPDATE tidewatch.anomalies x SET
+                    ended_at = a.ended_at, peak_at = a.peak_at, peak_value = a.peak_value, expected = a.expected,
+                    lower = a.lower, upper = a.upper, score = a.score, sigma = a.sigma, severity = a.severity,
+                    kind = a.kind, detail = a.detail
+                WHERE x.monitor = m.name AND x.started_at = a.started_at
+                  AND x.detail -> 'node' = a.detail -> 'node';
+                IF NOT FOUND THEN
+                    INSERT INTO tidewatch.anomalies (monitor, series, started_at, ended_at, peak_at, peak_value, expected,
+                                                     lower, upper, score, sigma, severity, kind, detail)
+                    VALUES (m.name, a.series, a.started_at, a.ended_at, a.peak_at, a.peak_value, a.expected, a.lower,
+                            a.upper, a.score, a.sigma, a.severity, a.kind, a.detail);
+                END IF;
+                changed := changed + 1;
+            END LOOP;
+            INSERT INTO tidewatch.monitor_pulls AS p (monitor, node_group, snapshot, pulled_at, episodes, last_error)
+                VALUES (m.name, r.groupid, (r.result::jsonb ->> 'snapshot')::pg_snapshot, now(),
+                        jsonb_array_length(r.result::jsonb -> 'episodes'), NULL)
+                ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE
+                    SET snapshot = excluded.snapshot, pulled_at = excluded.pulled_at,
+                        episodes = p.episodes + excluded.episodes, last_error = NULL;
+        END LOOP;
+    END LOOP;
+    RETURN changed;
 END
 $$;
 

@@ -125,15 +125,21 @@ COMMENT ON FUNCTION tidewatch.score(text, jsonb, timestamptz, float8) IS
 COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8) IS
 '-1 if the trained model name flags value at ts as an outlier for this series, +1 if it is an inlier (as scikit-learn predict does). Errors with a hint when the model or series is unknown.';
 COMMENT ON FUNCTION tidewatch.monitor(text, regclass, name, name[], text, jsonb, name, interval, text) IS
-'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies. mode sync (default): a statement trigger, episodes visible at commit. mode async: no trigger; the database''s decoder scores committed rows from the write-ahead log (needs wal_level = logical; see tidewatch.monitor_lag). Adds a job that turns silent series into missing_data episodes; returns its id.';
+'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies. mode sync (default): a statement trigger, episodes visible at commit. mode async: no trigger; the database''s decoder scores committed rows from the write-ahead log (needs wal_level = logical; see tidewatch.monitor_lag); on a Citus distributed table (async only, the distribution column among series_columns) every node''s decoder scores its own shards and the coordinator copies their episodes (tidewatch.pull_episodes). Adds a job that turns silent series into missing_data episodes; returns its id.';
 COMMENT ON FUNCTION tidewatch.monitor_lag() IS
 'For each async monitor (kind anomaly or log): the commit position its decoder has scored up to, how many bytes of write-ahead log it is behind, when it last got rows and its last error.';
 COMMENT ON FUNCTION tidewatch.monitor_wait(interval) IS
 'Waits until the decoder of async monitors has scored every transaction committed before the call; returns the seconds waited, raises 57014 after timeout. Call it outside a transaction that wrote.';
 COMMENT ON FUNCTION tidewatch.unmonitor(text, boolean) IS
-'Stops a monitor: drops its trigger, its job and its per-series state. Recorded episodes are kept.';
+'Stops a monitor: drops its trigger, its job and its per-series state (on a Citus coordinator, on every worker too for a distributed table). Recorded episodes are kept.';
 COMMENT ON PROCEDURE tidewatch.policy_monitor(integer, jsonb) IS
-'Job of a monitor: series silent for longer than config.missing_after (default 5 times their usual spacing, at least 1 minute) become missing_data episodes, which end when data resumes.';
+'Job of a monitor: series silent for longer than config.missing_after (default 5 times their usual spacing, at least 1 minute) become missing_data episodes, which end when data resumes. On a Citus coordinator it also pulls the episodes of a monitor on a distributed table from the workers (tidewatch.pull_episodes).';
+COMMENT ON FUNCTION tidewatch._monitor_create(text, regclass, name, name[], text, jsonb, name, interval, text, name[]) IS
+'Internal: creates a monitor (tidewatch.monitor, tidewatch.monitor_device); on a Citus coordinator an async monitor on a distributed table is created on every worker too.';
+COMMENT ON FUNCTION tidewatch._monitor_episodes(text, pg_snapshot) IS
+'Internal (a Citus worker''s side of tidewatch.pull_episodes): the episodes of a monitor written by transactions the given snapshot did not see, and the current snapshot, as JSON.';
+COMMENT ON FUNCTION tidewatch.pull_episodes(text) IS
+'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all; returns how many were inserted or updated. Copies carry detail.node = {group, id}. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
 COMMENT ON FUNCTION tidewatch.record_event(text, text, timestamptz, text, jsonb, jsonb, regclass, timestamptz) IS
 'Records an event (source drift, log_template, log_burst or user) in tidewatch.events, so that explain_anomaly cites it when it overlaps an episode. Returns the event id.';
 COMMENT ON FUNCTION tidewatch.explain_anomaly(bigint, interval) IS
@@ -183,7 +189,9 @@ COMMENT ON FUNCTION tidewatch._partitionwise_end(text[]) IS 'Internal: puts back
 COMMENT ON FUNCTION tidewatch._cpu_count() IS 'Internal: the number of CPUs this server may use (affinity and cgroup quotas counted); tidewatch._partitionwise reads it.';
 COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, jsonb, timestamptz, timestamptz) IS
 'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
-COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';
+COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus table where it cannot work (a sync monitor on any, an async one on a table not hash-distributed), saying why.';
+COMMENT ON FUNCTION tidewatch._citus_coordinator() IS 'Internal: whether this server is a Citus coordinator (false without Citus).';
+COMMENT ON FUNCTION tidewatch._citus_on_workers(text, text) IS 'Internal: runs a command on every Citus worker (each commits on its own); raises an error naming the failed workers unless the second argument is NULL.';
 COMMENT ON FUNCTION tidewatch.detect_device_anomalies(regclass, name[], name[], name, timestamptz, timestamptz, jsonb, boolean) IS
 'Scores devices: the value_columns of each series (labels from series_columns) judged together, row by row in time order, with auto''s device mode (a row is surprising when its most surprised sensor is rare for the device, or several sensors are mildly surprised at once). Returns each row''s score in [0,1], flag, kind, the sensor that moved most and each surprised sensor''s share of the surprise; anomalies_only => true returns only the flagged rows.';
 COMMENT ON FUNCTION tidewatch.device_points(bytea, text[], boolean) IS

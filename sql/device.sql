@@ -176,14 +176,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
-DECLARE
-    job integer;
 BEGIN
     PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
-    job := tidewatch.monitor(name, relation, value_columns[1], series_columns, 'auto', params, time_column,
-                             check_interval, mode);
-    UPDATE tidewatch.monitors m SET value_columns = monitor_device.value_columns WHERE m.name = monitor_device.name;
-    RETURN job;
+    RETURN tidewatch._monitor_create(name, relation, value_columns[1], series_columns, 'auto', params, time_column,
+                                     check_interval, mode, value_columns);
 END
 $$;
 

@@ -141,9 +141,9 @@ BEGIN
 END
 $$;
 
--- Refuse a monitor on a Citus table (distributed or reference): a sync monitor's trigger is not
--- allowed there, and an async monitor's decoder reads the coordinator's write-ahead log, while
--- the rows of such a table are written on the workers (it would never see one).
+-- Refuse a monitor on a Citus table where it cannot work: a sync monitor's trigger is not allowed
+-- on a distributed table, and an async monitor needs a hash-distributed table (each node scores
+-- its own shards: on a reference table every node would score every row).
 CREATE FUNCTION tidewatch._refuse_citus_table(relation regclass, what text)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -159,10 +159,51 @@ BEGIN
     IF citus THEN
         RAISE EXCEPTION '% on "%" is not supported: it is a Citus distributed table', what, relation
             USING ERRCODE = '0A000',
-                  DETAIL = 'Its rows are written on the Citus workers: a trigger is not allowed on it, and the '
-                           'decoder of async monitors reads only this server''s write-ahead log.',
-                  HINT = 'Score it on a schedule with tidewatch.detect_anomalies over the last interval '
-                         '(a job), or monitor a local table (see docs/scale-out.md).';
+                  DETAIL = 'Its rows are written on the Citus workers, where a trigger is not allowed; an async '
+                           'monitor needs a hash-distributed table, whose series each live in one shard.',
+                  HINT = CASE WHEN what = 'a sync monitor'
+                              THEN 'Use mode => ''async'' with the distribution column among the series columns: '
+                                   'a decoder on each node scores its shards (see docs/scale-out.md).'
+                              ELSE 'Score it on a schedule with tidewatch.detect_anomalies over the last interval '
+                                   '(a job), or monitor a local table (see docs/scale-out.md).' END;
+    END IF;
+END
+$$;
+
+-- Is this server a Citus coordinator? (false without Citus)
+CREATE FUNCTION tidewatch._citus_coordinator()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c boolean;
+BEGIN
+    IF to_regprocedure('pg_catalog.citus_is_coordinator()') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO c;
+    RETURN coalesce(c, false);
+END
+$$;
+
+-- Run command on every Citus worker (each commits on its own, as run_command_on_workers does);
+-- raise an error naming the workers where it failed, unless what is NULL (best effort).
+CREATE FUNCTION tidewatch._citus_on_workers(command text, what text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    failed text;
+BEGIN
+    EXECUTE 'SELECT string_agg(format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '' ORDER BY w.nodeport)
+             FROM pg_catalog.run_command_on_workers($1) w WHERE NOT w.success'
+        INTO failed USING command;
+    IF failed IS NOT NULL AND what IS NOT NULL THEN
+        RAISE EXCEPTION '% failed on a Citus worker', what
+            USING ERRCODE = '55000', DETAIL = failed,
+                  HINT = 'Check that every worker is up and has the same tidewatch version, then try again.';
     END IF;
 END
 $$;

@@ -31,6 +31,7 @@ RETURN EXISTS (SELECT 1 FROM tidewatch.monitors m
 
 -- Episodes and states: read by policy (below), written by the monitors' owners.
 CREATE POLICY monitor_state_read ON tidewatch.monitor_state FOR SELECT USING (true);
+CREATE POLICY monitor_pulls_read ON tidewatch.monitor_pulls FOR SELECT USING (true);
 CREATE POLICY monitor_state_insert ON tidewatch.monitor_state FOR INSERT WITH CHECK (tidewatch._may_write(monitor));
 CREATE POLICY monitor_state_update ON tidewatch.monitor_state FOR UPDATE USING (tidewatch._may_write(monitor));
 CREATE POLICY anomalies_read ON tidewatch.anomalies FOR SELECT USING (true);
@@ -53,6 +54,7 @@ CREATE POLICY log_monitors_all ON tidewatch.log_monitors USING (true) WITH CHECK
 CREATE POLICY log_counts_all ON tidewatch.log_counts USING (true) WITH CHECK (true);
 CREATE POLICY log_monitor_state_all ON tidewatch.log_monitor_state USING (true) WITH CHECK (true);
 ALTER TABLE tidewatch.monitor_state ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tidewatch.monitor_pulls ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tidewatch.anomalies ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tidewatch.events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tidewatch.drift_results ENABLE ROW LEVEL SECURITY;
@@ -85,6 +87,8 @@ CREATE POLICY events_source ON tidewatch.events AS RESTRICTIVE FOR SELECT
 -- Made by a monitor: readable with the monitor (the subqueries see only the monitors the role may
 -- read, by the policies above; they are uncorrelated, so each runs once per query).
 CREATE POLICY monitor_state_source ON tidewatch.monitor_state AS RESTRICTIVE FOR SELECT
+    USING (monitor IN (SELECT m.name FROM tidewatch.monitors m));
+CREATE POLICY monitor_pulls_source ON tidewatch.monitor_pulls AS RESTRICTIVE FOR SELECT
     USING (monitor IN (SELECT m.name FROM tidewatch.monitors m));
 CREATE POLICY anomalies_source ON tidewatch.anomalies AS RESTRICTIVE FOR SELECT
     USING (monitor IN (SELECT m.name FROM tidewatch.monitors m

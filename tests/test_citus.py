@@ -284,22 +284,87 @@ class CitusTest(unittest.TestCase):
         self.assertEqual(one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {maintenance}"), "success")
         self.assertEqual(one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {retention}"), "success")
 
-    def test_monitors_refuse_a_distributed_table(self):
-        # Neither kind could see the rows (docs/scale-out.md): a clear 0A000, nothing created.
-        for sql in ("SELECT tidewatch.monitor('m_sync', 'dist', 'value', '{sat,metric}')",
-                    "SELECT tidewatch.monitor('m_async', 'dist', 'value', '{sat,metric}', mode => 'async')",
-                    "SELECT tidewatch.log_monitor('lm', 'dist_logs', 'message')"):
-            out = subprocess.run(["psql", "-X", "-q", "-d", f"{COORD} dbname={DB}", "-v", "VERBOSITY=verbose",
-                                  "-c", sql], capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
-            self.assertNotEqual(out.returncode, 0, sql)
-            self.assertIn("ERROR:  0A000: ", out.stderr, sql)
-            self.assertIn("is not supported: it is a Citus distributed table", out.stderr, sql)
-            self.assertIn("HINT:", out.stderr, sql)
-        self.assertEqual(one("SELECT count(*) FROM tidewatch.monitors WHERE name IN ('m_sync', 'm_async')"), "0")
-        self.assertEqual(one("SELECT count(*) FROM tidewatch.log_monitors"), "0")
-        # The local table of the same rows takes one.
-        self.assertIsNotNone(one("SELECT tidewatch.monitor('m_loc', 'loc', 'value', '{sat,metric}', 'robust')"))
-        q("SELECT tidewatch.unmonitor('m_loc')")
+    def refused(self, sql, message):
+        out = subprocess.run(["psql", "-X", "-q", "-d", f"{COORD} dbname={DB}", "-v", "VERBOSITY=verbose",
+                              "-c", sql], capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
+        self.assertNotEqual(out.returncode, 0, sql)
+        self.assertIn("ERROR:  0A000: ", out.stderr, sql)
+        self.assertIn(message, out.stderr, sql)
+        self.assertIn("HINT:", out.stderr, sql)
+
+    def test_monitors_refused_where_they_cannot_work(self):
+        # A sync monitor's trigger (refused by Citus on a distributed table), a log monitor, and an
+        # async monitor whose series would be spread over shards: a clear 0A000, nothing created.
+        self.refused("SELECT tidewatch.monitor('m_sync', 'dist', 'value', '{sat,metric}')",
+                     "is not supported: it is a Citus distributed table")
+        self.refused("SELECT tidewatch.log_monitor('lm', 'dist_logs', 'message')",
+                     "is not supported: it is a Citus distributed table")
+        self.refused("SELECT tidewatch.monitor('m_async', 'dist', 'value', '{metric}', mode => 'async')",
+                     'needs its distribution column "sat" among the series columns')
+        for dsn in [COORD] + WORKERS:
+            self.assertEqual(one("SELECT count(*) FROM tidewatch.monitors WHERE name IN ('m_sync', 'm_async')", dsn), "0")
+            self.assertEqual(one("SELECT count(*) FROM tidewatch.log_monitors", dsn), "0")
+
+    def test_async_monitor_on_a_distributed_table_same_as_single_node(self):
+        """An async monitor on a distributed hypertable: each worker's decoder scores the rows of
+        its shards, the coordinator pulls their episodes; the episodes equal those of the same
+        monitor on a local table of the same rows (the oracle)."""
+        rows = ("INSERT INTO {t} SELECT timestamptz '2026-03-01' + i * interval '5 minutes', 'SAT' || s, 'M' || m, "
+                "10 * m + sin(i / 20.0 + s) + 0.1 * ((i * 7919 + s * 31 + m * 17) % 101) / 101.0 "
+                "+ CASE WHEN i = 300 + 40 * s + m THEN 15 ELSE 0 END + CASE WHEN s = 2 AND m = 3 AND i > 700 THEN 4 ELSE 0 END "
+                "+ CASE WHEN i = 760 + 10 * s AND m = 2 THEN 12 ELSE 0 END "
+                "FROM generate_series({lo}, {hi}) i, generate_series(1, 6) s, generate_series(1, 4) m ORDER BY i, s, m")
+        for t, distribute in (("mon_loc", ""), ("mon_dist", "SET citus.shard_count = 4; "
+                                                            "SELECT create_distributed_table('mon_dist', 'sat');")):
+            psql_script(f"""
+                CREATE TABLE {t} (ts timestamptz NOT NULL, sat text NOT NULL, metric text NOT NULL, value float8);
+                SELECT tidewatch.create_hypertable('{t}', 'ts', interval '1 day');
+                {distribute}
+                SELECT tidewatch.alter_job(job_id, scheduled => false) FROM tidewatch.jobs WHERE hypertable = '{t}'::regclass;
+                SELECT tidewatch.monitor('am_{t}', '{t}', 'value', '{{sat,metric}}', mode => 'async', check_interval => interval '1 hour');
+            """, DB, dsn=COORD)
+        # The monitor is on every worker too, each with its decoder's slot.
+        for w in WORKERS:
+            self.assertEqual(q("SELECT mode, relid::text FROM tidewatch.monitors WHERE name = 'am_mon_dist'", w),
+                             [["async", "mon_dist"]])
+        # Its shards are spread over both workers.
+        self.assertEqual(one("SELECT count(DISTINCT nodeport) FROM citus_shards WHERE table_name = 'mon_dist'::regclass"), "2")
+
+        def settle():
+            for dsn in [COORD] + WORKERS:
+                q("SELECT tidewatch.monitor_wait(interval '2 minutes')", dsn)
+            return int(one("SELECT tidewatch.pull_episodes('am_mon_dist')"))
+
+        cols = ("series::text, started_at, ended_at, peak_at, peak_value, expected, lower, upper, score, sigma, "
+                "severity, kind, (detail - 'node')::text")
+        episodes = f"SELECT {cols} FROM tidewatch.anomalies WHERE monitor = '{{m}}'"
+        # Three commits, then a fourth that extends or closes the episodes open after the third.
+        for batch, (lo, hi) in enumerate(((0, 400), (401, 700), (701, 800), (801, 863))):
+            for t in ("mon_loc", "mon_dist"):
+                q(rows.format(t=t, lo=lo, hi=hi))
+            if batch in (0, 2):
+                continue
+            pulled = settle()
+            self.assertGreater(pulled, 0, f"batch {batch}: no episode pulled")
+            self.same(episodes.format(m="am_mon_loc"), episodes.format(m="am_mon_dist"), f"episodes after batch {batch}")
+        # Every row scored exactly once, on the worker that holds its series.
+        self.assertEqual(sum(int(one("SELECT coalesce(sum(n), 0) FROM tidewatch.monitor_state WHERE monitor = 'am_mon_dist'", w))
+                             for w in WORKERS), 864 * 24)
+        self.assertEqual(one("SELECT count(*) FROM tidewatch.monitor_state WHERE monitor = 'am_mon_dist'"), "0")
+        # Every worker's episode has one copy on the coordinator; a pull with nothing new copies nothing.
+        self.assertEqual(sum(int(one("SELECT count(*) FROM tidewatch.anomalies WHERE monitor = 'am_mon_dist'", w)) for w in WORKERS),
+                         int(one("SELECT count(*) FROM tidewatch.anomalies WHERE monitor = 'am_mon_dist'")))
+        self.assertEqual(one("SELECT tidewatch.pull_episodes('am_mon_dist')"), "0")
+        self.assertEqual(one("SELECT count(*) FROM tidewatch.monitor_pulls WHERE monitor = 'am_mon_dist' AND last_error IS NULL"), "2")
+        # explain_anomaly works on a pulled episode, from the distributed rows.
+        eid = one("SELECT id FROM tidewatch.anomalies WHERE monitor = 'am_mon_dist' ORDER BY score DESC, id LIMIT 1")
+        self.assertRegex(one(f"SELECT reason FROM tidewatch.explain_anomaly({eid}) WHERE rank = 1"), "detector fired at")
+        # unmonitor on the coordinator drops it everywhere; the episodes stay.
+        q("SELECT tidewatch.unmonitor('am_mon_dist')")
+        for dsn in [COORD] + WORKERS:
+            self.assertEqual(one("SELECT count(*) FROM tidewatch.monitors WHERE name = 'am_mon_dist'", dsn), "0")
+        self.assertNotEqual(one("SELECT count(*) FROM tidewatch.anomalies WHERE monitor = 'am_mon_dist'"), "0")
+        q("SELECT tidewatch.unmonitor('am_mon_loc')")
 
     def test_detect_anomalies_same_as_single_node(self):
         for method in ("auto", "robust", "ewma"):

@@ -2221,7 +2221,8 @@ ALTER FUNCTION tidewatch._anomaly_flagged_final(internal) COST 100000;
 COMMENT ON AGGREGATE tidewatch._anomaly_agg_flagged(timestamptz, float8, text, jsonb) IS
 'Internal: anomaly_agg whose result holds only the flagged points (detect_anomalies with anomalies_only => true).';
 
--- Monitors refuse a Citus distributed table (they could not see its rows): 0A000 with a hint.
+-- Monitors on Citus tables: sync refused (0A000 with a hint); async on a hash-distributed table runs
+-- on every node (a decoder per node scores its shards; the coordinator pulls the episodes).
 CREATE FUNCTION tidewatch._refuse_citus_table(relation regclass, what text)
 RETURNS void
 LANGUAGE plpgsql STABLE
@@ -2237,23 +2238,71 @@ BEGIN
     IF citus THEN
         RAISE EXCEPTION '% on "%" is not supported: it is a Citus distributed table', what, relation
             USING ERRCODE = '0A000',
-                  DETAIL = 'Its rows are written on the Citus workers: a trigger is not allowed on it, and the '
-                           'decoder of async monitors reads only this server''s write-ahead log.',
-                  HINT = 'Score it on a schedule with tidewatch.detect_anomalies over the last interval '
-                         '(a job), or monitor a local table (see docs/scale-out.md).';
+                  DETAIL = 'Its rows are written on the Citus workers, where a trigger is not allowed; an async '
+                           'monitor needs a hash-distributed table, whose series each live in one shard.',
+                  HINT = CASE WHEN what = 'a sync monitor'
+                              THEN 'Use mode => ''async'' with the distribution column among the series columns: '
+                                   'a decoder on each node scores its shards (see docs/scale-out.md).'
+                              ELSE 'Score it on a schedule with tidewatch.detect_anomalies over the last interval '
+                                   '(a job), or monitor a local table (see docs/scale-out.md).' END;
     END IF;
 END
 $$;
-CREATE OR REPLACE FUNCTION tidewatch.monitor(
-    name text,
-    relation regclass,
-    value_column name,
-    series_columns name[] DEFAULT '{}',
-    method text DEFAULT 'auto',
-    params jsonb DEFAULT '{}',
-    time_column name DEFAULT NULL,
-    check_interval interval DEFAULT interval '1 minute',
-    mode text DEFAULT 'sync')
+CREATE FUNCTION tidewatch._citus_coordinator()
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c boolean;
+BEGIN
+    IF to_regprocedure('pg_catalog.citus_is_coordinator()') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO c;
+    RETURN coalesce(c, false);
+END
+$$;
+CREATE FUNCTION tidewatch._citus_on_workers(command text, what text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    failed text;
+BEGIN
+    EXECUTE 'SELECT string_agg(format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '' ORDER BY w.nodeport)
+             FROM pg_catalog.run_command_on_workers($1) w WHERE NOT w.success'
+        INTO failed USING command;
+    IF failed IS NOT NULL AND what IS NOT NULL THEN
+        RAISE EXCEPTION '% failed on a Citus worker', what
+            USING ERRCODE = '55000', DETAIL = failed,
+                  HINT = 'Check that every worker is up and has the same tidewatch version, then try again.';
+    END IF;
+END
+$$;
+-- On a Citus coordinator: how far tidewatch.pull_episodes got with each worker (node group) for
+-- each async monitor on a distributed table.
+CREATE TABLE tidewatch.monitor_pulls (
+    monitor    text        NOT NULL REFERENCES tidewatch.monitors (name) ON DELETE CASCADE,
+    node_group integer     NOT NULL,
+    snapshot   pg_snapshot,
+    pulled_at  timestamptz,
+    episodes   bigint      NOT NULL DEFAULT 0,
+    last_error text,
+    PRIMARY KEY (monitor, node_group)
+);
+COMMENT ON TABLE tidewatch.monitor_pulls IS 'On a Citus coordinator: per async monitor on a distributed table and worker group, the snapshot of the last pull of its episodes (tidewatch.pull_episodes), when, how many episode versions were copied, and the last error.';
+
+GRANT SELECT ON tidewatch.monitor_pulls TO PUBLIC;
+CREATE POLICY monitor_pulls_read ON tidewatch.monitor_pulls FOR SELECT USING (true);
+ALTER TABLE tidewatch.monitor_pulls ENABLE ROW LEVEL SECURITY;
+CREATE POLICY monitor_pulls_source ON tidewatch.monitor_pulls AS RESTRICTIVE FOR SELECT
+    USING (monitor IN (SELECT m.name FROM tidewatch.monitors m));
+
+CREATE FUNCTION tidewatch._monitor_create(
+    name text, relation regclass, value_column name, series_columns name[], method text, params jsonb,
+    time_column name, check_interval interval, mode text, value_columns name[])
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -2265,8 +2314,10 @@ DECLARE
     lsn pg_lsn;
     sysid numeric;
     bad text;
+    dcol name;
+    msg text;
 BEGIN
-    PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = monitor.name),
+    PERFORM tidewatch._new_name('monitor', name, EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = _monitor_create.name),
                                 'tidewatch.unmonitor()');
     IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
         RAISE EXCEPTION 'unknown monitor mode "%"', mode
@@ -2276,7 +2327,16 @@ BEGIN
     END IF;
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
-    PERFORM tidewatch._refuse_citus_table(relation, 'a monitor');
+    dcol := tidewatch._citus_distribution_column(relation);
+    IF mode = 'sync' OR dcol IS NULL THEN
+        PERFORM tidewatch._refuse_citus_table(relation, CASE mode WHEN 'sync' THEN 'a sync monitor' ELSE 'an async monitor' END);
+    ELSIF NOT dcol = ANY (coalesce(series_columns, '{}')) THEN
+        RAISE EXCEPTION 'an async monitor on the distributed table "%" needs its distribution column "%" among the series columns',
+                        relation, dcol
+            USING ERRCODE = '0A000',
+                  DETAIL = 'Each Citus node scores the rows of the shards placed on it: a series must live in one shard.',
+                  HINT = format('Add %I to series_columns.', dcol);
+    END IF;
     tcol := tidewatch._time_column(relation, time_column);
     IF mode = 'async' THEN
         SELECT string_agg(format('%I %s', a.attname, format_type(a.atttypid, a.atttypmod)), ', ') INTO bad
@@ -2293,15 +2353,197 @@ BEGIN
     job := tidewatch.add_job('tidewatch.policy_monitor', check_interval, jsonb_build_object('monitor', name),
                              application_name => format('Monitor %s', name));
     INSERT INTO tidewatch.monitors (name, relid, value_column, series_columns, time_column, method, params, job_id,
-                                    mode, created_lsn, wal_system)
+                                    mode, created_lsn, wal_system, value_columns)
         VALUES (name, relation, value_column, coalesce(series_columns, '{}'), tcol, coalesce(method, 'auto'),
-                coalesce(params, '{}'), job, mode, lsn, sysid);
+                coalesce(params, '{}'), job, mode, lsn, sysid, value_columns);
     IF mode = 'sync' THEN
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT ON %s REFERENCING NEW TABLE AS tidewatch_new_rows'
                        ' FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._monitor_trigger(%L)',
                        left('tidewatch_monitor_' || name, 63), relation, name);
+    ELSIF dcol IS NOT NULL AND tidewatch._citus_coordinator() THEN
+        BEGIN
+            PERFORM tidewatch._citus_on_workers(
+                format('SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)', name, relation::text,
+                       value_column, coalesce(series_columns, '{}'), coalesce(method, 'auto'), coalesce(params, '{}'),
+                       tcol, check_interval, mode, value_columns),
+                format('creating monitor "%s"', name));
+        EXCEPTION WHEN OTHERS THEN
+            -- The workers commit on their own: take back what some of them created.
+            GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, bad = PG_EXCEPTION_DETAIL;
+            PERFORM tidewatch._citus_on_workers(format('SELECT tidewatch.unmonitor(%L, true)', name), NULL);
+            RAISE EXCEPTION '%', msg
+                USING ERRCODE = '55000', DETAIL = bad,
+                      HINT = 'Every worker needs what an async monitor needs on one node (docs/scale-out.md): '
+                             'wal_level = logical, tidewatch preloaded and its scheduler in this database.';
+        END;
     END IF;
     RETURN job;
+END
+$$;
+CREATE OR REPLACE FUNCTION tidewatch.monitor(
+    name text,
+    relation regclass,
+    value_column name,
+    series_columns name[] DEFAULT '{}',
+    method text DEFAULT 'auto',
+    params jsonb DEFAULT '{}',
+    time_column name DEFAULT NULL,
+    check_interval interval DEFAULT interval '1 minute',
+    mode text DEFAULT 'sync')
+RETURNS integer
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+RETURN tidewatch._monitor_create(name, relation, value_column, series_columns, method, params, time_column,
+                                 check_interval, mode, NULL);
+CREATE OR REPLACE FUNCTION tidewatch.unmonitor(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m tidewatch.monitors;
+BEGIN
+    SELECT * INTO m FROM tidewatch.monitors x WHERE x.name = unmonitor.name;
+    IF NOT FOUND THEN
+        RETURN tidewatch._not_found('monitor', name, if_exists, 'tidewatch.monitors');
+    END IF;
+    IF m.mode = 'sync' THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
+    ELSIF tidewatch._citus_distribution_column(m.relid) IS NOT NULL AND tidewatch._citus_coordinator() THEN
+        PERFORM tidewatch._citus_on_workers(format('SELECT tidewatch.unmonitor(%L, true)', name),
+                                            format('dropping monitor "%s"', name));
+    END IF;
+    IF m.job_id IS NOT NULL THEN
+        PERFORM tidewatch.delete_job(m.job_id);
+    END IF;
+    DELETE FROM tidewatch.monitors x WHERE x.name = m.name;
+    RETURN true;
+END
+$$;
+CREATE OR REPLACE PROCEDURE tidewatch.policy_monitor(job_id integer, config jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    mon text := config ->> 'monitor';
+    grace interval := (config ->> 'missing_after')::interval;
+    s record;
+    ep bigint;
+BEGIN
+    FOR s IN SELECT * FROM tidewatch.monitor_state ms
+             WHERE ms.monitor = mon AND ms.last_ts IS NOT NULL AND ms.missing_episode IS NULL
+               AND ms.last_ts < now() - coalesce(grace, greatest(ms.spacing * 5, interval '1 minute'))
+             ORDER BY ms.series
+             FOR UPDATE SKIP LOCKED
+    LOOP
+        INSERT INTO tidewatch.anomalies (monitor, series, started_at, ended_at, score, severity, kind, detail)
+        VALUES (mon, s.series, s.last_ts + coalesce(s.spacing, interval '0'), NULL, 1, 'warning', 'missing_data',
+                jsonb_build_object('last_seen', s.last_ts, 'usual_spacing', s.spacing::text))
+        RETURNING id INTO ep;
+        UPDATE tidewatch.monitor_state ms SET missing_episode = ep
+            WHERE ms.monitor = mon AND ms.series = s.series;
+    END LOOP;
+    IF EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = mon AND m.mode = 'async'
+                                                    AND tidewatch._citus_distribution_column(m.relid) IS NOT NULL)
+       AND tidewatch._citus_coordinator() THEN
+        PERFORM tidewatch.pull_episodes(mon);
+    END IF;
+END
+$$;
+CREATE FUNCTION tidewatch._monitor_episodes(monitor text, since pg_snapshot)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (
+    SELECT jsonb_build_object('snapshot', s.snap::text, 'episodes', coalesce((
+        SELECT jsonb_agg(to_jsonb(a) ORDER BY a.id)
+        FROM tidewatch.anomalies a,
+             -- xmin with its epoch: the 64-bit id nearest below the snapshot's xmax.
+             LATERAL (SELECT (s.top >> 32 << 32) + a.xmin::text::bigint AS x) f,
+             LATERAL (SELECT CASE WHEN f.x >= s.top THEN f.x - 4294967296 ELSE f.x END AS x) g
+        WHERE a.monitor = _monitor_episodes.monitor
+          AND (since IS NULL OR NOT pg_visible_in_snapshot(g.x::text::xid8, since))), '[]'::jsonb))::text
+    FROM (SELECT pg_current_snapshot() AS snap, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS top) s);
+CREATE FUNCTION tidewatch.pull_episodes(monitor text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m record;
+    nd record;
+    r record;
+    e jsonb;
+    a tidewatch.anomalies;
+    names text[];
+    ports integer[];
+    cmds text[];
+    changed integer := 0;
+BEGIN
+    IF NOT tidewatch._citus_coordinator() THEN
+        RETURN 0;
+    END IF;
+    FOR m IN SELECT x.name FROM tidewatch.monitors x
+             WHERE x.mode = 'async' AND (monitor IS NULL OR x.name = monitor)
+               AND tidewatch._citus_distribution_column(x.relid) IS NOT NULL
+             ORDER BY x.name
+    LOOP
+        -- One pull of a monitor at a time (its job and a user's call).
+        PERFORM pg_advisory_xact_lock(hashtext('tidewatch pull ' || m.name));
+        names := '{}'; ports := '{}'; cmds := '{}';
+        FOR nd IN EXECUTE 'SELECT n.groupid, n.nodename, n.nodeport FROM pg_catalog.pg_dist_node n
+                           WHERE n.isactive AND n.noderole = ''primary''
+                             AND n.groupid <> (SELECT groupid FROM pg_catalog.pg_dist_local_group)
+                           ORDER BY n.groupid'
+        LOOP
+            names := names || nd.nodename::text;
+            ports := ports || nd.nodeport;
+            cmds := cmds || format('SELECT tidewatch._monitor_episodes(%L, %L)', m.name,
+                                   (SELECT p.snapshot FROM tidewatch.monitor_pulls p
+                                    WHERE p.monitor = m.name AND p.node_group = nd.groupid));
+        END LOOP;
+        FOR r IN EXECUTE 'SELECT w.node_name, w.node_port, w.success, w.result, n.groupid
+                          FROM pg_catalog.master_run_on_worker($1, $2, $3, true) w
+                          JOIN pg_catalog.pg_dist_node n ON n.nodename = w.node_name AND n.nodeport = w.node_port'
+                 USING names, ports, cmds
+        LOOP
+            IF NOT r.success THEN
+                RAISE WARNING 'tidewatch monitor "%": could not pull episodes from %:%: %',
+                              m.name, r.node_name, r.node_port, r.result;
+                INSERT INTO tidewatch.monitor_pulls AS p (monitor, node_group, last_error)
+                    VALUES (m.name, r.groupid, format('%s: %s', now(), r.result))
+                    ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE SET last_error = excluded.last_error;
+                CONTINUE;
+            END IF;
+            FOR e IN SELECT x FROM jsonb_array_elements(r.result::jsonb -> 'episodes') x LOOP
+                a := jsonb_populate_record(NULL::tidewatch.anomalies, e);
+                a.detail := coalesce(a.detail, '{}') || jsonb_build_object('node',
+                                jsonb_build_object('group', r.groupid, 'id', a.id));
+                UPDATE tidewatch.anomalies x SET
+                    ended_at = a.ended_at, peak_at = a.peak_at, peak_value = a.peak_value, expected = a.expected,
+                    lower = a.lower, upper = a.upper, score = a.score, sigma = a.sigma, severity = a.severity,
+                    kind = a.kind, detail = a.detail
+                WHERE x.monitor = m.name AND x.started_at = a.started_at
+                  AND x.detail -> 'node' = a.detail -> 'node';
+                IF NOT FOUND THEN
+                    INSERT INTO tidewatch.anomalies (monitor, series, started_at, ended_at, peak_at, peak_value, expected,
+                                                     lower, upper, score, sigma, severity, kind, detail)
+                    VALUES (m.name, a.series, a.started_at, a.ended_at, a.peak_at, a.peak_value, a.expected, a.lower,
+                            a.upper, a.score, a.sigma, a.severity, a.kind, a.detail);
+                END IF;
+                changed := changed + 1;
+            END LOOP;
+            INSERT INTO tidewatch.monitor_pulls AS p (monitor, node_group, snapshot, pulled_at, episodes, last_error)
+                VALUES (m.name, r.groupid, (r.result::jsonb ->> 'snapshot')::pg_snapshot, now(),
+                        jsonb_array_length(r.result::jsonb -> 'episodes'), NULL)
+                ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE
+                    SET snapshot = excluded.snapshot, pulled_at = excluded.pulled_at,
+                        episodes = p.episodes + excluded.episodes, last_error = NULL;
+        END LOOP;
+    END LOOP;
+    RETURN changed;
 END
 $$;
 CREATE OR REPLACE FUNCTION tidewatch.log_monitor(
@@ -2410,7 +2652,21 @@ BEGIN
     RETURN mname;
 END
 $$;
-COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus distributed or reference table, saying why.';
+COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus table where it cannot work (a sync monitor on any, an async one on a table not hash-distributed), saying why.';
+COMMENT ON FUNCTION tidewatch._citus_coordinator() IS 'Internal: whether this server is a Citus coordinator (false without Citus).';
+COMMENT ON FUNCTION tidewatch._citus_on_workers(text, text) IS 'Internal: runs a command on every Citus worker (each commits on its own); raises an error naming the failed workers unless the second argument is NULL.';
+COMMENT ON FUNCTION tidewatch.monitor(text, regclass, name, name[], text, jsonb, name, interval, text) IS
+'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies. mode sync (default): a statement trigger, episodes visible at commit. mode async: no trigger; the database''s decoder scores committed rows from the write-ahead log (needs wal_level = logical; see tidewatch.monitor_lag); on a Citus distributed table (async only, the distribution column among series_columns) every node''s decoder scores its own shards and the coordinator copies their episodes (tidewatch.pull_episodes). Adds a job that turns silent series into missing_data episodes; returns its id.';
+COMMENT ON FUNCTION tidewatch.unmonitor(text, boolean) IS
+'Stops a monitor: drops its trigger, its job and its per-series state (on a Citus coordinator, on every worker too for a distributed table). Recorded episodes are kept.';
+COMMENT ON PROCEDURE tidewatch.policy_monitor(integer, jsonb) IS
+'Job of a monitor: series silent for longer than config.missing_after (default 5 times their usual spacing, at least 1 minute) become missing_data episodes, which end when data resumes. On a Citus coordinator it also pulls the episodes of a monitor on a distributed table from the workers (tidewatch.pull_episodes).';
+COMMENT ON FUNCTION tidewatch._monitor_create(text, regclass, name, name[], text, jsonb, name, interval, text, name[]) IS
+'Internal: creates a monitor (tidewatch.monitor, tidewatch.monitor_device); on a Citus coordinator an async monitor on a distributed table is created on every worker too.';
+COMMENT ON FUNCTION tidewatch._monitor_episodes(text, pg_snapshot) IS
+'Internal (a Citus worker''s side of tidewatch.pull_episodes): the episodes of a monitor written by transactions the given snapshot did not see, and the current snapshot, as JSON.';
+COMMENT ON FUNCTION tidewatch.pull_episodes(text) IS
+'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all; returns how many were inserted or updated. Copies carry detail.node = {group, id}. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
 
 -- drift_agg (and the internal _drift_agg, _profile_agg) with a bytea state (an expanded object in
 -- memory), so that Citus runs them partially on its workers; the byte form counts categories
@@ -2812,14 +3068,10 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
-DECLARE
-    job integer;
 BEGIN
     PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
-    job := tidewatch.monitor(name, relation, value_columns[1], series_columns, 'auto', params, time_column,
-                             check_interval, mode);
-    UPDATE tidewatch.monitors m SET value_columns = monitor_device.value_columns WHERE m.name = monitor_device.name;
-    RETURN job;
+    RETURN tidewatch._monitor_create(name, relation, value_columns[1], series_columns, 'auto', params, time_column,
+                                     check_interval, mode, value_columns);
 END
 $$;
 

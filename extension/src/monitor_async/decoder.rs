@@ -141,7 +141,8 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, bool), String> {
                 .select(
                     "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name = $1), \
                             (SELECT system_identifier::text FROM pg_catalog.pg_control_system()), \
-                            pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL",
+                            pg_catalog.to_regclass('tidewatch.monitors') IS NOT NULL, \
+                            pg_catalog.to_regclass('pg_catalog.pg_dist_shard') IS NOT NULL",
                     None,
                     &[slot.into()],
                 )
@@ -159,6 +160,10 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, bool), String> {
             if !installed {
                 return Ok((Vec::new(), false));
             }
+            let citus = facts
+                .get::<bool>(4)
+                .map_err(|e| e.to_string())?
+                .unwrap_or(false);
             let rows = client
                 .select(
                     "SELECT false, m.name, m.relid::oid::int8, m.value_column::text, m.time_column::text, \
@@ -189,10 +194,18 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, bool), String> {
                 let relid: i64 = row.get(3).ok().flatten().unwrap_or(0);
                 let series: Vec<String> = row.get(6).ok().flatten().unwrap_or_default();
                 let types: Vec<i64> = row.get(7).ok().flatten().unwrap_or_default();
+                // A Citus distributed table's rows are written into its shards: those placed on
+                // this node are this node's to score (docs/scale-out.md, async monitors).
+                let shards = if citus && !log {
+                    local_shards(client, relid)?
+                } else {
+                    Vec::new()
+                };
                 out.push(Monitor {
                     name,
                     spec: Spec {
                         relid: relid as u32,
+                        shards,
                         value: row.get(4).ok().flatten().unwrap_or_default(),
                         time: row.get(5).ok().flatten().unwrap_or_default(),
                         series,
@@ -206,6 +219,23 @@ fn load_monitors(slot: &str) -> Result<(Vec<Monitor>, bool), String> {
             Ok((out, slot_exists.unwrap_or(false)))
         })
     })
+}
+
+/// The shards of Citus table `relid` placed on this node (their tables exist here), as relids.
+fn local_shards(client: &pgrx::spi::SpiClient<'_>, relid: i64) -> Result<Vec<u32>, String> {
+    let rows = client
+        .select(
+            "SELECT r::oid::int8 FROM pg_catalog.pg_dist_shard s, \
+                    LATERAL pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)) r \
+             WHERE s.logicalrelid = $1::int8::oid AND r IS NOT NULL ORDER BY 1",
+            None,
+            &[relid.into()],
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(rows
+        .filter_map(|r| r.get::<i64>(1).ok().flatten())
+        .map(|r| r as u32)
+        .collect())
 }
 
 /// Drop the slot when no async monitor is left, unless a `monitor()` call holds the lock (it is

@@ -52,4 +52,7 @@ struct Spec {
     log: bool,
     #[serde(default)]
     more: Vec<String>,
+    /// A Citus distributed table's shards on this node (relids): their rows are the table's.
+    #[serde(default)]
+    shards: Vec<u32>,
 }

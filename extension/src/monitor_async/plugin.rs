@@ -203,7 +203,10 @@ unsafe fn bounds_for(p: &mut Plugin, rel: pg_sys::Relation) -> &[Bound] {
             };
             let mut found = Vec::new();
             for (mon, s) in p.specs.iter().enumerate() {
-                if !roots.iter().any(|r| r.to_u32() == s.relid) {
+                if !roots
+                    .iter()
+                    .any(|r| r.to_u32() == s.relid || s.shards.contains(&r.to_u32()))
+                {
                     continue;
                 }
                 let (value, time) = (attr(&s.value), attr(&s.time));

@@ -176,6 +176,8 @@ mod unit {
                 series: (0..series).map(|i| format!("s{i}")).collect(),
                 log: false,
                 more: Vec::new(),
+                shards: Vec::new(),
+                shards: Vec::new(),
             },
             Spec {
                 relid: 2,
@@ -184,6 +186,8 @@ mod unit {
                 series: vec!["message".into()],
                 log: true,
                 more: Vec::new(),
+                shards: Vec::new(),
+                shards: Vec::new(),
             },
             Spec {
                 relid: 3,
@@ -192,6 +196,7 @@ mod unit {
                 series: vec!["host".into()],
                 log: false,
                 more: vec!["b".into(), "c".into()],
+                shards: Vec::new(),
             },
         ]
     }
