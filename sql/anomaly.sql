@@ -879,14 +879,16 @@ $$;
 
 -- A worker's side of tidewatch.pull_episodes: the episodes of monitor changed by a transaction
 -- that `since` (the snapshot of the previous pull; NULL: none) did not see, with the snapshot of
--- this call, as JSON. Each row version carries the transaction that wrote it (xmin), so a change
+-- this call and whether the monitor exists here, as JSON. Each row version carries the transaction that wrote it (xmin), so a change
 -- committed after a pull is returned by the next one whatever its id or commit order.
 CREATE FUNCTION tidewatch._monitor_episodes(monitor text, since pg_snapshot)
 RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 RETURN (
-    SELECT jsonb_build_object('snapshot', s.snap::text, 'episodes', coalesce((
+    SELECT jsonb_build_object('snapshot', s.snap::text,
+                              'monitor', EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = _monitor_episodes.monitor),
+                              'episodes', coalesce((
         SELECT jsonb_agg(to_jsonb(a) ORDER BY a.id)
         FROM tidewatch.anomalies a,
              -- xmin with its epoch: the 64-bit id nearest below the snapshot's xmax.
@@ -899,8 +901,9 @@ RETURN (
 -- Copy into this coordinator's tidewatch.anomalies the episodes that the workers' decoders
 -- recorded (or changed) since the last pull, for monitor (NULL: every async monitor on a
 -- distributed table); returns the number of episodes inserted or updated. A copy carries
--- detail.node = {group, id}: the worker's group and its episode id. The monitor's job calls it
--- every check_interval; call it for the latest at once.
+-- detail.node = {group, id}: the worker's group and its episode id. A worker without the monitor
+-- (added to the cluster after monitor() was called) gets it. The monitor's job calls this every
+-- check_interval; call it for the latest at once.
 CREATE FUNCTION tidewatch.pull_episodes(monitor text DEFAULT NULL)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -916,6 +919,8 @@ DECLARE
     names text[];
     ports integer[];
     cmds text[];
+    ok boolean;
+    msg text;
     changed integer := 0;
 BEGIN
     IF NOT tidewatch._citus_coordinator() THEN
@@ -952,6 +957,26 @@ BEGIN
                     VALUES (m.name, r.groupid, format('%s: %s', now(), r.result))
                     ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE SET last_error = excluded.last_error;
                 CONTINUE;
+            END IF;
+            IF NOT coalesce((r.result::jsonb ->> 'monitor')::boolean, true) THEN
+                -- A worker added after monitor() was called: create the monitor there (as its
+                -- owner), so that the shards moved to it are scored from now on.
+                SELECT format('SET ROLE %s; SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)',
+                              x.owner, x.name, x.relid::text, x.value_column, x.series_columns, x.method, x.params,
+                              x.time_column, coalesce(j.schedule_interval, interval '1 minute'), x.mode, x.value_columns)
+                    INTO msg
+                    FROM tidewatch.monitors x LEFT JOIN tidewatch.job j ON j.id = x.job_id WHERE x.name = m.name;
+                EXECUTE 'SELECT w.success, w.result FROM pg_catalog.master_run_on_worker($1, $2, $3, false) w'
+                    INTO ok, msg USING ARRAY[r.node_name], ARRAY[r.node_port], ARRAY[msg];
+                ok := coalesce(ok, false);
+                RAISE NOTICE 'tidewatch monitor "%": created on the worker %:% (%)', m.name, r.node_name, r.node_port,
+                             CASE WHEN ok THEN 'it had none' ELSE 'failed: ' || msg END;
+                IF NOT ok THEN
+                    INSERT INTO tidewatch.monitor_pulls AS p (monitor, node_group, last_error)
+                        VALUES (m.name, r.groupid, format('%s: could not create the monitor there: %s', now(), msg))
+                        ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE SET last_error = excluded.last_error;
+                    CONTINUE;
+                END IF;
             END IF;
             FOR e IN SELECT x FROM jsonb_array_elements(r.result::jsonb -> 'episodes') x LOOP
                 a := jsonb_populate_record(NULL::tidewatch.anomalies, e);

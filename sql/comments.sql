@@ -137,9 +137,9 @@ COMMENT ON PROCEDURE tidewatch.policy_monitor(integer, jsonb) IS
 COMMENT ON FUNCTION tidewatch._monitor_create(text, regclass, name, name[], text, jsonb, name, interval, text, name[]) IS
 'Internal: creates a monitor (tidewatch.monitor, tidewatch.monitor_device); on a Citus coordinator an async monitor on a distributed table is created on every worker too.';
 COMMENT ON FUNCTION tidewatch._monitor_episodes(text, pg_snapshot) IS
-'Internal (a Citus worker''s side of tidewatch.pull_episodes): the episodes of a monitor written by transactions the given snapshot did not see, and the current snapshot, as JSON.';
+'Internal (a Citus worker''s side of tidewatch.pull_episodes): the episodes of a monitor written by transactions the given snapshot did not see, the current snapshot and whether the monitor exists here, as JSON.';
 COMMENT ON FUNCTION tidewatch.pull_episodes(text) IS
-'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all; returns how many were inserted or updated. Copies carry detail.node = {group, id}. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
+'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all; returns how many were inserted or updated. Copies carry detail.node = {group, id}. A worker without the monitor (added later) gets it. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
 COMMENT ON FUNCTION tidewatch.record_event(text, text, timestamptz, text, jsonb, jsonb, regclass, timestamptz) IS
 'Records an event (source drift, log_template, log_burst or user) in tidewatch.events, so that explain_anomaly cites it when it overlaps an episode. Returns the event id.';
 COMMENT ON FUNCTION tidewatch.explain_anomaly(bigint, interval) IS

@@ -2456,7 +2456,9 @@ RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 RETURN (
-    SELECT jsonb_build_object('snapshot', s.snap::text, 'episodes', coalesce((
+    SELECT jsonb_build_object('snapshot', s.snap::text,
+                              'monitor', EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = _monitor_episodes.monitor),
+                              'episodes', coalesce((
         SELECT jsonb_agg(to_jsonb(a) ORDER BY a.id)
         FROM tidewatch.anomalies a,
              -- xmin with its epoch: the 64-bit id nearest below the snapshot's xmax.
@@ -2480,6 +2482,8 @@ DECLARE
     names text[];
     ports integer[];
     cmds text[];
+    ok boolean;
+    msg text;
     changed integer := 0;
 BEGIN
     IF NOT tidewatch._citus_coordinator() THEN
@@ -2516,6 +2520,26 @@ BEGIN
                     VALUES (m.name, r.groupid, format('%s: %s', now(), r.result))
                     ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE SET last_error = excluded.last_error;
                 CONTINUE;
+            END IF;
+            IF NOT coalesce((r.result::jsonb ->> 'monitor')::boolean, true) THEN
+                -- A worker added after monitor() was called: create the monitor there (as its
+                -- owner), so that the shards moved to it are scored from now on.
+                SELECT format('SET ROLE %s; SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)',
+                              x.owner, x.name, x.relid::text, x.value_column, x.series_columns, x.method, x.params,
+                              x.time_column, coalesce(j.schedule_interval, interval '1 minute'), x.mode, x.value_columns)
+                    INTO msg
+                    FROM tidewatch.monitors x LEFT JOIN tidewatch.job j ON j.id = x.job_id WHERE x.name = m.name;
+                EXECUTE 'SELECT w.success, w.result FROM pg_catalog.master_run_on_worker($1, $2, $3, false) w'
+                    INTO ok, msg USING ARRAY[r.node_name], ARRAY[r.node_port], ARRAY[msg];
+                ok := coalesce(ok, false);
+                RAISE NOTICE 'tidewatch monitor "%": created on the worker %:% (%)', m.name, r.node_name, r.node_port,
+                             CASE WHEN ok THEN 'it had none' ELSE 'failed: ' || msg END;
+                IF NOT ok THEN
+                    INSERT INTO tidewatch.monitor_pulls AS p (monitor, node_group, last_error)
+                        VALUES (m.name, r.groupid, format('%s: could not create the monitor there: %s', now(), msg))
+                        ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE SET last_error = excluded.last_error;
+                    CONTINUE;
+                END IF;
             END IF;
             FOR e IN SELECT x FROM jsonb_array_elements(r.result::jsonb -> 'episodes') x LOOP
                 a := jsonb_populate_record(NULL::tidewatch.anomalies, e);
@@ -2664,9 +2688,9 @@ COMMENT ON PROCEDURE tidewatch.policy_monitor(integer, jsonb) IS
 COMMENT ON FUNCTION tidewatch._monitor_create(text, regclass, name, name[], text, jsonb, name, interval, text, name[]) IS
 'Internal: creates a monitor (tidewatch.monitor, tidewatch.monitor_device); on a Citus coordinator an async monitor on a distributed table is created on every worker too.';
 COMMENT ON FUNCTION tidewatch._monitor_episodes(text, pg_snapshot) IS
-'Internal (a Citus worker''s side of tidewatch.pull_episodes): the episodes of a monitor written by transactions the given snapshot did not see, and the current snapshot, as JSON.';
+'Internal (a Citus worker''s side of tidewatch.pull_episodes): the episodes of a monitor written by transactions the given snapshot did not see, the current snapshot and whether the monitor exists here, as JSON.';
 COMMENT ON FUNCTION tidewatch.pull_episodes(text) IS
-'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all; returns how many were inserted or updated. Copies carry detail.node = {group, id}. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
+'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all; returns how many were inserted or updated. Copies carry detail.node = {group, id}. A worker without the monitor (added later) gets it. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
 
 -- drift_agg (and the internal _drift_agg, _profile_agg) with a bytea state (an expanded object in
 -- memory), so that Citus runs them partially on its workers; the byte form counts categories
