@@ -102,8 +102,41 @@ def main():
             print(f"| `{name}` | {one:,.0f} ms | {dist:,.0f} ms | {b} | {partial} |")
         raw, _ = moved("SELECT value FROM dist")
         print(f"\nFor scale: the table's value column alone is {raw:,} bytes in that form.")
+        monitors(per)
     finally:
         lib(f'citus_stop "{DIR}"')
+
+
+def monitors(per):
+    """An async monitor on a local and on a distributed table: the same rows copied in (one
+    commit per day of data), timed until every node's decoder has scored them and, on Citus, the
+    coordinator has pulled the episodes; bytes: the JSON the workers send for a first pull."""
+    workers = [f"host=127.0.0.1 port={PORT + i} user=postgres" for i in (1, 2)]
+    days = max(1, per // 1440)
+    print(f"\nAsync monitor ('auto', one per table), the same {ROWS:,} rows in {days} commits (one a day of data):\n")
+    print("| table | rows in and scored | episodes | bytes to the coordinator |")
+    print("|---|---|---|---|")
+    for t, dist in (("loc_m", ""), ("dist_m", "SELECT create_distributed_table('dist_m', 'series_id');")):
+        psql(f"""
+            CREATE TABLE {t} (series_id int NOT NULL, ts timestamptz NOT NULL, value float8, prediction float8);
+            SELECT tidewatch.create_hypertable('{t}', 'ts', interval '7 days');
+            SELECT tidewatch._ensure_chunk('{t}', b) FROM generate_series(timestamptz '2026-01-01',
+                   timestamptz '2026-01-01' + {per} * interval '1 minute', interval '1 day') b;
+            {dist}""")
+        psql(f"SELECT tidewatch.monitor('m_{t}', '{t}', 'value', '{{series_id}}', mode => 'async', check_interval => interval '1 day')")
+        t0 = time.monotonic()
+        for d in range(days):
+            psql(f"INSERT INTO {t} SELECT * FROM loc WHERE ts >= timestamptz '2026-01-01' + {d} * interval '1 day' "
+                 f"AND ts < timestamptz '2026-01-01' + {d + 1} * interval '1 day'" + (" OR ts >= timestamptz '2026-01-01' + "
+                 f"{days} * interval '1 day'" if d == days - 1 else ""))
+        for dsn in [COORD] + (workers if dist else []):
+            psql("SELECT tidewatch.monitor_wait(interval '1 hour')", dsn)
+        if dist:
+            psql(f"SELECT tidewatch.pull_episodes('m_{t}')")
+        ms = (time.monotonic() - t0) * 1000
+        n = psql(f"SELECT count(*) FROM tidewatch.anomalies WHERE monitor = 'm_{t}' AND kind <> 'missing_data'")
+        sent = sum(int(psql(f"SELECT octet_length(tidewatch._monitor_episodes('m_{t}', NULL))", w)) for w in workers) if dist else 0
+        print(f"| {'distributed (Citus)' if dist else 'local (one node)'} | {ms:,.0f} ms | {n} | {f'{sent:,}' if dist else '—'} |")
 
 
 if __name__ == "__main__":
