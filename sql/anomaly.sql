@@ -126,6 +126,7 @@ COMMENT ON TABLE tidewatch.events IS 'Events from drift monitors, log monitors a
 
 GRANT SELECT ON tidewatch.models, tidewatch.monitors, tidewatch.monitor_state, tidewatch.anomalies,
     tidewatch.events, tidewatch.monitor_pulls TO PUBLIC;
+GRANT INSERT, UPDATE ON tidewatch.monitor_pulls TO PUBLIC;
 GRANT INSERT, UPDATE, DELETE ON tidewatch.models, tidewatch.monitors TO PUBLIC;
 ALTER TABLE tidewatch.models ENABLE ROW LEVEL SECURITY;
 CREATE POLICY models_owner ON tidewatch.models
@@ -749,6 +750,18 @@ BEGIN
 END
 $$;
 
+-- The command that creates monitor's copy on a Citus worker, as its owner, with the same
+-- arguments (check_interval: its job's).
+CREATE FUNCTION tidewatch._monitor_replica_sql(monitor text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT format('SET ROLE %s; SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)',
+                      x.owner, x.name, x.relid::text, x.value_column, x.series_columns, x.method, x.params,
+                      x.time_column, coalesce(j.schedule_interval, interval '1 minute'), x.mode, x.value_columns)
+        FROM tidewatch.monitors x LEFT JOIN tidewatch.job j ON j.id = x.job_id
+        WHERE x.name = _monitor_replica_sql.monitor);
+
 -- What tidewatch.monitor and tidewatch.monitor_device do (value_columns: a device monitor's
 -- sensor columns, NULL for a series monitor). On a Citus coordinator, an async monitor on a
 -- distributed table is also created on every worker (by this function, with the same
@@ -815,15 +828,11 @@ BEGIN
                        left('tidewatch_monitor_' || name, 63), relation, name);
     ELSIF dcol IS NOT NULL AND tidewatch._citus_coordinator() THEN
         BEGIN
-            PERFORM tidewatch._citus_on_workers(
-                format('SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)', name, relation::text,
-                       value_column, coalesce(series_columns, '{}'), coalesce(method, 'auto'), coalesce(params, '{}'),
-                       tcol, check_interval, mode, value_columns),
-                format('creating monitor "%s"', name));
+            PERFORM tidewatch._citus_propagate(name, 'create', true);
         EXCEPTION WHEN OTHERS THEN
             -- The workers commit on their own: take back what some of them created.
             GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, bad = PG_EXCEPTION_DETAIL;
-            PERFORM tidewatch._citus_on_workers(format('SELECT tidewatch.unmonitor(%L, true)', name), NULL);
+            PERFORM tidewatch._citus_propagate(name, 'drop', false);
             RAISE EXCEPTION '%', msg
                 USING ERRCODE = '55000', DETAIL = bad,
                       HINT = 'Every worker needs what an async monitor needs on one node (docs/scale-out.md): '
@@ -866,8 +875,7 @@ BEGIN
     IF m.mode = 'sync' THEN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
     ELSIF tidewatch._citus_distribution_column(m.relid) IS NOT NULL AND tidewatch._citus_coordinator() THEN
-        PERFORM tidewatch._citus_on_workers(format('SELECT tidewatch.unmonitor(%L, true)', name),
-                                            format('dropping monitor "%s"', name));
+        PERFORM tidewatch._citus_propagate(name, 'drop', true);
     END IF;
     IF m.job_id IS NOT NULL THEN
         PERFORM tidewatch.delete_job(m.job_id);
@@ -900,13 +908,13 @@ RETURN (
 
 -- Copy into this coordinator's tidewatch.anomalies the episodes that the workers' decoders
 -- recorded (or changed) since the last pull, for monitor (NULL: every async monitor on a
--- distributed table); returns the number of episodes inserted or updated. A copy carries
+-- distributed table that the caller owns); returns the number of episodes inserted or updated. A copy carries
 -- detail.node = {group, id}: the worker's group and its episode id. A worker without the monitor
 -- (added to the cluster after monitor() was called) gets it. The monitor's job calls this every
 -- check_interval; call it for the latest at once.
 CREATE FUNCTION tidewatch.pull_episodes(monitor text DEFAULT NULL)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -926,8 +934,15 @@ BEGIN
     IF NOT tidewatch._citus_coordinator() THEN
         RETURN 0;
     END IF;
+    IF monitor IS NOT NULL AND NOT tidewatch._may_write(monitor)
+       AND EXISTS (SELECT 1 FROM tidewatch.monitors x WHERE x.name = monitor) THEN
+        RAISE EXCEPTION 'permission denied for monitor "%"', monitor
+            USING ERRCODE = '42501',
+                  HINT = 'Its owner (and the owner''s members) may pull its episodes; its job does every check_interval.';
+    END IF;
+    -- As the caller: the workers are asked as this role, and only its own monitors are pulled.
     FOR m IN SELECT x.name FROM tidewatch.monitors x
-             WHERE x.mode = 'async' AND (monitor IS NULL OR x.name = monitor)
+             WHERE x.mode = 'async' AND (monitor IS NULL OR x.name = monitor) AND tidewatch._may_write(x.name)
                AND tidewatch._citus_distribution_column(x.relid) IS NOT NULL
              ORDER BY x.name
     LOOP
@@ -961,11 +976,7 @@ BEGIN
             IF NOT coalesce((r.result::jsonb ->> 'monitor')::boolean, true) THEN
                 -- A worker added after monitor() was called: create the monitor there (as its
                 -- owner), so that the shards moved to it are scored from now on.
-                SELECT format('SET ROLE %s; SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)',
-                              x.owner, x.name, x.relid::text, x.value_column, x.series_columns, x.method, x.params,
-                              x.time_column, coalesce(j.schedule_interval, interval '1 minute'), x.mode, x.value_columns)
-                    INTO msg
-                    FROM tidewatch.monitors x LEFT JOIN tidewatch.job j ON j.id = x.job_id WHERE x.name = m.name;
+                msg := tidewatch._monitor_replica_sql(m.name);
                 EXECUTE 'SELECT w.success, w.result FROM pg_catalog.master_run_on_worker($1, $2, $3, false) w'
                     INTO ok, msg USING ARRAY[r.node_name], ARRAY[r.node_port], ARRAY[msg];
                 ok := coalesce(ok, false);

@@ -139,7 +139,7 @@ COMMENT ON FUNCTION tidewatch._monitor_create(text, regclass, name, name[], text
 COMMENT ON FUNCTION tidewatch._monitor_episodes(text, pg_snapshot) IS
 'Internal (a Citus worker''s side of tidewatch.pull_episodes): the episodes of a monitor written by transactions the given snapshot did not see, the current snapshot and whether the monitor exists here, as JSON.';
 COMMENT ON FUNCTION tidewatch.pull_episodes(text) IS
-'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all; returns how many were inserted or updated. Copies carry detail.node = {group, id}. A worker without the monitor (added later) gets it. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
+'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all the caller owns; returns how many were inserted or updated. Copies carry detail.node = {group, id}. A worker without the monitor (added later) gets it. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
 COMMENT ON FUNCTION tidewatch.record_event(text, text, timestamptz, text, jsonb, jsonb, regclass, timestamptz) IS
 'Records an event (source drift, log_template, log_burst or user) in tidewatch.events, so that explain_anomaly cites it when it overlaps an episode. Returns the event id.';
 COMMENT ON FUNCTION tidewatch.explain_anomaly(bigint, interval) IS
@@ -191,7 +191,8 @@ COMMENT ON FUNCTION tidewatch._train_rows(regclass, name, name[], name, text, js
 'Internal: the trained state of every series of a window, as train_detector stores it (a function of its own so that the scan may use parallel workers).';
 COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus table where it cannot work (a sync monitor on any, an async one on a table not hash-distributed), saying why.';
 COMMENT ON FUNCTION tidewatch._citus_coordinator() IS 'Internal: whether this server is a Citus coordinator (false without Citus).';
-COMMENT ON FUNCTION tidewatch._citus_on_workers(text, text) IS 'Internal: runs a command on every Citus worker (each commits on its own); raises an error naming the failed workers unless the second argument is NULL.';
+COMMENT ON FUNCTION tidewatch._citus_propagate(text, text, boolean) IS 'Internal: creates (create) or drops (drop) a monitor''s copy on every Citus worker; raises an error naming the failed workers when strict.';
+COMMENT ON FUNCTION tidewatch._monitor_replica_sql(text) IS 'Internal: the command that creates a monitor''s copy on a Citus worker, as its owner, with the same arguments.';
 COMMENT ON FUNCTION tidewatch.detect_device_anomalies(regclass, name[], name[], name, timestamptz, timestamptz, jsonb, boolean) IS
 'Scores devices: the value_columns of each series (labels from series_columns) judged together, row by row in time order, with auto''s device mode (a row is surprising when its most surprised sensor is rare for the device, or several sensors are mildly surprised at once). Returns each row''s score in [0,1], flag, kind, the sensor that moved most and each surprised sensor''s share of the surprise; anomalies_only => true returns only the flagged rows.';
 COMMENT ON FUNCTION tidewatch.device_points(bytea, text[], boolean) IS

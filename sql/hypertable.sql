@@ -187,9 +187,10 @@ BEGIN
 END
 $$;
 
--- Run command on every Citus worker (each commits on its own, as run_command_on_workers does);
--- raise an error naming the workers where it failed, unless what is NULL (best effort).
-CREATE FUNCTION tidewatch._citus_on_workers(command text, what text)
+-- Create (action 'create') or drop ('drop') monitor's copy on every Citus worker; each worker
+-- commits on its own, as run_command_on_workers does. Raise an error naming the workers where it
+-- failed when strict; otherwise a best effort.
+CREATE FUNCTION tidewatch._citus_propagate(monitor text, action text, strict boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -197,11 +198,17 @@ AS $$
 DECLARE
     failed text;
 BEGIN
+    IF action NOT IN ('create', 'drop') THEN
+        RAISE EXCEPTION 'unknown action "%"', action USING ERRCODE = '22023', HINT = 'create or drop';
+    END IF;
     EXECUTE 'SELECT string_agg(format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '' ORDER BY w.nodeport)
              FROM pg_catalog.run_command_on_workers($1) w WHERE NOT w.success'
-        INTO failed USING command;
-    IF failed IS NOT NULL AND what IS NOT NULL THEN
-        RAISE EXCEPTION '% failed on a Citus worker', what
+        INTO failed
+        USING CASE action WHEN 'create' THEN tidewatch._monitor_replica_sql(monitor)
+                          ELSE format('SELECT tidewatch.unmonitor(%L, true)', monitor) END;
+    IF failed IS NOT NULL AND strict THEN
+        RAISE EXCEPTION '% monitor "%" failed on a Citus worker', CASE action WHEN 'create' THEN 'creating' ELSE 'dropping' END,
+                        monitor
             USING ERRCODE = '55000', DETAIL = failed,
                   HINT = 'Check that every worker is up and has the same tidewatch version, then try again.';
     END IF;

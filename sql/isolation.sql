@@ -32,6 +32,8 @@ RETURN EXISTS (SELECT 1 FROM tidewatch.monitors m
 -- Episodes and states: read by policy (below), written by the monitors' owners.
 CREATE POLICY monitor_state_read ON tidewatch.monitor_state FOR SELECT USING (true);
 CREATE POLICY monitor_pulls_read ON tidewatch.monitor_pulls FOR SELECT USING (true);
+CREATE POLICY monitor_pulls_insert ON tidewatch.monitor_pulls FOR INSERT WITH CHECK (tidewatch._may_write(monitor));
+CREATE POLICY monitor_pulls_update ON tidewatch.monitor_pulls FOR UPDATE USING (tidewatch._may_write(monitor));
 CREATE POLICY monitor_state_insert ON tidewatch.monitor_state FOR INSERT WITH CHECK (tidewatch._may_write(monitor));
 CREATE POLICY monitor_state_update ON tidewatch.monitor_state FOR UPDATE USING (tidewatch._may_write(monitor));
 CREATE POLICY anomalies_read ON tidewatch.anomalies FOR SELECT USING (true);

@@ -179,6 +179,7 @@ CALLS = {
                         [("'mdev'", "text"), ("'m'::regclass", "regclass"), ("'{value,n}'::name[]", "name[]"),
                          ("'{sat}'::name[]", "name[]"), ("'{}'::jsonb", "jsonb"), ("'ts'::name", "name")])],
     "unmonitor": [("SELECT tidewatch.unmonitor({0}, true)", [("'mon2'", "text")])],
+    "pull_episodes": [("SELECT tidewatch.pull_episodes({0})", [("'mon'", "text")])],
     "record_event": [("SELECT tidewatch.record_event({0}, {1}, {2}, {3}, {4}, {5}, {6}, {7}) IS NOT NULL",
                       [("'user'", "text"), ("'a note'", "text"), ("now()", "timestamptz"), ("'n'", "text"), ("'{}'::jsonb", "jsonb"),
                        ("'{}'::jsonb", "jsonb"), ("'m'::regclass", "regclass"), ("now() + interval '1 hour'", "timestamptz")])],

@@ -376,6 +376,15 @@ class CitusTest(unittest.TestCase):
                         f"SELECT {device_cols} FROM tidewatch.anomalies WHERE monitor = 'am_dmon_dist' AND kind <> 'missing_data'",
                         "device episodes")
         self.assertTrue(all(r[-1] for r in got), got)
+        # Another role pulls only what it owns: a monitor of a table it may read is refused (42501),
+        # one of a table it may not read is not even seen.
+        q("CREATE ROLE tw_other; GRANT SELECT ON mon_dist TO tw_other")
+        out = subprocess.run(["psql", "-X", "-q", "-d", f"{COORD} dbname={DB}", "-v", "VERBOSITY=verbose", "-c",
+                              "SET ROLE tw_other; SELECT tidewatch.pull_episodes('am_mon_dist')"],
+                             capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
+        self.assertIn('ERROR:  42501: permission denied for monitor "am_mon_dist"', out.stderr)
+        self.assertEqual(q("SET ROLE tw_other; SELECT tidewatch.pull_episodes('am_mon_loc'), tidewatch.pull_episodes()"),
+                         [["0", "0"]])
         # A worker without the monitor (as one added to the cluster later) gets it at the next pull,
         # with the monitor's owner.
         q("SELECT tidewatch.unmonitor('am_mon_dist')", WORKERS[1])

@@ -2263,7 +2263,7 @@ BEGIN
     RETURN coalesce(c, false);
 END
 $$;
-CREATE FUNCTION tidewatch._citus_on_workers(command text, what text)
+CREATE FUNCTION tidewatch._citus_propagate(monitor text, action text, strict boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -2271,11 +2271,17 @@ AS $$
 DECLARE
     failed text;
 BEGIN
+    IF action NOT IN ('create', 'drop') THEN
+        RAISE EXCEPTION 'unknown action "%"', action USING ERRCODE = '22023', HINT = 'create or drop';
+    END IF;
     EXECUTE 'SELECT string_agg(format(''%s:%s: %s'', w.nodename, w.nodeport, w.result), ''; '' ORDER BY w.nodeport)
              FROM pg_catalog.run_command_on_workers($1) w WHERE NOT w.success'
-        INTO failed USING command;
-    IF failed IS NOT NULL AND what IS NOT NULL THEN
-        RAISE EXCEPTION '% failed on a Citus worker', what
+        INTO failed
+        USING CASE action WHEN 'create' THEN tidewatch._monitor_replica_sql(monitor)
+                          ELSE format('SELECT tidewatch.unmonitor(%L, true)', monitor) END;
+    IF failed IS NOT NULL AND strict THEN
+        RAISE EXCEPTION '% monitor "%" failed on a Citus worker', CASE action WHEN 'create' THEN 'creating' ELSE 'dropping' END,
+                        monitor
             USING ERRCODE = '55000', DETAIL = failed,
                   HINT = 'Check that every worker is up and has the same tidewatch version, then try again.';
     END IF;
@@ -2295,7 +2301,10 @@ CREATE TABLE tidewatch.monitor_pulls (
 COMMENT ON TABLE tidewatch.monitor_pulls IS 'On a Citus coordinator: per async monitor on a distributed table and worker group, the snapshot of the last pull of its episodes (tidewatch.pull_episodes), when, how many episode versions were copied, and the last error.';
 
 GRANT SELECT ON tidewatch.monitor_pulls TO PUBLIC;
+GRANT INSERT, UPDATE ON tidewatch.monitor_pulls TO PUBLIC;
 CREATE POLICY monitor_pulls_read ON tidewatch.monitor_pulls FOR SELECT USING (true);
+CREATE POLICY monitor_pulls_insert ON tidewatch.monitor_pulls FOR INSERT WITH CHECK (tidewatch._may_write(monitor));
+CREATE POLICY monitor_pulls_update ON tidewatch.monitor_pulls FOR UPDATE USING (tidewatch._may_write(monitor));
 ALTER TABLE tidewatch.monitor_pulls ENABLE ROW LEVEL SECURITY;
 CREATE POLICY monitor_pulls_source ON tidewatch.monitor_pulls AS RESTRICTIVE FOR SELECT
     USING (monitor IN (SELECT m.name FROM tidewatch.monitors m));
@@ -2362,15 +2371,11 @@ BEGIN
                        left('tidewatch_monitor_' || name, 63), relation, name);
     ELSIF dcol IS NOT NULL AND tidewatch._citus_coordinator() THEN
         BEGIN
-            PERFORM tidewatch._citus_on_workers(
-                format('SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)', name, relation::text,
-                       value_column, coalesce(series_columns, '{}'), coalesce(method, 'auto'), coalesce(params, '{}'),
-                       tcol, check_interval, mode, value_columns),
-                format('creating monitor "%s"', name));
+            PERFORM tidewatch._citus_propagate(name, 'create', true);
         EXCEPTION WHEN OTHERS THEN
             -- The workers commit on their own: take back what some of them created.
             GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, bad = PG_EXCEPTION_DETAIL;
-            PERFORM tidewatch._citus_on_workers(format('SELECT tidewatch.unmonitor(%L, true)', name), NULL);
+            PERFORM tidewatch._citus_propagate(name, 'drop', false);
             RAISE EXCEPTION '%', msg
                 USING ERRCODE = '55000', DETAIL = bad,
                       HINT = 'Every worker needs what an async monitor needs on one node (docs/scale-out.md): '
@@ -2411,8 +2416,7 @@ BEGIN
     IF m.mode = 'sync' THEN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
     ELSIF tidewatch._citus_distribution_column(m.relid) IS NOT NULL AND tidewatch._citus_coordinator() THEN
-        PERFORM tidewatch._citus_on_workers(format('SELECT tidewatch.unmonitor(%L, true)', name),
-                                            format('dropping monitor "%s"', name));
+        PERFORM tidewatch._citus_propagate(name, 'drop', true);
     END IF;
     IF m.job_id IS NOT NULL THEN
         PERFORM tidewatch.delete_job(m.job_id);
@@ -2469,7 +2473,7 @@ RETURN (
     FROM (SELECT pg_current_snapshot() AS snap, pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS top) s);
 CREATE FUNCTION tidewatch.pull_episodes(monitor text DEFAULT NULL)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
@@ -2489,8 +2493,15 @@ BEGIN
     IF NOT tidewatch._citus_coordinator() THEN
         RETURN 0;
     END IF;
+    IF monitor IS NOT NULL AND NOT tidewatch._may_write(monitor)
+       AND EXISTS (SELECT 1 FROM tidewatch.monitors x WHERE x.name = monitor) THEN
+        RAISE EXCEPTION 'permission denied for monitor "%"', monitor
+            USING ERRCODE = '42501',
+                  HINT = 'Its owner (and the owner''s members) may pull its episodes; its job does every check_interval.';
+    END IF;
+    -- As the caller: the workers are asked as this role, and only its own monitors are pulled.
     FOR m IN SELECT x.name FROM tidewatch.monitors x
-             WHERE x.mode = 'async' AND (monitor IS NULL OR x.name = monitor)
+             WHERE x.mode = 'async' AND (monitor IS NULL OR x.name = monitor) AND tidewatch._may_write(x.name)
                AND tidewatch._citus_distribution_column(x.relid) IS NOT NULL
              ORDER BY x.name
     LOOP
@@ -2524,11 +2535,7 @@ BEGIN
             IF NOT coalesce((r.result::jsonb ->> 'monitor')::boolean, true) THEN
                 -- A worker added after monitor() was called: create the monitor there (as its
                 -- owner), so that the shards moved to it are scored from now on.
-                SELECT format('SET ROLE %s; SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)',
-                              x.owner, x.name, x.relid::text, x.value_column, x.series_columns, x.method, x.params,
-                              x.time_column, coalesce(j.schedule_interval, interval '1 minute'), x.mode, x.value_columns)
-                    INTO msg
-                    FROM tidewatch.monitors x LEFT JOIN tidewatch.job j ON j.id = x.job_id WHERE x.name = m.name;
+                msg := tidewatch._monitor_replica_sql(m.name);
                 EXECUTE 'SELECT w.success, w.result FROM pg_catalog.master_run_on_worker($1, $2, $3, false) w'
                     INTO ok, msg USING ARRAY[r.node_name], ARRAY[r.node_port], ARRAY[msg];
                 ok := coalesce(ok, false);
@@ -2678,7 +2685,7 @@ END
 $$;
 COMMENT ON FUNCTION tidewatch._refuse_citus_table(regclass, text) IS 'Internal: refuses a monitor on a Citus table where it cannot work (a sync monitor on any, an async one on a table not hash-distributed), saying why.';
 COMMENT ON FUNCTION tidewatch._citus_coordinator() IS 'Internal: whether this server is a Citus coordinator (false without Citus).';
-COMMENT ON FUNCTION tidewatch._citus_on_workers(text, text) IS 'Internal: runs a command on every Citus worker (each commits on its own); raises an error naming the failed workers unless the second argument is NULL.';
+COMMENT ON FUNCTION tidewatch._citus_propagate(text, text, boolean) IS 'Internal: creates (create) or drops (drop) a monitor''s copy on every Citus worker; raises an error naming the failed workers when strict.';
 COMMENT ON FUNCTION tidewatch.monitor(text, regclass, name, name[], text, jsonb, name, interval, text) IS
 'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies. mode sync (default): a statement trigger, episodes visible at commit. mode async: no trigger; the database''s decoder scores committed rows from the write-ahead log (needs wal_level = logical; see tidewatch.monitor_lag); on a Citus distributed table (async only, the distribution column among series_columns) every node''s decoder scores its own shards and the coordinator copies their episodes (tidewatch.pull_episodes). Adds a job that turns silent series into missing_data episodes; returns its id.';
 COMMENT ON FUNCTION tidewatch.unmonitor(text, boolean) IS
@@ -2690,7 +2697,7 @@ COMMENT ON FUNCTION tidewatch._monitor_create(text, regclass, name, name[], text
 COMMENT ON FUNCTION tidewatch._monitor_episodes(text, pg_snapshot) IS
 'Internal (a Citus worker''s side of tidewatch.pull_episodes): the episodes of a monitor written by transactions the given snapshot did not see, the current snapshot and whether the monitor exists here, as JSON.';
 COMMENT ON FUNCTION tidewatch.pull_episodes(text) IS
-'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all; returns how many were inserted or updated. Copies carry detail.node = {group, id}. A worker without the monitor (added later) gets it. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
+'On a Citus coordinator: copies into tidewatch.anomalies the episodes that the workers'' decoders recorded or changed since the last pull, for one async monitor on a distributed table or (NULL) all the caller owns; returns how many were inserted or updated. Copies carry detail.node = {group, id}. A worker without the monitor (added later) gets it. The monitor''s job calls it every check_interval; returns 0 elsewhere.';
 
 -- drift_agg (and the internal _drift_agg, _profile_agg) with a bytea state (an expanded object in
 -- memory), so that Citus runs them partially on its workers; the byte form counts categories
@@ -3130,6 +3137,17 @@ COMMENT ON FUNCTION tidewatch.monitor_device(text, regclass, name[], name[], jso
 -- device's rows to _device_monitor_step.
 ALTER TABLE tidewatch.monitors ADD COLUMN value_columns name[] CONSTRAINT monitors_value_columns_check
     CHECK (value_columns IS NULL OR cardinality(value_columns) BETWEEN 1 AND 4096);
+-- The command that creates a monitor's copy on a Citus worker (it reads value_columns).
+CREATE FUNCTION tidewatch._monitor_replica_sql(monitor text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN (SELECT format('SET ROLE %s; SELECT tidewatch._monitor_create(%L, %L, %L, %L, %L, %L, %L, %L, %L, %L)',
+                      x.owner, x.name, x.relid::text, x.value_column, x.series_columns, x.method, x.params,
+                      x.time_column, coalesce(j.schedule_interval, interval '1 minute'), x.mode, x.value_columns)
+        FROM tidewatch.monitors x LEFT JOIN tidewatch.job j ON j.id = x.job_id
+        WHERE x.name = _monitor_replica_sql.monitor);
+COMMENT ON FUNCTION tidewatch._monitor_replica_sql(text) IS 'Internal: the command that creates a monitor''s copy on a Citus worker, as its owner, with the same arguments.';
 CREATE OR REPLACE FUNCTION tidewatch._monitor_apply(m tidewatch.monitors, series jsonb, ts timestamptz[], vals float8[])
 RETURNS void
 LANGUAGE plpgsql

@@ -177,7 +177,6 @@ mod unit {
                 log: false,
                 more: Vec::new(),
                 shards: Vec::new(),
-                shards: Vec::new(),
             },
             Spec {
                 relid: 2,
@@ -186,7 +185,6 @@ mod unit {
                 series: vec!["message".into()],
                 log: true,
                 more: Vec::new(),
-                shards: Vec::new(),
                 shards: Vec::new(),
             },
             Spec {
