@@ -127,7 +127,7 @@ COMMENT ON FUNCTION tidewatch.predict(text, jsonb, timestamptz, float8) IS
 COMMENT ON FUNCTION tidewatch.monitor(text, regclass, name, name[], text, jsonb, name, interval, text) IS
 'Starts a real-time monitor: every row inserted into relation (INSERT or COPY, any batch size) is scored with its series'' state, and anomalous points open or extend episodes in tidewatch.anomalies. mode sync (default): a statement trigger, episodes visible at commit. mode async: no trigger; the database''s decoder scores committed rows from the write-ahead log (needs wal_level = logical; see tidewatch.monitor_lag); on a Citus distributed table (async only, the distribution column among series_columns) every node''s decoder scores its own shards and the coordinator copies their episodes (tidewatch.pull_episodes). Adds a job that turns silent series into missing_data episodes; returns its id.';
 COMMENT ON FUNCTION tidewatch.monitor_lag() IS
-'For each async monitor (kind anomaly or log): the commit position its decoder has scored up to, how many bytes of write-ahead log it is behind, when it last got rows and its last error.';
+'For each async monitor (kind anomaly or log): the commit position its decoder has scored up to, how many bytes of write-ahead log it is behind, when it last got rows and its last error; for a monitor of a Citus distributed table, on the coordinator: when its episodes were last pulled from every worker and the workers'' pull errors.';
 COMMENT ON FUNCTION tidewatch.monitor_wait(interval) IS
 'Waits until the decoder of async monitors has scored every transaction committed before the call; returns the seconds waited, raises 57014 after timeout. Call it outside a transaction that wrote.';
 COMMENT ON FUNCTION tidewatch.unmonitor(text, boolean) IS

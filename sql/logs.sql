@@ -412,7 +412,9 @@ RETURN '0/0'::pg_lsn + tidewatch._wal_insert_end_bytes();
 
 -- How far the decoder of async monitors (anomaly and log) got: per monitor, the commit position
 -- the decoder has scored up to (its replication slot's confirmed position), how far behind the
--- write-ahead log that is, when the monitor last got rows, and its last error.
+-- write-ahead log that is, when the monitor last got rows, and its last error. For a monitor of a
+-- Citus distributed table, on the coordinator: when its episodes were last pulled from every
+-- worker (the oldest of the workers' pulls) and the workers' pull errors.
 CREATE FUNCTION tidewatch.monitor_lag()
 RETURNS TABLE(monitor text, kind text, scored_upto pg_lsn, behind_bytes numeric, last_scored_at timestamptz,
               last_error text)
@@ -421,11 +423,16 @@ SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT m.name, m.kind, s.confirmed_flush_lsn,
            greatest(pg_wal_lsn_diff(tidewatch._wal_insert_end(), s.confirmed_flush_lsn), 0),
-           m.async_at, m.last_error
+           coalesce(p.pulled_at, m.async_at), nullif(concat_ws('; ', m.last_error, p.last_error), '')
     FROM (SELECT x.name, 'anomaly' AS kind, x.async_at, x.last_error FROM tidewatch.monitors x WHERE x.mode = 'async'
           UNION ALL
           SELECT l.name, 'log', l.async_at, l.last_error FROM tidewatch.log_monitors l WHERE l.mode = 'async') m
     LEFT JOIN pg_replication_slots s ON s.slot_name = tidewatch._monitor_slot_name()
+    LEFT JOIN LATERAL (SELECT CASE WHEN bool_and(x.pulled_at IS NOT NULL) THEN min(x.pulled_at) END AS pulled_at,
+                              string_agg(format('worker group %s: %s', x.node_group, x.last_error), '; '
+                                         ORDER BY x.node_group) FILTER (WHERE x.last_error IS NOT NULL) AS last_error
+                       FROM tidewatch.monitor_pulls x WHERE x.monitor = m.name AND m.kind = 'anomaly'
+                       HAVING count(*) > 0) p ON true
     ORDER BY m.kind, m.name
 $$;
 

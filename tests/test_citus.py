@@ -358,6 +358,9 @@ class CitusTest(unittest.TestCase):
                          int(one("SELECT count(*) FROM tidewatch.anomalies WHERE monitor = 'am_mon_dist'")))
         self.assertEqual(one("SELECT tidewatch.pull_episodes('am_mon_dist')"), "0")
         self.assertEqual(one("SELECT count(*) FROM tidewatch.monitor_pulls WHERE monitor = 'am_mon_dist' AND last_error IS NULL"), "2")
+        # monitor_lag on the coordinator reports the pulls (when, and no error).
+        self.assertEqual(q("SELECT last_scored_at IS NOT NULL, last_error IS NULL FROM tidewatch.monitor_lag() "
+                           "WHERE monitor = 'am_mon_dist'"), [["t", "t"]])
         # A device monitor (each satellite's four metrics together) likewise, in one commit.
         for t, distribute in (("dmon_loc", ""), ("dmon_dist", "SELECT create_distributed_table('dmon_dist', 'sat');")):
             psql_script(f"""
@@ -378,13 +381,18 @@ class CitusTest(unittest.TestCase):
         self.assertTrue(all(r[-1] for r in got), got)
         # Another role pulls only what it owns: a monitor of a table it may read is refused (42501),
         # one of a table it may not read is not even seen.
-        q("CREATE ROLE tw_other; GRANT SELECT ON mon_dist TO tw_other")
+        # (The role is the cluster's: an earlier run's may be left if that run stopped half-way.)
+        q("DROP ROLE IF EXISTS tw_other")
+        q("CREATE ROLE tw_other")
+        q("GRANT SELECT ON mon_dist TO tw_other")
         out = subprocess.run(["psql", "-X", "-q", "-d", f"{COORD} dbname={DB}", "-v", "VERBOSITY=verbose", "-c",
                               "SET ROLE tw_other; SELECT tidewatch.pull_episodes('am_mon_dist')"],
                              capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
         self.assertIn('ERROR:  42501: permission denied for monitor "am_mon_dist"', out.stderr)
         self.assertEqual(q("SET ROLE tw_other; SELECT tidewatch.pull_episodes('am_mon_loc'), tidewatch.pull_episodes()"),
                          [["0", "0"]])
+        q("REVOKE SELECT ON mon_dist FROM tw_other")
+        q("DROP ROLE tw_other")
         # A worker without the monitor (as one added to the cluster later) gets it at the next pull,
         # with the monitor's owner.
         q("SELECT tidewatch.unmonitor('am_mon_dist')", WORKERS[1])

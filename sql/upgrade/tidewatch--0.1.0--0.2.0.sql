@@ -2308,6 +2308,29 @@ CREATE POLICY monitor_pulls_update ON tidewatch.monitor_pulls FOR UPDATE USING (
 ALTER TABLE tidewatch.monitor_pulls ENABLE ROW LEVEL SECURITY;
 CREATE POLICY monitor_pulls_source ON tidewatch.monitor_pulls AS RESTRICTIVE FOR SELECT
     USING (monitor IN (SELECT m.name FROM tidewatch.monitors m));
+-- monitor_lag reports the pulls of monitors on distributed tables.
+CREATE OR REPLACE FUNCTION tidewatch.monitor_lag()
+RETURNS TABLE(monitor text, kind text, scored_upto pg_lsn, behind_bytes numeric, last_scored_at timestamptz,
+              last_error text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT m.name, m.kind, s.confirmed_flush_lsn,
+           greatest(pg_wal_lsn_diff(tidewatch._wal_insert_end(), s.confirmed_flush_lsn), 0),
+           coalesce(p.pulled_at, m.async_at), nullif(concat_ws('; ', m.last_error, p.last_error), '')
+    FROM (SELECT x.name, 'anomaly' AS kind, x.async_at, x.last_error FROM tidewatch.monitors x WHERE x.mode = 'async'
+          UNION ALL
+          SELECT l.name, 'log', l.async_at, l.last_error FROM tidewatch.log_monitors l WHERE l.mode = 'async') m
+    LEFT JOIN pg_replication_slots s ON s.slot_name = tidewatch._monitor_slot_name()
+    LEFT JOIN LATERAL (SELECT CASE WHEN bool_and(x.pulled_at IS NOT NULL) THEN min(x.pulled_at) END AS pulled_at,
+                              string_agg(format('worker group %s: %s', x.node_group, x.last_error), '; '
+                                         ORDER BY x.node_group) FILTER (WHERE x.last_error IS NOT NULL) AS last_error
+                       FROM tidewatch.monitor_pulls x WHERE x.monitor = m.name AND m.kind = 'anomaly'
+                       HAVING count(*) > 0) p ON true
+    ORDER BY m.kind, m.name
+$$;
+COMMENT ON FUNCTION tidewatch.monitor_lag() IS
+'For each async monitor (kind anomaly or log): the commit position its decoder has scored up to, how many bytes of write-ahead log it is behind, when it last got rows and its last error; for a monitor of a Citus distributed table, on the coordinator: when its episodes were last pulled from every worker and the workers'' pull errors.';
 
 CREATE FUNCTION tidewatch._monitor_create(
     name text, relation regclass, value_column name, series_columns name[], method text, params jsonb,
