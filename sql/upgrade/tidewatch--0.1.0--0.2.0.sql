@@ -2359,6 +2359,9 @@ BEGIN
     END IF;
     PERFORM tidewatch._anomaly_check(method, params);
     PERFORM tidewatch._series_columns(relation, value_column, series_columns);
+    IF value_columns IS NOT NULL THEN
+        PERFORM tidewatch._device_columns(relation, value_columns, series_columns);
+    END IF;
     dcol := tidewatch._citus_distribution_column(relation);
     IF mode = 'sync' OR dcol IS NULL THEN
         PERFORM tidewatch._refuse_citus_table(relation, CASE mode WHEN 'sync' THEN 'a sync monitor' ELSE 'an async monitor' END);
