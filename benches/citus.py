@@ -84,6 +84,8 @@ def main():
              "SELECT tidewatch.time_bucket('1 day', ts), (tidewatch.regression_quality(prediction, value)).n FROM {t} GROUP BY 1"),
             ("drift_agg(value, is_current) over the whole table (numeric: the values travel)",
              "SELECT (tidewatch.drift_agg(value, ts >= timestamptz '2026-01-04')).statistic FROM {t}"),
+            ("drift_agg over the value read to 0.1 (numeric, repeating: distinct values travel with counts)",
+             "SELECT (tidewatch.drift_agg(round(value::numeric, 1)::float8, ts >= timestamptz '2026-01-04')).statistic FROM {t}"),
             ("drift_report, 1 column, 2 windows of 1 day",
              "SELECT count(*) FROM tidewatch.drift_report('{t}', tstzrange('2026-01-01', '2026-01-02'), "
              "tstzrange('2026-01-03', '2026-01-04'), '{{value}}')"),

@@ -97,7 +97,8 @@ fn drift_categorical(
 
 // The drift aggregates' state: both windows of a column (and the methods), a `bytea` held as an
 // expanded object (crate::aggregate), so that Citus runs them partially on its workers. Its byte
-// form keeps every number of a numeric column and counts per category of a categorical one.
+// form keeps every number of a numeric column (as distinct values with counts when they repeat)
+// and counts per category of a categorical one.
 impl AggState for Samples<f64> {
     fn to_bytes(&self) -> Vec<u8> {
         Samples::to_bytes(self)
