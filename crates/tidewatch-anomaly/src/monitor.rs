@@ -37,8 +37,9 @@ pub struct Episode {
     pub open: bool,
 }
 
-/// Severity cut-offs of [`Episode::severity`], in sigmas at the episode's peak.
-pub const CRITICAL_SIGMA: f64 = 12.0;
+/// Severity cut-offs of [`Episode::severity`], in sigmas at the episode's peak (issue 16: a
+/// deviation of 10 robust sigmas or more is critical).
+pub const CRITICAL_SIGMA: f64 = 10.0;
 pub const WARNING_SIGMA: f64 = 6.0;
 /// The same for an episode of at least [`SUSTAINED_POINTS`] points.
 pub const CRITICAL_SUSTAINED_SIGMA: f64 = 6.0;
@@ -94,7 +95,7 @@ impl Episode {
     ///
     /// | severity | peak \|σ\| | or, sustained over ≥ 5 points |
     /// |---|---|---|
-    /// | critical | ≥ 12 | ≥ 6 |
+    /// | critical | ≥ 10 | ≥ 6 |
     /// | warning  | ≥ 6  | ≥ 4 |
     /// | info     | otherwise | |
     ///
@@ -322,7 +323,9 @@ mod tests {
             (97.0, 1, "critical"),
             (-29.0, 1, "critical"),
             (12.0, 1, "critical"),
-            (11.9, 1, "warning"),
+            (10.0, 1, "critical"),
+            (-10.0, 1, "critical"),
+            (9.9, 1, "warning"),
             (9.3, 1, "warning"),
             (6.0, 1, "warning"),
             (5.9, 1, "info"),
