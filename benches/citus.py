@@ -56,18 +56,25 @@ def moved(sql):
                         f"host={h} port={p} user=postgres")) for q, h, p in tasks), "worker_partial_agg" in plan
 
 
+def hypertable(t, per, distribute):
+    """SQL that creates hypertable t (7-day chunks made ahead for per minutes from 2026-01-01),
+    distributed by series_id when distribute."""
+    dist = f"SELECT create_distributed_table('{t}', 'series_id');" if distribute else ""
+    return f"""
+        CREATE TABLE {t} (series_id int NOT NULL, ts timestamptz NOT NULL, value float8, prediction float8);
+        SELECT tidewatch.create_hypertable('{t}', 'ts', interval '7 days');
+        SELECT tidewatch._ensure_chunk('{t}', b) FROM generate_series(timestamptz '2026-01-01',
+               timestamptz '2026-01-01' + {per} * interval '1 minute', interval '1 day') b;
+        {dist}"""
+
+
 def main():
     lib("citus_install")
     lib(f'citus_start "{DIR}" {PORT} {DB} && citus_db {PORT} {DB}')
     try:
         per = ROWS // SERIES
-        for t, dist in (("loc", ""), ("dist", "SELECT create_distributed_table('dist', 'series_id');")):
-            psql(f"""
-                CREATE TABLE {t} (series_id int NOT NULL, ts timestamptz NOT NULL, value float8, prediction float8);
-                SELECT tidewatch.create_hypertable('{t}', 'ts', interval '7 days');
-                SELECT tidewatch._ensure_chunk('{t}', b) FROM generate_series(timestamptz '2026-01-01',
-                       timestamptz '2026-01-01' + {per} * interval '1 minute', interval '1 day') b;
-                {dist}
+        for t in ("loc", "dist"):
+            psql(hypertable(t, per, t == "dist") + f"""
                 SELECT setseed(0.42);
                 INSERT INTO {t} SELECT s, timestamptz '2026-01-01' + i * interval '1 minute',
                        100 + 10 * sin(i / 229.0) + s % 7 + random() + CASE WHEN i % 2017 = 0 THEN 25 ELSE 0 END,
@@ -118,13 +125,9 @@ def monitors(per):
     print(f"\nAsync monitor ('auto', one per table), the same {ROWS:,} rows in {days} commits (one a day of data):\n")
     print("| table | rows in and scored | episodes | bytes to the coordinator |")
     print("|---|---|---|---|")
-    for t, dist in (("loc_m", ""), ("dist_m", "SELECT create_distributed_table('dist_m', 'series_id');")):
-        psql(f"""
-            CREATE TABLE {t} (series_id int NOT NULL, ts timestamptz NOT NULL, value float8, prediction float8);
-            SELECT tidewatch.create_hypertable('{t}', 'ts', interval '7 days');
-            SELECT tidewatch._ensure_chunk('{t}', b) FROM generate_series(timestamptz '2026-01-01',
-                   timestamptz '2026-01-01' + {per} * interval '1 minute', interval '1 day') b;
-            {dist}""")
+    for t in ("loc_m", "dist_m"):
+        dist = t == "dist_m"
+        psql(hypertable(t, per, dist))
         psql(f"SELECT tidewatch.monitor('m_{t}', '{t}', 'value', '{{series_id}}', mode => 'async', check_interval => interval '1 day')")
         t0 = time.monotonic()
         for d in range(days):

@@ -291,13 +291,18 @@ class CitusTest(unittest.TestCase):
         self.assertEqual(one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {maintenance}"), "success")
         self.assertEqual(one(f"SELECT last_status FROM tidewatch.job_stats WHERE job_id = {retention}"), "success")
 
-    def refused(self, sql, message):
+    def error_of(self, sql):
+        """psql's verbose error output of sql on the coordinator (which must fail)."""
         out = subprocess.run(["psql", "-X", "-q", "-d", f"{COORD} dbname={DB}", "-v", "VERBOSITY=verbose",
                               "-c", sql], capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
         self.assertNotEqual(out.returncode, 0, sql)
-        self.assertIn("ERROR:  0A000: ", out.stderr, sql)
-        self.assertIn(message, out.stderr, sql)
-        self.assertIn("HINT:", out.stderr, sql)
+        return out.stderr
+
+    def refused(self, sql, message):
+        err = self.error_of(sql)
+        self.assertIn("ERROR:  0A000: ", err, sql)
+        self.assertIn(message, err, sql)
+        self.assertIn("HINT:", err, sql)
 
     def test_monitors_refused_where_they_cannot_work(self):
         # A sync monitor's trigger (refused by Citus on a distributed table), a log monitor, and an
@@ -392,10 +397,8 @@ class CitusTest(unittest.TestCase):
         q("DROP ROLE IF EXISTS tw_other")
         q("CREATE ROLE tw_other")
         q("GRANT SELECT ON mon_dist TO tw_other")
-        out = subprocess.run(["psql", "-X", "-q", "-d", f"{COORD} dbname={DB}", "-v", "VERBOSITY=verbose", "-c",
-                              "SET ROLE tw_other; SELECT tidewatch.pull_episodes('am_mon_dist')"],
-                             capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
-        self.assertIn('ERROR:  42501: permission denied for monitor "am_mon_dist"', out.stderr)
+        self.assertIn('ERROR:  42501: permission denied for monitor "am_mon_dist"',
+                      self.error_of("SET ROLE tw_other; SELECT tidewatch.pull_episodes('am_mon_dist')"))
         self.assertEqual(q("SET ROLE tw_other; SELECT tidewatch.pull_episodes('am_mon_loc'), tidewatch.pull_episodes()"),
                          [["0", "0"]])
         q("REVOKE SELECT ON mon_dist FROM tw_other")

@@ -2508,6 +2508,7 @@ DECLARE
     nd record;
     r record;
     e jsonb;
+    res jsonb;
     a tidewatch.anomalies;
     names text[];
     ports integer[];
@@ -2558,7 +2559,8 @@ BEGIN
                     ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE SET last_error = excluded.last_error;
                 CONTINUE;
             END IF;
-            IF NOT coalesce((r.result::jsonb ->> 'monitor')::boolean, true) THEN
+            res := r.result::jsonb;
+            IF NOT coalesce((res ->> 'monitor')::boolean, true) THEN
                 -- A worker added after monitor() was called: create the monitor there (as its
                 -- owner), so that the shards moved to it are scored from now on.
                 msg := tidewatch._monitor_replica_sql(m.name);
@@ -2574,7 +2576,7 @@ BEGIN
                     CONTINUE;
                 END IF;
             END IF;
-            FOR e IN SELECT x FROM jsonb_array_elements(r.result::jsonb -> 'episodes') x LOOP
+            FOR e IN SELECT x FROM jsonb_array_elements(res -> 'episodes') x LOOP
                 a := jsonb_populate_record(NULL::tidewatch.anomalies, e);
                 a.detail := coalesce(a.detail, '{}') || jsonb_build_object('node',
                                 jsonb_build_object('group', r.groupid, 'id', a.id));
@@ -2593,8 +2595,8 @@ BEGIN
                 changed := changed + 1;
             END LOOP;
             INSERT INTO tidewatch.monitor_pulls AS p (monitor, node_group, snapshot, pulled_at, episodes, last_error)
-                VALUES (m.name, r.groupid, (r.result::jsonb ->> 'snapshot')::pg_snapshot, now(),
-                        jsonb_array_length(r.result::jsonb -> 'episodes'), NULL)
+                VALUES (m.name, r.groupid, (res ->> 'snapshot')::pg_snapshot, now(),
+                        jsonb_array_length(res -> 'episodes'), NULL)
                 ON CONFLICT ON CONSTRAINT monitor_pulls_pkey DO UPDATE
                     SET snapshot = excluded.snapshot, pulled_at = excluded.pulled_at,
                         episodes = p.episodes + excluded.episodes, last_error = NULL;

@@ -110,21 +110,30 @@ pub trait Value: Sized {
 
     /// A window in the byte form: its length, then its values in order.
     fn write_window(window: &[Self], out: &mut Vec<u8>) {
-        write_len(out, window.len());
-        for v in window {
-            v.write(out);
-        }
+        write_plain(window, out);
     }
 
     fn read_window(input: &mut &[u8]) -> Option<Vec<Self>> {
-        let n = read_len(input)?;
-        // Never trust a length from the wire for allocation beyond what is there.
-        let mut w = Vec::with_capacity(n.min(input.len()));
-        for _ in 0..n {
-            w.push(Self::read(input)?);
-        }
-        Some(w)
+        read_plain(input)
     }
+}
+
+/// A window as its length, then its values in order.
+fn write_plain<T: Value>(window: &[T], out: &mut Vec<u8>) {
+    write_len(out, window.len());
+    for v in window {
+        v.write(out);
+    }
+}
+
+fn read_plain<T: Value>(input: &mut &[u8]) -> Option<Vec<T>> {
+    let n = read_len(input)?;
+    // Never trust a length from the wire for allocation beyond what is there.
+    let mut w = Vec::with_capacity(n.min(input.len()));
+    for _ in 0..n {
+        w.push(T::read(input)?);
+    }
+    Some(w)
 }
 
 impl Value for f64 {
@@ -145,10 +154,7 @@ impl Value for f64 {
     fn write_window(window: &[Self], out: &mut Vec<u8>) {
         let plain = |out: &mut Vec<u8>| {
             out.push(0);
-            write_len(out, window.len());
-            for v in window {
-                v.write(out);
-            }
+            write_plain(window, out);
         };
         // Values that do not repeat in the window's first 4,096 seldom repeat enough to pay
         // for sorting the whole window (parallel workers serialize their states too).
@@ -172,7 +178,7 @@ impl Value for f64 {
             out.push(1);
             write_len(out, runs.len());
             for (b, n) in runs {
-                out.extend_from_slice(&b.to_le_bytes());
+                f64::from_bits(b).write(out);
                 write_len(out, n);
             }
         } else {
@@ -182,15 +188,7 @@ impl Value for f64 {
 
     fn read_window(input: &mut &[u8]) -> Option<Vec<Self>> {
         match take(input, 1)? {
-            [0] => {
-                let n = read_len(input)?;
-                // Never trust a length from the wire for allocation beyond what is there.
-                let mut w = Vec::with_capacity(n.min(input.len()));
-                for _ in 0..n {
-                    w.push(Self::read(input)?);
-                }
-                Some(w)
-            }
+            [0] => read_plain(input),
             [1] => read_counted(input, MAX_NUMERIC_ROWS),
             _ => None,
         }
