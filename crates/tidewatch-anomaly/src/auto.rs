@@ -259,24 +259,34 @@ impl EwRobust {
             self.slow = self.dev;
             return;
         }
+        if !d.is_finite() {
+            // Overflow (values near f64::MAX): start again from this point. Only here can the
+            // state become non-finite: with d finite, each update below moves a finite value
+            // towards another (rates ≤ 1).
+            *self = EwRobust::default();
+            self.push(x, p);
+            return;
+        }
         let s = MEAN_ABS_TO_SIGMA * self.dev;
         let (ll, ld) = if s > self.floor() {
             (p.clip * s, p.clip_dev * s)
         } else {
             (f64::INFINITY, f64::INFINITY)
         };
-        // Running means (a = 1/n) until 1/n falls below the smoothing factors.
+        // Running means (a = 1/n) until 1/n falls below the smoothing factors; once it is below
+        // the smallest, every rate is its factor (α·n ≥ min α·n ≥ 1), with no division.
         let n1 = self.n as f64 + 1.0;
-        let rate = |alpha: f64| if alpha * n1 < 1.0 { 1.0 / n1 } else { alpha };
-        self.loc += rate(p.alpha) * fmin(fmax(d, -ll), ll);
-        self.dev += rate(p.alpha_dev) * (fmin(d.abs(), ld) - self.dev);
-        self.slow += rate(SLOW_ALPHA) * (d.abs() - self.slow);
+        let (ra, rd, rs) = if n1 * fmin(fmin(p.alpha, p.alpha_dev), SLOW_ALPHA) >= 1.0 {
+            (p.alpha, p.alpha_dev, SLOW_ALPHA)
+        } else {
+            let rate = |alpha: f64| if alpha * n1 < 1.0 { 1.0 / n1 } else { alpha };
+            (rate(p.alpha), rate(p.alpha_dev), rate(SLOW_ALPHA))
+        };
+        let ad = d.abs();
+        self.loc += ra * fmin(fmax(d, -ll), ll);
+        self.dev += rd * (fmin(ad, ld) - self.dev);
+        self.slow += rs * (ad - self.slow);
         self.n = self.n.saturating_add(1);
-        if !(self.loc.is_finite() && self.dev.is_finite() && self.slow.is_finite()) {
-            // Overflow (values near f64::MAX): start again from this point.
-            *self = EwRobust::default();
-            self.push(x, p);
-        }
     }
 }
 

@@ -148,7 +148,11 @@ impl GpdTails {
         let w = self.w;
         self.n += w;
         for (i, &f) in fs.iter().enumerate() {
-            if f > self.u && f < f64::INFINITY {
+            if f <= self.u {
+                // Most points: below the threshold before winsorising, so after it too.
+                continue;
+            }
+            if f < f64::INFINITY {
                 let k = bin(f / self.u);
                 if let Some(h) = self.hist.get_mut(i) {
                     if h.len() <= k {
@@ -235,7 +239,8 @@ impl GpdTails {
     /// however large, at log10 of the count of points.
     #[inline(always)]
     pub fn log10_sf_with(&self, i: usize, f: f64, rarity: bool) -> f64 {
-        if f.is_nan() || f <= self.u {
+        if !(f > self.u) {
+            // Below the threshold, or NaN.
             return 0.0;
         }
         let Some(e) = self.t.get(i) else {
