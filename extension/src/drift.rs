@@ -561,8 +561,25 @@ where
     Samples<T>: AggState,
 {
     // SAFETY: fmgr's fcinfo, declared (bytea).
-    let bytes = unsafe { expanded_ref::<Samples<T>>(args(fcinfo)[0]) }
-        .and_then(|s| make(&s.reference).to_bytes().into_datum());
+    let bytes = unsafe { expanded_ref::<Samples<T>>(args(fcinfo)[0]) }.and_then(|s| {
+        // A categorical profile is tested by expanding its counts, which a stored profile may do
+        // for at most this many values (numeric ones become a quantile sketch beyond it).
+        let limit = tidewatch_drift::samples::MAX_CATEGORICAL_ROWS;
+        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<String>()
+            && s.reference.len() > limit
+        {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                format!(
+                    "a categorical reference of {} values: at most {limit} can be saved",
+                    s.reference.len()
+                ),
+                None,
+                Some("Save the reference from a shorter window.".into()),
+            );
+        }
+        make(&s.reference).to_bytes().into_datum()
+    });
     bytes.unwrap_or_else(|| {
         // SAFETY: fmgr's fcinfo.
         unsafe { (*fcinfo).isnull = true };

@@ -55,13 +55,14 @@
 
 use crate::binning;
 use crate::numeric;
+use crate::samples::{MAX_CATEGORICAL_ROWS, MAX_NUMERIC_ROWS};
 pub use crate::sketch::{Sketch, TAIL};
 use crate::{
     categorical_drift, check_nonempty, clean_categorical, clean_numeric, defaults, make,
     numeric_drift, unknown, DriftError, DriftReport,
 };
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, TryReserveError};
 
 /// Numeric windows of at most this many finite values are stored exactly.
 pub const EXACT_MAX: usize = 100_000;
@@ -156,7 +157,9 @@ impl Profile {
                     }
                 }
             }
-            if table.len() <= SKETCH_K {
+            // Counts are expanded back into values to be tested exactly, which a decoded profile
+            // may do for at most `MAX_NUMERIC_ROWS` of them; beyond that, a sketch.
+            if table.len() <= SKETCH_K && n as u64 <= MAX_NUMERIC_ROWS as u64 {
                 NumericValues::Counts(table)
             } else {
                 NumericValues::Sketch(Sketch::build(&s, SKETCH_K))
@@ -352,7 +355,72 @@ impl Profile {
         if !r.0.is_empty() {
             return Err(bad());
         }
+        profile.check_counts()?;
         Ok(profile)
+    }
+
+    /// For [`Profile::from_bytes`]: the counts agree as the constructors make them, and a
+    /// profile that the tests expand back to its values (`Exact`, `Counts`, categorical) holds
+    /// no more of them than a window read from bytes may (`samples.rs`'s limits). The byte
+    /// form bounds the lengths of the lists but not the counts: one crafted count of 2^50 would
+    /// otherwise make the expansion fail to allocate, which aborts the process (the whole
+    /// server, in PostgreSQL), not just the query.
+    fn check_counts(&self) -> Result<(), String> {
+        // Sums in u128: fewer than 2^64 items of less than 2^64 each cannot overflow it.
+        let (count, total, limit) = match self {
+            Profile::Numeric(p) => match &p.values {
+                NumericValues::Exact(v) => (p.count, v.len() as u128, MAX_NUMERIC_ROWS),
+                NumericValues::Counts(t) => (
+                    p.count,
+                    t.iter().map(|&(_, c)| u128::from(c)).sum(),
+                    MAX_NUMERIC_ROWS,
+                ),
+                NumericValues::Sketch(sk) => {
+                    // Never expanded (so no row limit), but its ranks are divided and
+                    // subtracted: 1, strictly increasing, the last one the count.
+                    let ranks_ok = sk.knots.first().is_some_and(|k| k.1 == 1)
+                        && sk.knots.windows(2).all(|w| w[0].1 < w[1].1)
+                        && sk.knots.last().is_some_and(|k| k.1 == p.count);
+                    return if ranks_ok {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "corrupt reference profile: the sketch's ranks do not run from 1 \
+                             up to its count {}",
+                            p.count
+                        ))
+                    };
+                }
+            },
+            Profile::Categorical(p) => {
+                // Pooled categories hold at least one value each, and only pooled ones do.
+                if (p.other_count == 0) != (p.other_categories == 0)
+                    || p.other_categories > p.other_count
+                {
+                    return Err(format!(
+                        "corrupt reference profile: {} value(s) in {} pooled categories",
+                        p.other_count, p.other_categories
+                    ));
+                }
+                let kept: u128 = p.categories.iter().map(|(_, c)| u128::from(*c)).sum();
+                (
+                    p.count,
+                    kept + u128::from(p.other_count),
+                    MAX_CATEGORICAL_ROWS,
+                )
+            }
+        };
+        if total != u128::from(count) {
+            return Err(format!(
+                "corrupt reference profile: its counts sum to {total}, not to its count {count}"
+            ));
+        }
+        if count > limit as u64 {
+            return Err(format!(
+                "reference profile of {count} values: at most {limit} can be tested exactly"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -367,17 +435,46 @@ impl NumericProfile {
         }
     }
 
-    /// The reference values back (exact representations only).
-    fn expand(&self) -> Option<Vec<f64>> {
+    /// The reference values back (exact representations only; empty for a sketch). The memory
+    /// is reserved first, fallibly: `from_bytes` bounds the counts, but a failed allocation
+    /// would abort the process (the whole server, in PostgreSQL) rather than fail the query.
+    fn expand(&self) -> Result<Vec<f64>, TryReserveError> {
+        let mut out = Vec::new();
         match &self.values {
-            NumericValues::Exact(v) => Some(v.clone()),
-            NumericValues::Counts(t) => Some(
-                t.iter()
-                    .flat_map(|&(v, c)| std::iter::repeat_n(v, c as usize))
-                    .collect(),
-            ),
-            NumericValues::Sketch(_) => None,
+            NumericValues::Exact(v) => {
+                out.try_reserve_exact(v.len())?;
+                out.extend_from_slice(v);
+            }
+            NumericValues::Counts(t) => {
+                // every count fits in usize once their sum does
+                out.try_reserve_exact(total(t.iter().map(|&(_, c)| c)))?;
+                for &(v, c) in t {
+                    out.extend(std::iter::repeat_n(v, c as usize));
+                }
+            }
+            NumericValues::Sketch(_) => {}
         }
+        Ok(out)
+    }
+}
+
+/// The sum of `counts` as a length; `usize::MAX` (which no reservation can meet) on overflow.
+fn total(mut counts: impl Iterator<Item = u64>) -> usize {
+    counts
+        .try_fold(0usize, |n, c| n.checked_add(usize::try_from(c).ok()?))
+        .unwrap_or(usize::MAX)
+}
+
+/// The error of a reference profile whose values do not fit in memory.
+fn too_large(method: &str) -> DriftError {
+    let name = match defaults(method) {
+        Some(d) => d.0,
+        None if method == "auto" => "auto",
+        None => return unknown(method),
+    };
+    DriftError::NotApplicable {
+        method: name,
+        reason: "the reference profile is too large to expand in memory",
     }
 }
 
@@ -428,7 +525,7 @@ pub fn numeric_drift_against_profile(
                     dropped: p.dropped as usize,
                 });
             }
-            let r = p.expand().unwrap_or_default();
+            let r = p.expand().map_err(|_| too_large(method))?;
             let mut rep = numeric_drift(method, &r, current)?;
             rep.dropped_reference = p.dropped as usize;
             rep
@@ -531,7 +628,13 @@ pub fn categorical_drift_against_profile<S: AsRef<str>>(
             dropped: p.dropped as usize,
         });
     }
-    let mut reference: Vec<&str> = Vec::with_capacity(p.count as usize);
+    // Reserved fallibly (see `NumericProfile::expand`), from the counts that are expanded
+    // below; every count fits in usize once their sum does.
+    let mut reference: Vec<&str> = Vec::new();
+    let n = total(p.categories.iter().map(|(_, c)| *c).chain([p.other_count]));
+    reference
+        .try_reserve_exact(n)
+        .map_err(|_| too_large(method))?;
     for (label, c) in &p.categories {
         reference.extend(std::iter::repeat_n(label.as_str(), *c as usize));
     }
@@ -597,5 +700,219 @@ impl<'a> Reader<'a> {
     fn len(&mut self, min_item: usize) -> Option<usize> {
         let n = usize::try_from(self.u64()?).ok()?;
         (n <= self.0.len() / min_item).then_some(n)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Offset of `count` in [`Profile::to_bytes`]: after the magic, the version and the kind.
+    const COUNT_AT: usize = MAGIC.len() + 2;
+    /// Offset of the first (value, count) pair's count of a numeric `Counts` profile: after
+    /// count, dropped, min, max, mean, std, the tag, the number of pairs and the first value.
+    const FIRST_PAIR_COUNT_AT: usize = COUNT_AT + 6 * 8 + 1 + 8 + 8;
+
+    fn read_u64(b: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+    }
+
+    /// `bytes` with the u64 at `at` (checked to hold `was`) replaced by `now`.
+    fn patched(bytes: &[u8], at: usize, was: u64, now: u64) -> Vec<u8> {
+        assert_eq!(read_u64(bytes, at), was, "offset {at}");
+        let mut b = bytes.to_vec();
+        b[at..at + 8].copy_from_slice(&now.to_le_bytes());
+        b
+    }
+
+    fn few_distinct() -> Vec<f64> {
+        (0..120_000).map(|i| f64::from(i % 7)).collect()
+    }
+
+    #[test]
+    fn huge_counts_in_the_bytes_are_refused_without_allocating() {
+        // numeric `Counts`: count and first pair raised together (consistent but huge)
+        let p = Profile::from_numeric(&few_distinct());
+        let Profile::Numeric(NumericProfile {
+            count,
+            values: NumericValues::Counts(t),
+            ..
+        }) = &p
+        else {
+            panic!("expected a Counts profile")
+        };
+        let (count, first) = (*count, t[0].1);
+        let b = p.to_bytes();
+        let with_count = |n: u64| {
+            let b = patched(&b, COUNT_AT, count, n);
+            let b = patched(&b, FIRST_PAIR_COUNT_AT, first, n - (count - first));
+            Profile::from_bytes(&b)
+        };
+        assert!(with_count(MAX_NUMERIC_ROWS as u64).is_ok());
+        let e = with_count(MAX_NUMERIC_ROWS as u64 + 1).unwrap_err();
+        assert!(e.contains("at most 134217728"), "{e}");
+        assert!(with_count(1 << 50).is_err());
+        assert!(with_count(u64::MAX).is_err());
+
+        // categorical: count and the count of "qz" raised together
+        let p = Profile::from_categorical(&["qz", "qz", "b"]);
+        let b = p.to_bytes();
+        // the count of "qz" follows its bytes
+        let qz = b.windows(2).position(|w| w == b"qz").unwrap() + 2;
+        let with_count = |n: u64| {
+            let b = patched(&b, COUNT_AT, 3, n);
+            Profile::from_bytes(&patched(&b, qz, 2, n - 1))
+        };
+        assert!(with_count(MAX_CATEGORICAL_ROWS as u64).is_ok());
+        let e = with_count(MAX_CATEGORICAL_ROWS as u64 + 1).unwrap_err();
+        assert!(e.contains("at most 67108864"), "{e}");
+        assert!(with_count(1 << 50).is_err());
+        // u64::MAX in count and in "qz": the sum overflows u64, and is an error, not a panic
+        let b = patched(&b, COUNT_AT, 3, u64::MAX);
+        assert!(Profile::from_bytes(&patched(&b, qz, 2, u64::MAX)).is_err());
+    }
+
+    #[test]
+    fn inconsistent_counts_in_the_bytes_are_refused() {
+        let mismatch = |r: Result<Profile, String>| {
+            let e = r.unwrap_err();
+            assert!(e.starts_with("corrupt reference profile"), "{e}");
+        };
+        // numeric `Exact`: count is the number of values
+        let b = Profile::from_numeric(&[1.0, 2.0, 3.0]).to_bytes();
+        mismatch(Profile::from_bytes(&patched(&b, COUNT_AT, 3, 4)));
+        mismatch(Profile::from_bytes(&patched(&b, COUNT_AT, 3, 1 << 50)));
+        // numeric `Counts`: count is the sum of the pairs' counts
+        let p = Profile::from_numeric(&few_distinct());
+        let b = p.to_bytes();
+        let first = read_u64(&b, FIRST_PAIR_COUNT_AT);
+        mismatch(Profile::from_bytes(&patched(
+            &b,
+            COUNT_AT,
+            120_000,
+            1 << 50,
+        )));
+        mismatch(Profile::from_bytes(&patched(
+            &b,
+            FIRST_PAIR_COUNT_AT,
+            first,
+            1 << 50,
+        )));
+        // sketch: the last rank is the count
+        let b = Profile::from_numeric(&(0..120_000).map(f64::from).collect::<Vec<_>>()).to_bytes();
+        mismatch(Profile::from_bytes(&patched(
+            &b,
+            COUNT_AT,
+            120_000,
+            1 << 50,
+        )));
+        // categorical: count is the sum of the categories' and the other bucket's counts
+        let b = Profile::from_categorical(&["qz", "qz", "b"]).to_bytes();
+        mismatch(Profile::from_bytes(&patched(&b, COUNT_AT, 3, 1 << 50)));
+        let other_count_at = COUNT_AT + 2 * 8;
+        mismatch(Profile::from_bytes(&patched(
+            &b,
+            other_count_at,
+            0,
+            1 << 50,
+        )));
+        // ... and other values come with pooled categories, even when the sum agrees
+        let b = patched(&b, COUNT_AT, 3, 4);
+        mismatch(Profile::from_bytes(&patched(&b, other_count_at, 0, 1)));
+    }
+
+    #[test]
+    fn valid_profiles_round_trip_with_the_same_results() {
+        let cur: Vec<f64> = (0..500).map(|i| f64::from(i % 9) * 0.9 + 0.3).collect();
+        // `Exact` and `Counts` (whose expansion is the sorted window)
+        let small: Vec<f64> = (0..300).map(|i| f64::from((i * 37) % 101) / 10.0).collect();
+        let mut sorted = few_distinct();
+        sorted.sort_unstable_by(f64::total_cmp);
+        for (r, same_as) in [(small.clone(), small), (few_distinct(), sorted)] {
+            let p = Profile::from_numeric(&r);
+            let back = Profile::from_bytes(&p.to_bytes()).unwrap();
+            assert_eq!(back, p);
+            for m in ["auto", "ks", "wasserstein", "psi", "anderson", "mannw"] {
+                let got = numeric_drift_against_profile(&back, &cur, m, None);
+                assert_eq!(got, numeric_drift(m, &same_as, &cur), "{m}");
+                assert!(got.is_ok(), "{m}");
+            }
+        }
+        // a sketch decodes to itself
+        let p = Profile::from_numeric(&(0..120_000).map(f64::from).collect::<Vec<_>>());
+        assert_eq!(Profile::from_bytes(&p.to_bytes()).unwrap(), p);
+        // categorical, without and with the other bucket
+        let r: Vec<String> = (0..2_000).map(|i| format!("c{}", i % 13)).collect();
+        let c: Vec<String> = (0..700).map(|i| format!("c{}", i % 11)).collect();
+        let p = Profile::from_categorical(&r);
+        let back = Profile::from_bytes(&p.to_bytes()).unwrap();
+        assert_eq!(back, p);
+        for m in ["auto", "chisquare", "psi", "jensenshannon", "TVD"] {
+            let got = categorical_drift_against_profile(&back, &c, m, None);
+            assert_eq!(got, categorical_drift(m, &r, &c), "{m}");
+            assert!(got.is_ok(), "{m}");
+        }
+        let wide: Vec<String> = (0..MAX_CATEGORIES + 50).map(|i| format!("w{i}")).collect();
+        let p = Profile::from_categorical(&wide);
+        let back = Profile::from_bytes(&p.to_bytes()).unwrap();
+        assert_eq!(back, p);
+        assert!(!back.is_exact());
+        assert_eq!(
+            categorical_drift_against_profile(&back, &c, "psi", None),
+            categorical_drift_against_profile(&p, &c, "psi", None)
+        );
+    }
+
+    #[test]
+    fn a_profile_too_large_for_memory_is_an_error_not_an_abort() {
+        // Built in memory, past `from_bytes`: 2^60 values of 8 or 16 bytes exceed any
+        // allocation, so the reservation fails (with no allocation attempted).
+        let numeric = |values| {
+            Profile::Numeric(NumericProfile {
+                count: 1 << 60,
+                dropped: 0,
+                min: 1.0,
+                max: 2.0,
+                mean: 1.5,
+                std: 0.5,
+                values,
+            })
+        };
+        let too_large = |method| {
+            Err(DriftError::NotApplicable {
+                method,
+                reason: "the reference profile is too large to expand in memory",
+            })
+        };
+        let p = numeric(NumericValues::Counts(vec![(1.0, 1 << 59), (2.0, 1 << 59)]));
+        assert_eq!(
+            numeric_drift_against_profile(&p, &[1.0], "ks", None),
+            too_large("ks")
+        );
+        assert_eq!(
+            numeric_drift_against_profile(&p, &[1.0], "auto", None),
+            too_large("auto")
+        );
+        // counts whose sum overflows
+        let p = numeric(NumericValues::Counts(vec![
+            (1.0, u64::MAX),
+            (2.0, u64::MAX),
+        ]));
+        assert_eq!(
+            numeric_drift_against_profile(&p, &[1.0], "psi", None),
+            too_large("psi")
+        );
+        let p = Profile::Categorical(CategoricalProfile {
+            count: 1 << 60,
+            dropped: 0,
+            categories: vec![("a".into(), 1 << 59)],
+            other_count: 1 << 59,
+            other_categories: 3,
+        });
+        assert_eq!(
+            categorical_drift_against_profile(&p, &["a"], "chisquare", None),
+            too_large("chisquare")
+        );
     }
 }
