@@ -34,6 +34,29 @@ pub fn verdict(value: f64, expected: f64, scale: f64, threshold: f64) -> Scored 
     }
 }
 
+/// Check a decoded [`SortedWindow`] of `window` values (a detector's `p.window`): its capacity is
+/// the one the detector made it with, it holds at most that many values (else it would never
+/// evict and grow without bound), the same number in arrival order and sorted, all finite (as
+/// pushed), the sorted copy in order.
+fn check_window(w: &SortedWindow, window: usize, what: &str) -> Result<(), String> {
+    let sorted = w.sorted();
+    let ok = w.capacity() == window.max(1)
+        && sorted.len() <= w.capacity()
+        && w.iter().count() == sorted.len()
+        && w.iter().all(f64::is_finite)
+        && sorted.iter().all(|v| v.is_finite())
+        && sorted.windows(2).all(|p| p[0].total_cmp(&p[1]).is_le());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} state: inconsistent window ({} of {} values, window {window})",
+            sorted.len(),
+            w.capacity()
+        ))
+    }
+}
+
 /// Robust rolling median / MAD z-score (Hampel filter; Hampel 1974, MAD scaled by 1.4826) over an
 /// indexable sorted window ([`SortedWindow`]: O(log w) search, O(1) median, O(log w) MAD).
 /// MAD = 0 falls back to the 10–90% range, then the full range, then a relative epsilon.
@@ -61,6 +84,13 @@ impl Robust {
 
     pub fn learn(&mut self, value: f64) {
         self.win.push(value);
+    }
+
+    /// Check the invariants the update relies on (a decoded state may come from anywhere):
+    /// `Err` names the first one broken.
+    pub fn check(&self) -> Result<(), String> {
+        self.p.check("robust")?;
+        check_window(&self.win, self.p.window, "robust")
     }
 }
 
@@ -107,6 +137,12 @@ impl Ewma {
             self.var = (1.0 - a) * (self.var + a * d * d);
         }
         self.n += 1;
+    }
+
+    /// Check the invariants the update relies on (a decoded state may come from anywhere): the
+    /// params' ranges (α in (0, 1) keeps the variance non-negative).
+    pub fn check(&self) -> Result<(), String> {
+        self.p.check("ewma")
     }
 }
 
@@ -203,6 +239,44 @@ impl Seasonal {
         self.n += 1;
     }
 
+    /// Check the invariants the update relies on (a decoded state may come from anywhere):
+    /// `Err` names the first one broken. The phase is `n % profile.len()` and indexes `profile`
+    /// and `seen`, so the profile is non-empty (one phase per period sample, one level without a
+    /// period) and `seen` as long; the profile is finite (its residuals feed the window); the
+    /// training buffer is bounded (it is only used before the period is known).
+    pub fn check(&self) -> Result<(), String> {
+        self.p.check("seasonal")?;
+        let n = self.profile.len();
+        if self.period > MAX_PERIOD
+            || (self.p.period > 0 && self.period != self.p.period)
+            || n != self.period.max(1)
+            || self.seen.len() != n
+        {
+            return Err(format!(
+                "seasonal state: inconsistent profile (period {}, {} phases, {} seen flags)",
+                self.period,
+                n,
+                self.seen.len()
+            ));
+        }
+        if !self.profile.iter().all(|v| v.is_finite()) {
+            return Err("seasonal state: non-finite profile".into());
+        }
+        let train_ok = if self.period == 0 {
+            self.train.len() < self.train_len() && self.train.iter().all(|v| v.is_finite())
+        } else {
+            self.train.is_empty()
+        };
+        if !train_ok {
+            return Err(format!(
+                "seasonal state: inconsistent training buffer ({} points, period {})",
+                self.train.len(),
+                self.period
+            ));
+        }
+        check_window(&self.resid, self.p.window, "seasonal")
+    }
+
     fn choose_period(&mut self) {
         use augurs_seasons::Detector as _;
         let y = std::mem::take(&mut self.train);
@@ -211,7 +285,7 @@ impl Seasonal {
             .build()
             .detect(&y);
         let step = if y.len() > 1 {
-            (self.last_ts - self.first_ts) as f64 / (y.len() - 1) as f64
+            self.last_ts.saturating_sub(self.first_ts) as f64 / (y.len() - 1) as f64
         } else {
             0.0
         };
@@ -315,6 +389,11 @@ impl Cusum {
             outside,
             kind: outside.then_some(Kind::LevelShift),
         }
+    }
+
+    /// Check the invariants the update relies on (a decoded state may come from anywhere).
+    pub fn check(&self) -> Result<(), String> {
+        self.base.p.check("changepoint")
     }
 
     pub fn learn(&mut self, value: f64) {

@@ -137,6 +137,58 @@ impl IsolationForest {
         self.dims
     }
 
+    /// Check the invariants [`IsolationForest::score`] relies on (a decoded forest may come from
+    /// anywhere): `Err` names the first one broken. `build` lays each tree out in pre-order (a
+    /// node, then its left subtree, then its right one), so every child lies strictly after its
+    /// parent: walks then end within `nodes.len()` steps, whatever the stored indices.
+    pub fn check(&self) -> Result<(), String> {
+        if self.dims == 0 || self.psi == 0 || self.trees.is_empty() {
+            return Err(format!(
+                "iforest state: empty forest ({} dims, subsample {}, {} trees)",
+                self.dims,
+                self.psi,
+                self.trees.len()
+            ));
+        }
+        for (t, tree) in self.trees.iter().enumerate() {
+            let n = tree.nodes.len();
+            if n == 0 {
+                return Err(format!("iforest state: tree {t} has no nodes"));
+            }
+            for (i, node) in tree.nodes.iter().enumerate() {
+                match *node {
+                    Node::Split {
+                        dim, left, right, ..
+                    } => {
+                        let child = |c: u32| (c as usize) > i && (c as usize) < n;
+                        if !(child(left) && child(right)) {
+                            return Err(format!(
+                                "iforest state: tree {t} node {i} has children {left}, {right} \
+                                 (must lie after it, below {n})"
+                            ));
+                        }
+                        if dim as usize >= self.dims {
+                            return Err(format!(
+                                "iforest state: tree {t} node {i} splits on dimension {dim} of {}",
+                                self.dims
+                            ));
+                        }
+                    }
+                    Node::Leaf { size } => {
+                        if size as usize > self.psi {
+                            return Err(format!(
+                                "iforest state: tree {t} leaf {i} holds {size} rows of a \
+                                 subsample of {}",
+                                self.psi
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Anomaly score in [0, 1] (≈0.5 or below: normal; → 1: isolated quickly). Rows of the wrong
     /// width or with non-finite values score NaN.
     pub fn score(&self, x: &[f64]) -> f64 {
@@ -155,12 +207,17 @@ impl IsolationForest {
                         left,
                         right,
                     }) => {
-                        depth += 1.0;
-                        i = if x[*dim as usize] < *at {
-                            *left as usize
-                        } else {
-                            *right as usize
+                        // `check` vouches for a decoded forest; stay bounded and in range anyway
+                        // (children lie after their parent, see `build`).
+                        let Some(&v) = x.get(*dim as usize) else {
+                            break;
                         };
+                        depth += 1.0;
+                        let next = if v < *at { *left } else { *right } as usize;
+                        if next <= i {
+                            break;
+                        }
+                        i = next;
                     }
                     Some(Node::Leaf { size }) => {
                         depth += c_factor(*size as usize);
@@ -224,9 +281,133 @@ fn build(
     me
 }
 
+/// Ways to corrupt a fitted forest, for the decoded-state tests (here and in `model`).
+#[cfg(test)]
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Corrupt {
+    /// The root's left child is the root itself (a cycle).
+    SelfLoop,
+    /// A deeper split's right child points back at the root.
+    BackEdge,
+    /// The root's right child is past the last node.
+    ChildOutOfRange,
+    /// The root splits on this dimension.
+    Dim(u32),
+    /// A leaf holds more rows than the subsample.
+    LeafSize,
+    /// No trees (the score divides by their number).
+    NoTrees,
+    /// A tree with no nodes.
+    EmptyTree,
+    /// The forest claims this many dimensions.
+    Dims(usize),
+    /// Subsample size 0.
+    NoSubsample,
+}
+
+#[cfg(test)]
+impl Corrupt {
+    pub(crate) const ALL: [Corrupt; 9] = [
+        Corrupt::SelfLoop,
+        Corrupt::BackEdge,
+        Corrupt::ChildOutOfRange,
+        Corrupt::Dim(5),
+        Corrupt::LeafSize,
+        Corrupt::NoTrees,
+        Corrupt::EmptyTree,
+        Corrupt::Dims(0),
+        Corrupt::NoSubsample,
+    ];
+
+    /// Apply to `f` (fitted on varied rows, so its first tree's root is a split).
+    pub(crate) fn apply(self, f: &mut IsolationForest) {
+        let psi = f.psi as u32;
+        let nodes = &mut f.trees[0].nodes;
+        let len = nodes.len() as u32;
+        match self {
+            Corrupt::SelfLoop => match &mut nodes[0] {
+                Node::Split { left, right, .. } => {
+                    *left = 0;
+                    *right = 0;
+                }
+                Node::Leaf { .. } => panic!("root is a leaf"),
+            },
+            Corrupt::BackEdge => {
+                let deeper = nodes
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .find(|(_, n)| matches!(n, Node::Split { .. }))
+                    .map(|(i, _)| i)
+                    .expect("a deeper split");
+                if let Node::Split { left, right, .. } = &mut nodes[deeper] {
+                    *left = 0;
+                    *right = 0;
+                }
+            }
+            Corrupt::ChildOutOfRange => {
+                if let Node::Split { right, .. } = &mut nodes[0] {
+                    *right = len;
+                }
+            }
+            Corrupt::Dim(d) => {
+                if let Node::Split { dim, .. } = &mut nodes[0] {
+                    *dim = d;
+                }
+            }
+            Corrupt::LeafSize => {
+                let leaf = nodes
+                    .iter_mut()
+                    .find(|n| matches!(n, Node::Leaf { .. }))
+                    .expect("a leaf");
+                *leaf = Node::Leaf { size: psi + 1 };
+            }
+            Corrupt::NoTrees => f.trees.clear(),
+            Corrupt::EmptyTree => nodes.clear(),
+            Corrupt::Dims(d) => f.dims = d,
+            Corrupt::NoSubsample => f.psi = 0,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fitted() -> IsolationForest {
+        let mut r = Rng(3);
+        let rows: Vec<Vec<f64>> = (0..300).map(|_| vec![r.unit(), r.unit() * 2.0]).collect();
+        IsolationForest::fit(&rows, &IForestParams::default()).expect("fit")
+    }
+
+    #[test]
+    fn fitted_forests_pass_check_and_round_trip() {
+        let f = fitted();
+        assert_eq!(f.check(), Ok(()));
+        let bytes = postcard::to_allocvec(&f).expect("encodes");
+        let g: IsolationForest = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(g.check(), Ok(()));
+        assert_eq!(f, g);
+        // A one-row forest (every tree a single leaf) is valid too.
+        let one = IsolationForest::fit(&[vec![1.0]], &IForestParams::default()).expect("fit");
+        assert_eq!(one.check(), Ok(()));
+    }
+
+    #[test]
+    fn crafted_forests_fail_check_and_score_without_looping_or_panicking() {
+        for c in Corrupt::ALL {
+            let mut f = fitted();
+            c.apply(&mut f);
+            // Through the encoder, as a stored state would arrive.
+            let bytes = postcard::to_allocvec(&f).expect("encodes");
+            let g: IsolationForest = postcard::from_bytes(&bytes).expect("decodes");
+            assert!(g.check().is_err(), "{c:?} passed check");
+            // Unchecked, the score still returns (a self-loop used to spin forever, dim 5 to
+            // index out of bounds).
+            let s = g.score(&[0.5, 1.0]);
+            assert!(s.is_nan() || (0.0..=1.0).contains(&s), "{c:?}: {s}");
+        }
+    }
 
     #[test]
     fn isolated_point_scores_higher_and_fit_is_deterministic() {

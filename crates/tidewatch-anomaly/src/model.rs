@@ -44,6 +44,12 @@ impl Default for Params {
     }
 }
 
+/// Inclusive ranges of the integer params, shared by [`Params::from_json`] and [`Params::check`].
+const WINDOW: (usize, usize) = (4, 100_000);
+const WARMUP: (usize, usize) = (2, 100_000);
+const TREES: (usize, usize) = (1, 10_000);
+const SAMPLE_SIZE: (usize, usize) = (2, 100_000);
+
 impl Params {
     pub const KEYS: &'static [&'static str] = &[
         "threshold",
@@ -84,8 +90,8 @@ impl Params {
                     }
                     p.threshold = x;
                 }
-                "window" => p.window = int_in(k, num()?, 4, 100_000)?,
-                "warmup" => p.warmup = int_in(k, num()?, 2, 100_000)?,
+                "window" => p.window = int_in(k, num()?, WINDOW.0, WINDOW.1)?,
+                "warmup" => p.warmup = int_in(k, num()?, WARMUP.0, WARMUP.1)?,
                 "alpha" => {
                     let x = num()?;
                     if !(x > 0.0 && x < 1.0) {
@@ -94,8 +100,8 @@ impl Params {
                     p.alpha = x;
                 }
                 "period" => p.period = int_in(k, num()?, 0, crate::detectors::MAX_PERIOD)?,
-                "trees" => p.trees = int_in(k, num()?, 1, 10_000)?,
-                "sample_size" => p.sample_size = int_in(k, num()?, 2, 100_000)?,
+                "trees" => p.trees = int_in(k, num()?, TREES.0, TREES.1)?,
+                "sample_size" => p.sample_size = int_in(k, num()?, SAMPLE_SIZE.0, SAMPLE_SIZE.1)?,
                 "seed" => p.seed = int_in(k, num()?, 0, 1 << 52)? as u64,
                 "refractory" => p.refractory = int_in(k, num()?, 1, 100_000)?,
                 _ => {
@@ -107,6 +113,28 @@ impl Params {
             }
         }
         Ok(p)
+    }
+
+    /// Check a decoded state's params against the ranges [`Params::from_json`] enforces, for the
+    /// ones the non-`auto` detectors use (`seed` and `refractory` are free): the window sizes the
+    /// bounded buffers, `trees` the forest's allocation, α keeps the EW variance non-negative,
+    /// `period` bounds the seasonal profile. `what` names the method in the error.
+    pub(crate) fn check(&self, what: &str) -> Result<(), String> {
+        let within = |x: usize, (lo, hi): (usize, usize)| (lo..=hi).contains(&x);
+        let ok = self.threshold > 0.0
+            && self.threshold <= 1.0
+            && within(self.window, WINDOW)
+            && within(self.warmup, WARMUP)
+            && self.alpha > 0.0
+            && self.alpha < 1.0
+            && self.period <= crate::detectors::MAX_PERIOD
+            && within(self.trees, TREES)
+            && within(self.sample_size, SAMPLE_SIZE);
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{what} state: params out of range ({self:?})"))
+        }
     }
 }
 
@@ -135,6 +163,37 @@ pub struct StreamForest {
 }
 
 impl StreamForest {
+    /// Training points before the fit: the fit happens once `train` reaches this many.
+    fn train_len(&self) -> usize {
+        self.p.window.max(64)
+    }
+
+    /// Check the invariants the update relies on (a decoded state may come from anywhere):
+    /// `Err` names the first one broken. Before the fit, `train` holds fewer than
+    /// `StreamForest::train_len` rows of (value, difference); after it, none, and the forest
+    /// is a valid one on those 2 dimensions.
+    pub fn check(&self) -> Result<(), String> {
+        self.p.check("iforest")?;
+        let train_ok = match &self.forest {
+            None => self.train.len() < self.train_len(),
+            Some(_) => self.train.is_empty(),
+        } && self.train.iter().all(|r| r.len() == 2);
+        if !train_ok {
+            return Err(format!(
+                "iforest state: inconsistent training buffer ({} rows)",
+                self.train.len()
+            ));
+        }
+        match &self.forest {
+            Some(f) if f.dims() != 2 => Err(format!(
+                "iforest state: a forest on {} dimensions, not 2",
+                f.dims()
+            )),
+            Some(f) => f.check(),
+            None => Ok(()),
+        }
+    }
+
     fn row(&self, value: f64) -> Option<Vec<f64>> {
         self.last
             .is_finite()
@@ -169,7 +228,7 @@ impl StreamForest {
             if let Some(r) = self.row(value) {
                 self.train.push(r);
             }
-            if self.train.len() >= self.p.window.max(64) {
+            if self.train.len() >= self.train_len() {
                 let fp = IForestParams {
                     trees: self.p.trees,
                     sample_size: self.p.sample_size,
@@ -299,12 +358,19 @@ impl Model {
         }
     }
 
-    /// Invariants of a decoded state that the update relies on (no panics on a crafted state).
+    /// Invariants of a decoded state that the update relies on (no panics, no endless loop on a
+    /// crafted state): every method checks its own. Every decoding path ([`Model::from_bytes`],
+    /// `MonitorState::from_bytes`) calls this before the state is used.
     pub(crate) fn check(&self) -> Result<(), AnomalyError> {
         match self {
-            Model::Auto(a) => a.check().map_err(AnomalyError::CorruptState),
-            _ => Ok(()),
+            Model::Auto(a) => a.check(),
+            Model::Robust(d) => d.check(),
+            Model::Ewma(d) => d.check(),
+            Model::Seasonal(d) => d.check(),
+            Model::Changepoint(d) => d.check(),
+            Model::IForest(d) => d.check(),
         }
+        .map_err(AnomalyError::CorruptState)
     }
 
     /// Compact, versioned state: one version byte then postcard (varint) encoding. Version 3:
@@ -470,5 +536,292 @@ fn batch_changepoints(m: &Model, out: &mut BatchResult) {
         s.is_anomaly = true;
         s.outside = true;
         s.kind = Some(Kind::LevelShift);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iforest::Corrupt;
+    use crate::monitor::{MonitorState, Tracker};
+    use crate::window::SortedWindow;
+    use serde_json::json;
+
+    const MIN: i64 = 60_000_000;
+
+    /// A period-50 wave with deterministic noise and a spike at 700.
+    fn points(n: usize) -> Vec<(i64, f64)> {
+        (0..n as i64)
+            .map(|i| {
+                let noise = ((i * 7919) % 101) as f64 / 101.0 - 0.5;
+                let spike = if i == 700 { 9.0 } else { 0.0 };
+                let wave = (i as f64 * std::f64::consts::TAU / 50.0).sin();
+                (i * MIN, wave + 0.2 * noise + spike)
+            })
+            .collect()
+    }
+
+    fn trained(method: &str, params: serde_json::Value, n: usize) -> Model {
+        let mut m = Model::new(method, &params).expect("a detector");
+        for (t, v) in points(n) {
+            m.update(t, v);
+        }
+        m
+    }
+
+    /// The states of every method: fresh, and after enough points to warm up, find a seasonal
+    /// period and fit the forest.
+    fn valid_states() -> Vec<Model> {
+        let mut out = Vec::new();
+        for method in METHODS {
+            out.push(Model::new(method, &json!({})).expect("a detector"));
+            out.push(trained(method, json!({}), 1500));
+        }
+        out.push(trained(
+            "seasonal",
+            json!({"period": 50, "window": 16}),
+            300,
+        ));
+        out.push(trained("robust", json!({"window": 4, "warmup": 2}), 300));
+        out.push(trained("iforest", json!({"window": 4, "trees": 3}), 100));
+        out
+    }
+
+    /// The bytes of a monitor state holding `m` (a monitor state is its model then its tracker).
+    fn monitor_bytes(m: &Model) -> Vec<u8> {
+        let mut b = m.to_bytes();
+        b.extend(postcard::to_allocvec(&Tracker::default()).expect("encodes"));
+        b
+    }
+
+    /// `m` is refused as corrupt by its check, and decoding it as a model or inside a monitor
+    /// state (re-encoded with the crate's own encoder) gives the corrupt-state error.
+    fn assert_refused(m: &Model, what: &str) {
+        assert!(
+            matches!(m.check(), Err(AnomalyError::CorruptState(_))),
+            "{what}: check passed"
+        );
+        match Model::from_bytes(&m.to_bytes()) {
+            Err(AnomalyError::CorruptState(e)) => assert!(!e.is_empty()),
+            other => panic!("{what}: decoded as {other:?}"),
+        }
+        assert!(
+            matches!(
+                MonitorState::from_bytes(&monitor_bytes(m)),
+                Err(AnomalyError::CorruptState(_))
+            ),
+            "{what}: the monitor state decoded"
+        );
+    }
+
+    /// A window with the given fields, through postcard (its fields are private to `window`).
+    fn raw_window(cap: usize, ring: &[f64], sorted: &[f64]) -> SortedWindow {
+        #[derive(Serialize)]
+        struct Raw<'a> {
+            cap: usize,
+            ring: &'a [f64],
+            sorted: &'a [f64],
+        }
+        let b = postcard::to_allocvec(&Raw { cap, ring, sorted }).expect("encodes");
+        postcard::from_bytes(&b).expect("decodes")
+    }
+
+    #[test]
+    fn valid_states_of_every_method_pass_check_and_round_trip() {
+        let states = valid_states();
+        let seasonal_found = states
+            .iter()
+            .any(|m| matches!(m, Model::Seasonal(s) if s.p.period == 0 && s.period() == 50));
+        let forest_fit = states
+            .iter()
+            .any(|m| matches!(m, Model::IForest(f) if f.forest.is_some()));
+        assert!(
+            seasonal_found && forest_fit,
+            "the states cover the trained forms"
+        );
+        for m in &states {
+            assert_eq!(m.check(), Ok(()), "{}", m.method());
+            let bytes = m.to_bytes();
+            let back = Model::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(back.to_bytes(), bytes, "{}", m.method());
+            let st = MonitorState::from_bytes(&monitor_bytes(m)).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(st.to_bytes(), monitor_bytes(m));
+            // And the decoded state keeps working.
+            let mut back = back;
+            for (t, v) in points(200) {
+                back.update(t + 2000 * MIN, v);
+            }
+            assert_eq!(back.check(), Ok(()), "{} after more points", m.method());
+        }
+        // Monitor states built by their own code decode too.
+        for method in METHODS {
+            let mut st = MonitorState::new(method, &json!({})).expect("a monitor");
+            st.step(points(1500));
+            assert!(MonitorState::from_bytes(&st.to_bytes()).is_ok(), "{method}");
+        }
+    }
+
+    #[test]
+    fn raw_windows_decode_as_pushed_ones() {
+        let mut w = SortedWindow::new(4);
+        w.push(3.0);
+        w.push(1.0);
+        assert_eq!(raw_window(4, &[3.0, 1.0], &[1.0, 3.0]), w);
+    }
+
+    #[test]
+    fn crafted_params_are_refused() {
+        type Edit = fn(&mut Params);
+        let edits: [(&str, Edit); 9] = [
+            ("window 2^40", |p| p.window = 1 << 40),
+            ("window 0", |p| p.window = 0),
+            ("trees usize::MAX", |p| p.trees = usize::MAX),
+            ("trees 0", |p| p.trees = 0),
+            ("sample_size 1", |p| p.sample_size = 1),
+            ("alpha 1.5", |p| p.alpha = 1.5),
+            ("alpha NaN", |p| p.alpha = f64::NAN),
+            ("threshold 0", |p| p.threshold = 0.0),
+            ("period > MAX_PERIOD", |p| {
+                p.period = crate::detectors::MAX_PERIOD + 1
+            }),
+        ];
+        for method in ["robust", "ewma", "seasonal", "changepoint", "iforest"] {
+            for (what, edit) in edits {
+                let mut m = trained(method, json!({}), 300);
+                match &mut m {
+                    Model::Robust(d) => edit(&mut d.p),
+                    Model::Ewma(d) => edit(&mut d.p),
+                    Model::Seasonal(d) => edit(&mut d.p),
+                    Model::Changepoint(d) => edit(&mut d.base.p),
+                    Model::IForest(d) => edit(&mut d.p),
+                    Model::Auto(_) => unreachable!(),
+                }
+                assert_refused(&m, &format!("{method}: {what}"));
+            }
+        }
+    }
+
+    #[test]
+    fn crafted_windows_are_refused() {
+        let good = [1.0, 2.0, 3.0, 4.0];
+        let cases: [(&str, SortedWindow); 7] = [
+            ("another capacity", SortedWindow::new(7)),
+            ("capacity 0", raw_window(0, &[], &[])),
+            (
+                "more values than capacity",
+                raw_window(4, &[1.0; 5], &[1.0; 5]),
+            ),
+            ("ring longer than sorted", raw_window(4, &good, &good[..3])),
+            ("sorted longer than ring", raw_window(4, &good[..3], &good)),
+            ("unsorted", raw_window(4, &good, &[2.0, 1.0, 3.0, 4.0])),
+            ("NaN", raw_window(4, &[1.0, f64::NAN], &[1.0, f64::NAN])),
+        ];
+        for (what, w) in cases {
+            let mut m = trained("robust", json!({"window": 4, "warmup": 2}), 50);
+            let Model::Robust(d) = &mut m else {
+                unreachable!()
+            };
+            d.win = w.clone();
+            assert_refused(&m, &format!("robust window: {what}"));
+            let mut m = trained("seasonal", json!({"period": 5, "window": 4}), 50);
+            let Model::Seasonal(d) = &mut m else {
+                unreachable!()
+            };
+            d.resid = w;
+            assert_refused(&m, &format!("seasonal window: {what}"));
+        }
+    }
+
+    #[test]
+    fn crafted_seasonal_states_are_refused() {
+        type Edit = fn(&mut Seasonal);
+        let edits: [(&str, Edit); 10] = [
+            ("empty profile", |s| {
+                // `n % profile.len()` divided by zero.
+                s.profile.clear();
+                s.seen.clear();
+            }),
+            ("seen shorter than the profile", |s| {
+                // `seen[phase]` out of bounds.
+                s.seen.truncate(1);
+            }),
+            ("profile shorter than the period", |s| {
+                s.profile.truncate(10);
+                s.seen.truncate(10);
+            }),
+            ("period not the profile's", |s| s.period = 60),
+            ("no period but a profile", |s| s.period = 0),
+            ("period > MAX_PERIOD", |s| {
+                let n = crate::detectors::MAX_PERIOD + 1;
+                s.period = n;
+                s.profile = vec![0.0; n];
+                s.seen = vec![false; n];
+            }),
+            ("NaN in the profile", |s| s.profile[3] = f64::NAN),
+            ("inf in the profile", |s| s.profile[0] = f64::INFINITY),
+            ("training points after the period is known", |s| {
+                s.train = vec![1.0; 10]
+            }),
+            ("period not the params'", |s| s.p.period = 40),
+        ];
+        for (what, edit) in edits {
+            // A found period (p.period = 0) but for the last edit, which needs a set one.
+            let params = if what == "period not the params'" {
+                json!({"period": 50})
+            } else {
+                json!({})
+            };
+            let mut m = trained("seasonal", params, 1500);
+            let Model::Seasonal(s) = &mut m else {
+                unreachable!()
+            };
+            assert_eq!(s.period(), 50);
+            edit(s);
+            assert_refused(&m, &format!("seasonal: {what}"));
+        }
+        // Before the period is known: the training buffer is bounded and finite.
+        let fresh = || trained("seasonal", json!({}), 100);
+        let mut m = fresh();
+        if let Model::Seasonal(s) = &mut m {
+            assert_eq!(s.period(), 0);
+            s.train = vec![1.0; 4096];
+        }
+        assert_refused(&m, "seasonal: training buffer too long");
+        let mut m = fresh();
+        if let Model::Seasonal(s) = &mut m {
+            s.train[5] = f64::NAN;
+        }
+        assert_refused(&m, "seasonal: NaN training point");
+    }
+
+    #[test]
+    fn crafted_forests_are_refused() {
+        let mut cases: Vec<Corrupt> = Corrupt::ALL.to_vec();
+        cases.push(Corrupt::Dims(3));
+        for c in cases {
+            let mut m = trained("iforest", json!({}), 300);
+            let Model::IForest(f) = &mut m else {
+                unreachable!()
+            };
+            c.apply(f.forest.as_mut().expect("fitted"));
+            assert_refused(&m, &format!("iforest: {c:?}"));
+        }
+        // Training rows next to a fitted forest, or of the wrong width, or too many.
+        let mut m = trained("iforest", json!({}), 300);
+        if let Model::IForest(f) = &mut m {
+            f.train = vec![vec![1.0, 0.0]];
+        }
+        assert_refused(&m, "iforest: training rows after the fit");
+        let mut m = trained("iforest", json!({}), 50);
+        if let Model::IForest(f) = &mut m {
+            assert!(f.forest.is_none());
+            f.train[0] = vec![1.0, 0.0, 3.0];
+        }
+        assert_refused(&m, "iforest: a 3-wide training row");
+        let mut m = trained("iforest", json!({}), 50);
+        if let Model::IForest(f) = &mut m {
+            f.train = vec![vec![1.0, 0.0]; 128];
+        }
+        assert_refused(&m, "iforest: a full training buffer");
     }
 }
