@@ -597,6 +597,13 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    -- It runs as the extension's owner: attached by hand to another table, it would let any role
+    -- write that monitor's episodes and states.
+    IF m.relid <> TG_RELID::regclass THEN
+        RAISE EXCEPTION 'the trigger of monitor "%" fired on %, not on its table %', m.name, TG_RELID::regclass, m.relid
+            USING ERRCODE = '42501',
+                  HINT = 'tidewatch.monitor() attaches this trigger; do not attach tidewatch._monitor_trigger by hand.';
+    END IF;
     -- Group by the raw label columns (cheaper than by jsonb) and lock series in that order.
     grp := CASE WHEN cardinality(m.series_columns) = 0 THEN '' ELSE
            ' GROUP BY ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(m.series_columns) c) ||
@@ -875,6 +882,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN tidewatch._not_found('monitor', name, if_exists, 'tidewatch.monitors');
     END IF;
+    PERFORM tidewatch._require_owner('monitor', m.name, m.owner);
     IF m.mode = 'sync' THEN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
     ELSIF tidewatch._citus_distribution_column(m.relid) IS NOT NULL AND tidewatch._citus_coordinator() THEN

@@ -341,6 +341,10 @@ COMMENT ON FUNCTION tidewatch._monitor_step(bytea,text,jsonb,timestamp with time
 'Internal: advances a monitor''s per-series state by a batch of points and returns the new state, counts and the episodes it opened, extended or closed (times in microseconds since the Unix epoch).';
 COMMENT ON FUNCTION tidewatch._monitor_trigger() IS
 'Internal: the statement trigger of a sync monitor: groups the inserted rows by series (a device''s value columns together) and applies each batch; episodes are visible at commit.';
+COMMENT ON FUNCTION tidewatch._require_owner(text,text,regrole) IS
+'Internal: raise 42501 unless the current role is a member of owner (dropping or replacing another role''s monitor or reference).';
+COMMENT ON FUNCTION tidewatch._monitor_name_free() IS
+'Internal: trigger of tidewatch.monitors and tidewatch.log_monitors: 42710 when the other kind already has a monitor of that name (they share one name space).';
 COMMENT ON FUNCTION tidewatch._new_name(text,text,boolean,text) IS
 'Internal: the shared check of create functions of named objects: 22023 for an empty name, 42710 when it exists (with the function that drops it).';
 COMMENT ON FUNCTION tidewatch._not_found(text,text,boolean,text) IS

@@ -227,6 +227,8 @@ BEGIN
             HINT = 'Make it one with tidewatch.create_hypertable(), or save the reference from a hypertable.';
     END IF;
     PERFORM tidewatch._check_columns(relation, columns);
+    PERFORM tidewatch._require_owner('reference', r.name, r.owner)
+        FROM tidewatch.references r WHERE r.name = save_reference.name;
     DELETE FROM tidewatch.references r WHERE r.name = save_reference.name;
     FOR col IN
         SELECT a.attname, a.atttypid::regtype AS typ, t.typcategory AS cat

@@ -223,6 +223,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN tidewatch._not_found('drift monitor', name, if_exists, 'tidewatch.drift_monitors');
     END IF;
+    PERFORM tidewatch._require_owner('drift monitor', m.name, m.owner);
     IF m.job_id IS NOT NULL THEN
         PERFORM tidewatch.delete_job(m.job_id);
     END IF;

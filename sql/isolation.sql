@@ -84,7 +84,11 @@ CREATE POLICY log_monitors_source ON tidewatch.log_monitors AS RESTRICTIVE FOR S
 CREATE POLICY drift_monitors_source ON tidewatch.drift_monitors AS RESTRICTIVE FOR SELECT
     USING (tidewatch._readable(relid));
 CREATE POLICY events_source ON tidewatch.events AS RESTRICTIVE FOR SELECT
-    USING (relid IS NULL OR tidewatch._readable(relid));
+    USING ((relid IS NULL OR tidewatch._readable(relid))
+           -- A log monitor's events (new templates, bursts) cite any table's episodes (relid NULL)
+           -- but quote its lines: they are read with the log monitor, i.e. with its table.
+           AND (source NOT IN ('log_template', 'log_burst') OR detail->>'monitor' IS NULL
+                OR detail->>'monitor' IN (SELECT l.name FROM tidewatch.log_monitors l)));
 
 -- Made by a monitor: readable with the monitor (the subqueries see only the monitors the role may
 -- read, by the policies above; they are uncorrelated, so each runs once per query).
@@ -108,3 +112,53 @@ CREATE POLICY log_miners_source ON tidewatch.log_miners AS RESTRICTIVE FOR SELEC
            OR name IN (SELECT l.miner FROM tidewatch.log_monitors l));
 CREATE POLICY log_templates_source ON tidewatch.log_templates AS RESTRICTIVE FOR SELECT
     USING (miner IN (SELECT x.name FROM tidewatch.log_miners x));
+
+-- Writes: only the owner of a monitor, model, reference or drift monitor (and the owner's members)
+-- changes or deletes it; the roles that may read it cannot remove it. A monitor of either kind is
+-- made only on a table its owner may read, even by a row inserted by hand (the async decoder reads
+-- as a superuser). Anomaly and log monitors share one name space: episodes, states and the right to
+-- write them are keyed on the name.
+CREATE POLICY models_owner_delete ON tidewatch.models AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY monitors_owner_update ON tidewatch.monitors AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY monitors_owner_delete ON tidewatch.monitors AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY monitors_readable_insert ON tidewatch.monitors AS RESTRICTIVE FOR INSERT
+    WITH CHECK (tidewatch._readable(relid));
+CREATE POLICY references_owner_update ON tidewatch.references AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY references_owner_delete ON tidewatch.references AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY drift_monitors_owner_update ON tidewatch.drift_monitors AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY drift_monitors_owner_delete ON tidewatch.drift_monitors AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_monitors_owner_insert ON tidewatch.log_monitors AS RESTRICTIVE FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER') AND tidewatch._readable(relid));
+CREATE POLICY log_monitors_owner_update ON tidewatch.log_monitors AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_monitors_owner_delete ON tidewatch.log_monitors AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+
+CREATE FUNCTION tidewatch._monitor_name_free()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Serialise the two tables' inserts of one name (the check below then sees a committed twin).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('tidewatch monitor name ' || NEW.name));
+    IF (TG_TABLE_NAME = 'monitors' AND EXISTS (SELECT 1 FROM tidewatch.log_monitors l WHERE l.name = NEW.name))
+       OR (TG_TABLE_NAME = 'log_monitors' AND EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = NEW.name)) THEN
+        RAISE EXCEPTION 'a monitor named "%" already exists', NEW.name
+            USING ERRCODE = '42710',
+                  HINT = 'Anomaly monitors and log monitors share one set of names; choose another name.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER monitor_name_free BEFORE INSERT OR UPDATE OF name ON tidewatch.monitors
+    FOR EACH ROW EXECUTE FUNCTION tidewatch._monitor_name_free();
+CREATE TRIGGER monitor_name_free BEFORE INSERT OR UPDATE OF name ON tidewatch.log_monitors
+    FOR EACH ROW EXECUTE FUNCTION tidewatch._monitor_name_free();

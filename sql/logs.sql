@@ -265,6 +265,8 @@ BEGIN
     IF relation IS NULL THEN
         RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- Before any other check (an async monitor's lines are read by the decoder, not the caller).
+    PERFORM tidewatch._require_select(relation);
     IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
         RAISE EXCEPTION 'unknown log monitor mode "%"', mode
             USING ERRCODE = '22023',
@@ -354,6 +356,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN tidewatch._not_found('log monitor', name, if_exists, 'tidewatch.log_monitors');
     END IF;
+    PERFORM tidewatch._require_owner('log monitor', m.name, m.owner);
     IF m.mode = 'sync' THEN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_' || name, 63), m.relid);
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_done_' || name, 63), m.relid);

@@ -160,6 +160,108 @@ class Isolation(unittest.TestCase):
                     n = int(one(f"SET ROLE {role}; SELECT count(*) FROM {view} WHERE owner = 'tw_iso_owner'::regrole"))
                     self.assertEqual(n, want, f"{role} sees {n} jobs of tw_iso_owner through {view}")
 
+    def run_as(self, role, sql):
+        """Run `sql` as `role` in a transaction that is rolled back; (return code, stdout, stderr)."""
+        out = subprocess.run(
+            ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", f"{DSN} dbname={DB}"],
+            input=f"\\set VERBOSITY verbose\nBEGIN;\nSET ROLE {role};\n{sql};\nROLLBACK;\n",
+            capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
+        return out.returncode, out.stdout.strip(), out.stderr
+
+    def test_only_owners_change_or_drop_their_monitors_models_and_references(self):
+        tables = {"tidewatch.monitors": "name", "tidewatch.models": "name", "tidewatch.references": "name",
+                  "tidewatch.drift_monitors": "name", "tidewatch.log_monitors": "name"}
+        for table, col in tables.items():
+            total = int(one(f"SELECT count(*) FROM {table} WHERE {col} LIKE '%shared'"))
+            self.assertGreater(total, 0, table)  # the oracle: there is something to protect
+            for role in ("tw_iso_reader", "tw_iso_stranger", "tidewatch_reader"):
+                with self.subTest(table=table, role=role):
+                    for stmt in (f"WITH d AS (DELETE FROM {table} RETURNING 1) SELECT count(*) FROM d",
+                                 f"WITH u AS (UPDATE {table} SET owner = current_user::regrole RETURNING 1) "
+                                 "SELECT count(*) FROM u"):
+                        rc, out, err = self.run_as(role, stmt)
+                        self.assertTrue(rc != 0 or out == "0", f"{role}: {stmt} -> {out} {err}")
+        # The functions say so instead of doing nothing.
+        calls = ["SELECT tidewatch.unmonitor('m_shared')", "SELECT tidewatch.unmonitor_drift('d_shared')",
+                 "SELECT tidewatch.unmonitor_logs('l_shared')",
+                 "SELECT tidewatch.save_reference('r_shared', 'shared', "
+                 "tstzrange(now() - interval '3 days', now() - interval '2 days'), '{v}')"]
+        for call in calls:
+            with self.subTest(call=call):
+                rc, out, err = self.run_as("tw_iso_reader", call)
+                self.assertNotEqual(rc, 0, f"the reader ran {call}: {out}")
+                self.assertIn("42501", err)
+                self.assertIn("must be owner of", err)
+                rc, out, err = self.run_as("tw_iso_owner", call)
+                self.assertEqual(rc, 0, f"the owner could not run {call}: {err}")
+        # A monitoring role sees every job's statistics and changes none.
+        psql("INSERT INTO tidewatch.job_stat (job_id) SELECT id FROM tidewatch.job "
+             "WHERE owner = 'tw_iso_owner'::regrole ON CONFLICT DO NOTHING")
+        self.assertGreater(int(one("SELECT count(*) FROM tidewatch.job_stat")), 0)
+        rc, out, err = self.run_as("tidewatch_reader", "WITH u AS (UPDATE tidewatch.job_stat SET total_failures = 0 RETURNING 1) "
+                                   "SELECT count(*) FROM u")
+        self.assertTrue(rc != 0 or out.splitlines()[-1] == "0", f"the monitoring role changed job statistics: {out}")
+
+    def test_no_monitor_is_made_by_hand_on_an_unreadable_table(self):
+        rows = {
+            "tidewatch.log_monitors (name, relid, message_column, miner, mode)":
+                "('forged', 'secret_log', 'msg', 'default', 'async')",
+            "tidewatch.monitors (name, relid, value_column, time_column, method, mode)":
+                "('forged', 'secret', 'v', 'ts', 'ewma', 'async')",
+        }
+        for target, values in rows.items():
+            with self.subTest(target=target):
+                rc, out, err = self.run_as("tw_iso_stranger", f"INSERT INTO {target} VALUES {values}")
+                self.assertNotEqual(rc, 0, f"the stranger inserted into {target}")
+                self.assertIn("row-level security", err)
+                # The same row on a table the role may read is accepted (the check can pass).
+                rc, out, err = self.run_as("tw_iso_reader", f"INSERT INTO {target} VALUES "
+                                           + values.replace("secret", "shared"))
+                self.assertEqual(rc, 0, err)
+        rc, out, err = self.run_as("tw_iso_stranger", "SELECT tidewatch.log_monitor('forged', 'secret_log', 'msg', "
+                                   "mode => 'async')")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("permission denied for table secret_log", err)
+
+    def test_anomaly_and_log_monitors_share_one_name_space(self):
+        # A log monitor named after another role's anomaly monitor would open its episodes.
+        for role, rel in (("tw_iso_reader", "shared_log"), ("tw_iso_owner", "shared_log")):
+            with self.subTest(role=role):
+                rc, out, err = self.run_as(role, "INSERT INTO tidewatch.log_monitors (name, relid, message_column, miner)"
+                                           f" VALUES ('m_secret', '{rel}', 'msg', 'default')")
+                self.assertNotEqual(rc, 0)
+                self.assertIn("42710", err)
+        rc, out, err = self.run_as("tw_iso_owner", "SELECT tidewatch.monitor('l_shared', 'shared', 'v', '{sat}', 'ewma')")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("42710", err)
+
+    def test_the_monitor_trigger_fires_only_on_its_table(self):
+        before = psql("SELECT count(*), coalesce(sum(n), 0) FROM tidewatch.monitor_state WHERE monitor = 'm_secret'")
+        rc, out, err = self.run_as("tw_iso_stranger", """
+            CREATE TEMP TABLE decoy (ts timestamptz, sat text, v float8);
+            CREATE TRIGGER forge AFTER INSERT ON decoy REFERENCING NEW TABLE AS tidewatch_new_rows
+                FOR EACH STATEMENT EXECUTE FUNCTION tidewatch._monitor_trigger('m_secret');
+            INSERT INTO decoy SELECT now() + i * interval '1 minute', 'A', 1e9 FROM generate_series(1, 50) i""")
+        self.assertNotEqual(rc, 0, "a trigger attached by hand scored rows for another role's monitor")
+        self.assertIn("42501", err)
+        self.assertEqual(before, psql("SELECT count(*), coalesce(sum(n), 0) FROM tidewatch.monitor_state "
+                                      "WHERE monitor = 'm_secret'"))
+
+    def test_log_events_are_read_with_their_log_table(self):
+        q = ("SELECT count(*) FROM tidewatch.events WHERE source IN ('log_template', 'log_burst') "
+             "AND detail->>'monitor' = '{}'")
+        for mon in ("l_secret", "l_shared"):
+            self.assertGreater(int(one(q.format(mon))), 0, mon)  # the oracle: the superuser sees them
+        for role, want in (("tw_iso_stranger", {"l_secret": 0, "l_shared": 0}),
+                           ("tw_iso_reader", {"l_secret": 0, "l_shared": None})):
+            for mon, n in want.items():
+                with self.subTest(role=role, monitor=mon):
+                    got = int(one(f"SET ROLE {role}; " + q.format(mon)))
+                    if n is None:
+                        self.assertEqual(got, int(one(q.format(mon))))
+                    else:
+                        self.assertEqual(got, n)
+
 
 if __name__ == "__main__":
     unittest.main()

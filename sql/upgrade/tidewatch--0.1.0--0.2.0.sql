@@ -201,6 +201,8 @@ BEGIN
             HINT = 'Make it one with tidewatch.create_hypertable(), or save the reference from a hypertable.';
     END IF;
     PERFORM tidewatch._check_columns(relation, columns);
+    PERFORM tidewatch._require_owner('reference', r.name, r.owner)
+        FROM tidewatch.references r WHERE r.name = save_reference.name;
     DELETE FROM tidewatch.references r WHERE r.name = save_reference.name;
     FOR col IN
         SELECT a.attname, a.atttypid::regtype AS typ, t.typcategory AS cat
@@ -685,7 +687,11 @@ CREATE POLICY log_monitors_source ON tidewatch.log_monitors AS RESTRICTIVE FOR S
 CREATE POLICY drift_monitors_source ON tidewatch.drift_monitors AS RESTRICTIVE FOR SELECT
     USING (tidewatch._readable(relid));
 CREATE POLICY events_source ON tidewatch.events AS RESTRICTIVE FOR SELECT
-    USING (relid IS NULL OR tidewatch._readable(relid));
+    USING ((relid IS NULL OR tidewatch._readable(relid))
+           -- A log monitor's events (new templates, bursts) cite any table's episodes (relid NULL)
+           -- but quote its lines: they are read with the log monitor, i.e. with its table.
+           AND (source NOT IN ('log_template', 'log_burst') OR detail->>'monitor' IS NULL
+                OR detail->>'monitor' IN (SELECT l.name FROM tidewatch.log_monitors l)));
 
 -- Made by a monitor: readable with the monitor (the subqueries see only the monitors the role may
 -- read, by the policies above; they are uncorrelated, so each runs once per query).
@@ -2439,6 +2445,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN tidewatch._not_found('monitor', name, if_exists, 'tidewatch.monitors');
     END IF;
+    PERFORM tidewatch._require_owner('monitor', m.name, m.owner);
     IF m.mode = 'sync' THEN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
     ELSIF tidewatch._citus_distribution_column(m.relid) IS NOT NULL AND tidewatch._citus_coordinator() THEN
@@ -2636,6 +2643,8 @@ BEGIN
     IF relation IS NULL THEN
         RAISE EXCEPTION 'relation must not be NULL' USING ERRCODE = '22004';
     END IF;
+    -- Before any other check (an async monitor's lines are read by the decoder, not the caller).
+    PERFORM tidewatch._require_select(relation);
     IF mode IS NULL OR mode NOT IN ('sync', 'async') THEN
         RAISE EXCEPTION 'unknown log monitor mode "%"', mode
             USING ERRCODE = '22023',
@@ -3252,6 +3261,13 @@ BEGIN
     IF NOT FOUND THEN
         RETURN NULL;
     END IF;
+    -- It runs as the extension's owner: attached by hand to another table, it would let any role
+    -- write that monitor's episodes and states.
+    IF m.relid <> TG_RELID::regclass THEN
+        RAISE EXCEPTION 'the trigger of monitor "%" fired on %, not on its table %', m.name, TG_RELID::regclass, m.relid
+            USING ERRCODE = '42501',
+                  HINT = 'tidewatch.monitor() attaches this trigger; do not attach tidewatch._monitor_trigger by hand.';
+    END IF;
     -- Group by the raw label columns (cheaper than by jsonb) and lock series in that order.
     grp := CASE WHEN cardinality(m.series_columns) = 0 THEN '' ELSE
            ' GROUP BY ' || (SELECT string_agg(format('%I', c), ', ') FROM unnest(m.series_columns) c) ||
@@ -3444,3 +3460,126 @@ COMMENT ON FUNCTION tidewatch._us(jsonb) IS
 'Internal: microseconds since the Unix epoch (as the Rust side reports times) to timestamptz, exactly.';
 COMMENT ON FUNCTION tidewatch._wal_system() IS
 'Internal: this cluster''s system identifier (pg_control_system() is not for every role).';
+
+-- Writes: only the owner of a monitor, model, reference or drift monitor (and the owner's members)
+-- changes or deletes it; the roles that may read it cannot remove it. A monitor of either kind is
+-- made only on a table its owner may read, even by a row inserted by hand (the async decoder reads
+-- as a superuser). Anomaly and log monitors share one name space: episodes, states and the right to
+-- write them are keyed on the name.
+CREATE POLICY models_owner_delete ON tidewatch.models AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY monitors_owner_update ON tidewatch.monitors AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY monitors_owner_delete ON tidewatch.monitors AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY monitors_readable_insert ON tidewatch.monitors AS RESTRICTIVE FOR INSERT
+    WITH CHECK (tidewatch._readable(relid));
+CREATE POLICY references_owner_update ON tidewatch.references AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY references_owner_delete ON tidewatch.references AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY drift_monitors_owner_update ON tidewatch.drift_monitors AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY drift_monitors_owner_delete ON tidewatch.drift_monitors AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_monitors_owner_insert ON tidewatch.log_monitors AS RESTRICTIVE FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER') AND tidewatch._readable(relid));
+CREATE POLICY log_monitors_owner_update ON tidewatch.log_monitors AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_monitors_owner_delete ON tidewatch.log_monitors AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+
+CREATE FUNCTION tidewatch._monitor_name_free()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- Serialise the two tables' inserts of one name (the check below then sees a committed twin).
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('tidewatch monitor name ' || NEW.name));
+    IF (TG_TABLE_NAME = 'monitors' AND EXISTS (SELECT 1 FROM tidewatch.log_monitors l WHERE l.name = NEW.name))
+       OR (TG_TABLE_NAME = 'log_monitors' AND EXISTS (SELECT 1 FROM tidewatch.monitors m WHERE m.name = NEW.name)) THEN
+        RAISE EXCEPTION 'a monitor named "%" already exists', NEW.name
+            USING ERRCODE = '42710',
+                  HINT = 'Anomaly monitors and log monitors share one set of names; choose another name.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER monitor_name_free BEFORE INSERT OR UPDATE OF name ON tidewatch.monitors
+    FOR EACH ROW EXECUTE FUNCTION tidewatch._monitor_name_free();
+CREATE TRIGGER monitor_name_free BEFORE INSERT OR UPDATE OF name ON tidewatch.log_monitors
+    FOR EACH ROW EXECUTE FUNCTION tidewatch._monitor_name_free();
+
+-- Statistics of a job are written by its owner only (monitoring roles see every job, change none).
+ALTER POLICY job_stat_owner ON tidewatch.job_stat
+    USING (EXISTS (SELECT 1 FROM tidewatch.job j
+                   WHERE j.id = job_id AND pg_catalog.pg_has_role(current_user, j.owner, 'MEMBER')));
+COMMENT ON FUNCTION tidewatch._monitor_name_free() IS
+'Internal: trigger of tidewatch.monitors and tidewatch.log_monitors: 42710 when the other kind already has a monitor of that name (they share one name space).';
+
+-- Dropping a monitor, drift monitor or log monitor of another role is refused (42501).
+
+-- Refuse (42501) to drop or replace a catalog row of another role: its owner and the owner's
+-- members may (the row-level policies would otherwise make the change a silent no-op).
+CREATE FUNCTION tidewatch._require_owner(kind text, name text, owner regrole)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT pg_catalog.pg_has_role(current_user, owner, 'MEMBER') THEN
+        RAISE EXCEPTION 'must be owner of % "%"', kind, name
+            USING ERRCODE = '42501',
+                  DETAIL = format('It belongs to role %s.', owner),
+                  HINT = 'Only its owner (or a member of that role) may drop or replace it.';
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tidewatch.unmonitor_drift(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m tidewatch.drift_monitors;
+BEGIN
+    SELECT * INTO m FROM tidewatch.drift_monitors x WHERE x.name = unmonitor_drift.name;
+    IF NOT FOUND THEN
+        RETURN tidewatch._not_found('drift monitor', name, if_exists, 'tidewatch.drift_monitors');
+    END IF;
+    PERFORM tidewatch._require_owner('drift monitor', m.name, m.owner);
+    IF m.job_id IS NOT NULL THEN
+        PERFORM tidewatch.delete_job(m.job_id);
+    END IF;
+    DELETE FROM tidewatch.drift_monitors x WHERE x.name = m.name;
+    RETURN true;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tidewatch.unmonitor_logs(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m tidewatch.log_monitors;
+BEGIN
+    SELECT * INTO m FROM tidewatch.log_monitors x WHERE x.name = unmonitor_logs.name;
+    IF NOT FOUND THEN
+        RETURN tidewatch._not_found('log monitor', name, if_exists, 'tidewatch.log_monitors');
+    END IF;
+    PERFORM tidewatch._require_owner('log monitor', m.name, m.owner);
+    IF m.mode = 'sync' THEN
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_' || name, 63), m.relid);
+        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_done_' || name, 63), m.relid);
+    END IF;
+    DELETE FROM tidewatch.log_monitors x WHERE x.name = m.name;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._require_owner(text,text,regrole) IS
+'Internal: raise 42501 unless the current role is a member of owner (dropping or replacing another role''s monitor or reference).';
