@@ -17,7 +17,7 @@ import re
 import subprocess
 import unittest
 
-from pgtest import DB, require_cluster, spare_cluster
+from pgtest import DB, DSN, fresh_database, psql, require_cluster, spare_cluster
 
 LONG = "x" * 63
 HOSTILE_NAMES = ['"q""uote"', '"dot.ted"', '"ünïcødé"', f'"{LONG}"', '"sp ace"']
@@ -282,6 +282,48 @@ class BadInputTest(unittest.TestCase):
             self.assertEqual(crashes, 0, "the server log shows a crashed backend")
             self.assertEqual(bad, [], "\n".join(bad))
             self.assertGreaterEqual(calls, 150)
+
+
+
+@require_cluster
+class CorruptCatalogRowsTest(unittest.TestCase):
+    """jsonb in catalog rows that others may write (templates, classifiers; a miner's settings are
+    checked when written) that serde_json refuses (nested deeper than 128) is a clear XX001
+    naming the row, not an internal error: pgrx's JsonB panicked on it (XX000)."""
+
+    NESTED = "(repeat('[', 200) || repeat(']', 200))::jsonb"
+
+    def sqlstate_of(self, sql):
+        proc = subprocess.run(["psql", "-X", "-q", "-v", "VERBOSITY=verbose", "-d", f"{DSN} dbname={DB}", "-c", sql],
+                              capture_output=True, text=True, env={**os.environ, "LC_MESSAGES": "C"})
+        m = re.search(r"ERROR:\s+([0-9A-Z]{5}):\s*(.*)", proc.stderr)
+        return (m.group(1), m.group(2)) if m else (None, proc.stderr)
+
+    def test_unreadable_jsonb_in_catalog_rows_is_a_clear_error(self):
+        fresh_database()
+        psql("SELECT tidewatch.create_log_miner('deep');"
+             "CREATE TABLE lab (msg text, label text);"
+             "INSERT INTO lab SELECT 'job ' || i || ' failed', 'failure' FROM generate_series(1, 20) i;"
+             "INSERT INTO lab SELECT 'job ' || i || ' done', 'ok' FROM generate_series(1, 20) i;"
+             "SELECT tidewatch.train_log_classifier('deep', 'lab', 'msg', 'label');"
+             "INSERT INTO tidewatch.log_rules (ruleset, priority, pattern, category, severity)"
+             " VALUES ('deep', 1, 'zzz', 'timeout', 'info')")
+        # The baseline: the same calls work on sound rows.
+        self.assertEqual(psql("SELECT count(*) FROM tidewatch.log_parse('job 1 done', 'deep')"), [["1"]])
+        self.assertEqual(psql("SELECT category FROM tidewatch.classify_log('job 7 failed', 'deep')"), [["failure"]])
+        cases = [
+            ("UPDATE tidewatch.log_templates SET cluster = {} WHERE miner = 'deep'",
+             "SELECT count(*) FROM tidewatch.log_parse('job 3 done', 'deep')", "invalid template row of log miner"),
+            ("UPDATE tidewatch.log_classifiers SET model = {}, trained_at = now() WHERE name = 'deep'",
+             "SELECT category FROM tidewatch.classify_log('job 8 failed', 'deep')", "cannot be read"),
+        ]
+        for corrupt, call, words in cases:
+            with self.subTest(call=call):
+                psql("UPDATE tidewatch.log_miners SET version = version + 1 WHERE name = 'deep';"
+                     + corrupt.format(self.NESTED))
+                state, message = self.sqlstate_of(call)
+                self.assertEqual(state, "XX001", message)
+                self.assertIn(words, message)
 
 
 if __name__ == "__main__":

@@ -216,7 +216,9 @@ fn lock_and_load(client: &mut SpiClient<'_>, name: &str) -> bool {
     // A new statement snapshot (read committed) sees what the previous holder committed.
     let row = client
         .update(
-            "SELECT version, config FROM tidewatch.log_miners WHERE name = $1",
+            // jsonb read as text and parsed here: pgrx's JsonB panics (XX000) on jsonb serde_json
+            // refuses (nested deeper than 128, numbers beyond f64), and these rows are writable.
+            "SELECT version, config::text FROM tidewatch.log_miners WHERE name = $1",
             None,
             &[name.into()],
         )
@@ -224,10 +226,19 @@ fn lock_and_load(client: &mut SpiClient<'_>, name: &str) -> bool {
     let Some((version, config)) = row.into_iter().next().map(|r| {
         (
             r.get::<i64>(1).ok().flatten().unwrap_or(0),
-            r.get::<pgrx::JsonB>(2)
+            r.get::<String>(2)
                 .ok()
                 .flatten()
-                .map(|j| j.0)
+                .map(|t| {
+                    serde_json::from_str(&t).unwrap_or_else(|e| {
+                        errors::raise(
+                            PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                            format!("invalid settings of log miner \"{name}\": {e}"),
+                            None,
+                            Some(CONFIG_HINT.into()),
+                        )
+                    })
+                })
                 .unwrap_or(serde_json::Value::Null),
         )
     }) else {
@@ -243,15 +254,15 @@ fn lock_and_load(client: &mut SpiClient<'_>, name: &str) -> bool {
         let config = config_of(name, &config);
         let rows = client
             .update(
-                "SELECT cluster FROM tidewatch.log_templates WHERE miner = $1 AND NOT evicted",
+                "SELECT cluster::text FROM tidewatch.log_templates WHERE miner = $1 AND NOT evicted",
                 None,
                 &[name.into()],
             )
             .unwrap_or_else(|e| spi_error(e));
         let mut clusters = Vec::new();
         for r in rows {
-            if let Ok(Some(j)) = r.get::<pgrx::JsonB>(1) {
-                match serde_json::from_value::<Cluster>(j.0) {
+            if let Ok(Some(t)) = r.get::<String>(1) {
+                match serde_json::from_str::<Cluster>(&t) {
                     Ok(c) => clusters.push(c),
                     Err(e) => errors::raise(
                         PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
@@ -397,12 +408,16 @@ pub fn persist(
     let firsts: Vec<i64> = rows.iter().map(|r| r.4).collect();
     let lasts: Vec<i64> = rows.iter().map(|r| r.5).collect();
     let evicted: Vec<i64> = changes.evicted.iter().map(|&e| e as i64).collect();
+    // Polymorphic and variadic built-ins are schema-qualified in the SQL of the log path: it runs
+    // under the caller's search_path (a row trigger, log_parse), where a function in another
+    // schema matching the argument types exactly would win over pg_catalog's.
     // One statement: upsert touched templates (a changed one brings its template and cluster),
     // mark evicted ones, and count lines and bump the version on the miner's row.
     let new_rows = client
         .update(
             "WITH t AS (
-                 SELECT * FROM unnest($2::bigint[], $3::text[], $4::jsonb[], $5::bigint[], $6::bigint[], $7::bigint[])
+                 SELECT * FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::jsonb[]),
+                                         pg_catalog.unnest($5::bigint[]), pg_catalog.unnest($6::bigint[]), pg_catalog.unnest($7::bigint[]))
                      AS t(id, template, cluster, n, first_us, last_us)),
              up AS (
                  INSERT INTO tidewatch.log_templates AS lt (miner, id, template, first_seen, last_seen, count, cluster)

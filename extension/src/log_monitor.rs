@@ -368,7 +368,8 @@ fn _log_monitor_flush(
             .update(
                 "INSERT INTO tidewatch.log_counts AS c (monitor, bucket, template_id, category, severity, n)
                  SELECT $1, tidewatch._pg_us(b), t, cat, sev, n
-                 FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[]) AS x(b, t, cat, sev, n)
+                 FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::bigint[]), pg_catalog.unnest($4::text[]),
+                                pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::bigint[])) AS x(b, t, cat, sev, n)
                  ON CONFLICT (monitor, bucket, template_id, category) DO UPDATE SET n = c.n + excluded.n",
                 None,
                 &[
@@ -389,8 +390,8 @@ fn _log_monitor_flush(
                 .update(
                     "INSERT INTO tidewatch.events (at, source, name, summary, detail)
                      SELECT t.first_seen, 'log_template', $1,
-                            format('new log template #%s of monitor %s: %s', t.id, $1, left(t.template, 200)),
-                            jsonb_build_object('monitor', $1, 'miner', t.miner, 'template_id', t.id, 'template', t.template)
+                            pg_catalog.format('new log template #%s of monitor %s: %s', t.id, $1, pg_catalog.left(t.template, 200)),
+                            pg_catalog.jsonb_build_object('monitor', $1, 'miner', t.miner, 'template_id', t.id, 'template', t.template)
                      FROM tidewatch.log_templates t WHERE t.miner = $2 AND t.id = ANY ($3)",
                     None,
                     &[monitor.into(), miner.as_str().into(), created.into()],

@@ -280,13 +280,25 @@ pub fn compiled_at(name: &str, key: StatementKey) -> std::rc::Rc<Compiled> {
         }
         let model = client
             .select(
-                "SELECT trained_at::text || '/' || n, model FROM tidewatch.log_classifiers WHERE name = $1",
+                "SELECT pg_catalog.concat(trained_at, '/', n), model::text FROM tidewatch.log_classifiers WHERE name = $1",
                 None,
                 &[name.into()],
             )
             .ok()
             .and_then(|t| t.into_iter().next())
-            .and_then(|r| Some((r.get::<String>(1).ok()??, r.get::<pgrx::JsonB>(2).ok()??)));
+            .and_then(|r| Some((r.get::<String>(1).ok()??, r.get::<String>(2).ok()??)))
+            // Parsed here, not by pgrx's JsonB (which panics on jsonb serde_json refuses).
+            .map(|(key, m)| {
+                let m = serde_json::from_str::<serde_json::Value>(&m).unwrap_or_else(|e| {
+                    errors::raise(
+                        PgSqlErrorCode::ERRCODE_DATA_CORRUPTED,
+                        format!("the learned classifier of log ruleset \"{name}\" cannot be read: {e}"),
+                        None,
+                        Some("Train it again with tidewatch.train_log_classifier().".into()),
+                    )
+                });
+                (key, pgrx::JsonB(m))
+            });
         (rows, model)
     });
     if name != "default" && rows.is_empty() {

@@ -322,6 +322,18 @@ fn dynamic_worker(name: &str, typ: &str) -> BackgroundWorkerBuilder {
         .set_notify_pid(unsafe { pg_sys::MyProcPid })
 }
 
+/// Background sessions that run as the bootstrap superuser pin their search_path, so that no
+/// role's function or operator in `public` can win the resolution of an unqualified name in their
+/// queries (an exact-type overload there beats pg_catalog's polymorphic or variadic one).
+pub(crate) fn pin_search_path() {
+    let pinned = BackgroundWorker::transaction(|| {
+        Spi::run("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)")
+    });
+    if let Err(e) = pinned {
+        warning!("tidewatch: could not pin the background session's search_path: {e}");
+    }
+}
+
 /// The static worker of one database in `tidewatch.scheduler_databases`: connected to no
 /// database, it starts that database's scheduler (a dynamic worker) while the database exists,
 /// and starts it again after it ends (say, after `DROP DATABASE ... WITH (FORCE)` or
@@ -380,6 +392,7 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let db = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    pin_search_path();
     log!("tidewatch scheduler started in database \"{db}\"");
     // SAFETY: MyDatabaseId is set once the worker is connected to its database (line above).
     let dboid = unsafe { pg_sys::MyDatabaseId };

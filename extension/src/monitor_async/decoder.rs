@@ -563,6 +563,7 @@ pub extern "C-unwind" fn tidewatch_decoder_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let db = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&db), None);
+    crate::scheduler::pin_search_path();
     // SAFETY: MyDatabaseId is set once the worker is connected to its database (line above).
     let slot = format!("tidewatch_{}", unsafe { pg_sys::MyDatabaseId }.to_u32());
     let mut advanced = 0u64;
