@@ -53,6 +53,17 @@ class AsyncMonitorTest(unittest.TestCase):
         self.assertEqual(one("SELECT series FROM tidewatch.monitor_state WHERE monitor = 'async_mon' ORDER BY series LIMIT 1"),
                          '{"sat": "SAT0", "unit": 0}')
 
+    def test_a_date_beyond_timestamptz_does_not_stop_the_decoder(self):
+        # 300000-01-01 is a valid date but no timestamptz: converting it inside the decoding
+        # callback raised an ERROR, and the decoder failed on that record at every poll.
+        psql("CREATE TABLE dl (d date NOT NULL, sat text, value float8)")
+        psql("SELECT tidewatch.monitor('dmon', 'dl', 'value', '{sat}', 'ewma', time_column => 'd', mode => 'async')")
+        psql("SELECT tidewatch.alter_job(job_id, scheduled => false) FROM tidewatch.monitors WHERE name = 'dmon'")
+        psql("INSERT INTO dl VALUES ('300000-01-01', 'A', 1)")
+        psql("INSERT INTO dl SELECT date '2000-01-01' + i, 'A', sin(i) FROM generate_series(1, 300) i")
+        psql("SET statement_timeout = '120s'; SELECT tidewatch.monitor_wait()")
+        self.assertEqual(one("SELECT n FROM tidewatch.monitor_state WHERE monitor = 'dmon'"), "300")
+
     def test_async_device_monitor_records_what_the_sync_one_does(self):
         psql("CREATE TABLE dlive (ts timestamptz NOT NULL, host text, a float8, b real, c int);"
              "SELECT tidewatch.create_hypertable('dlive', 'ts', chunk_time_interval => interval '6 hours')")

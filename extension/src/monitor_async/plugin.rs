@@ -253,15 +253,33 @@ unsafe fn time_us(d: pg_sys::Datum, typ: pg_sys::Oid) -> Option<i64> {
     unsafe {
         match typ {
             pg_sys::TIMESTAMPTZOID => i64::from_datum(d, false),
+            // The *_opt_overflow forms: a date or timestamp beyond timestamptz's range (say
+            // 300000-01-01, a valid date) would raise an ERROR inside the decoding callback, and
+            // the decoder would fail on that record at every poll; it is a row without a time.
             pg_sys::TIMESTAMPOID => {
-                pgrx::direct_function_call::<i64>(pg_sys::timestamp_timestamptz, &[Some(d)])
+                let mut overflow = 0;
+                let t = pg_sys::timestamp2timestamptz_opt_overflow(
+                    i64::from_datum(d, false)?,
+                    &mut overflow,
+                );
+                finite_time(t, overflow)
             }
             pg_sys::DATEOID => {
-                pgrx::direct_function_call::<i64>(pg_sys::date_timestamptz, &[Some(d)])
+                let mut overflow = 0;
+                let t = pg_sys::date2timestamptz_opt_overflow(
+                    i32::from_datum(d, false)?,
+                    &mut overflow,
+                );
+                finite_time(t, overflow)
             }
             _ => None,
         }
     }
+}
+
+/// A converted time, unless the conversion overflowed or gave ±infinity.
+fn finite_time(t: i64, overflow: std::ffi::c_int) -> Option<i64> {
+    (overflow == 0 && t != i64::MIN && t != i64::MAX).then_some(t)
 }
 
 #[pg_guard]
