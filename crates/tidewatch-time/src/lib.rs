@@ -110,21 +110,42 @@ fn classify(width: Width) -> Result<Kind, BucketError> {
 
 /// Fixed-width bucketing of a finite timestamp: `floor((t - s) / w) * w + s`, `s = origin % w`
 /// (truncating remainder, as C and TimescaleDB compute it).
+///
+/// Every step is checked: a bucket start that does not fit in an `i64`, or that lands exactly on
+/// `i64::MIN` (PostgreSQL's `-infinity`), is [`BucketError::OutOfRange`] rather than a wrapped
+/// value. With a width or origin near the ends of the range the bucket start of a valid timestamp
+/// can be far below it (width 9.2e18 µs, origin 9.1e18 µs, ts -1.1e17 µs starts at -9.3e18 µs).
 fn bucket_fixed(period: i64, ts: i64, origin: i64) -> Result<i64, BucketError> {
     let shift = origin % period;
-    if (shift > 0 && ts < TS_NOBEGIN + shift) || (shift < 0 && ts > TS_NOEND + shift) {
+    // TimescaleDB's range check: `ts - shift` must be representable.
+    let t = ts.checked_sub(shift).ok_or(BucketError::OutOfRange)?;
+    // floor(t / w) * w + s == ts - (t mod w): one subtraction, with no intermediate product that
+    // could overflow while the bucket start itself is representable.
+    let bucket = ts
+        .checked_sub(t.rem_euclid(period))
+        .ok_or(BucketError::OutOfRange)?;
+    if bucket == TS_NOBEGIN {
         return Err(BucketError::OutOfRange);
     }
-    let t = ts - shift;
-    let result = t.div_euclid(period) * period;
-    result.checked_add(shift).ok_or(BucketError::OutOfRange)
+    Ok(bucket)
 }
 
-/// Month bucketing of a month count `m = year * 12 + month0` against an origin month count.
-fn bucket_month_count(period: i32, m: i64, origin: i64) -> i64 {
+/// Month bucketing of a month count `m = year * 12 + month0` against an origin month count:
+/// `floor((m - o) / p) * p + o` with `o = origin % p`, computed as `m - ((m - o) mod p)`.
+fn bucket_month_count(period: i32, m: i64, origin: i64) -> Result<i64, BucketError> {
     let period = i64::from(period);
     let offset = origin % period;
-    (m - offset).div_euclid(period) * period + offset
+    let since = m.checked_sub(offset).ok_or(BucketError::OutOfRange)?;
+    m.checked_sub(since.rem_euclid(period))
+        .ok_or(BucketError::OutOfRange)
+}
+
+/// A date (days since 2000-01-01) as a timestamp at midnight; dates beyond about ±292,000 years
+/// have none.
+fn date_to_timestamp(days: i32) -> Result<i64, BucketError> {
+    i64::from(days)
+        .checked_mul(USECS_PER_DAY)
+        .ok_or(BucketError::OutOfRange)
 }
 
 /// Days since 2000-01-01 to (year, month 1..=12, day). Proleptic Gregorian calendar, the
@@ -144,7 +165,8 @@ pub fn date_to_ymd(days: i32) -> (i64, u32, u32) {
 }
 
 /// (year, month 1..=12, day) to days since 2000-01-01; the inverse of [`date_to_ymd`]
-/// ("days from civil", same source).
+/// ("days from civil", same source). `year` must be within ±10^16; the day count of a year
+/// beyond that does not fit in an `i64`.
 pub fn ymd_to_date(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -161,13 +183,21 @@ pub fn julian_day(days: i32) -> i64 {
     i64::from(days) + POSTGRES_EPOCH_JDATE
 }
 
+/// Months since year 0 of a date. An `i32` day count is within ±5.9 million years, so this
+/// cannot overflow.
 fn month_count(days: i32) -> i64 {
     let (y, m, _) = date_to_ymd(days);
     y * 12 + i64::from(m) - 1
 }
 
+/// Years beyond which no first of a month has an `i32` day count (±5.9 million years do).
+const MAX_ABS_YEAR: i64 = 10_000_000;
+
 fn first_of_month(count: i64) -> Result<i32, BucketError> {
     let year = count.div_euclid(12);
+    if !(-MAX_ABS_YEAR..=MAX_ABS_YEAR).contains(&year) {
+        return Err(BucketError::OutOfRange);
+    }
     let month = count.rem_euclid(12) as u32 + 1;
     i32::try_from(ymd_to_date(year, month, 1)).map_err(|_| BucketError::OutOfRange)
 }
@@ -195,11 +225,8 @@ pub fn bucket_timestamp(width: Width, ts: i64, origin: Option<i64>) -> Result<i6
                 _ => 2000 * 12,
             };
             let count =
-                bucket_month_count(period, month_count(timestamp_to_date(ts)), origin_months);
-            let date = first_of_month(count)?;
-            i64::from(date)
-                .checked_mul(USECS_PER_DAY)
-                .ok_or(BucketError::OutOfRange)
+                bucket_month_count(period, month_count(timestamp_to_date(ts)), origin_months)?;
+            date_to_timestamp(first_of_month(count)?)
         }
     }
 }
@@ -222,13 +249,17 @@ pub fn bucket_date(width: Width, date: i32, origin: Option<i32>) -> Result<i32, 
             if period % USECS_PER_DAY != 0 {
                 return Err(BucketError::NonDailyDateInterval);
             }
-            let origin_ts = origin.map_or(DEFAULT_ORIGIN, |o| i64::from(o) * USECS_PER_DAY);
-            let ts = i64::from(date) * USECS_PER_DAY;
+            let origin_ts = origin.map_or(Ok(DEFAULT_ORIGIN), date_to_timestamp)?;
+            let ts = date_to_timestamp(date)?;
             Ok(timestamp_to_date(bucket_fixed(period, ts, origin_ts)?))
         }
         Kind::Months(period) => {
             let origin_months = origin.map_or(2000 * 12, month_count);
-            first_of_month(bucket_month_count(period, month_count(date), origin_months))
+            first_of_month(bucket_month_count(
+                period,
+                month_count(date),
+                origin_months,
+            )?)
         }
     }
 }
@@ -414,7 +445,283 @@ mod tests {
         );
     }
 
+    /// An independent model of the fixed-width rule in i128 arithmetic, where nothing overflows:
+    /// TimescaleDB's range check on `ts - shift`, then `floor((ts - shift) / w) * w + shift`. A
+    /// bucket start outside `i64`, or on `i64::MIN` (`-infinity`), is out of range.
+    fn fixed_oracle(w: i64, ts: i64, origin: i64) -> Result<i64, BucketError> {
+        let (w, ts, o) = (i128::from(w), i128::from(ts), i128::from(origin));
+        let shift = o % w; // truncating, as in C
+        let t = ts - shift;
+        if i64::try_from(t).is_err() {
+            return Err(BucketError::OutOfRange);
+        }
+        match i64::try_from(t.div_euclid(w) * w + shift) {
+            Ok(b) if b != i64::MIN => Ok(b),
+            _ => Err(BucketError::OutOfRange),
+        }
+    }
+
+    /// The code before the overflow checks, as a release build ran it (the product wrapped).
+    fn unchecked_formula(w: i64, ts: i64, origin: i64) -> Result<i64, BucketError> {
+        let shift = origin % w;
+        if (shift > 0 && ts < TS_NOBEGIN + shift) || (shift < 0 && ts > TS_NOEND + shift) {
+            return Err(BucketError::OutOfRange);
+        }
+        let t = ts - shift;
+        let result = t.div_euclid(w).wrapping_mul(w);
+        result.checked_add(shift).ok_or(BucketError::OutOfRange)
+    }
+
+    /// PostgreSQL's valid timestamp range, `MIN_TIMESTAMP..END_TIMESTAMP`.
+    const PG_MIN_TS: i64 = -211_813_488_000_000_000;
+    const PG_END_TS: i64 = 9_223_371_331_200_000_000;
+
+    #[test]
+    fn a_bucket_below_the_range_is_an_error_not_a_wrapped_value() {
+        // Width 9.2e18 µs, origin 9.1e18 µs, ts -1.1e17 µs (all valid PostgreSQL values): the
+        // bucket starts at 9.1e18 - 2 * 9.2e18 = -9.3e18 µs, below i64::MIN. Unchecked, the
+        // product wrapped and the result was about +9.146e18 µs (year ~292,000).
+        let (w, origin, t) = (
+            9_200_000_000_000_000_000i64,
+            9_100_000_000_000_000_000i64,
+            -110_000_000_000_000_000i64,
+        );
+        let true_start = (i128::from(t) - i128::from(origin)).div_euclid(i128::from(w))
+            * i128::from(w)
+            + i128::from(origin);
+        assert_eq!(true_start, -9_300_000_000_000_000_000);
+        assert!(matches!(unchecked_formula(w, t, origin), Ok(v) if v > 9_140_000_000_000_000_000));
+        assert_eq!(
+            bucket_timestamp(Width::micros(w), t, Some(origin)),
+            Err(BucketError::OutOfRange)
+        );
+        // The same width given as days plus microseconds.
+        let days = Width {
+            months: 0,
+            days: 100_000_000,
+            micros: w - 100_000_000 * USECS_PER_DAY,
+        };
+        assert_eq!(
+            bucket_timestamp(days, t, Some(origin)),
+            Err(BucketError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn a_finite_bucket_never_comes_back_as_minus_infinity() {
+        // Width 2^63 - 1e17 µs, origin -1e17 µs, ts -1.5e17 µs: the bucket starts at exactly
+        // -2^63 µs, PostgreSQL's -infinity.
+        let w = i64::MAX - 100_000_000_000_000_000 + 1;
+        let (origin, t) = (-100_000_000_000_000_000i64, -150_000_000_000_000_000i64);
+        assert_eq!(unchecked_formula(w, t, origin), Ok(i64::MIN));
+        assert_eq!(
+            bucket_timestamp(Width::micros(w), t, Some(origin)),
+            Err(BucketError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn extreme_widths_origins_and_timestamps_match_the_i128_model() {
+        let stamps = [
+            TS_NOBEGIN + 1,
+            TS_NOBEGIN + 2,
+            PG_MIN_TS,
+            -110_000_000_000_000_000,
+            -1,
+            0,
+            1,
+            ts(2024, 3, 10, 13, 47, 31),
+            PG_END_TS - 1,
+            TS_NOEND - 1,
+        ];
+        let widths = [
+            1,
+            3,
+            HOUR,
+            USECS_PER_DAY,
+            1 << 62,
+            (1 << 62) + 1,
+            9_200_000_000_000_000_000,
+            i64::MAX - 100_000_000_000_000_000 + 1,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        let origins = [
+            TS_NOBEGIN,
+            TS_NOBEGIN + 1,
+            PG_MIN_TS,
+            -100_000_000_000_000_000,
+            -1,
+            0,
+            1,
+            DEFAULT_ORIGIN,
+            9_100_000_000_000_000_000,
+            PG_END_TS - 1,
+            TS_NOEND - 1,
+            TS_NOEND,
+        ];
+        let mut errors = 0;
+        for &t in &stamps {
+            for &w in &widths {
+                for &o in &origins {
+                    let got = bucket_timestamp(Width::micros(w), t, Some(o));
+                    assert_eq!(got, fixed_oracle(w, t, o), "w={w} t={t} origin={o}");
+                    errors += usize::from(got.is_err());
+                }
+            }
+        }
+        // The grid does reach the out-of-range cases.
+        assert!(errors > 0);
+    }
+
+    #[test]
+    fn dates_beyond_the_timestamp_range_are_errors() {
+        // Fixed-width date buckets go through microseconds: 106,751,991 days (year ~294,000) is
+        // the last date whose midnight fits in an i64; later dates (still valid PostgreSQL dates)
+        // used to overflow the conversion.
+        let last = 106_751_991;
+        assert_eq!(bucket_date(Width::days(1), last, None), Ok(last));
+        for w in [Width::days(1), Width::days(7)] {
+            assert_eq!(bucket_date(w, last + 1, None), Err(BucketError::OutOfRange));
+            assert_eq!(
+                bucket_date(w, 200_000_000, None),
+                Err(BucketError::OutOfRange)
+            );
+            assert_eq!(
+                bucket_date(w, -last - 1, None),
+                Err(BucketError::OutOfRange)
+            );
+            assert_eq!(
+                bucket_date(w, 9000, Some(200_000_000)),
+                Err(BucketError::OutOfRange)
+            );
+        }
+    }
+
+    #[test]
+    fn extreme_month_widths_are_errors_or_exact() {
+        let wide = Width::months(i32::MAX);
+        // After January 2000 the bucket is January 2000 itself.
+        assert_eq!(bucket_date(wide, 9000, None), Ok(0));
+        assert_eq!(
+            bucket_timestamp(wide, ts(2024, 3, 10, 0, 0, 0), None),
+            Ok(0)
+        );
+        // Before it, the bucket starts 2^31 - 1 months (179 million years) earlier.
+        assert_eq!(bucket_date(wide, -1, None), Err(BucketError::OutOfRange));
+        assert_eq!(
+            bucket_timestamp(wide, -1, None),
+            Err(BucketError::OutOfRange)
+        );
+        assert_eq!(
+            bucket_date(wide, 9000, Some(DATE_NOEND - 1)),
+            Err(BucketError::OutOfRange)
+        );
+        // The ends of the date range in one-month buckets.
+        let (y, m, _) = date_to_ymd(DATE_NOEND - 1);
+        assert_eq!(
+            bucket_date(Width::months(1), DATE_NOEND - 1, None),
+            Ok(ymd_to_date(y, m, 1) as i32)
+        );
+        assert_eq!(
+            bucket_date(Width::months(1), DATE_NOBEGIN + 1, None),
+            Err(BucketError::OutOfRange)
+        );
+        let (y, m, _) = date_to_ymd(timestamp_to_date(TS_NOEND - 1));
+        assert_eq!(
+            bucket_timestamp(Width::months(1), TS_NOEND - 1, None),
+            Ok(ymd_to_date(y, m, 1) * USECS_PER_DAY)
+        );
+    }
+
     proptest! {
+        /// Over all of i64 (any width, origin and finite timestamp) the result is the i128
+        /// model's: the exact bucket start, or OutOfRange when it is not representable.
+        #[test]
+        fn fixed_bucket_matches_the_i128_model_everywhere(
+            t in (TS_NOBEGIN + 1)..TS_NOEND,
+            w in 1i64..=i64::MAX,
+            origin in any::<i64>(),
+        ) {
+            prop_assert_eq!(
+                bucket_timestamp(Width::micros(w), t, Some(origin)),
+                fixed_oracle(w, t, origin)
+            );
+        }
+
+        /// For PostgreSQL timestamps and origins and widths up to 10,000 years the results are
+        /// unchanged: the unchecked code's (including its range error when `ts - shift` does not
+        /// fit), which the i128 model agrees with.
+        #[test]
+        fn ordinary_inputs_keep_their_results(
+            t in PG_MIN_TS..PG_END_TS,
+            w in 1i64..(3_652_500 * USECS_PER_DAY),
+            origin in -100_000_000_000_000_000i64..100_000_000_000_000_000i64,
+        ) {
+            let want = unchecked_formula(w, t, origin);
+            prop_assert_eq!(fixed_oracle(w, t, origin), want.clone());
+            prop_assert_eq!(bucket_timestamp(Width::micros(w), t, Some(origin)), want);
+        }
+
+        /// Brute force for small widths: walk from the origin in steps of w.
+        #[test]
+        fn fixed_bucket_agrees_with_walking_from_the_origin(
+            t in -1_000_000i64..1_000_000,
+            w in 1i64..5_000,
+            origin in -1_000_000i64..1_000_000,
+        ) {
+            let mut b = origin;
+            while b > t {
+                b -= w;
+            }
+            while b + w <= t {
+                b += w;
+            }
+            prop_assert_eq!(bucket_timestamp(Width::micros(w), t, Some(origin)), Ok(b));
+        }
+
+        /// Dates over the whole i32 range, fixed widths in days: the i128 model on midnights, or
+        /// OutOfRange when the date has no midnight in an i64.
+        #[test]
+        fn fixed_date_buckets_never_overflow(
+            d in (DATE_NOBEGIN + 1)..DATE_NOEND,
+            days in 1i32..=i32::MAX,
+            origin in (DATE_NOBEGIN + 1)..DATE_NOEND,
+        ) {
+            let got = bucket_date(Width::days(days), d, Some(origin));
+            let want = match (
+                i64::from(days).checked_mul(USECS_PER_DAY),
+                i64::from(d).checked_mul(USECS_PER_DAY),
+                i64::from(origin).checked_mul(USECS_PER_DAY),
+            ) {
+                (Some(w), Some(t), Some(o)) => fixed_oracle(w, t, o).map(timestamp_to_date),
+                _ => Err(BucketError::OutOfRange),
+            };
+            prop_assert_eq!(got, want);
+        }
+
+        /// Month buckets over the whole i32 date range and any month count: a first of a month
+        /// within one period at or before the date, or OutOfRange exactly when that day does
+        /// not fit.
+        #[test]
+        fn month_buckets_never_overflow(
+            d in (DATE_NOBEGIN + 1)..DATE_NOEND,
+            months in 1i32..=i32::MAX,
+            origin in (DATE_NOBEGIN + 1)..DATE_NOEND,
+        ) {
+            let (m, o, p) = (
+                i128::from(month_count(d)),
+                i128::from(month_count(origin)),
+                i128::from(months),
+            );
+            let count = (m - o % p).div_euclid(p) * p + o % p;
+            let year = i64::try_from(count.div_euclid(12)).unwrap();
+            let month = count.rem_euclid(12) as u32 + 1;
+            let want =
+                i32::try_from(ymd_to_date(year, month, 1)).map_err(|_| BucketError::OutOfRange);
+            prop_assert_eq!(bucket_date(Width::months(months), d, Some(origin)), want);
+        }
+
         /// Against a brute-force oracle in i128: the bucket is the largest `origin + k*w <= t`.
         #[test]
         fn fixed_bucket_is_largest_aligned_point_not_after_t(
