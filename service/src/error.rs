@@ -2,7 +2,7 @@
 //!
 //! Handlers return [`ApiError`]; errors made by middleware (body limit, decompression, timeout,
 //! unknown routes) are rewritten into the same shape by [`json_errors`], which also counts every
-//! rejected request by its code.
+//! rejected request by its code; a handler that panics gets a 500 from [`panic_response`].
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -160,6 +160,23 @@ pub async fn json_errors(req: Request, next: Next) -> Response {
     };
     metrics::counter!("tidewatch_requests_rejected_total", "reason" => code).increment(1);
     resp
+}
+
+/// The answer to a request whose handler panicked (`app::catch_panics`): a 500 `internal_error`
+/// in the usual `{code, message}` shape instead of a connection closed without an answer. The
+/// panic's message goes to the log only: it may quote data.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = detail, "a request handler panicked");
+    ApiError::internal(
+        "internal_error",
+        "the service hit an internal error on this request (a bug; its log has the details)",
+    )
+    .into_response()
 }
 
 /// The JSON 404 for unknown routes.

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::db::row::{get, time, time_or_null};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract;
 use crate::query::{limit, opt_time};
@@ -140,7 +141,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<Not
             &[&from, &to, &alert_status, &delivery_status, &limit],
         )
         .await?;
-    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let ids: Vec<i64> = rows.iter().map(|r| get(r, 0)).collect::<ApiResult<_>>()?;
     let deliveries = client
         .query(
             "SELECT notification_id, route, kind, status, attempts, max_attempts, idempotency_key, next_attempt_at, \
@@ -151,41 +152,43 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<Not
         .await?;
     let mut notifications: Vec<Notification> = rows
         .iter()
-        .map(|r| Notification {
-            id: r.get(0),
-            source: r.get(1),
-            fingerprint: r.get(2),
-            status: r.get(3),
-            alertname: r.get(4),
-            starts_at: r.get(5),
-            ends_at: r.get(6),
-            received_at: r.get(7),
-            last_received_at: r.get(8),
-            repeats: r.get(9),
-            severity: r.get(10),
-            labels: r.get(11),
-            episodes: r.get(12),
-            reasons: r.get(13),
-            subject: r.get(14),
-            message: r.get(15),
-            alert: r.get(16),
-            deliveries: Vec::new(),
+        .map(|r| {
+            Ok(Notification {
+                id: get(r, 0)?,
+                source: get(r, 1)?,
+                fingerprint: get(r, 2)?,
+                status: get(r, 3)?,
+                alertname: get(r, 4)?,
+                starts_at: time(r, 5)?,
+                ends_at: time_or_null(r, 6)?,
+                received_at: time(r, 7)?,
+                last_received_at: time(r, 8)?,
+                repeats: get(r, 9)?,
+                severity: get(r, 10)?,
+                labels: get(r, 11)?,
+                episodes: get(r, 12)?,
+                reasons: get(r, 13)?,
+                subject: get(r, 14)?,
+                message: get(r, 15)?,
+                alert: get(r, 16)?,
+                deliveries: Vec::new(),
+            })
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     for d in &deliveries {
-        let nid: i64 = d.get(0);
+        let nid: i64 = get(d, 0)?;
         if let Some(n) = notifications.iter_mut().find(|n| n.id == nid) {
             n.deliveries.push(Delivery {
-                route: d.get(1),
-                kind: d.get(2),
-                status: d.get(3),
-                attempts: d.get(4),
-                max_attempts: d.get(5),
-                idempotency_key: d.get(6),
-                next_attempt_at: d.get(7),
-                delivered_at: d.get(8),
-                last_error: d.get(9),
-                last_http_status: d.get(10),
+                route: get(d, 1)?,
+                kind: get(d, 2)?,
+                status: get(d, 3)?,
+                attempts: get(d, 4)?,
+                max_attempts: get(d, 5)?,
+                idempotency_key: get(d, 6)?,
+                next_attempt_at: time(d, 7)?,
+                delivered_at: time_or_null(d, 8)?,
+                last_error: get(d, 9)?,
+                last_http_status: get(d, 10)?,
             });
         }
     }

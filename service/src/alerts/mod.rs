@@ -28,6 +28,7 @@ use utoipa_axum::routes;
 
 use self::grafana::Alert;
 use crate::auth::{self, Access};
+use crate::db::row::{get, time_or_null};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract;
 use crate::state::AppState;
@@ -190,7 +191,7 @@ async fn episodes(
     stmt: &tokio_postgres::Statement,
     alert: &Alert,
     now: DateTime<Utc>,
-) -> Result<Vec<Linked>, tokio_postgres::Error> {
+) -> ApiResult<Vec<Linked>> {
     let labels = Value::Object(alert.labels.clone());
     let lo = alert
         .starts_at
@@ -208,16 +209,18 @@ async fn episodes(
             &[&labels, &lo, &hi, &monitor, &series, &alert.starts_at],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Linked {
-            id: r.get(0),
-            severity: r.get(1),
-            sigma: r.get(2),
-            kind: r.get(3),
-            ended_at: r.get(4),
+    rows.iter()
+        .map(|r| {
+            Ok(Linked {
+                id: get(r, 0)?,
+                severity: get(r, 1)?,
+                sigma: get(r, 2)?,
+                kind: get(r, 3)?,
+                // An episode that ends at 'infinity' is linked like one still going on.
+                ended_at: time_or_null(r, 4)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Severity, deviation and kind of the linked episodes, and their top reasons in order.
@@ -405,8 +408,8 @@ async fn store(state: &AppState, payload: grafana::Payload) -> ApiResult<(Vec<i6
     .await?;
     let repeats: Vec<Option<i64>> = repeats
         .iter()
-        .map(|r| r.as_ref().map(|r| r.get(0)))
-        .collect();
+        .map(|r| r.as_ref().map(|r| get(r, 0)).transpose())
+        .collect::<ApiResult<_>>()?;
     let linked = try_join_all(
         payload
             .alerts
@@ -484,9 +487,11 @@ async fn store(state: &AppState, payload: grafana::Payload) -> ApiResult<(Vec<i6
         }
     }))
     .await?;
-    let mut inserted_rows = rows
+    let inserted_rows: Vec<(i64, bool)> = rows
         .iter()
-        .map(|r| (r.get::<_, i64>(0), r.get::<_, bool>(1)));
+        .map(|r| Ok((get(r, 0)?, get(r, 1)?)))
+        .collect::<ApiResult<_>>()?;
+    let mut inserted_rows = inserted_rows.into_iter();
     let mut ids = Vec::with_capacity(payload.alerts.len());
     let mut deliveries = Vec::new();
     let mut stored = 0;

@@ -14,6 +14,8 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::channels::{self, Message, Outcome};
+use crate::db::row::{self, get, time, time_or_null};
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 const BATCH: i64 = 16;
@@ -80,26 +82,29 @@ async fn run_batch(state: &AppState, http: &reqwest::Client) -> Result<usize, St
     drop(client);
     let jobs: Vec<Job> = rows
         .iter()
-        .map(|r| Job {
-            id: r.get(0),
-            route: r.get(1),
-            kind: r.get(2),
-            key: r.get(3),
-            attempt: r.get(4),
-            max_attempts: r.get(5),
-            notification_id: r.get(6),
+        .map(|r| {
+            Ok(Job {
+                id: get(r, 0)?,
+                route: get(r, 1)?,
+                kind: get(r, 2)?,
+                key: get(r, 3)?,
+                attempt: get(r, 4)?,
+                max_attempts: get(r, 5)?,
+                notification_id: get(r, 6)?,
+            })
         })
-        .collect();
+        .collect::<ApiResult<_>>()
+        .map_err(|e| e.message)?;
     let n = jobs.len();
     futures_util::future::join_all(jobs.into_iter().map(|j| deliver(state, http, j))).await;
     Ok(n)
 }
 
-/// The JSON body a webhook receives.
-fn body(r: &tokio_postgres::Row) -> Value {
-    let starts_at: DateTime<Utc> = r.get(5);
-    let ends_at: Option<DateTime<Utc>> = r.get(6);
-    let alert: Value = r.get(13);
+/// The JSON body a webhook receives (an infinite `ends_at` is null, as while firing).
+fn body(r: &tokio_postgres::Row) -> ApiResult<Value> {
+    let starts_at: DateTime<Utc> = time(r, 5)?;
+    let ends_at: Option<DateTime<Utc>> = time_or_null(r, 6)?;
+    let alert: Value = get(r, 13)?;
     let link = |f: &str| {
         alert
             .get(f)
@@ -107,22 +112,22 @@ fn body(r: &tokio_postgres::Row) -> Value {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    let episodes: Vec<i64> = r.get(9);
-    json!({
-        "notification_id": r.get::<_, i64>(0),
-        "source": r.get::<_, String>(14),
-        "status": r.get::<_, String>(1),
-        "fingerprint": r.get::<_, String>(2),
-        "alertname": r.get::<_, Option<String>>(3),
-        "severity": r.get::<_, Option<String>>(4),
+    let episodes: Vec<i64> = get(r, 9)?;
+    Ok(json!({
+        "notification_id": get::<i64>(r, 0)?,
+        "source": get::<String>(r, 14)?,
+        "status": get::<String>(r, 1)?,
+        "fingerprint": get::<String>(r, 2)?,
+        "alertname": get::<Option<String>>(r, 3)?,
+        "severity": get::<Option<String>>(r, 4)?,
         "starts_at": starts_at,
         "ends_at": ends_at,
-        "labels": r.get::<_, Value>(7),
-        "annotations": r.get::<_, Option<Value>>(8),
+        "labels": get::<Value>(r, 7)?,
+        "annotations": get::<Option<Value>>(r, 8)?,
         "episodes": episodes,
-        "reasons": r.get::<_, Value>(10),
-        "subject": r.get::<_, String>(11),
-        "message": r.get::<_, String>(12),
+        "reasons": get::<Value>(r, 10)?,
+        "subject": get::<String>(r, 11)?,
+        "message": get::<String>(r, 12)?,
         "links": {
             "generator": link("generatorURL"),
             "panel": link("panelURL"),
@@ -131,7 +136,7 @@ fn body(r: &tokio_postgres::Row) -> Value {
             "image": link("imageURL"),
             "episodes": episodes.iter().map(|id| format!("/v1/anomalies/{id}")).collect::<Vec<_>>(),
         },
-    })
+    }))
 }
 
 /// Delay before try `attempt + 1`: base · 2^(attempt-1), at most the maximum, times a jitter in
@@ -172,7 +177,14 @@ async fn deliver(state: &AppState, http: &reqwest::Client, job: Job) {
                 };
                 channels::send(http, route, &msg, state.config.alert_delivery_timeout).await
             }
-            Err(e) => {
+            // Its row holds a value that cannot be read: trying again would not help.
+            Err(FetchError::Unreadable(error)) => Outcome::Failed {
+                http: None,
+                error,
+                retry_after: None,
+                permanent: true,
+            },
+            Err(FetchError::Unavailable(e)) => {
                 // The database is away: leave the row to its lease.
                 tracing::warn!(error = %e, outbox = job.id, "outbox: cannot read the notification");
                 return;
@@ -185,14 +197,39 @@ async fn deliver(state: &AppState, http: &reqwest::Client, job: Job) {
     }
 }
 
+/// Why a notification could not be read for sending.
+#[derive(Debug, PartialEq)]
+pub enum FetchError {
+    /// The database is away: the delivery waits for its lease to expire and is tried again.
+    Unavailable(String),
+    /// A value of its row cannot be read (a time written as 'infinity' by SQL, say): trying
+    /// again would not help, so the delivery is dead with this error.
+    Unreadable(String),
+}
+
+impl From<FetchError> for ApiError {
+    fn from(e: FetchError) -> Self {
+        match e {
+            FetchError::Unavailable(m) => ApiError::unavailable("database_unavailable", m),
+            FetchError::Unreadable(m) => ApiError::internal(row::UNDECODABLE, m),
+        }
+    }
+}
+
 /// The subject, the text and the webhook body of a notification.
-pub async fn fetch(state: &AppState, id: i64) -> Result<(String, String, Value), String> {
-    let client = state.pool.get().await.map_err(|e| e.to_string())?;
+pub async fn fetch(state: &AppState, id: i64) -> Result<(String, String, Value), FetchError> {
+    let unavailable = |e: &dyn std::fmt::Display| FetchError::Unavailable(e.to_string());
+    let client = state.pool.get().await.map_err(|e| unavailable(&e))?;
     let row = client
         .query_one(NOTIFICATION_SQL, &[&id])
         .await
-        .map_err(|e| e.to_string())?;
-    Ok((row.get(11), row.get(12), body(&row)))
+        .map_err(|e| unavailable(&e))?;
+    let unreadable = |e: ApiError| FetchError::Unreadable(e.message);
+    Ok((
+        get(&row, 11).map_err(unreadable)?,
+        get(&row, 12).map_err(unreadable)?,
+        body(&row).map_err(unreadable)?,
+    ))
 }
 
 /// What `record` wrote: `delivered`, `retry` or `dead`.
@@ -276,6 +313,19 @@ pub async fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unreadable_notifications_are_a_500_and_an_unreachable_database_a_503() {
+        let e = ApiError::from(FetchError::Unreadable(
+            "column \"starts_at\" holds infinity".into(),
+        ));
+        assert_eq!(e.status.as_u16(), 500);
+        assert_eq!(e.code, row::UNDECODABLE);
+        assert!(e.message.contains("infinity"));
+        let e = ApiError::from(FetchError::Unavailable("connection refused".into()));
+        assert_eq!(e.status.as_u16(), 503);
+        assert_eq!(e.code, "database_unavailable");
+    }
 
     #[test]
     fn backoff_grows_caps_and_respects_retry_after() {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use crate::db::row::get;
 use crate::error::ApiResult;
 use crate::state::AppState;
 
@@ -104,17 +105,14 @@ impl Cache {
     }
 }
 
-async fn explain(
-    client: &impl tokio_postgres::GenericClient,
-    ids: &[i64],
-) -> Result<Found, tokio_postgres::Error> {
+async fn explain(client: &impl tokio_postgres::GenericClient, ids: &[i64]) -> ApiResult<Found> {
     let rows = client.query(EXPLAIN_SQL, &[&ids]).await?;
     let mut found: Found = ids.iter().map(|id| (*id, Vec::new())).collect();
     for r in &rows {
         found
-            .entry(r.get(0))
+            .entry(get(r, 0)?)
             .or_default()
-            .push((r.get(1), r.get(2)));
+            .push((get(r, 1)?, get(r, 2)?));
     }
     Ok(found)
 }

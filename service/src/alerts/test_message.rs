@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use super::channels::{self, Message, Outcome};
 use super::outbox::{self, Job};
+use crate::db::row::get;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract;
 use crate::state::AppState;
@@ -163,20 +164,18 @@ async fn run(
         .await?;
     drop(client);
     let job = Job {
-        id: row.get(0),
+        id: get(&row, 0)?,
         route: name.to_string(),
         kind: kind.to_string(),
-        key: row.get(2),
+        key: get(&row, 2)?,
         attempt: 1,
         max_attempts: 1,
-        notification_id: row.get(1),
+        notification_id: get(&row, 1)?,
     };
     let started = std::time::Instant::now();
     let outcome = match state.routes.0.iter().find(|r| r.config.name == name) {
         Some(route) => {
-            let (subject, text, body) = outbox::fetch(state, job.notification_id)
-                .await
-                .map_err(|e| ApiError::unavailable("database_unavailable", e))?;
+            let (subject, text, body) = outbox::fetch(state, job.notification_id).await?;
             let msg = Message {
                 key: &job.key,
                 attempt: 1,

@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 
 use super::parse::{self, Catalog, Intent, Matched, Question};
 use super::time::offset_name;
+use crate::db::row::{get, time, time_or_null};
+use crate::error::ApiResult;
 use crate::query::anomalies::{anomaly, Anomaly, Reason, COLUMNS};
 
 /// Tables the answers read (schema-qualified and quoted), when they exist.
@@ -63,8 +65,9 @@ pub struct AskDrift {
     pub method: Option<String>,
     pub statistic: Option<f64>,
     pub p_value: Option<f64>,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
+    /// Null when the bound is a time JSON cannot carry (`infinity`, `-infinity`).
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
 }
 
 /// Error lines of one source, label set and error class in the range.
@@ -75,8 +78,10 @@ pub struct AskLogErrors {
     pub labels: serde_json::Value,
     pub category: String,
     pub lines: i64,
-    pub first: DateTime<Utc>,
-    pub last: DateTime<Utc>,
+    /// Null when the time is one JSON cannot carry (`infinity`, `-infinity`, from rows written
+    /// by SQL).
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
 }
 
 /// A matched series value.
@@ -147,6 +152,12 @@ pub fn resolve_offset(
 
 pub fn fmt_time(t: DateTime<Utc>, off: FixedOffset) -> String {
     t.with_timezone(&off).format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// `fmt_time`, or "out of range" for a time the database holds but JSON cannot carry.
+fn fmt_opt_time(t: Option<DateTime<Utc>>, off: FixedOffset) -> String {
+    t.map(|t| fmt_time(t, off))
+        .unwrap_or_else(|| "out of range".to_string())
 }
 
 fn fmt_span(a: &Anomaly, off: FixedOffset, ongoing: bool) -> String {
@@ -338,12 +349,7 @@ impl Filter {
         }
     }
 
-    async fn episodes(
-        &self,
-        client: &Client,
-        order: &str,
-        limit: i64,
-    ) -> Result<Vec<Anomaly>, tokio_postgres::Error> {
+    async fn episodes(&self, client: &Client, order: &str, limit: i64) -> ApiResult<Vec<Anomaly>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM tidewatch.anomalies a WHERE {WHERE} ORDER BY {order} LIMIT $6"
         );
@@ -360,14 +366,14 @@ impl Filter {
                 ],
             )
             .await?;
-        Ok(rows.iter().map(anomaly).collect())
+        rows.iter().map(anomaly).collect()
     }
 
     /// (severity, kind, series, episodes) of every matching episode.
     async fn counts(
         &self,
         client: &Client,
-    ) -> Result<Vec<(String, String, serde_json::Value, i64)>, tokio_postgres::Error> {
+    ) -> ApiResult<Vec<(String, String, serde_json::Value, i64)>> {
         let sql = format!(
             "SELECT a.severity, a.kind, a.series, count(*)::bigint FROM tidewatch.anomalies a WHERE {WHERE} \
              GROUP BY 1, 2, 3 ORDER BY 3::text, 1, 2"
@@ -384,10 +390,9 @@ impl Filter {
                 ],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((get(r, 0)?, get(r, 1)?, get(r, 2)?, get(r, 3)?)))
+            .collect()
     }
 }
 
@@ -709,17 +714,19 @@ pub async fn answer(
                 .await?;
             a.drift = rows
                 .iter()
-                .map(|r| AskDrift {
-                    run_at: r.get(0),
-                    monitor: r.get(1),
-                    column_name: r.get(2),
-                    method: r.get(3),
-                    statistic: r.get(4),
-                    p_value: r.get(5),
-                    window_start: r.get(6),
-                    window_end: r.get(7),
+                .map(|r| {
+                    Ok(AskDrift {
+                        run_at: time(r, 0)?,
+                        monitor: get(r, 1)?,
+                        column_name: get(r, 2)?,
+                        method: get(r, 3)?,
+                        statistic: get(r, 4)?,
+                        p_value: get(r, 5)?,
+                        window_start: time_or_null(r, 6)?,
+                        window_end: time_or_null(r, 7)?,
+                    })
                 })
-                .collect();
+                .collect::<ApiResult<_>>()?;
             let target = if who.is_empty() {
                 "the data".to_string()
             } else {
@@ -761,8 +768,8 @@ pub async fn answer(
                             d.column_name,
                             d.method.clone().unwrap_or_default(),
                             d.statistic.map(round4).unwrap_or_default(),
-                            fmt_time(d.window_start, off),
-                            fmt_time(d.window_end, off)
+                            fmt_opt_time(d.window_start, off),
+                            fmt_opt_time(d.window_end, off)
                         ));
                     }
                 }
@@ -788,15 +795,17 @@ pub async fn answer(
                     .await?;
                 a.logs = rows
                     .iter()
-                    .map(|r| AskLogErrors {
-                        source: r.get(0),
-                        labels: r.get(1),
-                        category: r.get(2),
-                        lines: r.get(3),
-                        first: r.get(4),
-                        last: r.get(5),
+                    .map(|r| {
+                        Ok(AskLogErrors {
+                            source: get(r, 0)?,
+                            labels: get(r, 1)?,
+                            category: get(r, 2)?,
+                            lines: get(r, 3)?,
+                            first: time_or_null(r, 4)?,
+                            last: time_or_null(r, 5)?,
+                        })
                     })
-                    .collect();
+                    .collect::<ApiResult<_>>()?;
             }
             let f = Filter::new(&q, Some(&range), Some(vec!["log_burst".into()]));
             let eps = f
@@ -958,10 +967,11 @@ pub async fn answer(
                         .await?;
                     let mut reasons: BTreeMap<i64, Vec<Reason>> = BTreeMap::new();
                     for r in &rows {
-                        reasons.entry(r.get(0)).or_default().push(Reason {
-                            rank: r.get(1),
-                            reason: r.get(2),
-                            evidence: r.get(3),
+                        let id: i64 = get(r, 0)?;
+                        reasons.entry(id).or_default().push(Reason {
+                            rank: get(r, 1)?,
+                            reason: get(r, 2)?,
+                            evidence: get(r, 3)?,
                         });
                     }
                     if eps.is_empty() {

@@ -10,6 +10,8 @@ use tokio_postgres::Client;
 
 use super::answer::Tables;
 use super::parse::Catalog;
+use crate::db::row::get;
+use crate::error::ApiResult;
 
 /// How long a loaded catalog is reused.
 const TTL: Duration = Duration::from_secs(5);
@@ -23,7 +25,7 @@ struct Cached {
 static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
 
 /// Load the catalog from the database.
-pub async fn load(client: &Client, tables: &Tables) -> Result<Catalog, tokio_postgres::Error> {
+pub async fn load(client: &Client, tables: &Tables) -> ApiResult<Catalog> {
     let mut series: Vec<serde_json::Value> = Vec::new();
     if let Some(m) = &tables.metrics {
         let sql = format!(
@@ -36,7 +38,7 @@ pub async fn load(client: &Client, tables: &Tables) -> Result<Catalog, tokio_pos
              SELECT jsonb_build_object('metric', metric, 'labels', labels) FROM s LIMIT 100000"
         );
         for r in client.query(&sql, &[]).await? {
-            series.push(r.get(0));
+            series.push(get(&r, 0)?);
         }
     }
     for r in client
@@ -46,16 +48,13 @@ pub async fn load(client: &Client, tables: &Tables) -> Result<Catalog, tokio_pos
         )
         .await?
     {
-        series.push(r.get(0));
+        series.push(get(&r, 0)?);
     }
     Ok(Catalog::from_series(series.iter()))
 }
 
 /// The catalog, from the cache when it is younger than the TTL.
-pub async fn cached(
-    client: &Client,
-    tables: &Tables,
-) -> Result<Arc<Catalog>, tokio_postgres::Error> {
+pub async fn cached(client: &Client, tables: &Tables) -> ApiResult<Arc<Catalog>> {
     let key = format!("{:?}", tables.metrics);
     if let Ok(guard) = CACHE.lock() {
         if let Some(c) = guard.as_ref() {

@@ -74,7 +74,7 @@ pub async fn run(
     };
     let catalog = catalog::load(&client, &tables)
         .await
-        .map_err(|e| format!("cannot read the catalog: {e}"))?;
+        .map_err(|e| format!("cannot read the catalog: {}", e.message))?;
     let reply = answer::answer(
         &client,
         &tables,

@@ -1,6 +1,7 @@
-//! The connection pool, the mapping of database errors to API errors, and the set-up of the
-//! tables the service writes into (`schema`).
+//! The connection pool, the mapping of database errors to API errors, reading result rows
+//! without panicking (`row`), and the set-up of the tables the service writes into (`schema`).
 
+pub mod row;
 pub mod schema;
 pub mod write;
 

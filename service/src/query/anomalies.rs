@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{limit, opt_time, parse_labels, parse_list};
 use crate::config::parse_duration;
+use crate::db::row::{get, time, time_or_null};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract;
 use crate::state::AppState;
@@ -68,8 +69,9 @@ pub struct Anomaly {
     #[schema(value_type = Object)]
     pub labels: serde_json::Value,
     pub started_at: DateTime<Utc>,
-    /// Null while a missing-data episode is going on.
+    /// Null while a missing-data episode is going on (or when the end is `infinity`).
     pub ended_at: Option<DateTime<Utc>>,
+    /// Null when unknown, or a time JSON cannot carry (`infinity`, `-infinity`).
     pub peak_at: Option<DateTime<Utc>>,
     pub peak_value: Option<f64>,
     pub expected: Option<f64>,
@@ -111,8 +113,10 @@ pub const COLUMNS: &str =
     "a.id, a.monitor, a.series, a.started_at, a.ended_at, a.peak_at, a.peak_value, a.expected, \
                        a.lower, a.upper, a.score, a.sigma, a.severity, a.kind, a.detail";
 
-pub fn anomaly(r: &Row) -> Anomaly {
-    let series: serde_json::Value = r.get(2);
+/// An episode from a row of `COLUMNS`. `started_at` (the cursor's key) must be a time JSON can
+/// carry; an infinite `ended_at` or `peak_at` is null.
+pub fn anomaly(r: &Row) -> ApiResult<Anomaly> {
+    let series: serde_json::Value = get(r, 2)?;
     let metric = series
         .get("metric")
         .and_then(|m| m.as_str())
@@ -122,25 +126,25 @@ pub fn anomaly(r: &Row) -> Anomaly {
         .filter(|l| l.is_object())
         .cloned()
         .unwrap_or_else(|| series.clone());
-    Anomaly {
-        id: r.get(0),
-        monitor: r.get(1),
+    Ok(Anomaly {
+        id: get(r, 0)?,
+        monitor: get(r, 1)?,
         series,
         metric,
         labels,
-        started_at: r.get(3),
-        ended_at: r.get(4),
-        peak_at: r.get(5),
-        peak_value: r.get(6),
-        expected: r.get(7),
-        lower: r.get(8),
-        upper: r.get(9),
-        score: r.get(10),
-        sigma: r.get(11),
-        severity: r.get(12),
-        kind: r.get(13),
-        detail: r.get(14),
-    }
+        started_at: time(r, 3)?,
+        ended_at: time_or_null(r, 4)?,
+        peak_at: time_or_null(r, 5)?,
+        peak_value: get(r, 6)?,
+        expected: get(r, 7)?,
+        lower: get(r, 8)?,
+        upper: get(r, 9)?,
+        score: get(r, 10)?,
+        sigma: get(r, 11)?,
+        severity: get(r, 12)?,
+        kind: get(r, 13)?,
+        detail: get(r, 14)?,
+    })
 }
 
 /// The cursor: where the last page ended, as (started_at µs, id), base64url.
@@ -220,7 +224,7 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<Ano
             ],
         )
         .await?;
-    let mut anomalies: Vec<Anomaly> = rows.iter().map(anomaly).collect();
+    let mut anomalies: Vec<Anomaly> = rows.iter().map(anomaly).collect::<ApiResult<_>>()?;
     let next_cursor = if anomalies.len() as i64 > limit {
         anomalies.truncate(limit as usize);
         anomalies.last().map(|a| encode_cursor(a.started_at, a.id))
@@ -288,16 +292,18 @@ pub async fn one(
         )
         .await?;
     Ok(Json(ExplainedAnomaly {
-        anomaly: anomaly(&row),
-        explanation: reasons
-            .iter()
-            .map(|r| Reason {
-                rank: r.get(0),
-                reason: r.get(1),
-                evidence: r.get(2),
-            })
-            .collect(),
+        anomaly: anomaly(&row)?,
+        explanation: reasons.iter().map(reason).collect::<ApiResult<_>>()?,
     }))
+}
+
+/// A reason from a row of (rank, reason, evidence), as `explain_anomaly` returns them.
+pub fn reason(r: &Row) -> ApiResult<Reason> {
+    Ok(Reason {
+        rank: get(r, 0)?,
+        reason: get(r, 1)?,
+        evidence: get(r, 2)?,
+    })
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{limit, opt_time};
+use crate::db::row::{get, time, time_or_null};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract;
 use crate::state::AppState;
@@ -31,8 +32,10 @@ pub struct DriftQuery {
 pub struct DriftResult {
     pub run_at: DateTime<Utc>,
     pub monitor: String,
-    pub window_start: DateTime<Utc>,
-    pub window_end: DateTime<Utc>,
+    /// The window compared; null when its bound is a time JSON cannot carry (`infinity`,
+    /// `-infinity`, or a year beyond 262142).
+    pub window_start: Option<DateTime<Utc>>,
+    pub window_end: Option<DateTime<Utc>>,
     /// The column compared (`*` for a run that could not compare, with `error`).
     pub column_name: String,
     pub method: Option<String>,
@@ -80,23 +83,25 @@ pub async fn list(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<Dri
         .await?;
     let results = rows
         .iter()
-        .map(|r| DriftResult {
-            run_at: r.get(0),
-            monitor: r.get(1),
-            window_start: r.get(2),
-            window_end: r.get(3),
-            column_name: r.get(4),
-            method: r.get(5),
-            statistic: r.get(6),
-            p_value: r.get(7),
-            threshold: r.get(8),
-            drifted: r.get(9),
-            reference_count: r.get(10),
-            current_count: r.get(11),
-            share_of_drifted_columns: r.get(12),
-            dataset_drift: r.get(13),
-            error: r.get(14),
+        .map(|r| {
+            Ok(DriftResult {
+                run_at: time(r, 0)?,
+                monitor: get(r, 1)?,
+                window_start: time_or_null(r, 2)?,
+                window_end: time_or_null(r, 3)?,
+                column_name: get(r, 4)?,
+                method: get(r, 5)?,
+                statistic: get(r, 6)?,
+                p_value: get(r, 7)?,
+                threshold: get(r, 8)?,
+                drifted: get(r, 9)?,
+                reference_count: get(r, 10)?,
+                current_count: get(r, 11)?,
+                share_of_drifted_columns: get(r, 12)?,
+                dataset_drift: get(r, 13)?,
+                error: get(r, 14)?,
+            })
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     Ok(Json(DriftResults { results }))
 }

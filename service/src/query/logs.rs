@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{limit, opt_time};
+use crate::db::row::{get, time_or_null};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract;
 use crate::state::AppState;
@@ -32,8 +33,10 @@ pub struct Template {
     pub id: i64,
     /// The line with its variable parts as `<*>`.
     pub template: String,
-    pub first_seen: DateTime<Utc>,
-    pub last_seen: DateTime<Utc>,
+    /// Null when the time is one JSON cannot carry (`infinity`, `-infinity`, or a year beyond
+    /// 262142, from log lines written by SQL).
+    pub first_seen: Option<DateTime<Utc>>,
+    pub last_seen: Option<DateTime<Utc>>,
     /// Lines mined into it.
     pub count: i64,
     /// Dropped from the live set by the miner's size cap.
@@ -55,7 +58,7 @@ async fn default_miner(state: &AppState, client: &deadpool_postgres::Client) -> 
             )
             .await?
         {
-            return Ok(row.get(0));
+            return get(&row, 0);
         }
     }
     Ok("default".into())
@@ -104,15 +107,17 @@ pub async fn templates(State(state): State<AppState>, uri: Uri) -> ApiResult<Jso
         .await?;
     let templates = rows
         .iter()
-        .map(|r| Template {
-            id: r.get(0),
-            template: r.get(1),
-            first_seen: r.get(2),
-            last_seen: r.get(3),
-            count: r.get(4),
-            evicted: r.get(5),
+        .map(|r| {
+            Ok(Template {
+                id: get(r, 0)?,
+                template: get(r, 1)?,
+                first_seen: time_or_null(r, 2)?,
+                last_seen: time_or_null(r, 3)?,
+                count: get(r, 4)?,
+                evicted: get(r, 5)?,
+            })
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     Ok(Json(Templates { miner, templates }))
 }
 
@@ -142,9 +147,10 @@ pub struct ErrorCount {
     pub template_id: i64,
     pub template: Option<String>,
     pub count: i64,
-    /// First and last minute with such lines.
-    pub first: DateTime<Utc>,
-    pub last: DateTime<Utc>,
+    /// First and last minute with such lines (null: a time JSON cannot carry, such as
+    /// `infinity`, from log lines written by SQL).
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -190,16 +196,18 @@ pub async fn errors(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<E
         .await?;
     let errors = rows
         .iter()
-        .map(|r| ErrorCount {
-            category: r.get(0),
-            severity: r.get(1),
-            template_id: r.get(2),
-            template: r.get(3),
-            count: r.get(4),
-            first: r.get(5),
-            last: r.get(6),
+        .map(|r| {
+            Ok(ErrorCount {
+                category: get(r, 0)?,
+                severity: get(r, 1)?,
+                template_id: get(r, 2)?,
+                template: get(r, 3)?,
+                count: get(r, 4)?,
+                first: time_or_null(r, 5)?,
+                last: time_or_null(r, 6)?,
+            })
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     Ok(Json(Errors {
         monitor: Some(monitor),
         errors,

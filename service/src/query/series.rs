@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{limit, opt_time, parse_labels};
 use crate::config::parse_duration;
+use crate::db::row::{get, time_or_null};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract;
 use crate::state::AppState;
@@ -37,8 +38,10 @@ pub struct SeriesInfo {
     pub metric: String,
     #[schema(value_type = Object)]
     pub labels: serde_json::Value,
-    pub first: DateTime<Utc>,
-    pub last: DateTime<Utc>,
+    /// The first and last point's time; null when it is one JSON cannot carry (`infinity`,
+    /// `-infinity` or a year beyond 262142, from rows written by SQL).
+    pub first: Option<DateTime<Utc>>,
+    pub last: Option<DateTime<Utc>>,
     pub count: i64,
 }
 
@@ -75,14 +78,16 @@ pub async fn list_series(State(state): State<AppState>, uri: Uri) -> ApiResult<J
         .await?;
     let series = rows
         .iter()
-        .map(|r| SeriesInfo {
-            metric: r.get(0),
-            labels: r.get(1),
-            first: r.get(2),
-            last: r.get(3),
-            count: r.get(4),
+        .map(|r| {
+            Ok(SeriesInfo {
+                metric: get(r, 0)?,
+                labels: get(r, 1)?,
+                first: time_or_null(r, 2)?,
+                last: time_or_null(r, 3)?,
+                count: get(r, 4)?,
+            })
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     Ok(Json(SeriesList { series }))
 }
 
@@ -220,11 +225,12 @@ pub async fn points(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<P
             &[&table.oid],
         )
         .await?
-        .map(|r| (format!("monitor:{}", r.get::<_, String>(0)), r.get::<_, String>(1), r.get::<_, serde_json::Value>(2)));
+        .map(|r| band_of("monitor", &r))
+        .transpose()?;
     let mut total = 0usize;
     let mut out = Vec::new();
     for row in series_rows {
-        let series_labels: serde_json::Value = row.get(0);
+        let series_labels: serde_json::Value = get(&row, 0)?;
         let band = match &monitor {
             Some(m) => Some(m.clone()),
             None => client
@@ -235,7 +241,8 @@ pub async fn points(State(state): State<AppState>, uri: Uri) -> ApiResult<Json<P
                     &[&table.oid, &q.metric, &series_labels],
                 )
                 .await?
-                .map(|r| (format!("model:{}", r.get::<_, String>(0)), r.get::<_, String>(1), r.get::<_, serde_json::Value>(2))),
+                .map(|r| band_of("model", &r))
+                .transpose()?,
         };
         let points = series_points(
             &client,
@@ -293,7 +300,10 @@ async fn series_points(
                 MAX_POINTS + 1
             );
             let rows = client.query(&sql, &[&metric, labels, &from, &to]).await?;
-            return Ok(rows.iter().map(|r| plain(r.get(0), r.get(1))).collect());
+            return rows
+                .iter()
+                .map(|r| Ok(plain(get(r, 0)?, get(r, 1)?)))
+                .collect();
         }
         (None, Some(us)) => {
             let sql = format!(
@@ -305,15 +315,17 @@ async fn series_points(
             let rows = client
                 .query(&sql, &[&metric, labels, &from, &to, &us])
                 .await?;
-            return Ok(rows
+            return rows
                 .iter()
-                .map(|r| PointOut {
-                    min: r.get(2),
-                    max: r.get(3),
-                    count: r.get(4),
-                    ..plain(r.get(0), r.get(1))
+                .map(|r| {
+                    Ok(PointOut {
+                        min: get(r, 2)?,
+                        max: get(r, 3)?,
+                        count: get(r, 4)?,
+                        ..plain(get(r, 0)?, get(r, 1)?)
+                    })
                 })
-                .collect());
+                .collect();
         }
         (Some((_, method, params)), step_us) => {
             let scored = format!(
@@ -342,36 +354,51 @@ async fn series_points(
                     let rows = client
                         .query(&sql, &[&metric, labels, &from, &to, method, params, &us])
                         .await?;
-                    return Ok(rows
+                    return rows
                         .iter()
-                        .map(|r| PointOut {
-                            ts: r.get(0),
-                            value: r.get(1),
-                            min: r.get(2),
-                            max: r.get(3),
-                            count: r.get(4),
-                            expected: r.get(5),
-                            lower: r.get(6),
-                            upper: r.get(7),
-                            score: r.get(8),
-                            is_anomaly: r.get(9),
+                        .map(|r| {
+                            Ok(PointOut {
+                                ts: get(r, 0)?,
+                                value: get(r, 1)?,
+                                min: get(r, 2)?,
+                                max: get(r, 3)?,
+                                count: get(r, 4)?,
+                                expected: get(r, 5)?,
+                                lower: get(r, 6)?,
+                                upper: get(r, 7)?,
+                                score: get(r, 8)?,
+                                is_anomaly: get(r, 9)?,
+                            })
                         })
-                        .collect());
+                        .collect();
                 }
             }
         }
     };
-    Ok(rows
-        .iter()
-        .map(|r| PointOut {
-            expected: r.get(2),
-            lower: r.get(3),
-            upper: r.get(4),
-            score: r.get(5),
-            is_anomaly: r.get(6),
-            ..plain(r.get(0), r.get(1))
+    rows.iter()
+        .map(|r| {
+            Ok(PointOut {
+                expected: get(r, 2)?,
+                lower: get(r, 3)?,
+                upper: get(r, 4)?,
+                score: get(r, 5)?,
+                is_anomaly: get(r, 6)?,
+                ..plain(get(r, 0)?, get(r, 1)?)
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// A band's source (`monitor:<name>` or `model:<name>`), method and params from a catalog row.
+fn band_of(
+    source: &str,
+    r: &tokio_postgres::Row,
+) -> ApiResult<(String, String, serde_json::Value)> {
+    Ok((
+        format!("{source}:{}", get::<String>(r, 0)?),
+        get(r, 1)?,
+        get(r, 2)?,
+    ))
 }
 
 fn plain(ts: DateTime<Utc>, value: f64) -> PointOut {
@@ -386,5 +413,41 @@ fn plain(ts: DateTime<Utc>, value: f64) -> PointOut {
         upper: None,
         score: None,
         is_anomaly: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::row::PgTime;
+    use serde_json::json;
+
+    #[test]
+    fn series_times_are_rfc3339_and_null_when_json_cannot_carry_them() {
+        let t = DateTime::parse_from_rfc3339("2026-03-02T10:00:05Z")
+            .expect("a time")
+            .with_timezone(&Utc);
+        let normal = SeriesInfo {
+            metric: "SCH.M1".into(),
+            labels: json!({"satellite": "SAT2"}),
+            first: PgTime::Time(t).finite(),
+            last: PgTime::Time(t).finite(),
+            count: 2,
+        };
+        // The documented shape (docs/service.md) is unchanged for normal times.
+        assert_eq!(
+            serde_json::to_value(&normal).expect("JSON"),
+            json!({"metric": "SCH.M1", "labels": {"satellite": "SAT2"},
+                   "first": "2026-03-02T10:00:05Z", "last": "2026-03-02T10:00:05Z", "count": 2})
+        );
+        let infinite = SeriesInfo {
+            first: PgTime::NegInfinity.finite(),
+            last: PgTime::Infinity.finite(),
+            ..normal
+        };
+        let v = serde_json::to_value(&infinite).expect("JSON");
+        assert_eq!(v["first"], serde_json::Value::Null);
+        assert_eq!(v["last"], serde_json::Value::Null);
+        assert_eq!(v["count"], 2);
     }
 }
