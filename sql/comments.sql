@@ -343,6 +343,8 @@ COMMENT ON FUNCTION tidewatch._monitor_trigger() IS
 'Internal: the statement trigger of a sync monitor: groups the inserted rows by series (a device''s value columns together) and applies each batch; episodes are visible at commit.';
 COMMENT ON FUNCTION tidewatch._require_owner(text,text,regrole) IS
 'Internal: raise 42501 unless the current role is a member of owner (dropping or replacing another role''s monitor or reference).';
+COMMENT ON FUNCTION tidewatch._ruleset_writable(text) IS
+'Internal: whether the current role may add rules to a custom log ruleset (no rule of it belongs to a role it is not a member of).';
 COMMENT ON FUNCTION tidewatch._monitor_name_free() IS
 'Internal: trigger of tidewatch.monitors and tidewatch.log_monitors: 42710 when the other kind already has a monitor of that name (they share one name space).';
 COMMENT ON FUNCTION tidewatch._new_name(text,text,boolean,text) IS

@@ -162,3 +162,31 @@ CREATE TRIGGER monitor_name_free BEFORE INSERT OR UPDATE OF name ON tidewatch.mo
     FOR EACH ROW EXECUTE FUNCTION tidewatch._monitor_name_free();
 CREATE TRIGGER monitor_name_free BEFORE INSERT OR UPDATE OF name ON tidewatch.log_monitors
     FOR EACH ROW EXECUTE FUNCTION tidewatch._monitor_name_free();
+
+-- The log catalog: a miner's settings are its own (others who mine into it only count lines and
+-- bump its version), a classifier and a miner are dropped or replaced by their owners only, and a
+-- custom ruleset belongs to the role that wrote its first rule (rulesets are read by everyone who
+-- classifies with them; they change others' classifications, so only their owner edits them).
+REVOKE UPDATE ON tidewatch.log_miners FROM PUBLIC;
+GRANT UPDATE (lines, version, updated_at) ON tidewatch.log_miners TO PUBLIC;
+CREATE POLICY log_miners_owner_delete ON tidewatch.log_miners AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_classifiers_owner_update ON tidewatch.log_classifiers AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_classifiers_owner_delete ON tidewatch.log_classifiers AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_classifiers_owner_insert ON tidewatch.log_classifiers AS RESTRICTIVE FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+ALTER TABLE tidewatch.log_rules ENABLE ROW LEVEL SECURITY;
+CREATE POLICY log_rules_read ON tidewatch.log_rules FOR SELECT USING (true);
+-- (A function, not a subquery: a policy of log_rules may not read log_rules itself.)
+CREATE FUNCTION tidewatch._ruleset_writable(ruleset text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN NOT EXISTS (SELECT 1 FROM tidewatch.log_rules r
+                   WHERE r.ruleset = _ruleset_writable.ruleset
+                     AND NOT pg_catalog.pg_has_role(current_user, r.owner, 'MEMBER'));
+CREATE POLICY log_rules_owner ON tidewatch.log_rules
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'))
+    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER') AND tidewatch._ruleset_writable(ruleset));

@@ -142,6 +142,8 @@ AS $$
 DECLARE
     users text;
 BEGIN
+    PERFORM tidewatch._require_owner('log miner', m.name, m.owner)
+        FROM tidewatch.log_miners m WHERE m.name = drop_log_miner.name;
     SELECT string_agg(m.name, ', ') INTO users FROM tidewatch.log_monitors m WHERE m.miner = name;
     IF users IS NOT NULL THEN
         RAISE EXCEPTION 'log miner "%" is used by log monitor(s) %', name, users
@@ -601,6 +603,8 @@ BEGIN
     END IF;
     PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
     PERFORM tidewatch._column_type(relation, label_column, 'S', 'label');
+    PERFORM tidewatch._require_owner('log classifier', c.name, c.owner)
+        FROM tidewatch.log_classifiers c WHERE c.name = train_log_classifier.name;
     RETURN tidewatch._train_log_classifier(name, relation, message_column, label_column);
 END
 $$;

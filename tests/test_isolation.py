@@ -202,6 +202,42 @@ class Isolation(unittest.TestCase):
                                    "SELECT count(*) FROM u")
         self.assertTrue(rc != 0 or out.splitlines()[-1] == "0", f"the monitoring role changed job statistics: {out}")
 
+    def test_the_log_catalog_is_changed_by_its_owners(self):
+        psql("SET ROLE tw_iso_owner; INSERT INTO tidewatch.log_rules (ruleset, priority, pattern, category)"
+             " VALUES ('rs_owner', 1, 'refused', 'connection') ON CONFLICT DO NOTHING")
+        self.assertEqual(one("SELECT count(*) FROM tidewatch.log_rules WHERE ruleset = 'rs_owner'"), "1")
+        for role in ("tw_iso_reader", "tw_iso_stranger"):
+            with self.subTest(role=role):
+                # Everyone classifies with it ...
+                rc, out, err = self.run_as(role, "SELECT category FROM tidewatch.classify_log('connection refused', 'rs_owner')")
+                self.assertEqual((rc, out), (0, "connection"), err)
+                # ... nobody else changes it, adds to it or removes it.
+                for stmt in ("WITH u AS (UPDATE tidewatch.log_rules SET category = 'timeout' RETURNING 1) SELECT count(*) FROM u",
+                             "WITH d AS (DELETE FROM tidewatch.log_rules RETURNING 1) SELECT count(*) FROM d"):
+                    rc, out, err = self.run_as(role, stmt)
+                    self.assertTrue(rc != 0 or out == "0", f"{role}: {stmt} -> {out}")
+                rc, out, err = self.run_as(role, "INSERT INTO tidewatch.log_rules (ruleset, priority, pattern, category)"
+                                           " VALUES ('rs_owner', 0, 'ok', 'timeout')")
+                self.assertNotEqual(rc, 0, f"{role} added a rule to another role's ruleset")
+                self.assertIn("row-level security", err)
+                # A ruleset of its own is fine (the check can pass).
+                rc, out, err = self.run_as(role, "INSERT INTO tidewatch.log_rules (ruleset, priority, pattern, category)"
+                                           f" VALUES ('rs_{role}', 0, 'ok', 'timeout')")
+                self.assertEqual(rc, 0, err)
+                # A miner's settings and a classifier or miner of another role.
+                rc, out, err = self.run_as(role, "UPDATE tidewatch.log_miners SET config = '{\"max_clusters\": 1}'")
+                self.assertNotEqual(rc, 0)
+                self.assertIn("permission denied", err)
+                # The miner: not its owner (the reader sees it), or not there at all (the stranger).
+                rc, out, err = self.run_as(role, "SELECT tidewatch.drop_log_miner('mi_shared')")
+                self.assertNotEqual(rc, 0)
+                self.assertIn("42501" if role == "tw_iso_reader" else "42704", err)
+        psql("SET ROLE tw_iso_owner; SELECT tidewatch.train_log_classifier('clf_owner', 'shared_log', 'msg', 'msg')")
+        rc, out, err = self.run_as("tw_iso_reader", "SELECT tidewatch.train_log_classifier('clf_owner', 'shared_log', 'msg', 'msg')")
+        self.assertIn("must be owner of log classifier", err)
+        rc, out, err = self.run_as("tw_iso_owner", "SELECT tidewatch.drop_log_miner('mi_shared')")
+        self.assertIn("2BP01", err)  # used by a monitor: the owner passes the owner check
+
     def test_no_monitor_is_made_by_hand_on_an_unreadable_table(self):
         rows = {
             "tidewatch.log_monitors (name, relid, message_column, miner, mode)":

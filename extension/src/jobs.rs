@@ -16,7 +16,8 @@ extension_sql_file!(
         "anomaly",
         "drift_monitor",
         "logs_catalog",
-        "log_monitor_row"
+        "log_monitor_row",
+        "log_rules"
     ]
 );
 extension_sql_file!("../../sql/comments.sql", name = "comments", finalize);

@@ -490,6 +490,7 @@ CREATE TABLE tidewatch.log_rules (
     category    text    NOT NULL,
     severity    text    NOT NULL DEFAULT 'error',
     description text,
+    owner       regrole NOT NULL DEFAULT current_user::regrole,
     PRIMARY KEY (ruleset, priority),
     CHECK (tidewatch._log_rule_check(pattern, category, severity))
 );

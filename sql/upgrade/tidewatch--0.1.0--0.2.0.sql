@@ -1048,6 +1048,8 @@ BEGIN
     END IF;
     PERFORM tidewatch._column_type(relation, message_column, 'S', 'message');
     PERFORM tidewatch._column_type(relation, label_column, 'S', 'label');
+    PERFORM tidewatch._require_owner('log classifier', c.name, c.owner)
+        FROM tidewatch.log_classifiers c WHERE c.name = train_log_classifier.name;
     RETURN tidewatch._train_log_classifier(name, relation, message_column, label_column);
 END
 $$;
@@ -3583,3 +3585,61 @@ END
 $$;
 COMMENT ON FUNCTION tidewatch._require_owner(text,text,regrole) IS
 'Internal: raise 42501 unless the current role is a member of owner (dropping or replacing another role''s monitor or reference).';
+
+-- Custom log rules get an owner: the rules that exist now belong to the role that runs this
+-- upgrade (give them back with UPDATE tidewatch.log_rules SET owner = ... WHERE ruleset = ...).
+ALTER TABLE tidewatch.log_rules ADD COLUMN owner regrole NOT NULL DEFAULT current_user::regrole;
+
+-- The log catalog: a miner's settings are its own (others who mine into it only count lines and
+-- bump its version), a classifier and a miner are dropped or replaced by their owners only, and a
+-- custom ruleset belongs to the role that wrote its first rule (rulesets are read by everyone who
+-- classifies with them; they change others' classifications, so only their owner edits them).
+REVOKE UPDATE ON tidewatch.log_miners FROM PUBLIC;
+GRANT UPDATE (lines, version, updated_at) ON tidewatch.log_miners TO PUBLIC;
+CREATE POLICY log_miners_owner_delete ON tidewatch.log_miners AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_classifiers_owner_update ON tidewatch.log_classifiers AS RESTRICTIVE FOR UPDATE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_classifiers_owner_delete ON tidewatch.log_classifiers AS RESTRICTIVE FOR DELETE
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+CREATE POLICY log_classifiers_owner_insert ON tidewatch.log_classifiers AS RESTRICTIVE FOR INSERT
+    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+ALTER TABLE tidewatch.log_rules ENABLE ROW LEVEL SECURITY;
+CREATE POLICY log_rules_read ON tidewatch.log_rules FOR SELECT USING (true);
+-- (A function, not a subquery: a policy of log_rules may not read log_rules itself.)
+CREATE FUNCTION tidewatch._ruleset_writable(ruleset text)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+RETURN NOT EXISTS (SELECT 1 FROM tidewatch.log_rules r
+                   WHERE r.ruleset = _ruleset_writable.ruleset
+                     AND NOT pg_catalog.pg_has_role(current_user, r.owner, 'MEMBER'));
+CREATE POLICY log_rules_owner ON tidewatch.log_rules
+    USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'))
+    WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER') AND tidewatch._ruleset_writable(ruleset));
+
+CREATE OR REPLACE FUNCTION tidewatch.drop_log_miner(name text, if_exists boolean DEFAULT false)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    users text;
+BEGIN
+    PERFORM tidewatch._require_owner('log miner', m.name, m.owner)
+        FROM tidewatch.log_miners m WHERE m.name = drop_log_miner.name;
+    SELECT string_agg(m.name, ', ') INTO users FROM tidewatch.log_monitors m WHERE m.miner = name;
+    IF users IS NOT NULL THEN
+        RAISE EXCEPTION 'log miner "%" is used by log monitor(s) %', name, users
+            USING ERRCODE = '2BP01', HINT = 'Drop those monitors first with tidewatch.unmonitor_logs().';
+    END IF;
+    DELETE FROM tidewatch.log_miners m WHERE m.name = drop_log_miner.name;
+    IF NOT FOUND THEN
+        RETURN tidewatch._not_found('log miner', name, if_exists, 'tidewatch.log_miners');
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._ruleset_writable(text) IS
+'Internal: whether the current role may add rules to a custom log ruleset (no rule of it belongs to a role it is not a member of).';
