@@ -239,8 +239,7 @@ impl GpdTails {
     /// however large, at log10 of the count of points.
     #[inline(always)]
     pub fn log10_sf_with(&self, i: usize, f: f64, rarity: bool) -> f64 {
-        if !(f > self.u) {
-            // Below the threshold, or NaN.
+        if f.is_nan() || f <= self.u {
             return 0.0;
         }
         let Some(e) = self.t.get(i) else {
