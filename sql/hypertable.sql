@@ -111,9 +111,14 @@ BEGIN
         WHEN range_start = date_trunc('day', range_start) AND chunk_interval >= interval '1 day'
             THEN to_char(range_start, '"_p"YYYYMMDD')
         ELSE to_char(range_start, '"_p"YYYYMMDD"t"HH24MISS') END;
+    -- Cut to bytes, not characters: a longer candidate would be truncated by PostgreSQL after
+    -- the check below (two days of a 31-letter 'ü' table got one name, and the second failed).
+    base := left(base, 63 - octet_length(suffix) - 4);
+    WHILE octet_length(base) > 63 - octet_length(suffix) - 4 LOOP
+        base := left(base, -1);
+    END LOOP;
     LOOP
-        candidate := left(base, 63 - octet_length(suffix) - 4) || suffix
-                     || CASE WHEN i = 0 THEN '' ELSE '_' || i END;
+        candidate := base || suffix || CASE WHEN i = 0 THEN '' ELSE '_' || i END;
         EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = candidate AND relnamespace = nsp);
         i := i + 1;
     END LOOP;

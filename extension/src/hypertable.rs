@@ -52,6 +52,37 @@ mod tests {
     }
 
     #[pg_test]
+    fn a_long_multibyte_table_name_gets_distinct_chunk_names() {
+        // 31 two-byte letters: 62 bytes, about the longest name PostgreSQL keeps. Chunk names
+        // were cut to 49 characters (98 bytes here) before the suffix, then truncated by
+        // PostgreSQL to 63 bytes after the uniqueness check: the second chunk's name clashed.
+        let t = "ü".repeat(31);
+        Spi::run(&format!(
+            "CREATE TABLE \"{t}\" (ts timestamptz NOT NULL, v int)"
+        ))
+        .unwrap();
+        Spi::run(&format!(
+            "SELECT * FROM tidewatch.create_hypertable('\"{t}\"', 'ts', interval '1 day')"
+        ))
+        .unwrap();
+        let chunks = format!(
+            "FROM tidewatch.chunks c WHERE c.hypertable = '\"{t}\"'::regclass AND NOT c.is_default"
+        );
+        assert_eq!(count(&format!("SELECT count(*) {chunks}")), 4);
+        assert_eq!(
+            count(&format!("SELECT count(DISTINCT c.chunk_name) {chunks}")),
+            4
+        );
+        // The day of each chunk is in its name, after the cut (which keeps whole letters).
+        assert_eq!(
+            count(&format!(
+                "SELECT count(*) {chunks} AND c.chunk_name::text LIKE '%' || to_char(c.range_start AT TIME ZONE 'UTC', 'YYYYMMDD')"
+            )),
+            4
+        );
+    }
+
+    #[pg_test]
     fn migrate_data_keeps_rows_indexes_defaults_constraints_grants_comments() {
         Spi::run(
             "CREATE ROLE tw_reader;

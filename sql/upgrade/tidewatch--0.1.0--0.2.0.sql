@@ -3643,3 +3643,37 @@ END
 $$;
 COMMENT ON FUNCTION tidewatch._ruleset_writable(text) IS
 'Internal: whether the current role may add rules to a custom log ruleset (no rule of it belongs to a role it is not a member of).';
+
+-- Chunk names are cut to 63 bytes, not characters (multi-byte table names).
+CREATE OR REPLACE FUNCTION tidewatch._chunk_name(relation regclass, range_start timestamptz, chunk_interval interval)
+RETURNS name
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    base text;
+    suffix text;
+    candidate text;
+    nsp oid;
+    i integer := 0;
+BEGIN
+    SELECT c.relname, c.relnamespace INTO base, nsp FROM pg_class c WHERE c.oid = relation;
+    suffix := CASE
+        WHEN range_start = date_trunc('day', range_start) AND chunk_interval >= interval '1 day'
+            THEN to_char(range_start, '"_p"YYYYMMDD')
+        ELSE to_char(range_start, '"_p"YYYYMMDD"t"HH24MISS') END;
+    -- Cut to bytes, not characters: a longer candidate would be truncated by PostgreSQL after
+    -- the check below (two days of a 31-letter 'ü' table got one name, and the second failed).
+    base := left(base, 63 - octet_length(suffix) - 4);
+    WHILE octet_length(base) > 63 - octet_length(suffix) - 4 LOOP
+        base := left(base, -1);
+    END LOOP;
+    LOOP
+        candidate := base || suffix || CASE WHEN i = 0 THEN '' ELSE '_' || i END;
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_class WHERE relname = candidate AND relnamespace = nsp);
+        i := i + 1;
+    END LOOP;
+    RETURN candidate::name;
+END
+$$;
