@@ -299,6 +299,21 @@ class CorruptCatalogRowsTest(unittest.TestCase):
         m = re.search(r"ERROR:\s+([0-9A-Z]{5}):\s*(.*)", proc.stderr)
         return (m.group(1), m.group(2)) if m else (None, proc.stderr)
 
+    def test_internal_functions_refuse_null_with_22004(self):
+        # Not STRICT (some arguments may be NULL): the others must be refused as NULL, not
+        # panic in pgrx's unboxing (XX000).
+        fresh_database()
+        calls = ["SELECT tidewatch._drift_num_profile(NULL, '{1,2}')",
+                 "SELECT tidewatch._drift_num_profile('\\x00', NULL)",
+                 "SELECT tidewatch._drift_cat_profile(NULL, '{a}')",
+                 "SELECT * FROM tidewatch._monitor_step(NULL, NULL, NULL, '{}', '{}')",
+                 "SELECT * FROM tidewatch._monitor_step(NULL, 'ewma', NULL, NULL, '{}')"]
+        for call in calls:
+            with self.subTest(call=call):
+                state, message = self.sqlstate_of(call)
+                self.assertEqual(state, "22004", message)
+                self.assertIn("must not be NULL", message)
+
     def test_unreadable_jsonb_in_catalog_rows_is_a_clear_error(self):
         fresh_database()
         psql("SELECT tidewatch.create_log_miner('deep');"

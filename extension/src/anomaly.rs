@@ -514,10 +514,10 @@ pub(crate) fn episode_json(e: &tidewatch_anomaly::monitor::Episode) -> serde_jso
 #[allow(clippy::type_complexity)]
 fn _monitor_step(
     state: Option<&[u8]>,
-    method: &str,
+    method: Option<&str>,
     params: Option<errors::JsonbArg>,
-    ts: Vec<Option<TimestampWithTimeZone>>,
-    vals: Vec<Option<f64>>,
+    ts: Option<Vec<Option<TimestampWithTimeZone>>>,
+    vals: Option<Vec<Option<f64>>>,
 ) -> TableIterator<
     'static,
     (
@@ -530,6 +530,10 @@ fn _monitor_step(
         name!(episodes, JsonB),
     ),
 > {
+    // Not STRICT (a NULL state starts a new one): the other arguments are checked here (22004),
+    // not by pgrx's unboxing, which panics on NULL (XX000).
+    let method = errors::required(method, "method");
+    let (ts, vals) = (errors::required(ts, "ts"), errors::required(vals, "vals"));
     let mut st = match state {
         Some(b) => MonitorState::from_bytes(b).unwrap_or_else(|e| raise(e)),
         None => MonitorState::new(method, &params_value(params)).unwrap_or_else(|e| raise(e)),

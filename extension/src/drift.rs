@@ -623,12 +623,17 @@ fn profile(bytes: &[u8]) -> tidewatch_drift::Profile {
 /// Drift of a current window (array) against a saved numeric profile.
 #[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
 fn _drift_num_profile(
-    reference: &[u8],
-    current: Vec<Option<f64>>,
+    reference: Option<&[u8]>,
+    current: Option<Vec<Option<f64>>>,
     method: default!(Option<String>, "NULL"),
     threshold: default!(Option<f64>, "NULL"),
 ) -> pgrx::composite_type!('static, "drift_result") {
-    let cur: Vec<f64> = current.into_iter().flatten().collect();
+    // Not STRICT (method and threshold may be NULL): 22004 here, not pgrx's XX000 on NULL.
+    let reference = errors::required(reference, "reference");
+    let cur: Vec<f64> = errors::required(current, "current")
+        .into_iter()
+        .flatten()
+        .collect();
     finish(tidewatch_drift::numeric_drift_against_profile(
         &profile(reference),
         &cur,
@@ -640,12 +645,16 @@ fn _drift_num_profile(
 /// Drift of a current window (array) against a saved categorical profile.
 #[pg_extern(immutable, parallel_safe, requires = ["drift_types"])]
 fn _drift_cat_profile(
-    reference: &[u8],
-    current: Vec<Option<String>>,
+    reference: Option<&[u8]>,
+    current: Option<Vec<Option<String>>>,
     method: default!(Option<String>, "NULL"),
     threshold: default!(Option<f64>, "NULL"),
 ) -> pgrx::composite_type!('static, "drift_result") {
-    let cur: Vec<String> = current.into_iter().flatten().collect();
+    let reference = errors::required(reference, "reference");
+    let cur: Vec<String> = errors::required(current, "current")
+        .into_iter()
+        .flatten()
+        .collect();
     finish(tidewatch_drift::categorical_drift_against_profile(
         &profile(reference),
         &cur,
