@@ -553,25 +553,23 @@ CREATE AGGREGATE tidewatch._drift_agg(value text, is_current boolean, methods te
 ///
 /// # Safety
 /// Only for fmgr, as the final function of an aggregate whose state is `Samples<T>`.
-unsafe fn profile_final<T: 'static>(
+unsafe fn profile_final<T>(
     fcinfo: pg_sys::FunctionCallInfo,
     make: impl FnOnce(&[T]) -> tidewatch_drift::Profile,
+    limit: Option<usize>,
 ) -> pg_sys::Datum
 where
     Samples<T>: AggState,
 {
     // SAFETY: fmgr's fcinfo, declared (bytea).
     let bytes = unsafe { expanded_ref::<Samples<T>>(args(fcinfo)[0]) }.and_then(|s| {
-        // A categorical profile is tested by expanding its counts, which a stored profile may do
-        // for at most this many values (numeric ones become a quantile sketch beyond it).
-        let limit = tidewatch_drift::samples::MAX_CATEGORICAL_ROWS;
-        if std::any::TypeId::of::<T>() == std::any::TypeId::of::<String>()
-            && s.reference.len() > limit
-        {
+        // `limit`: the most values a stored profile of this kind may hold (categorical ones
+        // are tested by expanding their counts; numeric ones become a sketch instead).
+        if let Some(limit) = limit.filter(|&l| s.reference.len() > l) {
             errors::raise(
                 PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
                 format!(
-                    "a categorical reference of {} values: at most {limit} can be saved",
+                    "a reference of {} values: at most {limit} can be saved for this column type",
                     s.reference.len()
                 ),
                 None,
@@ -595,7 +593,7 @@ pub unsafe extern "C-unwind" fn tidewatch_profile_num_final(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: the final function of _profile_agg(float8, boolean).
-    unsafe { profile_final::<f64>(fcinfo, tidewatch_drift::Profile::from_numeric) }
+    unsafe { profile_final::<f64>(fcinfo, tidewatch_drift::Profile::from_numeric, None) }
 }
 
 /// # Safety
@@ -606,7 +604,13 @@ pub unsafe extern "C-unwind" fn tidewatch_profile_cat_final(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> pg_sys::Datum {
     // SAFETY: the final function of _profile_agg(text, boolean).
-    unsafe { profile_final::<String>(fcinfo, tidewatch_drift::Profile::from_categorical) }
+    unsafe {
+        profile_final::<String>(
+            fcinfo,
+            tidewatch_drift::Profile::from_categorical,
+            Some(tidewatch_drift::samples::MAX_CATEGORICAL_ROWS),
+        )
+    }
 }
 
 fn profile(bytes: &[u8]) -> tidewatch_drift::Profile {
