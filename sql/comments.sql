@@ -314,9 +314,9 @@ COMMENT ON FUNCTION tidewatch._log_monitor_flush(text) IS
 COMMENT ON FUNCTION tidewatch._log_monitor_ingest(text,timestamp with time zone[],text[]) IS
 'Internal: mines, classifies and counts a batch of log lines of a log monitor as its row trigger does (the async side); returns the lines counted.';
 COMMENT ON FUNCTION tidewatch._log_monitor_row() IS
-'Internal: the row trigger of a sync log monitor: mines, classifies and counts each inserted line.';
+'Internal: the row trigger of a sync log monitor: mines, classifies and counts each inserted line (its once-per-statement catalog reads run as the extension''s owner, so a role that may only INSERT into the log table is served; it refuses with 42501 to fire on any table but its monitor''s).';
 COMMENT ON FUNCTION tidewatch._log_monitor_statement() IS
-'Internal: the statement trigger of a sync log monitor: flushes what the row trigger counted and checks for error bursts.';
+'Internal: the statement trigger of a sync log monitor: flushes what the row trigger counted and checks for error bursts, as the extension''s owner (SECURITY DEFINER; it refuses with 42501 to fire on any table but its monitor''s).';
 COMMENT ON FUNCTION tidewatch._log_rule_check(text,text,text) IS
 'Internal: checks one row of tidewatch.log_rules (its CHECK constraint): the pattern compiles, the category and severity exist.';
 COMMENT ON FUNCTION tidewatch._mine_query(regclass,text,text,text,bigint) IS

@@ -17,8 +17,8 @@
 -- the tables it monitors see.
 
 -- May the current role write what the monitor `monitor` derives (its episodes and states)? Its
--- owner and the owner's members may (the monitor's job runs as its owner); so may a role that
--- inserts into the table of a log monitor (its triggers run as the inserting role).
+-- owner and the owner's members may (the monitor's job runs as its owner). A log monitor's
+-- triggers write as the extension's owner, whoever inserts the lines.
 CREATE FUNCTION tidewatch._may_write(monitor text)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -26,8 +26,7 @@ SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT 1 FROM tidewatch.monitors m
                WHERE m.name = monitor AND pg_catalog.pg_has_role(current_user, m.owner, 'MEMBER'))
     OR EXISTS (SELECT 1 FROM tidewatch.log_monitors l
-               WHERE l.name = monitor AND (pg_catalog.pg_has_role(current_user, l.owner, 'MEMBER')
-                                           OR pg_catalog.has_table_privilege(l.relid::oid, 'INSERT')));
+               WHERE l.name = monitor AND pg_catalog.pg_has_role(current_user, l.owner, 'MEMBER'));
 
 -- Episodes and states: read by policy (below), written by the monitors' owners.
 CREATE POLICY monitor_state_read ON tidewatch.monitor_state FOR SELECT USING (true);
@@ -48,7 +47,9 @@ CREATE POLICY drift_results_all ON tidewatch.drift_results USING (true)
     WITH CHECK (monitor IN (SELECT d.name FROM tidewatch.drift_monitors d
                             WHERE pg_catalog.pg_has_role(current_user, d.owner, 'MEMBER')));
 GRANT INSERT ON tidewatch.events, tidewatch.drift_results TO PUBLIC;
--- The log catalog keeps the rights it had (PUBLIC may write it); the policies below narrow reading.
+-- The log catalog: PUBLIC may write miners, classifiers and monitors (the policies here and below
+-- narrow reading and who changes what); templates, counts and burst states are written by the
+-- miners and monitors only (sql/logs.sql), and a miner's owner may delete its templates.
 CREATE POLICY log_miners_all ON tidewatch.log_miners USING (true) WITH CHECK (true);
 CREATE POLICY log_templates_all ON tidewatch.log_templates USING (true) WITH CHECK (true);
 CREATE POLICY log_classifiers_all ON tidewatch.log_classifiers USING (true) WITH CHECK (true);
@@ -177,6 +178,11 @@ CREATE POLICY log_classifiers_owner_delete ON tidewatch.log_classifiers AS RESTR
     USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
 CREATE POLICY log_classifiers_owner_insert ON tidewatch.log_classifiers AS RESTRICTIVE FOR INSERT
     WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+-- A miner's templates are written by the miner only (as the extension's owner, for any role that
+-- may mine into it) and deleted by the miner's owner only (to start it afresh).
+CREATE POLICY log_templates_owner_delete ON tidewatch.log_templates AS RESTRICTIVE FOR DELETE
+    USING (miner IN (SELECT x.name FROM tidewatch.log_miners x
+                     WHERE pg_catalog.pg_has_role(current_user, x.owner, 'MEMBER')));
 ALTER TABLE tidewatch.log_rules ENABLE ROW LEVEL SECURITY;
 CREATE POLICY log_rules_read ON tidewatch.log_rules FOR SELECT USING (true);
 -- (A function, not a subquery: a policy of log_rules may not read log_rules itself.)

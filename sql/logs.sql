@@ -95,8 +95,11 @@ INSERT INTO tidewatch.log_miners (name, config) VALUES ('default', '{}');
 
 GRANT SELECT ON tidewatch.log_miners, tidewatch.log_templates, tidewatch.log_classifiers, tidewatch.log_monitors,
     tidewatch.log_counts, tidewatch.log_monitor_state TO PUBLIC;
-GRANT INSERT, UPDATE, DELETE ON tidewatch.log_miners, tidewatch.log_templates, tidewatch.log_classifiers,
-    tidewatch.log_monitors, tidewatch.log_counts, tidewatch.log_monitor_state TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON tidewatch.log_miners, tidewatch.log_classifiers, tidewatch.log_monitors TO PUBLIC;
+-- Templates are written by the miner, counts and burst states by the monitors (as the extension's
+-- owner: extension/src/definer.rs, the statement trigger and the async decoder), never by hand; a
+-- miner's owner may delete its templates (sql/isolation.sql).
+GRANT DELETE ON tidewatch.log_templates TO PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_miners', $$WHERE name <> 'default'$$);
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_templates', '');
 SELECT pg_catalog.pg_extension_config_dump('tidewatch.log_classifiers', '');
@@ -481,12 +484,22 @@ $$;
 
 CREATE FUNCTION tidewatch._log_monitor_statement()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r record;
+    rel regclass;
 BEGIN
+    -- It runs as the extension's owner, so that a role that may only INSERT into the log table
+    -- gets its lines counted: attached by hand to another table, it would let any role write
+    -- that monitor's templates, counts and bursts.
+    SELECT l.relid INTO rel FROM tidewatch.log_monitors l WHERE l.name = TG_ARGV[0];
+    IF FOUND AND rel <> TG_RELID::regclass THEN
+        RAISE EXCEPTION 'the trigger of log monitor "%" fired on %, not on its table %', TG_ARGV[0], TG_RELID::regclass, rel
+            USING ERRCODE = '42501',
+                  HINT = 'tidewatch.log_monitor() attaches this trigger; do not attach tidewatch._log_monitor_statement by hand.';
+    END IF;
     FOR r IN SELECT * FROM tidewatch._log_monitor_flush(TG_ARGV[0]) LOOP
         IF r.category <> 'unknown' THEN
             PERFORM tidewatch._log_burst_check(TG_ARGV[0], r.category, r.at);
@@ -586,6 +599,7 @@ BEGIN
     END IF;
 END
 $$;
+REVOKE EXECUTE ON FUNCTION tidewatch._log_burst_check(text, text, timestamptz) FROM PUBLIC;
 
 CREATE FUNCTION tidewatch.train_log_classifier(name text, relation regclass, message_column name, label_column name)
 RETURNS bigint

@@ -14,7 +14,7 @@ import unittest
 
 from pgtest import DB, DSN, REPO, fresh_database, one, psql, require_cluster
 
-ROLES = ("tw_iso_owner", "tw_iso_reader", "tw_iso_stranger")
+ROLES = ("tw_iso_owner", "tw_iso_reader", "tw_iso_stranger", "tw_iso_writer")
 
 # table or view -> SQL expression naming the source ('secret' or 'shared') of a row
 SOURCES = {
@@ -282,6 +282,69 @@ class Isolation(unittest.TestCase):
         self.assertIn("42501", err)
         self.assertEqual(before, psql("SELECT count(*), coalesce(sum(n), 0) FROM tidewatch.monitor_state "
                                       "WHERE monitor = 'm_secret'"))
+
+    def test_a_role_that_may_only_insert_gets_its_log_lines_mined_and_counted(self):
+        # An application role commonly holds INSERT on its log table and nothing else; the policies
+        # hide the monitor, its miner and its counts from it, and its lines used to be refused.
+        psql("SET ROLE tw_iso_owner; GRANT INSERT ON secret_log TO tw_iso_writer")
+        count = ("SELECT coalesce(sum(n), 0) FROM tidewatch.log_counts WHERE monitor = 'l_secret' "
+                 "AND category = 'connection'")
+        before = int(one(count))
+        rc, out, err = self.run_as("tw_iso_writer", "INSERT INTO secret_log SELECT now(), "
+                                   "'ERROR connection refused by host 10.9.9.' || i FROM generate_series(1, 7) i; "
+                                   f"RESET ROLE; {count}")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(int(out.splitlines()[-1]), before + 7)
+        # It still reads nothing derived from the table.
+        for table in ("tidewatch.log_counts", "tidewatch.log_templates", "tidewatch.log_monitors"):
+            with self.subTest(table=table):
+                self.assertEqual(self.counts(table, "tw_iso_writer").get("secret", 0), 0)
+
+    def test_log_monitor_triggers_fire_only_on_their_table(self):
+        # Both run as the extension's owner (for the writer above): attached by hand to another
+        # table they would mine, count and open bursts for another role's monitor.
+        before = psql("SELECT count(*), coalesce(sum(n), 0) FROM tidewatch.log_counts WHERE monitor = 'l_secret'")
+        for kind, function in (("BEFORE INSERT", "_log_monitor_row"), ("AFTER INSERT", "_log_monitor_statement")):
+            level = "ROW" if function == "_log_monitor_row" else "STATEMENT"
+            with self.subTest(trigger=function):
+                rc, out, err = self.run_as("tw_iso_stranger", f"""
+                    CREATE TEMP TABLE decoy (ts timestamptz, msg text);
+                    CREATE TRIGGER forge {kind} ON decoy FOR EACH {level}
+                        EXECUTE FUNCTION tidewatch.{function}('l_secret');
+                    INSERT INTO decoy SELECT now(), 'ERROR connection refused ' || i FROM generate_series(1, 50) i""")
+                self.assertNotEqual(rc, 0, f"{function} attached by hand counted lines for another role's monitor")
+                self.assertIn("42501", err)
+                self.assertIn("not on its table", err)
+        self.assertEqual(before, psql("SELECT count(*), coalesce(sum(n), 0) FROM tidewatch.log_counts "
+                                      "WHERE monitor = 'l_secret'"))
+
+    def test_only_the_monitors_write_counts_and_only_owners_delete_templates(self):
+        templates = "SELECT count(*) FROM tidewatch.log_templates WHERE miner IN ('mi_secret', 'mi_shared')"
+        total = int(one(templates))
+        self.assertGreater(total, 0)  # the oracle: there is something to protect
+        for role in ("tw_iso_reader", "tw_iso_stranger", "tidewatch_reader"):
+            with self.subTest(role=role):
+                for stmt in ("DELETE FROM tidewatch.log_templates",
+                             "UPDATE tidewatch.log_templates SET template = 'forged', count = 0",
+                             "INSERT INTO tidewatch.log_templates (miner, id, template, first_seen, last_seen, count,"
+                             " cluster) VALUES ('default', 999999, 'forged', now(), now(), 1, '{}')"):
+                    rc, out, err = self.run_as(role, f"{stmt}; RESET ROLE; SELECT ({templates} AND template <> 'forged'"
+                                               " AND count > 0) || ' ' || (SELECT count(*) FROM tidewatch.log_templates"
+                                               " WHERE template = 'forged')")
+                    self.assertTrue(rc != 0 or out.splitlines()[-1] == f"{total} 0", f"{role}: {stmt} -> {out} {err}")
+                for table in ("tidewatch.log_counts", "tidewatch.log_monitor_state"):
+                    for stmt in (f"DELETE FROM {table}", f"UPDATE {table} SET updated_at = now()"
+                                 if table.endswith("state") else f"UPDATE {table} SET n = 0",
+                                 f"INSERT INTO {table} (monitor, category) VALUES ('l_secret', 'forged')"
+                                 if table.endswith("state") else
+                                 f"INSERT INTO {table} VALUES ('l_secret', now(), 1, 'x', 'error', 1000)"):
+                        rc, out, err = self.run_as(role, stmt)
+                        self.assertNotEqual(rc, 0, f"{role}: {stmt}")
+                        self.assertIn("permission denied", err)
+        # The owner of a miner may start it afresh (the check can pass).
+        rc, out, err = self.run_as("tw_iso_owner", "DELETE FROM tidewatch.log_templates WHERE miner = 'mi_shared'; "
+                                   "RESET ROLE; SELECT count(*) FROM tidewatch.log_templates WHERE miner = 'mi_shared'")
+        self.assertEqual((rc, out.splitlines()[-1] if out else None), (0, "0"), err)
 
     def test_log_events_are_read_with_their_log_table(self):
         q = ("SELECT count(*) FROM tidewatch.events WHERE source IN ('log_template', 'log_burst') "

@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod anomaly;
+mod definer;
 mod device;
 mod drift;
 mod errors;

@@ -37,6 +37,9 @@ struct Cached {
     /// generation then.
     checked_lxid: u32,
     aborts: u64,
+    /// Checked by a log monitor's trigger as the extension's owner (definer.rs), not by the
+    /// calling role: a caller's own use must check again that it may see the miner.
+    by_owner: bool,
 }
 
 thread_local! {
@@ -188,20 +191,22 @@ fn _log_miner_config_check(config: errors::JsonbArg) -> bool {
     }
 }
 
-/// Whether the backend's copy of the miner was checked in this transaction, with no abort since.
-fn is_fresh(name: &str) -> bool {
+/// Whether the backend's copy of the miner was checked in this transaction, with no abort since
+/// (for the calling role unless `by_owner`: a copy the owner checked is no proof the caller may
+/// see the miner).
+fn is_fresh(name: &str, by_owner: bool) -> bool {
     let lx = lxid();
     MINERS.with(|m| {
-        m.borrow()
-            .get(name)
-            .is_some_and(|c| c.checked_lxid == lx && lx != 0 && c.aborts == aborts())
+        m.borrow().get(name).is_some_and(|c| {
+            c.checked_lxid == lx && lx != 0 && c.aborts == aborts() && (by_owner || !c.by_owner)
+        })
     })
 }
 
 /// Take the miner's lock for this transaction and make the backend's copy current. Returns
-/// false when the miner does not exist.
-fn lock_and_load(client: &mut SpiClient<'_>, name: &str) -> bool {
-    if is_fresh(name) {
+/// false when the miner does not exist (or is not visible to the role running this).
+fn lock_and_load(client: &mut SpiClient<'_>, name: &str, by_owner: bool) -> bool {
+    if is_fresh(name, by_owner) {
         return true;
     }
     let lx = lxid();
@@ -282,6 +287,7 @@ fn lock_and_load(client: &mut SpiClient<'_>, name: &str) -> bool {
                     version,
                     checked_lxid: lx,
                     aborts: gen,
+                    by_owner,
                 },
             )
         });
@@ -290,6 +296,7 @@ fn lock_and_load(client: &mut SpiClient<'_>, name: &str) -> bool {
             if let Some(c) = m.borrow_mut().get_mut(name) {
                 c.checked_lxid = lx;
                 c.aborts = gen;
+                c.by_owner = by_owner;
             }
         });
     }
@@ -298,7 +305,7 @@ fn lock_and_load(client: &mut SpiClient<'_>, name: &str) -> bool {
 
 /// Run `f` on the backend's current copy of the miner, under its lock.
 pub fn with_miner<R>(client: &mut SpiClient<'_>, name: &str, f: impl FnOnce(&mut Miner) -> R) -> R {
-    if !lock_and_load(client, name) {
+    if !lock_and_load(client, name, false) {
         unknown_miner(name);
     }
     MINERS.with(|m| {
@@ -310,15 +317,17 @@ pub fn with_miner<R>(client: &mut SpiClient<'_>, name: &str, f: impl FnOnce(&mut
     })
 }
 
-/// Mine one line into the named miner (loading it under its lock on the first line of a
-/// transaction); returns its template id. Changes stay in memory until [`persist`].
+/// Mine one line into the named miner of a log monitor (loading it under its lock, as the
+/// extension's owner, on the first line of a transaction); returns its template id. Changes stay
+/// in memory until [`persist`].
 pub fn mine_one(name: &str, message: &str) -> u64 {
-    if !is_fresh(name) {
-        Spi::connect_mut(|client| {
-            if !lock_and_load(client, name) {
-                unknown_miner(name);
-            }
+    if !is_fresh(name, true) {
+        let found = crate::definer::as_owner(|| {
+            Spi::connect_mut(|client| lock_and_load(client, name, true))
         });
+        if !found {
+            unknown_miner(name);
+        }
     }
     MINERS
         .with(|m| {
@@ -412,8 +421,11 @@ pub fn persist(
     // under the caller's search_path (a row trigger, log_parse), where a function in another
     // schema matching the argument types exactly would win over pg_catalog's.
     // One statement: upsert touched templates (a changed one brings its template and cluster),
-    // mark evicted ones, and count lines and bump the version on the miner's row.
-    let new_rows = client
+    // mark evicted ones, and count lines and bump the version on the miner's row. Written as the
+    // extension's owner: templates are written by the miner only (PUBLIC may not write them by
+    // hand); the caller was checked to see the miner when it was loaded (lock_and_load).
+    let new_rows = crate::definer::as_owner(|| {
+        client
         .update(
             "WITH t AS (
                  SELECT * FROM ROWS FROM (pg_catalog.unnest($2::bigint[]), pg_catalog.unnest($3::text[]), pg_catalog.unnest($4::jsonb[]),
@@ -453,7 +465,8 @@ pub fn persist(
                 structural.into(),
             ],
         )
-        .unwrap_or_else(|e| spi_error(e));
+        .unwrap_or_else(|e| spi_error(e))
+    });
     let (version, inserted) = new_rows
         .into_iter()
         .next()
@@ -543,7 +556,7 @@ fn _mine_query(
     drop(relation);
     let now = now_us();
     let (stats, templates, created) = Spi::connect_mut(|client| {
-        if !lock_and_load(client, miner) {
+        if !lock_and_load(client, miner, false) {
             unknown_miner(miner);
         }
         let mut seen: HashMap<u64, Seen> = HashMap::new();

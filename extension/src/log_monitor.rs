@@ -19,6 +19,10 @@ use std::rc::Rc;
 
 /// A monitor as the row trigger needs it, read once per statement.
 struct Monitor {
+    /// The monitored table, and the relations the row trigger was checked to fire on this
+    /// statement (the table, or its partitions: row triggers are cloned onto them).
+    relid: pg_sys::Oid,
+    checked: RefCell<Vec<pg_sys::Oid>>,
     miner: String,
     ruleset: String,
     message: i32,
@@ -55,6 +59,15 @@ fn monitor(name: &str, key: StatementKey) -> Rc<Monitor> {
     }) {
         return m;
     }
+    // Read as the extension's owner: the inserting role may hold INSERT on the table and not
+    // SELECT, and the policies hide the monitor from such a role (definer.rs).
+    let m = crate::definer::as_owner(|| load_monitor(name));
+    MONITORS.with(|ms| ms.borrow_mut().insert(name.to_string(), (key, m.clone())));
+    m
+}
+
+/// The monitor `name` from tidewatch.log_monitors, checked.
+fn load_monitor(name: &str) -> Rc<Monitor> {
     let row = Spi::connect(|client| {
         client
             .select(
@@ -64,6 +77,7 @@ fn monitor(name: &str, key: StatementKey) -> Rc<Monitor> {
                         (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = m.relid AND a.attname = m.time_column AND NOT a.attisdropped),
                         (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = m.relid AND a.attname = m.template_column AND NOT a.attisdropped),
                         (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = m.relid AND a.attname = m.category_column AND NOT a.attisdropped)
+                        , m.relid::oid
                  FROM tidewatch.log_monitors m WHERE m.name = $1",
                 None,
                 &[name.into()],
@@ -72,6 +86,7 @@ fn monitor(name: &str, key: StatementKey) -> Rc<Monitor> {
             .and_then(|t| t.into_iter().next())
             .map(|r| {
                 (
+                    r.get::<pg_sys::Oid>(8).ok().flatten(),
                     r.get::<String>(1).ok().flatten(),
                     r.get::<String>(2).ok().flatten(),
                     r.get::<i32>(3).ok().flatten(),
@@ -100,8 +115,16 @@ fn monitor(name: &str, key: StatementKey) -> Rc<Monitor> {
             ),
         );
     }
-    let Some((Some(miner), Some(ruleset), Some(message), time, time_type, template, category)) =
-        row
+    let Some((
+        Some(relid),
+        Some(miner),
+        Some(ruleset),
+        Some(message),
+        time,
+        time_type,
+        template,
+        category,
+    )) = row
     else {
         errors::raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -113,16 +136,53 @@ fn monitor(name: &str, key: StatementKey) -> Rc<Monitor> {
             ),
         )
     };
-    let m = Rc::new(Monitor {
+    Rc::new(Monitor {
+        relid,
+        checked: RefCell::new(Vec::new()),
         miner,
         ruleset,
         message,
         time: time.zip(time_type),
         template,
         category,
+    })
+}
+
+/// Refuse a row trigger that fires on a relation other than its monitor's table or one of its
+/// partitions: it mines and counts as the extension's owner, so attached by hand to another
+/// table it would let any role write that monitor's templates, counts and bursts.
+fn check_relation(name: &str, m: &Monitor, rel: pg_sys::Oid) {
+    if rel == m.relid || m.checked.borrow().contains(&rel) {
+        return;
+    }
+    let ours = crate::definer::as_owner(|| {
+        Spi::get_one_with_args::<bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_partition_ancestors($1::oid::regclass) a WHERE a.relid = $2::oid::regclass)",
+            &[rel.into(), m.relid.into()],
+        )
     });
-    MONITORS.with(|ms| ms.borrow_mut().insert(name.to_string(), (key, m.clone())));
-    m
+    if !matches!(ours, Ok(Some(true))) {
+        // SAFETY: plain catalog lookups of two relation names (NULL when gone: shown as an oid).
+        let show = |oid: pg_sys::Oid| unsafe {
+            let n = pg_sys::get_rel_name(oid);
+            if n.is_null() {
+                format!("{}", u32::from(oid))
+            } else {
+                std::ffi::CStr::from_ptr(n).to_string_lossy().into_owned()
+            }
+        };
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!(
+                "the trigger of log monitor \"{name}\" fired on {}, not on its table {}",
+                show(rel),
+                show(m.relid)
+            ),
+            None,
+            Some("tidewatch.log_monitor() attaches this trigger; do not attach tidewatch._log_monitor_row by hand.".into()),
+        );
+    }
+    m.checked.borrow_mut().push(rel);
 }
 
 #[unsafe(no_mangle)]
@@ -153,7 +213,7 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
     }
     // SAFETY: a TriggerData from the executor, valid for this call; the name stays valid for the
     // call (it is the trigger's argument in the relcache).
-    let (tuple, tupdesc, name) = unsafe {
+    let (tuple, tupdesc, rel, name) = unsafe {
         let trig = &*(*td).tg_trigger;
         if trig.tgnargs < 1 || trig.tgargs.is_null() {
             errors::raise(
@@ -166,10 +226,16 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
         let name = std::ffi::CStr::from_ptr(*trig.tgargs)
             .to_str()
             .unwrap_or_default();
-        ((*td).tg_trigtuple, (*(*td).tg_relation).rd_att, name)
+        (
+            (*td).tg_trigtuple,
+            (*(*td).tg_relation).rd_att,
+            (*(*td).tg_relation).rd_id,
+            name,
+        )
     };
     let key = StatementKey::current();
     let m = monitor(name, key);
+    check_relation(name, &m, rel);
     // SAFETY: attribute numbers come from pg_attribute of this relation; tuple and tupdesc match.
     let message = unsafe { get_attr::<String>(tuple, tupdesc, m.message) };
     let Some(message) = message else {
@@ -235,7 +301,7 @@ fn record_line(
     message: &str,
 ) -> (u64, logs::Class) {
     let id = log_miner::mine_one(&m.miner, message);
-    let class = logs::classify_with(&logs::compiled_at(&m.ruleset, key), message);
+    let class = logs::classify_with(&logs::compiled_at(&m.ruleset, key, true), message);
     PENDING.with(|p| {
         let mut p = p.borrow_mut();
         let pend = pending(&mut p, name, key);
@@ -427,9 +493,12 @@ extension_sql!(
     r#"
 CREATE FUNCTION tidewatch._log_monitor_row() RETURNS trigger
     AS 'MODULE_PATHNAME', 'tidewatch_log_monitor_row' LANGUAGE C;
+-- Called by the monitor's statement trigger and the async decoder, both as the extension's owner.
+REVOKE EXECUTE ON FUNCTION tidewatch._log_monitor_flush(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tidewatch._log_monitor_ingest(text, timestamptz[], text[]) FROM PUBLIC;
 "#,
     name = "log_monitor_row",
-    requires = ["logs_catalog"]
+    requires = ["logs_catalog", _log_monitor_flush, _log_monitor_ingest]
 );
 
 /// The upper tail of a Poisson law at `mu`: P(X >= k), and the largest count still "normal" at

@@ -208,9 +208,11 @@ impl Compiled {
 }
 
 thread_local! {
-    /// Compiled rulesets of this backend and the statement they were last checked in.
-    static COMPILED: std::cell::RefCell<(StatementKey, std::collections::HashMap<String, std::rc::Rc<Compiled>>)> =
-        std::cell::RefCell::new((StatementKey::default(), std::collections::HashMap::new()));
+    /// Compiled rulesets of this backend, each with the statement it was last checked in and
+    /// whether a log monitor's trigger checked it as the extension's owner (definer.rs): a
+    /// caller's own use checks again (a learned classifier may be hidden from it).
+    static COMPILED: std::cell::RefCell<std::collections::HashMap<String, (StatementKey, bool, std::rc::Rc<Compiled>)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// Identifies the statement being run: the rules and classifiers are read once per statement
@@ -246,19 +248,40 @@ impl StatementKey {
 /// The compiled ruleset `name`, checked against tidewatch.log_rules and
 /// tidewatch.log_classifiers once per statement, recompiled only when its rows changed.
 pub fn compiled(name: &str) -> std::rc::Rc<Compiled> {
-    compiled_at(name, StatementKey::current())
+    compiled_at(name, StatementKey::current(), false)
 }
 
-/// [`compiled`] for a caller that already holds the statement's key (a row trigger).
-pub fn compiled_at(name: &str, key: StatementKey) -> std::rc::Rc<Compiled> {
+/// [`compiled`] for a caller that already holds the statement's key (a row trigger), read as
+/// the extension's owner when `by_owner` (a log monitor's trigger, whose inserting role may not
+/// see the monitor's classifier).
+pub fn compiled_at(name: &str, key: StatementKey, by_owner: bool) -> std::rc::Rc<Compiled> {
     let cached = COMPILED.with(|c| {
-        let c = c.borrow();
-        (c.0 == key).then(|| c.1.get(name).cloned()).flatten()
+        c.borrow()
+            .get(name)
+            .filter(|(k, o, _)| *k == key && *o == by_owner)
+            .map(|(_, _, set)| set.clone())
     });
     if let Some(set) = cached {
         return set;
     }
-    let (rows, model) = Spi::connect(|client| {
+    let load = || load_ruleset(name);
+    let (rows, model) = if by_owner {
+        crate::definer::as_owner(load)
+    } else {
+        load()
+    };
+    compile(name, key, by_owner, rows, model)
+}
+
+/// A ruleset's rules (priority, pattern, category, severity) and its learned classifier (the
+/// key that identifies its training, and the model), as the running role sees them.
+fn load_ruleset(
+    name: &str,
+) -> (
+    Vec<(i32, String, String, String)>,
+    Option<(String, pgrx::JsonB)>,
+) {
+    Spi::connect(|client| {
         let mut rows = Vec::new();
         if name != "default" {
             if let Ok(tup) = client.select(
@@ -300,7 +323,17 @@ pub fn compiled_at(name: &str, key: StatementKey) -> std::rc::Rc<Compiled> {
                 (key, pgrx::JsonB(m))
             });
         (rows, model)
-    });
+    })
+}
+
+/// Compile what [`load_ruleset`] read, reusing the backend's copy when its rows did not change.
+fn compile(
+    name: &str,
+    key: StatementKey,
+    by_owner: bool,
+    rows: Vec<(i32, String, String, String)>,
+    model: Option<(String, pgrx::JsonB)>,
+) -> std::rc::Rc<Compiled> {
     if name != "default" && rows.is_empty() {
         errors::raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
@@ -309,7 +342,7 @@ pub fn compiled_at(name: &str, key: StatementKey) -> std::rc::Rc<Compiled> {
             Some("Use 'default', or add rules with INSERT INTO tidewatch.log_rules (ruleset, priority, pattern, category, severity).".into()),
         );
     }
-    let old = COMPILED.with(|c| c.borrow().1.get(name).cloned());
+    let old = COMPILED.with(|c| c.borrow().get(name).map(|(_, _, set)| set.clone()));
     let model_key = model.as_ref().map(|m| m.0.clone());
     let same_rules = old
         .as_ref()
@@ -340,11 +373,8 @@ pub fn compiled_at(name: &str, key: StatementKey) -> std::rc::Rc<Compiled> {
         }
     };
     COMPILED.with(|c| {
-        let mut c = c.borrow_mut();
-        if c.0 != key {
-            c.0 = key;
-        }
-        c.1.insert(name.to_string(), set.clone());
+        c.borrow_mut()
+            .insert(name.to_string(), (key, by_owner, set.clone()))
     });
     set
 }

@@ -624,8 +624,8 @@ COMMENT ON FUNCTION tidewatch._wal_insert_end() IS
 
 -- Row-level security of derived data, keyed on the source relation (sql/isolation.sql).
 -- May the current role write what the monitor `monitor` derives (its episodes and states)? Its
--- owner and the owner's members may (the monitor's job runs as its owner); so may a role that
--- inserts into the table of a log monitor (its triggers run as the inserting role).
+-- owner and the owner's members may (the monitor's job runs as its owner). A log monitor's
+-- triggers write as the extension's owner, whoever inserts the lines.
 CREATE FUNCTION tidewatch._may_write(monitor text)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -633,8 +633,7 @@ SET search_path = pg_catalog, pg_temp
 RETURN EXISTS (SELECT 1 FROM tidewatch.monitors m
                WHERE m.name = monitor AND pg_catalog.pg_has_role(current_user, m.owner, 'MEMBER'))
     OR EXISTS (SELECT 1 FROM tidewatch.log_monitors l
-               WHERE l.name = monitor AND (pg_catalog.pg_has_role(current_user, l.owner, 'MEMBER')
-                                           OR pg_catalog.has_table_privilege(l.relid::oid, 'INSERT')));
+               WHERE l.name = monitor AND pg_catalog.pg_has_role(current_user, l.owner, 'MEMBER'));
 
 -- Episodes and states: read by policy (below), written by the monitors' owners.
 CREATE POLICY monitor_state_read ON tidewatch.monitor_state FOR SELECT USING (true);
@@ -652,7 +651,9 @@ CREATE POLICY drift_results_all ON tidewatch.drift_results USING (true)
     WITH CHECK (monitor IN (SELECT d.name FROM tidewatch.drift_monitors d
                             WHERE pg_catalog.pg_has_role(current_user, d.owner, 'MEMBER')));
 GRANT INSERT ON tidewatch.events, tidewatch.drift_results TO PUBLIC;
--- The log catalog keeps the rights it had (PUBLIC may write it); the policies below narrow reading.
+-- The log catalog: PUBLIC may write miners, classifiers and monitors (the policies here and below
+-- narrow reading and who changes what); templates, counts and burst states are written by the
+-- miners and monitors only (sql/logs.sql), and a miner's owner may delete its templates.
 CREATE POLICY log_miners_all ON tidewatch.log_miners USING (true) WITH CHECK (true);
 CREATE POLICY log_templates_all ON tidewatch.log_templates USING (true) WITH CHECK (true);
 CREATE POLICY log_classifiers_all ON tidewatch.log_classifiers USING (true) WITH CHECK (true);
@@ -3395,9 +3396,9 @@ COMMENT ON FUNCTION tidewatch._log_monitor_flush(text) IS
 COMMENT ON FUNCTION tidewatch._log_monitor_ingest(text,timestamp with time zone[],text[]) IS
 'Internal: mines, classifies and counts a batch of log lines of a log monitor as its row trigger does (the async side); returns the lines counted.';
 COMMENT ON FUNCTION tidewatch._log_monitor_row() IS
-'Internal: the row trigger of a sync log monitor: mines, classifies and counts each inserted line.';
+'Internal: the row trigger of a sync log monitor: mines, classifies and counts each inserted line (its once-per-statement catalog reads run as the extension''s owner, so a role that may only INSERT into the log table is served; it refuses with 42501 to fire on any table but its monitor''s).';
 COMMENT ON FUNCTION tidewatch._log_monitor_statement() IS
-'Internal: the statement trigger of a sync log monitor: flushes what the row trigger counted and checks for error bursts.';
+'Internal: the statement trigger of a sync log monitor: flushes what the row trigger counted and checks for error bursts, as the extension''s owner (SECURITY DEFINER; it refuses with 42501 to fire on any table but its monitor''s).';
 COMMENT ON FUNCTION tidewatch._log_rule_check(text,text,text) IS
 'Internal: checks one row of tidewatch.log_rules (its CHECK constraint): the pattern compiles, the category and severity exist.';
 COMMENT ON FUNCTION tidewatch._mine_query(regclass,text,text,text,bigint) IS
@@ -3604,6 +3605,11 @@ CREATE POLICY log_classifiers_owner_delete ON tidewatch.log_classifiers AS RESTR
     USING (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
 CREATE POLICY log_classifiers_owner_insert ON tidewatch.log_classifiers AS RESTRICTIVE FOR INSERT
     WITH CHECK (pg_catalog.pg_has_role(current_user, owner, 'MEMBER'));
+-- A miner's templates are written by the miner only (as the extension's owner, for any role that
+-- may mine into it) and deleted by the miner's owner only (to start it afresh).
+CREATE POLICY log_templates_owner_delete ON tidewatch.log_templates AS RESTRICTIVE FOR DELETE
+    USING (miner IN (SELECT x.name FROM tidewatch.log_miners x
+                     WHERE pg_catalog.pg_has_role(current_user, x.owner, 'MEMBER')));
 ALTER TABLE tidewatch.log_rules ENABLE ROW LEVEL SECURITY;
 CREATE POLICY log_rules_read ON tidewatch.log_rules FOR SELECT USING (true);
 -- (A function, not a subquery: a policy of log_rules may not read log_rules itself.)
@@ -3677,3 +3683,39 @@ BEGIN
     RETURN candidate::name;
 END
 $$;
+
+-- A role that may only INSERT into a sync log monitor's table gets its lines counted: the row
+-- trigger reads the catalog as the extension's owner, the statement trigger runs as it (and both
+-- refuse to fire on another table). Templates are written by the miner, counts and burst states by
+-- the monitors, never by hand.
+CREATE OR REPLACE FUNCTION tidewatch._log_monitor_statement()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    rel regclass;
+BEGIN
+    -- It runs as the extension's owner, so that a role that may only INSERT into the log table
+    -- gets its lines counted: attached by hand to another table, it would let any role write
+    -- that monitor's templates, counts and bursts.
+    SELECT l.relid INTO rel FROM tidewatch.log_monitors l WHERE l.name = TG_ARGV[0];
+    IF FOUND AND rel <> TG_RELID::regclass THEN
+        RAISE EXCEPTION 'the trigger of log monitor "%" fired on %, not on its table %', TG_ARGV[0], TG_RELID::regclass, rel
+            USING ERRCODE = '42501',
+                  HINT = 'tidewatch.log_monitor() attaches this trigger; do not attach tidewatch._log_monitor_statement by hand.';
+    END IF;
+    FOR r IN SELECT * FROM tidewatch._log_monitor_flush(TG_ARGV[0]) LOOP
+        IF r.category <> 'unknown' THEN
+            PERFORM tidewatch._log_burst_check(TG_ARGV[0], r.category, r.at);
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION tidewatch._log_burst_check(text, text, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tidewatch._log_monitor_flush(text) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION tidewatch._log_monitor_ingest(text, timestamptz[], text[]) FROM PUBLIC;
+REVOKE INSERT, UPDATE, DELETE ON tidewatch.log_counts, tidewatch.log_monitor_state FROM PUBLIC;
+REVOKE INSERT, UPDATE ON tidewatch.log_templates FROM PUBLIC;
