@@ -722,6 +722,23 @@ END
 $$;
 REVOKE EXECUTE ON FUNCTION tidewatch._monitor_slot() FROM PUBLIC;
 
+-- Async monitors share this database's replication slot, which keeps write-ahead log until the
+-- decoder reads it: only superusers and the roles granted EXECUTE on _monitor_slot() start them.
+CREATE FUNCTION tidewatch._require_async()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT has_function_privilege('tidewatch._monitor_slot()', 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to start an async monitor'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Async monitors share this database''s replication slot, which keeps write-ahead log until the decoder has read it.',
+                  HINT = format('Use mode => ''sync'', or ask a superuser to GRANT EXECUTE ON FUNCTION tidewatch._monitor_slot() TO %I.', current_user);
+    END IF;
+END
+$$;
+
 -- The job of a monitor: series silent for longer than missing_after (default: 5 × their usual
 -- spacing, at least 1 minute) become missing_data episodes; they end when data resumes. On a
 -- Citus coordinator, the job of a monitor on a distributed table also copies the episodes the
@@ -823,6 +840,7 @@ BEGIN
             RAISE EXCEPTION 'async monitors need a timestamptz, timestamp or date time column, not %', bad
                 USING ERRCODE = '42804', HINT = 'Use mode => ''sync'', which casts the time column to timestamptz.';
         END IF;
+        PERFORM tidewatch._require_async();
         -- Before any write of this transaction: creating the slot needs that.
         SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
     END IF;

@@ -335,6 +335,8 @@ COMMENT ON FUNCTION tidewatch._monitor_drift(text,regclass,text,tstzrange,interv
 'Internal: the body of both forms of monitor_drift (a saved reference or a fixed window): checks the arguments, stores the drift monitor and adds its job.';
 COMMENT ON FUNCTION tidewatch._monitor_slot() IS
 'Internal: checks the settings async monitors need (55000 with a hint), creates this database''s replication slot when missing, and returns the position and system identifier a new monitor starts from.';
+COMMENT ON FUNCTION tidewatch._require_async() IS
+'Internal: raises 42501 with a hint unless the current role may start an async monitor (a superuser, or a role granted EXECUTE on tidewatch._monitor_slot()).';
 COMMENT ON FUNCTION tidewatch._monitor_slot_name() IS
 'Internal: the name of this database''s replication slot of async monitors (tidewatch_<database oid>).';
 COMMENT ON FUNCTION tidewatch._monitor_step(bytea,text,jsonb,timestamp with time zone[],double precision[]) IS

@@ -323,6 +323,7 @@ BEGIN
         RAISE EXCEPTION 'invalid burst_min_count: %', coalesce(burst_min_count::text, 'NULL') USING ERRCODE = '22023';
     END IF;
     IF mode = 'async' THEN
+        PERFORM tidewatch._require_async();
         -- Before any write of this transaction: creating the slot needs that.
         SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
     END IF;

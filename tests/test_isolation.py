@@ -300,6 +300,33 @@ class Isolation(unittest.TestCase):
             with self.subTest(table=table):
                 self.assertEqual(self.counts(table, "tw_iso_writer").get("secret", 0), 0)
 
+    def test_async_monitors_are_started_by_roles_granted_the_slot(self):
+        # They share the database's replication slot, which keeps WAL: a role needs EXECUTE on
+        # tidewatch._monitor_slot() (it used to get "permission denied for function _monitor_slot").
+        calls = ("SELECT tidewatch.monitor('ma_shared', 'shared', 'v', '{sat}', 'ewma', mode => 'async')",
+                 "SELECT tidewatch.log_monitor('la_secret', 'secret_log', 'msg', 'ts', 'mi_secret', mode => 'async')")
+        for call in calls:
+            with self.subTest(call=call):
+                rc, out, err = self.run_as("tw_iso_owner", call)
+                self.assertNotEqual(rc, 0)
+                self.assertIn("42501", err)
+                self.assertIn("permission denied to start an async monitor", err)
+                self.assertIn("GRANT EXECUTE ON FUNCTION tidewatch._monitor_slot() TO tw_iso_owner", err)
+        psql("GRANT EXECUTE ON FUNCTION tidewatch._monitor_slot() TO tw_iso_owner")
+        try:
+            psql(f"SET ROLE tw_iso_owner; {calls[1]}")
+            # The decoder counts the lines of a role that may only INSERT, as the trigger does.
+            psql("SET ROLE tw_iso_owner; GRANT INSERT ON secret_log TO tw_iso_writer")
+            psql("SET ROLE tw_iso_writer; INSERT INTO secret_log SELECT now(), "
+                 "'ERROR connection refused by host 10.8.8.' || i FROM generate_series(1, 5) i")
+            one("SELECT tidewatch.monitor_wait(interval '60 seconds')")
+            n = one("SELECT coalesce(sum(n), 0) FROM tidewatch.log_counts WHERE monitor = 'la_secret' "
+                    "AND category = 'connection'")
+            self.assertEqual(int(n), 5)
+        finally:
+            psql("SET ROLE tw_iso_owner; SELECT tidewatch.unmonitor_logs('la_secret')", check=False)
+            psql("REVOKE EXECUTE ON FUNCTION tidewatch._monitor_slot() FROM tw_iso_owner")
+
     def test_log_monitor_triggers_fire_only_on_their_table(self):
         # Both run as the extension's owner (for the writer above): attached by hand to another
         # table they would mine, count and open bursts for another role's monitor.

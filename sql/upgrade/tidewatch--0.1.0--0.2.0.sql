@@ -2391,6 +2391,7 @@ BEGIN
             RAISE EXCEPTION 'async monitors need a timestamptz, timestamp or date time column, not %', bad
                 USING ERRCODE = '42804', HINT = 'Use mode => ''sync'', which casts the time column to timestamptz.';
         END IF;
+        PERFORM tidewatch._require_async();
         -- Before any write of this transaction: creating the slot needs that.
         SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
     END IF;
@@ -2699,6 +2700,7 @@ BEGIN
         RAISE EXCEPTION 'invalid burst_min_count: %', coalesce(burst_min_count::text, 'NULL') USING ERRCODE = '22023';
     END IF;
     IF mode = 'async' THEN
+        PERFORM tidewatch._require_async();
         -- Before any write of this transaction: creating the slot needs that.
         SELECT x.lsn, x.wal_system INTO lsn, sysid FROM tidewatch._monitor_slot() x;
     END IF;
@@ -3719,3 +3721,22 @@ REVOKE EXECUTE ON FUNCTION tidewatch._log_monitor_flush(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION tidewatch._log_monitor_ingest(text, timestamptz[], text[]) FROM PUBLIC;
 REVOKE INSERT, UPDATE, DELETE ON tidewatch.log_counts, tidewatch.log_monitor_state FROM PUBLIC;
 REVOKE INSERT, UPDATE ON tidewatch.log_templates FROM PUBLIC;
+
+-- Async monitors share this database's replication slot, which keeps write-ahead log until the
+-- decoder reads it: only superusers and the roles granted EXECUTE on _monitor_slot() start them.
+CREATE FUNCTION tidewatch._require_async()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT has_function_privilege('tidewatch._monitor_slot()', 'EXECUTE') THEN
+        RAISE EXCEPTION 'permission denied to start an async monitor'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Async monitors share this database''s replication slot, which keeps write-ahead log until the decoder has read it.',
+                  HINT = format('Use mode => ''sync'', or ask a superuser to GRANT EXECUTE ON FUNCTION tidewatch._monitor_slot() TO %I.', current_user);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._require_async() IS
+'Internal: raises 42501 with a hint unless the current role may start an async monitor (a superuser, or a role granted EXECUTE on tidewatch._monitor_slot()).';
