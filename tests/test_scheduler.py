@@ -29,6 +29,33 @@ class Scheduler(unittest.TestCase):
         self.assertEqual(psql(f"SELECT DISTINCT who FROM ran WHERE job_id = {job}"), [["tw_it_owner"]])
         psql(f"SELECT tidewatch.delete_job({job})")
 
+    def test_a_job_of_a_role_that_may_not_log_in_runs_as_it(self):
+        # Group roles that own the tables are usually NOLOGIN; their jobs (and so their monitors'
+        # and drift monitors' jobs) used to fail at connection: "role ... is not permitted to log in".
+        psql("DROP OWNED BY tw_it_group", check=False)
+        psql("DROP ROLE IF EXISTS tw_it_group; CREATE ROLE tw_it_group NOLOGIN;"
+             "ALTER ROLE tw_it_group SET application_name = 'group job';"
+             f"ALTER ROLE tw_it_group IN DATABASE {DB} SET statement_timeout = '7s'", db="postgres")
+        psql("GRANT ALL ON ran TO tw_it_group;"
+             "CREATE PROCEDURE note_as(job_id int, config jsonb) LANGUAGE plpgsql AS $$ BEGIN"
+             "  INSERT INTO ran (job_id, who) VALUES (job_id, current_user || ' ' || current_setting('application_name')"
+             "                                         || ' ' || current_setting('statement_timeout'));"
+             "  BEGIN SET ROLE postgres; INSERT INTO ran (job_id, who) VALUES (job_id, 'escalated');"
+             "  EXCEPTION WHEN OTHERS THEN INSERT INTO ran (job_id, who) VALUES (job_id, 'refused: ' || SQLERRM); END;"
+             " END $$; GRANT EXECUTE ON PROCEDURE note_as(int, jsonb) TO tw_it_group")
+        job = one("SET ROLE tw_it_group; SELECT tidewatch.add_job('note_as', interval '1 second')")
+        try:
+            ok = wait_for(lambda: int(one(f"SELECT count(*) FROM ran WHERE job_id = {job}")) >= 2, timeout=20)
+            self.assertTrue(ok, "the scheduler did not run the NOLOGIN role's job: "
+                            + str(psql(f"SELECT last_status, last_error FROM tidewatch.job_stats WHERE job_id = {job}")))
+            who = {r[0] for r in psql(f"SELECT who FROM ran WHERE job_id = {job}")}
+            self.assertIn("tw_it_group group job 7s", who)  # as the role, with its settings
+            self.assertNotIn("escalated", who)  # and it cannot take the session's superuser back
+            self.assertTrue(any(w.startswith("refused: cannot set parameter") for w in who), who)
+            self.assertEqual(one(f"SELECT total_failures FROM tidewatch.job_stats WHERE job_id = {job}"), "0")
+        finally:
+            psql(f"SELECT tidewatch.delete_job({job})")
+
     def test_failures_back_off_and_crashes_are_recorded(self):
         failing = one("SELECT tidewatch.add_job('fails', interval '1 hour', retry_period => interval '1 second')")
         crashing = one("SELECT tidewatch.add_job('suicide', interval '1 hour', retry_period => interval '1 hour')")

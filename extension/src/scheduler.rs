@@ -140,10 +140,12 @@ fn extension_installed() -> Installed {
     }
 }
 
-/// A due job: its id, owner and `max_runtime` in milliseconds (None: no limit).
+/// A due job: its id, owner, whether the owner may log in, and `max_runtime` in milliseconds
+/// (None: no limit).
 struct Due {
     id: i32,
     owner: pg_sys::Oid,
+    can_login: bool,
     max_runtime_ms: Option<i64>,
 }
 
@@ -154,7 +156,8 @@ fn due_jobs(limit: i32, running: &[i32]) -> Vec<Due> {
         Spi::connect(|client| {
             let mut out = Vec::new();
             if let Ok(rows) = client.select(
-                "SELECT job_id, owner, (extract(epoch FROM max_runtime) * 1000)::int8 \
+                "SELECT job_id, owner, (extract(epoch FROM max_runtime) * 1000)::int8, \
+                        (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.oid = owner) \
                  FROM tidewatch._due_jobs($1) WHERE job_id <> ALL ($2)",
                 None,
                 &[
@@ -167,9 +170,12 @@ fn due_jobs(limit: i32, running: &[i32]) -> Vec<Due> {
                         (row.get::<i32>(1), row.get::<pg_sys::Oid>(2))
                     {
                         let max_runtime_ms = row.get::<i64>(3).ok().flatten();
+                        // A role that is gone: connecting as it fails, and the run is recorded.
+                        let can_login = row.get::<bool>(4).ok().flatten().unwrap_or(true);
                         out.push(Due {
                             id,
                             owner,
+                            can_login,
                             max_runtime_ms,
                         });
                     }
@@ -466,7 +472,12 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
             let spawned = dynamic_worker(&format!("tidewatch job {}", due.id), "tidewatch job")
                 .set_function("tidewatch_job_main")
                 .set_argument(due.id.into_datum())
-                .set_extra(&format!("{} {}", dboid.to_u32(), due.owner.to_u32()))
+                .set_extra(&format!(
+                    "{} {} {}",
+                    dboid.to_u32(),
+                    due.owner.to_u32(),
+                    u32::from(due.can_login)
+                ))
                 .load_dynamic();
             match spawned {
                 Ok(worker) => jobs.push(Running {
@@ -497,6 +508,77 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
 }
 
 // PostgreSQL's SIGTERM handler of backends (postgres.c): the C symbol itself, since pgrx's
+/// Run the rest of this worker's transaction as `owner`, a role that may not log in (the worker is
+/// connected as the bootstrap superuser): its settings (`ALTER ROLE ... SET`, for this database
+/// and for all) are applied first, as a login would, then the user id is switched the way a
+/// SECURITY DEFINER function switches it (`SECURITY_LOCAL_USERID_CHANGE`, which also refuses
+/// `SET ROLE` and `SET SESSION AUTHORIZATION`, so the job cannot take the session's superuser
+/// rights back). PostgreSQL 17 has `BGWORKER_BYPASS_ROLELOGINCHECK` for this; 15 does not.
+/// Returns false (and says why) when the role is gone.
+fn become_owner(owner: pg_sys::Oid) -> bool {
+    let settings: Result<Option<Vec<String>>, _> = Spi::connect(|client| {
+        let exists = client
+            .select(
+                "SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = $1",
+                None,
+                &[owner.into()],
+            )?
+            .len();
+        if exists == 0 {
+            return Ok(None);
+        }
+        // Settings for every database first, then this database's (which win), as at login.
+        let rows = client.select(
+            "SELECT s.c FROM pg_catalog.pg_db_role_setting d, pg_catalog.unnest(d.setconfig) WITH ORDINALITY AS s(c, i) \
+             WHERE d.setrole = $1 AND d.setdatabase IN (0, (SELECT b.oid FROM pg_catalog.pg_database b \
+                                                           WHERE b.datname = pg_catalog.current_database())) \
+             ORDER BY d.setdatabase <> 0, s.i",
+            None,
+            &[owner.into()],
+        )?;
+        Ok::<_, pgrx::spi::SpiError>(Some(
+            rows.filter_map(|r| r.get::<String>(1).ok().flatten())
+                .collect(),
+        ))
+    });
+    let settings = match settings {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            warning!(
+                "tidewatch job worker: the job's owner (role {}) does not exist",
+                owner.to_u32()
+            );
+            return false;
+        }
+        Err(e) => {
+            warning!("tidewatch job worker: could not read the settings of the job's owner: {e}");
+            return false;
+        }
+    };
+    for setting in settings {
+        if let Some((name, value)) = setting.split_once('=') {
+            if let Err(e) = Spi::run_with_args(
+                "SELECT pg_catalog.set_config($1, $2, false)",
+                &[name.into(), value.into()],
+            ) {
+                warning!("tidewatch job worker: the owner's setting {name} was not applied: {e}");
+            }
+        }
+    }
+    let mut user = pg_sys::Oid::INVALID;
+    let mut context = 0;
+    // SAFETY: as fmgr_security_definer does; the transaction started before this call saved the
+    // superuser as its user to restore on abort, and the process ends after this transaction.
+    unsafe {
+        pg_sys::GetUserIdAndSecContext(&mut user, &mut context);
+        pg_sys::SetUserIdAndSecContext(
+            owner,
+            context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32,
+        );
+    }
+    true
+}
+
 // `pg_sys::die` is a Rust wrapper and a signal handler must be the C function.
 unsafe extern "C-unwind" {
     #[link_name = "die"]
@@ -527,11 +609,18 @@ pub extern "C-unwind" fn tidewatch_job_main(arg: pg_sys::Datum) {
         warning!("tidewatch job worker started without database and role");
         return;
     };
+    let owner = pg_sys::Oid::from(useroid);
+    // A NOLOGIN owner (a group role owning the tables, as is common) cannot be connected as: the
+    // worker connects as the bootstrap superuser and becomes the owner (become_owner).
+    let can_login = parts.next() != Some(0);
     BackgroundWorker::connect_worker_to_spi_by_oid(
         Some(pg_sys::Oid::from(dboid)),
-        Some(pg_sys::Oid::from(useroid)),
+        can_login.then_some(owner),
     );
     BackgroundWorker::transaction(|| {
+        if !can_login && !become_owner(owner) {
+            return;
+        }
         // _execute_job catches the job's own errors; anything else ends this process only.
         let _ = Spi::run_with_args(
             "SELECT tidewatch._execute_job($1, true, pg_catalog.current_setting('search_path'))",
