@@ -1073,6 +1073,85 @@ END
 $$;
 CREATE EVENT TRIGGER tidewatch_sql_drop ON sql_drop EXECUTE FUNCTION tidewatch._on_sql_drop();
 
+-- Monitors name the columns they read. A column renamed under one is renamed in it too, so that
+-- ingest goes on (a RENAME names one column: the one missing from a monitor is its old name); a
+-- column dropped from under one is refused, since every later INSERT into the table would fail.
+CREATE FUNCTION tidewatch._on_alter_table()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    kinds text[];
+    names text[];
+    cols name[];
+    n bigint;
+    renamed name;
+BEGIN
+    FOR c IN SELECT DISTINCT d.objid AS relid, d.objsubid, d.object_type
+             FROM pg_event_trigger_ddl_commands() d
+             WHERE d.classid = 'pg_class'::regclass AND NOT d.in_extension LOOP
+        -- What the monitors on this table read and the table no longer has.
+        SELECT array_agg(w.kind ORDER BY w.kind, w.name, w.col), array_agg(w.name ORDER BY w.kind, w.name, w.col),
+               array_agg(w.col ORDER BY w.kind, w.name, w.col), count(DISTINCT w.col)
+        INTO kinds, names, cols, n
+        FROM (SELECT 'monitor' AS kind, m.name, x.col
+              FROM tidewatch.monitors m,
+                   unnest(ARRAY[m.value_column, m.time_column] || m.series_columns || coalesce(m.value_columns, '{}')) x(col)
+              WHERE m.relid::oid = c.relid
+              UNION ALL
+              SELECT 'log monitor', l.name, x.col
+              FROM tidewatch.log_monitors l,
+                   unnest(ARRAY[l.message_column, l.time_column, l.template_column, l.category_column]) x(col)
+              WHERE l.relid::oid = c.relid AND x.col IS NOT NULL
+              UNION ALL
+              SELECT 'drift monitor', d.name, x.col
+              FROM tidewatch.drift_monitors d, unnest(ARRAY[d.time_column] || coalesce(d.columns, '{}')) x(col)
+              WHERE d.relid::oid = c.relid) w
+        WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                          WHERE a.attrelid = c.relid AND a.attname = w.col AND a.attnum > 0 AND NOT a.attisdropped);
+        IF n = 0 THEN
+            CONTINUE;
+        END IF;
+        renamed := NULL;
+        IF c.object_type = 'table column' AND c.objsubid > 0 THEN
+            SELECT a.attname INTO renamed FROM pg_attribute a
+            WHERE a.attrelid = c.relid AND a.attnum = c.objsubid AND NOT a.attisdropped;
+        END IF;
+        IF renamed IS NOT NULL AND n = 1 THEN
+            UPDATE tidewatch.monitors m SET
+                value_column = CASE WHEN m.value_column = cols[1] THEN renamed ELSE m.value_column END,
+                time_column = CASE WHEN m.time_column = cols[1] THEN renamed ELSE m.time_column END,
+                series_columns = array_replace(m.series_columns, cols[1], renamed),
+                value_columns = array_replace(m.value_columns, cols[1], renamed)
+            WHERE m.relid::oid = c.relid;
+            UPDATE tidewatch.log_monitors l SET
+                message_column = CASE WHEN l.message_column = cols[1] THEN renamed ELSE l.message_column END,
+                time_column = CASE WHEN l.time_column = cols[1] THEN renamed ELSE l.time_column END,
+                template_column = CASE WHEN l.template_column = cols[1] THEN renamed ELSE l.template_column END,
+                category_column = CASE WHEN l.category_column = cols[1] THEN renamed ELSE l.category_column END
+            WHERE l.relid::oid = c.relid;
+            UPDATE tidewatch.drift_monitors d SET
+                time_column = CASE WHEN d.time_column = cols[1] THEN renamed ELSE d.time_column END,
+                columns = array_replace(d.columns, cols[1], renamed)
+            WHERE d.relid::oid = c.relid;
+            RAISE NOTICE 'column "%" of % is now "%" in the monitors that read it', cols[1], c.relid::regclass, renamed;
+        ELSE
+            RAISE EXCEPTION 'cannot drop column "%" of %: % "%" reads it', cols[1], c.relid::regclass, kinds[1], names[1]
+                USING ERRCODE = '2BP01',
+                      DETAIL = 'Every later INSERT into the table would fail in the monitor''s trigger or decoder.',
+                      HINT = format('Stop the %s first with tidewatch.%s(%L), or keep the column.', kinds[1],
+                                    CASE kinds[1] WHEN 'monitor' THEN 'unmonitor' WHEN 'log monitor' THEN 'unmonitor_logs'
+                                                  ELSE 'unmonitor_drift' END, names[1]);
+        END IF;
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER tidewatch_alter_table ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION tidewatch._on_alter_table();
+
 -- The views read the catalog with the caller's rights (its row-level security applies).
 ALTER VIEW tidewatch.chunks SET (security_invoker = true);
 ALTER VIEW tidewatch.hypertables SET (security_invoker = true);

@@ -1,0 +1,97 @@
+"""Monitors follow a renamed column, and a column a monitor reads cannot be dropped.
+
+Monitors name the columns they read. Before 0.2.0, renaming one made every later INSERT into
+the table fail in the monitor's trigger ("column ... does not exist"): the rows were refused.
+The oracle for "still monitored" is the monitor's own count of points or lines before and after
+the rename (it must grow by exactly the rows inserted), and the catalog row naming the new column.
+"""
+import unittest
+
+from pgtest import fresh_database, one, psql, require_cluster
+
+
+@require_cluster
+class SchemaChanges(unittest.TestCase):
+    def setUp(self):
+        fresh_database()
+        psql("CREATE TABLE m (ts timestamptz NOT NULL, sat text, v float8, note text);"
+             "SELECT tidewatch.create_hypertable('m', 'ts', chunk_time_interval => interval '1 day');"
+             "INSERT INTO m SELECT timestamptz '2026-01-01' + i * interval '1 minute', 'A', sin(i / 10.0), 'x'"
+             "  FROM generate_series(0, 999) i;"
+             "CREATE TABLE lg (ts timestamptz NOT NULL, msg text);"
+             "SELECT tidewatch.create_hypertable('lg', 'ts', chunk_time_interval => interval '1 day')")
+        psql("SELECT tidewatch.monitor('m_sync', 'm', 'v', '{sat}', 'ewma', time_column => 'ts');"
+             "SELECT tidewatch.log_monitor('lg_sync', 'lg', 'msg', 'ts')")
+
+    def points(self, monitor="m_sync"):
+        return int(one(f"SELECT coalesce(sum(n), 0) FROM tidewatch.monitor_state WHERE monitor = '{monitor}'"))
+
+    def lines(self):
+        return int(one("SELECT coalesce(sum(n), 0) FROM tidewatch.log_counts WHERE monitor = 'lg_sync'"))
+
+    def insert(self, cols="ts, sat, v", n=10, start=1000):
+        psql(f"INSERT INTO m ({cols}) SELECT timestamptz '2026-01-01' + i * interval '1 minute', 'A', cos(i / 10.0)"
+             f"  FROM generate_series({start}, {start + n - 1}) i")
+
+    def test_a_renamed_value_and_series_column_is_followed(self):
+        self.insert()
+        before = self.points()
+        self.assertGreater(before, 0)
+        psql("ALTER TABLE m RENAME COLUMN v TO value")
+        psql("ALTER TABLE m RENAME COLUMN sat TO satellite")
+        self.insert("ts, satellite, value", n=25, start=2000)
+        self.assertEqual(self.points(), before + 25)
+        self.assertEqual(psql("SELECT value_column, series_columns FROM tidewatch.monitors WHERE name = 'm_sync'"),
+                         [["value", "{satellite}"]])
+
+    def test_an_async_monitor_follows_a_renamed_column(self):
+        psql("SELECT tidewatch.monitor('m_async', 'm', 'v', '{sat}', 'ewma', time_column => 'ts', mode => 'async')")
+        self.insert(n=20, start=4000)
+        one("SELECT tidewatch.monitor_wait(interval '60 seconds')")
+        before = self.points("m_async")
+        self.assertEqual(before, 20)
+        psql("ALTER TABLE m RENAME COLUMN v TO value")
+        self.insert("ts, sat, value", n=30, start=5000)
+        one("SELECT tidewatch.monitor_wait(interval '60 seconds')")
+        self.assertEqual(self.points("m_async"), before + 30)
+        self.assertIsNone(one("SELECT last_error FROM tidewatch.monitors WHERE name = 'm_async'"))
+        psql("SELECT tidewatch.unmonitor('m_async')")
+
+    def test_a_renamed_message_column_is_followed(self):
+        psql("INSERT INTO lg SELECT timestamptz '2026-01-01' + i * interval '1 second', 'ERROR timeout ' || i"
+             "  FROM generate_series(1, 5) i")
+        before = self.lines()
+        self.assertEqual(before, 5)
+        psql("ALTER TABLE lg RENAME COLUMN msg TO message")
+        psql("INSERT INTO lg SELECT timestamptz '2026-01-01' + i * interval '1 second', 'ERROR timeout ' || i"
+             "  FROM generate_series(6, 12) i")
+        self.assertEqual(self.lines(), before + 7)
+        self.assertEqual(one("SELECT message_column FROM tidewatch.log_monitors WHERE name = 'lg_sync'"), "message")
+
+    def test_a_renamed_column_of_a_drift_monitor_is_followed(self):
+        psql("SELECT tidewatch.monitor_drift('d', 'm', tstzrange('2026-01-01', '2026-01-01 08:00'), interval '1 hour',"
+             " columns => '{v}', time_column => 'ts')")
+        psql("ALTER TABLE m RENAME COLUMN v TO value")
+        self.assertEqual(one("SELECT columns FROM tidewatch.drift_monitors WHERE name = 'd'"), "{value}")
+        # Its run reads the renamed column (it failed with "column v does not exist" before).
+        self.assertGreater(int(one("SELECT count(*) FROM tidewatch.run_drift_monitor('d')")), 0)
+
+    def test_a_column_a_monitor_reads_cannot_be_dropped(self):
+        before = self.points()
+        out = psql("ALTER TABLE m DROP COLUMN v", check=False)
+        self.assertEqual(out, [])
+        err = psql("DO $$ BEGIN ALTER TABLE m DROP COLUMN v; EXCEPTION WHEN dependent_objects_still_exist THEN "
+                   "RAISE NOTICE 'refused'; END $$; SELECT 'refused'")
+        self.assertEqual(err, [["refused"]])
+        # The column is still there and the monitor still scores inserts.
+        self.insert(n=10, start=3000)
+        self.assertEqual(self.points(), before + 10)
+        # A column no monitor reads may go (the check can pass), and so may a watched one once the
+        # monitor is stopped.
+        psql("ALTER TABLE m DROP COLUMN note")
+        psql("SELECT tidewatch.unmonitor('m_sync')")
+        psql("ALTER TABLE m DROP COLUMN v")
+
+
+if __name__ == "__main__":
+    unittest.main()
