@@ -902,7 +902,10 @@ BEGIN
     END IF;
     PERFORM tidewatch._require_owner('monitor', m.name, m.owner);
     IF m.mode = 'sync' THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
+        -- (A table dropped before 0.2.0 left its monitors behind: no trigger to drop then.)
+        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.relid) THEN
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
+        END IF;
     ELSIF tidewatch._citus_distribution_column(m.relid) IS NOT NULL AND tidewatch._citus_coordinator() THEN
         PERFORM tidewatch._citus_propagate(name, 'drop', true);
     END IF;

@@ -69,7 +69,7 @@ COMMENT ON FUNCTION tidewatch._may_write(text) IS 'Internal: may the current rol
 COMMENT ON FUNCTION tidewatch._chunk_name(regclass, timestamptz, interval) IS 'Internal: a free name for a new chunk.';
 COMMENT ON FUNCTION tidewatch._ensure_chunk(regclass, timestamptz) IS 'Internal: creates the chunk for a timestamp (in every hash partition), moving its rows out of the default partitions.';
 COMMENT ON FUNCTION tidewatch._convert_to_partitioned(regclass, name, interval, name[], integer) IS 'Internal: swaps a plain table for a partitioned one with the same rows, indexes, constraints, grants and comments.';
-COMMENT ON FUNCTION tidewatch._on_sql_drop() IS 'Internal: removes catalog rows of dropped hypertables.';
+COMMENT ON FUNCTION tidewatch._on_sql_drop() IS 'Internal: removes catalog rows of dropped hypertables and stops the monitors (anomaly, log, drift) of dropped tables, keeping what they recorded.';
 COMMENT ON FUNCTION tidewatch._on_alter_table() IS 'Internal: the event trigger tidewatch_alter_table: renames a column in the monitors (anomaly, log, drift) that read it when the column is renamed, and refuses with 2BP01 to drop a column one of them reads.';
 COMMENT ON FUNCTION tidewatch._execute_job(integer, boolean, text) IS 'Internal: runs a job, records its outcome and computes its next start.';
 COMMENT ON FUNCTION tidewatch._due_jobs(integer) IS 'Internal: jobs the scheduler should run now, with their max_runtime.';

@@ -1058,17 +1058,35 @@ CROSS JOIN LATERAL (
     FROM tidewatch.chunks ch WHERE ch.hypertable = h.relid
 ) s;
 
--- Keep the catalog in step when users drop hypertables or chunks themselves.
+-- Keep the catalog in step when users drop hypertables or chunks themselves. The monitors of a
+-- dropped table are stopped (their jobs would fail at every run, and unmonitor could not find the
+-- table); their episodes, results and counts stay.
 CREATE FUNCTION tidewatch._on_sql_drop()
 RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    r record;
 BEGIN
     DELETE FROM tidewatch.hypertable h
     USING pg_event_trigger_dropped_objects() d
     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND h.relid::oid = d.objid;
+    FOR r IN SELECT w.kind, w.name, d.object_identity
+             FROM (SELECT 'monitor' AS kind, m.name, m.relid::oid AS relid FROM tidewatch.monitors m
+                   UNION ALL SELECT 'log monitor', l.name, l.relid::oid FROM tidewatch.log_monitors l
+                   UNION ALL SELECT 'drift monitor', x.name, x.relid::oid FROM tidewatch.drift_monitors x) w
+             JOIN pg_event_trigger_dropped_objects() d
+               ON d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = w.relid
+             ORDER BY 1, 2 LOOP
+        CASE r.kind
+            WHEN 'monitor' THEN PERFORM tidewatch.unmonitor(r.name, true);
+            WHEN 'log monitor' THEN PERFORM tidewatch.unmonitor_logs(r.name, true);
+            ELSE PERFORM tidewatch.unmonitor_drift(r.name, true);
+        END CASE;
+        RAISE NOTICE '% "%" of the dropped table % was stopped; what it recorded is kept', r.kind, r.name, r.object_identity;
+    END LOOP;
 END
 $$;
 CREATE EVENT TRIGGER tidewatch_sql_drop ON sql_drop EXECUTE FUNCTION tidewatch._on_sql_drop();
@@ -1089,6 +1107,8 @@ DECLARE
     cols name[];
     n bigint;
     renamed name;
+    mon record;
+    msg text;
 BEGIN
     FOR c IN SELECT DISTINCT d.objid AS relid, d.objsubid, d.object_type
              FROM pg_event_trigger_ddl_commands() d
@@ -1112,11 +1132,8 @@ BEGIN
               WHERE d.relid::oid = c.relid) w
         WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
                           WHERE a.attrelid = c.relid AND a.attname = w.col AND a.attnum > 0 AND NOT a.attisdropped);
-        IF n = 0 THEN
-            CONTINUE;
-        END IF;
         renamed := NULL;
-        IF c.object_type = 'table column' AND c.objsubid > 0 THEN
+        IF n > 0 AND c.object_type = 'table column' AND c.objsubid > 0 THEN
             SELECT a.attname INTO renamed FROM pg_attribute a
             WHERE a.attrelid = c.relid AND a.attnum = c.objsubid AND NOT a.attisdropped;
         END IF;
@@ -1138,7 +1155,7 @@ BEGIN
                 columns = array_replace(d.columns, cols[1], renamed)
             WHERE d.relid::oid = c.relid;
             RAISE NOTICE 'column "%" of % is now "%" in the monitors that read it', cols[1], c.relid::regclass, renamed;
-        ELSE
+        ELSIF n > 0 THEN
             RAISE EXCEPTION 'cannot drop column "%" of %: % "%" reads it', cols[1], c.relid::regclass, kinds[1], names[1]
                 USING ERRCODE = '2BP01',
                       DETAIL = 'Every later INSERT into the table would fail in the monitor''s trigger or decoder.',
@@ -1146,6 +1163,30 @@ BEGIN
                                     CASE kinds[1] WHEN 'monitor' THEN 'unmonitor' WHEN 'log monitor' THEN 'unmonitor_logs'
                                                   ELSE 'unmonitor_drift' END, names[1]);
         END IF;
+        -- A column type a monitor cannot read (ALTER COLUMN ... TYPE): refused for the same reason.
+        FOR mon IN SELECT 'monitor' AS kind, m.name, m.value_column, m.series_columns, m.value_columns, NULL::name AS message
+                 FROM tidewatch.monitors m WHERE m.relid::oid = c.relid
+                 UNION ALL
+                 SELECT 'log monitor', l.name, NULL, NULL, NULL, l.message_column
+                 FROM tidewatch.log_monitors l WHERE l.relid::oid = c.relid
+                 ORDER BY 1, 2 LOOP
+            BEGIN
+                IF mon.kind = 'log monitor' THEN
+                    PERFORM tidewatch._log_message_type(c.relid::regclass, mon.message);
+                ELSIF mon.value_columns IS NOT NULL THEN
+                    PERFORM tidewatch._device_columns(c.relid::regclass, mon.value_columns, mon.series_columns);
+                ELSE
+                    PERFORM tidewatch._series_columns(c.relid::regclass, mon.value_column, mon.series_columns);
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+                RAISE EXCEPTION 'cannot alter table %: % "%" could not read it any more: %', c.relid::regclass, mon.kind, mon.name, msg
+                    USING ERRCODE = '42804',
+                          DETAIL = 'Every later INSERT into the table would fail in the monitor''s trigger or decoder.',
+                          HINT = format('Stop the %s first with tidewatch.%s(%L), or keep the column''s type.', mon.kind,
+                                        CASE mon.kind WHEN 'monitor' THEN 'unmonitor' ELSE 'unmonitor_logs' END, mon.name);
+            END;
+        END LOOP;
     END LOOP;
 END
 $$;

@@ -363,7 +363,8 @@ BEGIN
         RETURN tidewatch._not_found('log monitor', name, if_exists, 'tidewatch.log_monitors');
     END IF;
     PERFORM tidewatch._require_owner('log monitor', m.name, m.owner);
-    IF m.mode = 'sync' THEN
+    -- (A table dropped before 0.2.0 left its monitors behind: no trigger to drop then.)
+    IF m.mode = 'sync' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.relid) THEN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_' || name, 63), m.relid);
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_done_' || name, 63), m.relid);
     END IF;

@@ -2451,7 +2451,10 @@ BEGIN
     END IF;
     PERFORM tidewatch._require_owner('monitor', m.name, m.owner);
     IF m.mode = 'sync' THEN
-        EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
+        -- (A table dropped before 0.2.0 left its monitors behind: no trigger to drop then.)
+        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.relid) THEN
+            EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_monitor_' || name, 63), m.relid);
+        END IF;
     ELSIF tidewatch._citus_distribution_column(m.relid) IS NOT NULL AND tidewatch._citus_coordinator() THEN
         PERFORM tidewatch._citus_propagate(name, 'drop', true);
     END IF;
@@ -3578,7 +3581,8 @@ BEGIN
         RETURN tidewatch._not_found('log monitor', name, if_exists, 'tidewatch.log_monitors');
     END IF;
     PERFORM tidewatch._require_owner('log monitor', m.name, m.owner);
-    IF m.mode = 'sync' THEN
+    -- (A table dropped before 0.2.0 left its monitors behind: no trigger to drop then.)
+    IF m.mode = 'sync' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = m.relid) THEN
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_' || name, 63), m.relid);
         EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', left('tidewatch_logs_done_' || name, 63), m.relid);
     END IF;
@@ -3757,6 +3761,8 @@ DECLARE
     cols name[];
     n bigint;
     renamed name;
+    mon record;
+    msg text;
 BEGIN
     FOR c IN SELECT DISTINCT d.objid AS relid, d.objsubid, d.object_type
              FROM pg_event_trigger_ddl_commands() d
@@ -3780,11 +3786,8 @@ BEGIN
               WHERE d.relid::oid = c.relid) w
         WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
                           WHERE a.attrelid = c.relid AND a.attname = w.col AND a.attnum > 0 AND NOT a.attisdropped);
-        IF n = 0 THEN
-            CONTINUE;
-        END IF;
         renamed := NULL;
-        IF c.object_type = 'table column' AND c.objsubid > 0 THEN
+        IF n > 0 AND c.object_type = 'table column' AND c.objsubid > 0 THEN
             SELECT a.attname INTO renamed FROM pg_attribute a
             WHERE a.attrelid = c.relid AND a.attnum = c.objsubid AND NOT a.attisdropped;
         END IF;
@@ -3806,7 +3809,7 @@ BEGIN
                 columns = array_replace(d.columns, cols[1], renamed)
             WHERE d.relid::oid = c.relid;
             RAISE NOTICE 'column "%" of % is now "%" in the monitors that read it', cols[1], c.relid::regclass, renamed;
-        ELSE
+        ELSIF n > 0 THEN
             RAISE EXCEPTION 'cannot drop column "%" of %: % "%" reads it', cols[1], c.relid::regclass, kinds[1], names[1]
                 USING ERRCODE = '2BP01',
                       DETAIL = 'Every later INSERT into the table would fail in the monitor''s trigger or decoder.',
@@ -3814,9 +3817,87 @@ BEGIN
                                     CASE kinds[1] WHEN 'monitor' THEN 'unmonitor' WHEN 'log monitor' THEN 'unmonitor_logs'
                                                   ELSE 'unmonitor_drift' END, names[1]);
         END IF;
+        -- A column type a monitor cannot read (ALTER COLUMN ... TYPE): refused for the same reason.
+        FOR mon IN SELECT 'monitor' AS kind, m.name, m.value_column, m.series_columns, m.value_columns, NULL::name AS message
+                 FROM tidewatch.monitors m WHERE m.relid::oid = c.relid
+                 UNION ALL
+                 SELECT 'log monitor', l.name, NULL, NULL, NULL, l.message_column
+                 FROM tidewatch.log_monitors l WHERE l.relid::oid = c.relid
+                 ORDER BY 1, 2 LOOP
+            BEGIN
+                IF mon.kind = 'log monitor' THEN
+                    PERFORM tidewatch._log_message_type(c.relid::regclass, mon.message);
+                ELSIF mon.value_columns IS NOT NULL THEN
+                    PERFORM tidewatch._device_columns(c.relid::regclass, mon.value_columns, mon.series_columns);
+                ELSE
+                    PERFORM tidewatch._series_columns(c.relid::regclass, mon.value_column, mon.series_columns);
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+                RAISE EXCEPTION 'cannot alter table %: % "%" could not read it any more: %', c.relid::regclass, mon.kind, mon.name, msg
+                    USING ERRCODE = '42804',
+                          DETAIL = 'Every later INSERT into the table would fail in the monitor''s trigger or decoder.',
+                          HINT = format('Stop the %s first with tidewatch.%s(%L), or keep the column''s type.', mon.kind,
+                                        CASE mon.kind WHEN 'monitor' THEN 'unmonitor' ELSE 'unmonitor_logs' END, mon.name);
+            END;
+        END LOOP;
     END LOOP;
 END
 $$;
 CREATE EVENT TRIGGER tidewatch_alter_table ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
     EXECUTE FUNCTION tidewatch._on_alter_table();
 COMMENT ON FUNCTION tidewatch._on_alter_table() IS 'Internal: the event trigger tidewatch_alter_table: renames a column in the monitors (anomaly, log, drift) that read it when the column is renamed, and refuses with 2BP01 to drop a column one of them reads.';
+
+-- Keep the catalog in step when users drop hypertables or chunks themselves. The monitors of a
+-- dropped table are stopped (their jobs would fail at every run, and unmonitor could not find the
+-- table); their episodes, results and counts stay.
+CREATE OR REPLACE FUNCTION tidewatch._on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    DELETE FROM tidewatch.hypertable h
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND h.relid::oid = d.objid;
+    FOR r IN SELECT w.kind, w.name, d.object_identity
+             FROM (SELECT 'monitor' AS kind, m.name, m.relid::oid AS relid FROM tidewatch.monitors m
+                   UNION ALL SELECT 'log monitor', l.name, l.relid::oid FROM tidewatch.log_monitors l
+                   UNION ALL SELECT 'drift monitor', x.name, x.relid::oid FROM tidewatch.drift_monitors x) w
+             JOIN pg_event_trigger_dropped_objects() d
+               ON d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = w.relid
+             ORDER BY 1, 2 LOOP
+        CASE r.kind
+            WHEN 'monitor' THEN PERFORM tidewatch.unmonitor(r.name, true);
+            WHEN 'log monitor' THEN PERFORM tidewatch.unmonitor_logs(r.name, true);
+            ELSE PERFORM tidewatch.unmonitor_drift(r.name, true);
+        END CASE;
+        RAISE NOTICE '% "%" of the dropped table % was stopped; what it recorded is kept', r.kind, r.name, r.object_identity;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tidewatch._on_sql_drop() IS 'Internal: removes catalog rows of dropped hypertables and stops the monitors (anomaly, log, drift) of dropped tables, keeping what they recorded.';
+-- Monitors of tables dropped under 0.1.0 were left behind (their jobs failed at every run): stop
+-- them now, keeping what they recorded.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT w.kind, w.name
+             FROM (SELECT 'monitor' AS kind, m.name, m.relid::oid AS relid FROM tidewatch.monitors m
+                   UNION ALL SELECT 'log monitor', l.name, l.relid::oid FROM tidewatch.log_monitors l
+                   UNION ALL SELECT 'drift monitor', x.name, x.relid::oid FROM tidewatch.drift_monitors x) w
+             WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = w.relid)
+             ORDER BY 1, 2 LOOP
+        CASE r.kind
+            WHEN 'monitor' THEN PERFORM tidewatch.unmonitor(r.name, true);
+            WHEN 'log monitor' THEN PERFORM tidewatch.unmonitor_logs(r.name, true);
+            ELSE PERFORM tidewatch.unmonitor_drift(r.name, true);
+        END CASE;
+        RAISE NOTICE '% "%" of a dropped table was stopped; what it recorded is kept', r.kind, r.name;
+    END LOOP;
+END
+$$;
