@@ -73,6 +73,30 @@ class SchemaChanges(unittest.TestCase):
         self.assertEqual(self.lines(), before + 7)
         self.assertEqual(one("SELECT message_column FROM tidewatch.log_monitors WHERE name = 'lg_sync'"), "message")
 
+    def test_a_log_monitor_reads_partitions_made_after_a_column_was_dropped(self):
+        # A chunk made after a column was dropped from its hypertable numbers its columns
+        # differently; the row trigger, cloned onto each chunk, used the parent's numbers there.
+        psql("CREATE TABLE lg2 (ts timestamptz NOT NULL, junk float8, msg text, template_id bigint, category text);"
+             "SELECT tidewatch.create_hypertable('lg2', 'ts', chunk_time_interval => interval '1 day');"
+             "SELECT tidewatch.log_monitor('lg2_sync', 'lg2', 'msg', 'ts')")
+        add = ("INSERT INTO lg2 (ts, msg) SELECT now() + interval '{days} days' + i * interval '1 second', "
+               "CASE WHEN i % 2 = 0 THEN 'ERROR connection refused by 10.0.0.' || i ELSE 'job ' || i || ' done' END "
+               "FROM generate_series(1, {n}) i")
+        psql(add.format(days=0, n=20))  # today's chunk, made with the column
+        psql("ALTER TABLE lg2 DROP COLUMN junk")
+        psql(add.format(days=10, n=1))  # the default partition, until maintenance makes its chunk
+        psql("SELECT * FROM tidewatch.run_maintenance('lg2')")
+        psql(add.format(days=10, n=20))  # that chunk: made without the column
+        layouts = psql("SELECT DISTINCT a.attnum FROM pg_inherits i JOIN pg_attribute a ON a.attrelid = i.inhrelid"
+                       " WHERE i.inhparent = 'lg2'::regclass AND a.attname = 'msg'")
+        self.assertEqual(len(layouts), 2, "the setup did not make two chunk layouts")  # the check can fail
+        rows = psql("SELECT ts::date > current_date, category, count(*), count(template_id) FROM lg2 GROUP BY 1, 2 ORDER BY 1, 2")
+        self.assertEqual(rows, [["f", "connection", "10", "10"], ["f", "unknown", "10", "10"],
+                                ["t", "connection", "10", "10"], ["t", "unknown", "11", "11"]])
+        self.assertEqual(one("SELECT sum(n) FROM tidewatch.log_counts WHERE monitor = 'lg2_sync'"), "41")
+        self.assertEqual(one("SELECT string_agg(DISTINCT template, ' | ' ORDER BY template) FROM tidewatch.log_templates"
+                             " WHERE miner = 'lg2_sync'"), "ERROR connection refused by <*> | job <*> done")
+
     def test_a_renamed_column_of_a_drift_monitor_is_followed(self):
         psql("SELECT tidewatch.monitor_drift('d', 'm', tstzrange('2026-01-01', '2026-01-01 08:00'), interval '1 hour',"
              " columns => '{v}', time_column => 'ts')")

@@ -19,12 +19,20 @@ use std::rc::Rc;
 
 /// A monitor as the row trigger needs it, read once per statement.
 struct Monitor {
-    /// The monitored table, and the relations the row trigger was checked to fire on this
-    /// statement (the table, or its partitions: row triggers are cloned onto them).
+    /// The monitored table and its columns' names.
     relid: pg_sys::Oid,
-    checked: RefCell<Vec<pg_sys::Oid>>,
+    names: [Option<String>; 4],
+    /// Where those columns are in each relation the row trigger fired on in this statement: the
+    /// table, or its partitions (row triggers are cloned onto them, and a partition made after a
+    /// column was dropped from its parent numbers its columns differently).
+    by_rel: RefCell<Vec<(pg_sys::Oid, Cols)>>,
     miner: String,
     ruleset: String,
+}
+
+/// Attribute numbers of a log monitor's columns in one relation.
+#[derive(Clone, Copy)]
+struct Cols {
     message: i32,
     time: Option<(i32, pg_sys::Oid)>,
     template: Option<i32>,
@@ -71,13 +79,8 @@ fn load_monitor(name: &str) -> Rc<Monitor> {
     let row = Spi::connect(|client| {
         client
             .select(
-                "SELECT m.miner, m.ruleset,
-                        (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = m.relid AND a.attname = m.message_column AND NOT a.attisdropped),
-                        (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = m.relid AND a.attname = m.time_column AND NOT a.attisdropped),
-                        (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = m.relid AND a.attname = m.time_column AND NOT a.attisdropped),
-                        (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = m.relid AND a.attname = m.template_column AND NOT a.attisdropped),
-                        (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = m.relid AND a.attname = m.category_column AND NOT a.attisdropped)
-                        , m.relid::oid
+                "SELECT m.relid::oid, m.miner, m.ruleset, m.message_column::text, m.time_column::text,
+                        m.template_column::text, m.category_column::text
                  FROM tidewatch.log_monitors m WHERE m.name = $1",
                 None,
                 &[name.into()],
@@ -86,17 +89,21 @@ fn load_monitor(name: &str) -> Rc<Monitor> {
             .and_then(|t| t.into_iter().next())
             .map(|r| {
                 (
-                    r.get::<pg_sys::Oid>(8).ok().flatten(),
-                    r.get::<String>(1).ok().flatten(),
+                    r.get::<pg_sys::Oid>(1).ok().flatten(),
                     r.get::<String>(2).ok().flatten(),
-                    r.get::<i32>(3).ok().flatten(),
-                    r.get::<i32>(4).ok().flatten(),
-                    r.get::<pg_sys::Oid>(5).ok().flatten(),
-                    r.get::<i32>(6).ok().flatten(),
-                    r.get::<i32>(7).ok().flatten(),
+                    r.get::<String>(3).ok().flatten(),
+                    [
+                        r.get::<String>(4).ok().flatten(),
+                        r.get::<String>(5).ok().flatten(),
+                        r.get::<String>(6).ok().flatten(),
+                        r.get::<String>(7).ok().flatten(),
+                    ],
                 )
             })
     });
+    let Some((Some(relid), Some(miner), Some(ruleset), names)) = row else {
+        gone(name)
+    };
     // The message column's type may have changed since log_monitor() checked it (ALTER TABLE);
     // the trigger reads it as a varlena, so check again (once per statement).
     let checked = Spi::get_one_with_args::<String>(
@@ -115,32 +122,62 @@ fn load_monitor(name: &str) -> Rc<Monitor> {
             ),
         );
     }
-    let Some((
-        Some(relid),
-        Some(miner),
-        Some(ruleset),
-        Some(message),
-        time,
-        time_type,
-        template,
-        category,
-    )) = row
-    else {
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("log monitor \"{name}\" does not exist or its message column is gone"),
-            None,
-            Some(
-                "Drop the trigger with tidewatch.unmonitor_logs(), or create the monitor again."
-                    .into(),
-            ),
-        )
-    };
-    Rc::new(Monitor {
+    let m = Monitor {
         relid,
-        checked: RefCell::new(Vec::new()),
+        names,
+        by_rel: RefCell::new(Vec::new()),
         miner,
         ruleset,
+    };
+    // The monitored table itself (a plain table: its rows fire the trigger there).
+    let Some(cols) = columns_in(&m, relid) else {
+        gone(name)
+    };
+    m.by_rel.borrow_mut().push((relid, cols));
+    Rc::new(m)
+}
+
+fn gone(name: &str) -> ! {
+    errors::raise(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+        format!("log monitor \"{name}\" does not exist or its message column is gone"),
+        None,
+        Some(
+            "Drop the trigger with tidewatch.unmonitor_logs(), or create the monitor again.".into(),
+        ),
+    )
+}
+
+/// Where the monitor's columns are in relation `rel` (None: its message column is not there).
+fn columns_in(m: &Monitor, rel: pg_sys::Oid) -> Option<Cols> {
+    let [message, time, template, category] = m.names.clone();
+    let row = Spi::connect(|client| {
+        client
+            .select(
+                "SELECT (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $2 AND NOT a.attisdropped),
+                        (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $3 AND NOT a.attisdropped),
+                        (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $3 AND NOT a.attisdropped),
+                        (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $4 AND NOT a.attisdropped),
+                        (SELECT a.attnum::int FROM pg_attribute a WHERE a.attrelid = $1 AND a.attname = $5 AND NOT a.attisdropped)",
+                None,
+                &[rel.into(), message.into(), time.into(), template.into(), category.into()],
+            )
+            .ok()
+            .and_then(|t| t.into_iter().next())
+            .map(|r| {
+                (
+                    r.get::<i32>(1).ok().flatten(),
+                    r.get::<i32>(2).ok().flatten(),
+                    r.get::<pg_sys::Oid>(3).ok().flatten(),
+                    r.get::<i32>(4).ok().flatten(),
+                    r.get::<i32>(5).ok().flatten(),
+                )
+            })
+    });
+    let (Some(message), time, time_type, template, category) = row? else {
+        return None;
+    };
+    Some(Cols {
         message,
         time: time.zip(time_type),
         template,
@@ -148,20 +185,22 @@ fn load_monitor(name: &str) -> Rc<Monitor> {
     })
 }
 
-/// Refuse a row trigger that fires on a relation other than its monitor's table or one of its
-/// partitions: it mines and counts as the extension's owner, so attached by hand to another
-/// table it would let any role write that monitor's templates, counts and bursts.
-fn check_relation(name: &str, m: &Monitor, rel: pg_sys::Oid) {
-    if rel == m.relid || m.checked.borrow().contains(&rel) {
-        return;
+/// The monitor's columns in `rel`, the relation its row trigger fired on: its table or one of its
+/// partitions. Any other relation is refused: the trigger mines and counts as the extension's
+/// owner, so attached by hand to another table it would let any role write that monitor's
+/// templates, counts and bursts.
+fn check_relation(name: &str, m: &Monitor, rel: pg_sys::Oid) -> Cols {
+    if let Some((_, cols)) = m.by_rel.borrow().iter().find(|(r, _)| *r == rel) {
+        return *cols;
     }
-    let ours = crate::definer::as_owner(|| {
-        Spi::get_one_with_args::<bool>(
+    let cols = crate::definer::as_owner(|| {
+        let ours = Spi::get_one_with_args::<bool>(
             "SELECT EXISTS (SELECT 1 FROM pg_partition_ancestors($1::oid::regclass) a WHERE a.relid = $2::oid::regclass)",
             &[rel.into(), m.relid.into()],
-        )
+        );
+        matches!(ours, Ok(Some(true))).then(|| columns_in(m, rel))
     });
-    if !matches!(ours, Ok(Some(true))) {
+    let Some(cols) = cols else {
         // SAFETY: plain catalog lookups of two relation names (NULL when gone: shown as an oid).
         let show = |oid: pg_sys::Oid| unsafe {
             let n = pg_sys::get_rel_name(oid);
@@ -181,8 +220,10 @@ fn check_relation(name: &str, m: &Monitor, rel: pg_sys::Oid) {
             None,
             Some("tidewatch.log_monitor() attaches this trigger; do not attach tidewatch._log_monitor_row by hand.".into()),
         );
-    }
-    m.checked.borrow_mut().push(rel);
+    };
+    let Some(cols) = cols else { gone(name) };
+    m.by_rel.borrow_mut().push((rel, cols));
+    cols
 }
 
 #[unsafe(no_mangle)]
@@ -235,14 +276,14 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
     };
     let key = StatementKey::current();
     let m = monitor(name, key);
-    check_relation(name, &m, rel);
+    let at = check_relation(name, &m, rel);
     // SAFETY: attribute numbers come from pg_attribute of this relation; tuple and tupdesc match.
-    let message = unsafe { get_attr::<String>(tuple, tupdesc, m.message) };
+    let message = unsafe { get_attr::<String>(tuple, tupdesc, at.message) };
     let Some(message) = message else {
         PENDING.with(|p| pending(&mut p.borrow_mut(), name, key).skipped += 1);
         return pg_sys::Datum::from(tuple);
     };
-    let t = match m.time {
+    let t = match at.time {
         // SAFETY: as above; timestamp and timestamptz are int8 µs since 2000-01-01.
         Some((att, typ)) if typ == pg_sys::TIMESTAMPTZOID || typ == pg_sys::TIMESTAMPOID => {
             // SAFETY: att is an attribute of tupdesc whose type is timestamp[tz], an int8 datum.
@@ -259,11 +300,11 @@ pub unsafe extern "C-unwind" fn tidewatch_log_monitor_row(
     let (id, class) = record_line(name, key, &m, t, &message);
     let mut cols: Vec<i32> = Vec::with_capacity(2);
     let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(2);
-    if let Some(att) = m.template {
+    if let Some(att) = at.template {
         cols.push(att);
         values.push((id as i64).into_datum().unwrap_or(pg_sys::Datum::from(0)));
     }
-    if let Some(att) = m.category {
+    if let Some(att) = at.category {
         cols.push(att);
         values.push(
             class
@@ -402,8 +443,9 @@ fn _log_monitor_flush(
             .position(|(n, _)| n == monitor)
             .map(|i| p.swap_remove(i).1)
     });
-    let Some(pend) = pend.filter(|p| p.key.same_statement(&key) && (p.lines > 0 || p.skipped > 0))
-    else {
+    // Only lines mined: a statement whose messages were all NULL mined nothing (and in a fresh
+    // session never loaded the miner, which persisting needs).
+    let Some(pend) = pend.filter(|p| p.key.same_statement(&key) && p.lines > 0) else {
         return TableIterator::new(Vec::new());
     };
     let miner = monitor_miner(monitor);
