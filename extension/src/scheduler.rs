@@ -507,7 +507,6 @@ pub extern "C-unwind" fn tidewatch_scheduler_main(_arg: pg_sys::Datum) {
     // Its launcher starts it again while the database exists.
 }
 
-// PostgreSQL's SIGTERM handler of backends (postgres.c): the C symbol itself, since pgrx's
 /// Run the rest of this worker's transaction as `owner`, a role that may not log in (the worker is
 /// connected as the bootstrap superuser): its settings (`ALTER ROLE ... SET`, for this database
 /// and for all) are applied first, as a login would, then the user id is switched the way a
@@ -579,6 +578,7 @@ fn become_owner(owner: pg_sys::Oid) -> bool {
     true
 }
 
+// PostgreSQL's SIGTERM handler of backends (postgres.c): the C symbol itself, since pgrx's
 // `pg_sys::die` is a Rust wrapper and a signal handler must be the C function.
 unsafe extern "C-unwind" {
     #[link_name = "die"]
