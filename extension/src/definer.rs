@@ -7,8 +7,10 @@
 //! would (`fmgr_security_definer` in PostgreSQL's fmgr.c: switch the user id with
 //! `SECURITY_LOCAL_USERID_CHANGE`, pin `search_path` in a new GUC nest level, undo both after).
 //! Only the slow paths come here (a monitor's, miner's or ruleset's first use in a statement);
-//! the per-row work stays in memory. On an error, the transaction's (or subtransaction's) abort
-//! restores the user id and the GUC nest level, as it does for a SECURITY DEFINER function.
+//! the per-row work stays in memory. The miner's writes of its templates come here too
+//! (log_miner::persist, for any caller that was shown the miner): PUBLIC may not write templates
+//! by hand. On an error, the transaction's (or subtransaction's) abort restores the user id and
+//! the GUC nest level, as it does for a SECURITY DEFINER function.
 
 use crate::errors;
 use pgrx::prelude::*;
